@@ -1,0 +1,177 @@
+//! The one error type of the crate, and how it becomes an [`io::Error`].
+
+use std::io;
+
+/// Everything that can go wrong in s3-syncr.
+///
+/// The [`Read`](std::io::Read), [`Write`](std::io::Write) and [`Seek`](std::io::Seek)
+/// implementations return [`io::Error`]s; each one carries an `Error` as its inner error, so
+/// callers can get it back with [`io::Error::get_ref`] and `downcast_ref`, and its
+/// [`io::ErrorKind`] follows [`Error::kind`].
+///
+/// Messages never contain credentials, signatures or signed URLs: S3 error bodies are reduced to
+/// their `Code` and `Message` elements (AWS echoes the string-to-sign in some of them).
+///
+/// ```
+/// use s3_syncr::{Error, Options, Storage};
+///
+/// let err = Storage::open("s3://Not_A_Bucket/log.txt", Options::default()).unwrap_err();
+/// assert!(matches!(err, Error::InvalidLocation { .. }));
+/// let io_err = std::io::Error::from(err);
+/// assert_eq!(io_err.kind(), std::io::ErrorKind::InvalidInput);
+/// assert!(io_err.get_ref().unwrap().downcast_ref::<Error>().is_some());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The location or stream name cannot name a stream (empty name, name ending in `/`, bad
+    /// bucket name, unsupported URL scheme, ...).
+    #[error("invalid location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An option or a configuration value (from [`Options`](crate::Options) or the environment)
+    /// is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// No credentials were found in the environment or the shared credentials file.
+    #[error(
+        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use ~/.aws/credentials"
+    )]
+    NoCredentials,
+    /// The bucket does not exist. s3-syncr never creates buckets.
+    #[error("bucket {bucket:?} does not exist")]
+    BucketNotFound {
+        /// The bucket's name.
+        bucket: String,
+    },
+    /// S3 answered a request with an error status.
+    #[error("{op} {key:?}: HTTP {status} {code}: {message}")]
+    Status {
+        /// The operation: `PUT`, `GET`, `LIST`, ...
+        op: &'static str,
+        /// The object key, or the listing prefix.
+        key: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The S3 error code (`AccessDenied`, `SlowDown`, ...), empty if the body had none.
+        code: String,
+        /// The S3 error message, empty if the body had none.
+        message: String,
+    },
+    /// The request did not get an answer: connection refused or reset, timeout, TLS failure.
+    #[error("{op} {key:?}: {source}")]
+    Transport {
+        /// The operation: `PUT`, `GET`, `LIST`, ...
+        op: &'static str,
+        /// The object key, or the listing prefix.
+        key: String,
+        /// The underlying failure; its kind is kept.
+        source: io::Error,
+    },
+    /// A sequence number between the first and the last object of the stream has no object.
+    #[error("stream has a gap: object {key:?} is missing")]
+    MissingSegment {
+        /// The key of the missing object.
+        key: String,
+    },
+    /// An object of the stream changed size under a reader: objects only ever grow until they
+    /// are sealed, so the stream was rewritten by something else.
+    #[error("object {key:?} changed under the reader: expected {expected} bytes, found {found}")]
+    SegmentChanged {
+        /// The object's key.
+        key: String,
+        /// The size the reader knew or asked for.
+        expected: u64,
+        /// The size found.
+        found: u64,
+    },
+    /// A seek to a position before the start or past the end of the stream.
+    #[error("seek position is not supported: it must lie between 0 and the stream's length")]
+    SeekPositionNotSupported,
+    /// The stream was closed with [`Storage::close`](crate::Storage::close).
+    #[error("the stream is closed")]
+    Closed,
+}
+
+impl Error {
+    /// The [`io::ErrorKind`] this error has once converted into an [`io::Error`].
+    ///
+    /// ```
+    /// use s3_syncr::Error;
+    /// assert_eq!(Error::Closed.kind(), std::io::ErrorKind::BrokenPipe);
+    /// assert_eq!(Error::SeekPositionNotSupported.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn kind(&self) -> io::ErrorKind {
+        use io::ErrorKind as K;
+        match self {
+            Error::InvalidLocation { .. }
+            | Error::InvalidConfig(_)
+            | Error::NoCredentials
+            | Error::SeekPositionNotSupported => K::InvalidInput,
+            Error::BucketNotFound { .. } => K::NotFound,
+            Error::Status { status, .. } => match status {
+                401 | 403 => K::PermissionDenied,
+                404 => K::NotFound,
+                408 | 504 => K::TimedOut,
+                _ => K::Other,
+            },
+            Error::Transport { source, .. } => source.kind(),
+            Error::MissingSegment { .. } | Error::SegmentChanged { .. } => K::InvalidData,
+            Error::Closed => K::BrokenPipe,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        io::Error::new(err.kind(), err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_error_keeps_kind_and_inner_error() {
+        let cases = [
+            (
+                Error::Status {
+                    op: "GET",
+                    key: "k".into(),
+                    status: 403,
+                    code: "AccessDenied".into(),
+                    message: String::new(),
+                },
+                io::ErrorKind::PermissionDenied,
+            ),
+            (
+                Error::Transport {
+                    op: "PUT",
+                    key: "k".into(),
+                    source: io::ErrorKind::ConnectionRefused.into(),
+                },
+                io::ErrorKind::ConnectionRefused,
+            ),
+            (
+                Error::MissingSegment { key: "k".into() },
+                io::ErrorKind::InvalidData,
+            ),
+            (
+                Error::BucketNotFound { bucket: "b".into() },
+                io::ErrorKind::NotFound,
+            ),
+        ];
+        for (err, kind) in cases {
+            let text = err.to_string();
+            let io_err = io::Error::from(err);
+            assert_eq!(io_err.kind(), kind, "{text}");
+            let inner = io_err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+            assert_eq!(inner.map(ToString::to_string), Some(text));
+        }
+    }
+}

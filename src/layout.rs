@@ -1,0 +1,241 @@
+//! How a stream name maps to object keys, and back.
+//!
+//! Stream `dir/name.ext` is stored as `dir/name-<seq>.ext`, with `<seq>` a 20-digit zero-padded
+//! decimal, so that S3's lexicographic listing order is the stream order. Only keys of exactly
+//! that shape belong to the stream.
+
+use crate::Error;
+
+/// Digits of a sequence number: enough for any `u64`, so the padding never overflows.
+const SEQ_DIGITS: usize = 20;
+
+/// One object of a stream, as [`Storage::segments`](crate::Storage::segments) lists it.
+///
+/// ```
+/// # let server = s3_syncr_test_server::Server::start();
+/// # let bucket = server.new_bucket();
+/// use std::io::Write;
+/// use s3_syncr::{Options, Storage};
+///
+/// let mut log = Storage::new(bucket, "logs/app.log", Options::default())?;
+/// log.write_all(b"hello")?;
+/// log.flush()?;
+/// let segments = log.segments()?;
+/// assert_eq!(segments[0].key, "logs/app-00000000000000000000.log");
+/// assert_eq!((segments[0].seq, segments[0].size), (0, 5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The object's key.
+    pub key: String,
+    /// Its sequence number: its place in the stream.
+    pub seq: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, as the server reports it (RFC 3339).
+    pub last_modified: String,
+}
+
+/// The bucket and stream name a location names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub(crate) bucket: String,
+    pub(crate) name: String,
+}
+
+impl Location {
+    /// Parses `s3://bucket/dir/name.ext` or the original package's `bucket/dir/name.ext`.
+    pub(crate) fn parse(location: &str) -> Result<Location, Error> {
+        let invalid = |reason| Error::InvalidLocation {
+            location: location.to_owned(),
+            reason,
+        };
+        let rest = match location.split_once("://") {
+            Some(("s3", rest)) => rest,
+            Some(_) => return Err(invalid("only s3:// locations are supported")),
+            None => location,
+        };
+        let (bucket, name) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid("expected bucket/name"))?;
+        validate_bucket(bucket).map_err(invalid)?;
+        validate_name(name).map_err(invalid)?;
+        Ok(Location {
+            bucket: bucket.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The naming scheme of one stream's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// `dir/name-`: also the listing prefix.
+    prefix: String,
+    /// `.ext`, or empty.
+    ext: String,
+}
+
+impl Layout {
+    pub(crate) fn new(name: &str) -> Result<Layout, Error> {
+        validate_name(name).map_err(|reason| Error::InvalidLocation {
+            location: name.to_owned(),
+            reason,
+        })?;
+        let base_start = name.rfind('/').map_or(0, |i| i + 1);
+        // A leading dot names a hidden file, not an extension (as `Path::extension` has it).
+        let split = match name[base_start..].rfind('.') {
+            Some(0) | None => name.len(),
+            Some(dot) => base_start + dot,
+        };
+        Ok(Layout {
+            prefix: format!("{}-", &name[..split]),
+            ext: name[split..].to_owned(),
+        })
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn key(&self, seq: u64) -> String {
+        format!("{}{seq:0SEQ_DIGITS$}{}", self.prefix, self.ext)
+    }
+
+    /// The sequence number of `key` if it is one of this stream's objects.
+    pub(crate) fn seq(&self, key: &str) -> Option<u64> {
+        let digits = key.strip_prefix(&self.prefix)?.strip_suffix(&self.ext)?;
+        if digits.len() == SEQ_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()) {
+            digits.parse().ok()
+        } else {
+            None
+        }
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("the stream name is empty")
+    } else if name.ends_with('/') {
+        Err("the stream name ends with '/'")
+    } else if name.starts_with('/') {
+        Err("the stream name starts with '/'")
+    } else if name.chars().any(char::is_control) {
+        Err("the stream name contains a control character")
+    } else if name.len() + SEQ_DIGITS + 1 > 1024 {
+        Err("the stream name is too long for S3's 1024-byte keys")
+    } else {
+        Ok(())
+    }
+}
+
+/// S3's bucket naming rules, so that a typo fails before any request.
+fn validate_bucket(bucket: &str) -> Result<(), &'static str> {
+    let bytes = bucket.as_bytes();
+    let edge_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !(3..=63).contains(&bytes.len()) {
+        Err("a bucket name has 3 to 63 characters")
+    } else if !bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+    {
+        Err("a bucket name has only lowercase letters, digits, '.' and '-'")
+    } else if !edge_ok(bytes.first()) || !edge_ok(bytes.last()) {
+        Err("a bucket name starts and ends with a letter or digit")
+    } else if bucket.contains("..") {
+        Err("a bucket name has no two adjacent dots")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keys_follow_the_layout() {
+        let cases = [
+            ("dir/name.ext", "dir/name-00000000000000000007.ext"),
+            ("name.ext", "name-00000000000000000007.ext"),
+            ("dir/name", "dir/name-00000000000000000007"),
+            ("dir.d/name", "dir.d/name-00000000000000000007"),
+            ("a/b.tar.gz", "a/b.tar-00000000000000000007.gz"),
+            ("a/.hidden", "a/.hidden-00000000000000000007"),
+        ];
+        for (name, key) in cases {
+            let layout = Layout::new(name).unwrap();
+            assert_eq!(layout.key(7), key);
+            assert_eq!(layout.seq(key), Some(7));
+        }
+        let last = Layout::new("n").unwrap().key(u64::MAX);
+        assert_eq!(last, "n-18446744073709551615");
+    }
+
+    #[test]
+    fn foreign_keys_are_not_segments() {
+        let layout = Layout::new("dir/name.ext").unwrap();
+        for key in [
+            "dir/name.ext",
+            "dir/name-backup.ext",
+            "dir/name-12.ext",
+            "dir/name-00000000000000000001.ext.bak",
+            "dir/name-00000000000000000001",
+            "dir/name-x-00000000000000000001.ext",
+            "dir/name-+0000000000000000001.ext",
+            "dir/name-99999999999999999999.ext",
+            "other/name-00000000000000000001.ext",
+        ] {
+            assert_eq!(layout.seq(key), None, "{key}");
+        }
+        let bare = Layout::new("dir/name").unwrap();
+        assert_eq!(bare.seq("dir/name-00000000000000000001.ext"), None);
+    }
+
+    #[test]
+    fn locations_parse_or_fail_clearly() {
+        let ok = Location::parse("s3://my-bucket/dir/log.txt").unwrap();
+        assert_eq!((ok.bucket.as_str(), ok.name.as_str()), ("my-bucket", "dir/log.txt"));
+        assert_eq!(Location::parse("my-bucket/log.txt").unwrap(), Location {
+            bucket: "my-bucket".into(),
+            name: "log.txt".into()
+        });
+        for bad in [
+            "",
+            "s3://",
+            "s3://bucket",
+            "s3://bucket/",
+            "s3://bucket/dir/",
+            "s3:///name",
+            "https://bucket/name",
+            "s3://Bucket/name",
+            "s3://b/name",
+            "s3://-bucket/name",
+            "s3://bu..cket/name",
+            "s3://bucket//name",
+            "s3://bucket/na\nme",
+            "bucket_x/name",
+        ] {
+            assert!(
+                matches!(Location::parse(bad), Err(Error::InvalidLocation { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in ".{0,80}") {
+            let _ = Location::parse(&s);
+        }
+
+        #[test]
+        fn seq_roundtrips_and_orders(name in "[a-z][a-z/._-]{0,20}[a-z]", a: u64, b: u64) {
+            let layout = Layout::new(&name).unwrap();
+            prop_assert_eq!(layout.seq(&layout.key(a)), Some(a));
+            prop_assert_eq!(a.cmp(&b), layout.key(a).cmp(&layout.key(b)));
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! An append-only byte stream kept in Amazon S3 or any S3-compatible store, behind one blocking
+//! [`std::io`] handle: [`Storage`] implements [`Read`](std::io::Read),
+//! [`Write`](std::io::Write), [`Seek`](std::io::Seek) and [`BufRead`](std::io::BufRead).
+//!
+//! ```
+//! # let server = s3_syncr_test_server::Server::start();
+//! # let bucket = server.new_bucket();
+//! use std::io::{self, BufWriter, Read, Seek, Write};
+//! use s3_syncr::{Options, Storage};
+//!
+//! let log = Storage::new(bucket, "logs/app.log", Options::default())?;
+//! let mut writer = BufWriter::new(log);
+//! io::copy(&mut &b"many records\n"[..], &mut writer)?;
+//! writer.flush()?; // durable from here on
+//!
+//! let mut log = writer.into_inner().map_err(|e| e.into_error())?;
+//! log.rewind()?;
+//! let mut text = String::new();
+//! log.read_to_string(&mut text)?;
+//! assert_eq!(text, "many records\n");
+//! log.close()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Layout
+//! Stream `dir/name.ext` is stored as objects `dir/name-<seq>.ext`, `<seq>` a 20-digit
+//! zero-padded decimal from `00000000000000000000`, so S3's lexicographic listing order is the
+//! stream order. Other keys under the same prefix are not part of the stream. The stream starts
+//! at the lowest sequence number present; a missing number between two present ones is an
+//! [`Error::MissingSegment`].
+//!
+//! # Durability
+//! [`flush`](std::io::Write::flush) returns `Ok` only once every byte accepted by `write` so far
+//! is in S3, in order: it overwrites the tail object with the whole buffered segment. Once the
+//! tail holds at least [`Options::min_size`] MiB, the next write seals it (it is never written
+//! again) and starts the next object. [`Storage::close`] flushes and reports errors; dropping a
+//! `Storage` flushes best-effort and only logs a failure.
+//!
+//! # Cost
+//! Each flush re-uploads the whole tail: flushing every `K` bytes into objects of `S` bytes
+//! uploads about `S / 2K` times the data written. Reading fetches ranged GETs of at most
+//! [`Options::read_chunk`] bytes, so memory stays bounded whatever the object size.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+mod env;
+mod error;
+mod index;
+mod layout;
+mod options;
+mod storage;
+
+pub use error::Error;
+pub use layout::Segment;
+pub use options::Options;
+pub use storage::Storage;

@@ -1,0 +1,184 @@
+//! An S3 server for s3-syncr's tests, doctests, examples and benches.
+//!
+//! [`Server::start`] serves a directory with `s3s-fs` over real HTTP on loopback, checking SigV4
+//! signatures, on a tokio runtime of its own that stops when the `Server` is dropped.
+//! [`Server::from_env_or_start`] uses an external server instead when `S3SYNCR_TEST_ENDPOINT` is
+//! set (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally `AWS_REGION`), so that
+//! the same tests run against third-party servers in CI.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3::creds::Credentials;
+use s3::{Bucket, BucketConfiguration, Region};
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+
+const ACCESS_KEY: &str = "s3syncr-test-access";
+const SECRET_KEY: &str = "s3syncr-test-secret-do-not-log";
+
+/// A running S3 server and how to reach it.
+pub struct Server {
+    endpoint: String,
+    access_key: String,
+    secret_key: String,
+    region: String,
+    /// The in-process server's root, `None` for an external server.
+    root: Option<PathBuf>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts an in-process server on a new temporary directory.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut server = Server::start_in(dir.path());
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts an in-process server over `root`: each directory in it is a bucket, each file an
+    /// object. The data stays there after the server stops.
+    pub fn start_in(root: &Path) -> Server {
+        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                // Without it, small responses wait for delayed ACKs (~44 ms a request).
+                let _ = socket.set_nodelay(true);
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        Server {
+            endpoint,
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+            region: "us-east-1".into(),
+            root: Some(root.to_owned()),
+            runtime: Some(runtime),
+            _dir: None,
+        }
+    }
+
+    /// The external server named by `S3SYNCR_TEST_ENDPOINT`, if set.
+    pub fn from_env() -> Option<Server> {
+        let endpoint = std::env::var("S3SYNCR_TEST_ENDPOINT").ok()?;
+        let var = |key: &str| std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set"));
+        Some(Server {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            access_key: var("AWS_ACCESS_KEY_ID"),
+            secret_key: var("AWS_SECRET_ACCESS_KEY"),
+            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            root: None,
+            runtime: None,
+            _dir: None,
+        })
+    }
+
+    /// The external server if one is configured, else a new in-process one.
+    pub fn from_env_or_start() -> Server {
+        Server::from_env().unwrap_or_else(Server::start)
+    }
+
+    /// Whether this is an external server.
+    pub fn is_external(&self) -> bool {
+        self.runtime.is_none()
+    }
+
+    /// The server's base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The access key and secret key the server accepts.
+    pub fn keys(&self) -> (&str, &str) {
+        (&self.access_key, &self.secret_key)
+    }
+
+    /// The region name requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// A handle on bucket `name` (which need not exist), path-style.
+    pub fn bucket(&self, name: &str) -> Bucket {
+        self.bucket_with_keys(name, &self.access_key, &self.secret_key)
+    }
+
+    /// A handle on bucket `name` that signs with other keys.
+    pub fn bucket_with_keys(&self, name: &str, access_key: &str, secret_key: &str) -> Bucket {
+        *Bucket::new(name, self.region_handle(), credentials(access_key, secret_key))
+            .expect("bucket handle")
+            .with_path_style()
+    }
+
+    /// Creates a bucket with a name no other test uses, and returns a handle on it.
+    pub fn new_bucket(&self) -> Bucket {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "s3syncr-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        match &self.root {
+            Some(root) => std::fs::create_dir(root.join(&name)).expect("bucket directory"),
+            None => {
+                Bucket::create_with_path_style(
+                    &name,
+                    self.region_handle(),
+                    credentials(&self.access_key, &self.secret_key),
+                    BucketConfiguration::default(),
+                )
+                .expect("create bucket");
+            }
+        }
+        self.bucket(&name)
+    }
+
+    fn region_handle(&self) -> Region {
+        Region::Custom {
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+}
+
+fn credentials(access_key: &str, secret_key: &str) -> Credentials {
+    Credentials::new(Some(access_key), Some(secret_key), None, None, None).expect("credentials")
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
