@@ -184,19 +184,25 @@ impl Client {
 /// The I/O failure behind a transport error, with its kind, and only its message: the request
 /// itself (headers, signature) is never part of it.
 fn transport_error(err: &S3Error) -> io::Error {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = source {
-        if let Some(io_err) = current.downcast_ref::<io::Error>() {
+    let io_err = match err {
+        S3Error::Io(io_err) => Some(io_err),
+        S3Error::Atto(http_err) => match http_err.kind() {
+            attohttpc::ErrorKind::Io(io_err) => Some(io_err),
+            _ => None,
+        },
+        _ => None,
+    };
+    match io_err {
+        Some(io_err) => {
             let kind = match io_err.kind() {
                 // A socket read timeout surfaces as EAGAIN on Linux.
                 io::ErrorKind::WouldBlock => io::ErrorKind::TimedOut,
                 kind => kind,
             };
-            return io::Error::new(kind, io_err.to_string());
+            io::Error::new(kind, io_err.to_string())
         }
-        source = current.source();
+        None => io::Error::other(err.to_string()),
     }
-    io::Error::other(err.to_string())
 }
 
 /// The text of the first `<tag>` element of an S3 error body; the rest of the body (which may

@@ -24,7 +24,9 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
     let credentials = match var("AWS_ACCESS_KEY_ID") {
         Some(access_key) => {
             let secret_key = var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| {
-                Error::InvalidConfig("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into())
+                Error::InvalidConfig(
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into(),
+                )
             })?;
             let session_token = var("AWS_SESSION_TOKEN");
             Credentials::new(
@@ -116,7 +118,10 @@ mod tests {
         assert_eq!(build(&vars).unwrap().region().to_string(), "eu-west-1");
         vars.push(("AWS_REGION", "ap-south-7"));
         let bucket = build(&vars).unwrap();
-        assert_eq!(bucket.region().endpoint(), "https://s3.ap-south-7.amazonaws.com");
+        assert_eq!(
+            bucket.region().endpoint(),
+            "https://s3.ap-south-7.amazonaws.com"
+        );
     }
 
     #[test]

@@ -115,8 +115,12 @@ mod tests {
     #[test]
     fn last_object_may_grow_but_not_shrink_or_vanish() {
         let mut index = Index::default();
-        index.update(vec![seg(0, 4), seg(1, 2)], |s| format!("k{s}")).unwrap();
-        index.update(vec![seg(1, 6), seg(2, 1)], |s| format!("k{s}")).unwrap();
+        index
+            .update(vec![seg(0, 4), seg(1, 2)], |s| format!("k{s}"))
+            .unwrap();
+        index
+            .update(vec![seg(1, 6), seg(2, 1)], |s| format!("k{s}"))
+            .unwrap();
         assert_eq!(index.end(), 11);
         let shrunk = index.update(vec![seg(2, 0)], |s| format!("k{s}"));
         assert!(matches!(shrunk, Err(Error::SegmentChanged { .. })));

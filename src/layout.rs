@@ -197,11 +197,17 @@ mod tests {
     #[test]
     fn locations_parse_or_fail_clearly() {
         let ok = Location::parse("s3://my-bucket/dir/log.txt").unwrap();
-        assert_eq!((ok.bucket.as_str(), ok.name.as_str()), ("my-bucket", "dir/log.txt"));
-        assert_eq!(Location::parse("my-bucket/log.txt").unwrap(), Location {
-            bucket: "my-bucket".into(),
-            name: "log.txt".into()
-        });
+        assert_eq!(
+            (ok.bucket.as_str(), ok.name.as_str()),
+            ("my-bucket", "dir/log.txt")
+        );
+        assert_eq!(
+            Location::parse("my-bucket/log.txt").unwrap(),
+            Location {
+                bucket: "my-bucket".into(),
+                name: "log.txt".into()
+            }
+        );
         for bad in [
             "",
             "s3://",

@@ -45,7 +45,9 @@ impl Options {
     /// The sealing threshold in bytes, after checking every field.
     pub(crate) fn seal_bytes(&self) -> Result<usize, Error> {
         if self.read_chunk == 0 {
-            return Err(Error::InvalidConfig("read_chunk must be at least 1 byte".into()));
+            return Err(Error::InvalidConfig(
+                "read_chunk must be at least 1 byte".into(),
+            ));
         }
         match self.min_size.checked_mul(MIB) {
             Some(bytes) if bytes > 0 => Ok(bytes),
@@ -78,7 +80,10 @@ mod tests {
             read_chunk: 0,
             ..Options::default()
         };
-        assert!(matches!(no_chunk.seal_bytes(), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            no_chunk.seal_bytes(),
+            Err(Error::InvalidConfig(_))
+        ));
         assert_eq!(Options::default().seal_bytes().unwrap(), 8 * MIB);
     }
 }

@@ -293,9 +293,9 @@ impl Storage {
 fn next_seq(last: Option<u64>) -> Result<u64, Error> {
     match last {
         None => Ok(0),
-        Some(seq) => seq
-            .checked_add(1)
-            .ok_or_else(|| Error::InvalidConfig("the stream has used every sequence number".into())),
+        Some(seq) => seq.checked_add(1).ok_or_else(|| {
+            Error::InvalidConfig("the stream has used every sequence number".into())
+        }),
     }
 }
 

@@ -6,6 +6,8 @@
 //! set (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally `AWS_REGION`), so that
 //! the same tests run against third-party servers in CI.
 
+mod recorder;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +18,8 @@ use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
+
+pub use recorder::Request;
 
 const ACCESS_KEY: &str = "s3syncr-test-access";
 const SECRET_KEY: &str = "s3syncr-test-secret-do-not-log";
@@ -29,6 +33,8 @@ pub struct Server {
     /// The in-process server's root, `None` for an external server.
     root: Option<PathBuf>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Requests the in-process server handled.
+    log: recorder::Log,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -44,7 +50,12 @@ impl Server {
     /// Starts an in-process server over `root`: each directory in it is a bucket, each file an
     /// object. The data stays there after the server stops.
     pub fn start_in(root: &Path) -> Server {
-        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+        let log = recorder::Log::default();
+        let fs = recorder::Recorder {
+            inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
+            log: log.clone(),
+            writes: tokio::sync::Mutex::new(()),
+        };
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
@@ -55,7 +66,9 @@ impl Server {
             .build()
             .expect("tokio runtime");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
@@ -81,6 +94,7 @@ impl Server {
             region: "us-east-1".into(),
             root: Some(root.to_owned()),
             runtime: Some(runtime),
+            log,
             _dir: None,
         }
     }
@@ -96,6 +110,7 @@ impl Server {
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
             root: None,
             runtime: None,
+            log: recorder::Log::default(),
             _dir: None,
         })
     }
@@ -108,6 +123,12 @@ impl Server {
     /// Whether this is an external server.
     pub fn is_external(&self) -> bool {
         self.runtime.is_none()
+    }
+
+    /// Takes the requests the in-process server handled since the last call (none for an
+    /// external server).
+    pub fn take_requests(&self) -> Vec<Request> {
+        std::mem::take(&mut *self.log.lock().expect("request log"))
     }
 
     /// The server's base URL, e.g. `http://127.0.0.1:41234`.
@@ -132,9 +153,13 @@ impl Server {
 
     /// A handle on bucket `name` that signs with other keys.
     pub fn bucket_with_keys(&self, name: &str, access_key: &str, secret_key: &str) -> Bucket {
-        *Bucket::new(name, self.region_handle(), credentials(access_key, secret_key))
-            .expect("bucket handle")
-            .with_path_style()
+        *Bucket::new(
+            name,
+            self.region_handle(),
+            credentials(access_key, secret_key),
+        )
+        .expect("bucket handle")
+        .with_path_style()
     }
 
     /// Creates a bucket with a name no other test uses, and returns a handle on it.

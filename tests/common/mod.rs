@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{self, Read};
+
+use s3::Bucket;
+use s3_syncr::{Options, Storage};
+pub use s3_syncr_test_server::Server;
+
+pub const MIB: usize = 1024 * 1024;
+
+/// A handle on stream `name` with `min_size` MiB objects.
+pub fn open(bucket: &Bucket, name: &str, min_size: usize) -> Storage {
+    let options = Options {
+        min_size,
+        ..Options::default()
+    };
+    Storage::new(bucket.clone(), name, options).expect("open stream")
+}
+
+/// Deterministic, position-dependent bytes: a reordering or duplication shows as a mismatch.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// Everything from the read position to the end, read through `buf_size`-byte reads.
+pub fn read_all_with(storage: &mut Storage, buf_size: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0; buf_size];
+    loop {
+        match storage.read(&mut buf)? {
+            0 => return Ok(out),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The whole stream as a fresh handle reads it.
+pub fn stream_contents(bucket: &Bucket, name: &str) -> Vec<u8> {
+    let mut reader = open(bucket, name, 1);
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).expect("read stream");
+    reader.close().expect("close reader");
+    out
+}
+
+/// Puts an object directly, bypassing `Storage`.
+pub fn raw_put(bucket: &Bucket, key: &str, body: &[u8]) {
+    bucket.put_object(key, body).expect("raw put");
+}
+
+/// The inner `s3_syncr::Error` of an I/O error.
+pub fn inner(err: &io::Error) -> &s3_syncr::Error {
+    err.get_ref()
+        .and_then(|e| e.downcast_ref::<s3_syncr::Error>())
+        .unwrap_or_else(|| panic!("no s3_syncr::Error inside {err:?}"))
+}
+
+/// Operation names of the requests the in-process server saw since the last call.
+pub fn ops(server: &Server) -> Vec<&'static str> {
+    server.take_requests().into_iter().map(|r| r.op).collect()
+}
