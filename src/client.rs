@@ -1,24 +1,40 @@
-//! The S3 access layer: the four requests a stream needs, each timed, logged, and with its
-//! failure turned into an [`Error`].
+//! The S3 access layer: the requests a stream needs, each with its deadline, retried under one
+//! policy, logged, and with its failure turned into an [`Error`].
 
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Write};
 use std::time::Instant;
 
+use attohttpc::header::{HeaderMap, HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use s3::Bucket;
 use s3::error::S3Error;
 
-use crate::Error;
 use crate::layout::{Layout, Segment};
+use crate::{Error, Options};
 
 /// One stream's view of a bucket.
 pub(crate) struct Client {
     bucket: Bucket,
     layout: Layout,
+    options: Options,
+}
+
+/// What a PUT expects to find, when writers are fenced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect<'a> {
+    /// No object: `If-None-Match: *`.
+    Absent,
+    /// The object we wrote last: `If-Match: <etag>`.
+    Etag(&'a str),
 }
 
 impl Client {
-    pub(crate) fn new(bucket: Bucket, layout: Layout) -> Client {
-        Client { bucket, layout }
+    pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> Client {
+        Client {
+            bucket,
+            layout,
+            options,
+        }
     }
 
     pub(crate) fn bucket_name(&self) -> String {
@@ -32,24 +48,89 @@ impl Client {
     /// Fails with [`Error::BucketNotFound`] (or the access error) unless the bucket answers.
     pub(crate) fn check_bucket(&self) -> Result<(), Error> {
         let prefix = self.layout.prefix();
-        self.logged("LIST", prefix, || {
-            self.bucket
+        self.request("LIST", prefix, 0, |bucket| {
+            bucket
                 .list_page(prefix.to_owned(), None, None, None, Some(1))
-                .map(|_| 0)
+                .map(|_| ())
         })
     }
 
-    /// Overwrites object `seq` with `body`.
-    pub(crate) fn put(&self, seq: u64, body: &[u8]) -> Result<(), Error> {
+    /// Overwrites object `seq` with `body` and returns its new ETag. With conditional writes on,
+    /// the PUT carries `expect`, and a failed condition is [`Error::Fenced`] unless the object
+    /// turns out to hold exactly `body`: an earlier attempt of ours succeeded but its answer was
+    /// lost.
+    pub(crate) fn put(&self, seq: u64, body: &[u8], expect: Expect<'_>) -> Result<String, Error> {
         let key = self.key(seq);
-        self.logged("PUT", &key, || {
-            self.bucket.put_object(&key, body).map(|_| body.len())
-        })
+        let headers = self.options.conditional_writes.then(|| {
+            let mut headers = HeaderMap::new();
+            match expect {
+                Expect::Absent => headers.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),
+                Expect::Etag(etag) => match HeaderValue::from_str(etag) {
+                    Ok(value) => headers.insert(IF_MATCH, value),
+                    // Not a valid header: no object can have it, so the PUT must fail.
+                    Err(_) => headers.insert(IF_MATCH, HeaderValue::from_static("\"\"")),
+                },
+            };
+            headers
+        });
+        let md5 = format!("\"{:x}\"", md5::compute(body));
+        let result = self.request("PUT", &key, body.len() as u64, |bucket| {
+            bucket.put_object_with_headers(&key, body, headers.clone())
+        });
+        match result {
+            // Some servers send no ETag; that of a plain single PUT is the body's MD5.
+            Ok(response) => Ok(match response.as_str() {
+                Ok(etag) if !etag.is_empty() => etag.to_owned(),
+                _ => md5,
+            }),
+            // A 404 answers If-Match on a missing object (AWS, moto): someone deleted our tail.
+            Err(Error::Status { status: 404, .. }) if matches!(expect, Expect::Etag(_)) => {
+                Err(Error::Fenced { key })
+            }
+            Err(Error::Status {
+                status: 409 | 412, ..
+            }) => {
+                let (head, _) = self.request("HEAD", &key, 0, |bucket| bucket.head_object(&key))?;
+                match head.e_tag {
+                    Some(etag) if etag.eq_ignore_ascii_case(&md5) => Ok(etag),
+                    _ => Err(Error::Fenced { key }),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Fetches the whole of object `seq`, `size` bytes long, with its ETag: the tail a writer
+    /// continues.
+    pub(crate) fn get_whole(&self, seq: u64, size: u64) -> Result<(Vec<u8>, String), Error> {
+        let key = self.key(seq);
+        if size == 0 {
+            let (head, _) = self.request("HEAD", &key, 0, |bucket| bucket.head_object(&key))?;
+            return Ok((Vec::new(), head.e_tag.unwrap_or_default()));
+        }
+        let response = self.request("GET", &key, size, |bucket| {
+            bucket.get_object_range(&key, 0, Some(size - 1))
+        })?;
+        if response.as_slice().len() as u64 != size {
+            return Err(Error::SegmentChanged {
+                key,
+                expected: size,
+                found: response.as_slice().len() as u64,
+            });
+        }
+        let etag = response
+            .headers()
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
+            .map(|(_, etag)| etag)
+            .unwrap_or_default();
+        Ok((response.to_vec(), etag))
     }
 
     /// Appends exactly `len` bytes of object `seq`, from offset `start`, to `out`.
     ///
-    /// Memory stays bounded even if the server ignores the range and sends the whole object.
+    /// A response cut short is resumed from the first byte missing, so no byte is delivered
+    /// twice; memory stays bounded even if the server ignores the range.
     pub(crate) fn get_range(
         &self,
         seq: u64,
@@ -58,26 +139,35 @@ impl Client {
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         let key = self.key(seq);
-        if len == 0 {
-            return Ok(());
-        }
         let before = out.len();
-        let mut limited = Limited {
-            out: &mut *out,
-            room: len,
-        };
-        let end = start + len - 1;
-        let result = self.logged("GET", &key, || {
-            self.bucket
-                .get_object_range_to_writer(&key, start, Some(end), &mut limited)
-                .map(|_| len as usize)
+        let result = self.request("GET", &key, len, |bucket| {
+            let done = (out.len() - before) as u64;
+            if done == len {
+                return Ok(());
+            }
+            let mut limited = Limited {
+                out: &mut *out,
+                room: len - done,
+            };
+            bucket.get_object_range_to_writer(
+                &key,
+                start + done,
+                Some(start + len - 1),
+                &mut limited,
+            )?;
+            if limited.room > 0 {
+                return Err(S3Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the response ended before the requested range",
+                )));
+            }
+            Ok(())
         });
-        let found = (out.len() - before) as u64;
         match result {
-            Ok(()) if found < len => Err(Error::SegmentChanged {
+            Err(Error::Status { status: 416, .. }) => Err(Error::SegmentChanged {
                 key,
                 expected: start + len,
-                found: start + found,
+                found: start + (out.len() - before) as u64,
             }),
             other => other,
         }
@@ -91,16 +181,14 @@ impl Client {
         let mut token = None;
         let mut segments = Vec::new();
         loop {
-            let page = self.logged_value("LIST", prefix, || {
-                self.bucket
-                    .list_page(
-                        prefix.to_owned(),
-                        None,
-                        token.take(),
-                        start_after.clone(),
-                        None,
-                    )
-                    .map(|(page, _)| (page.contents.len(), page))
+            let (page, _) = self.request("LIST", prefix, 0, |bucket| {
+                bucket.list_page(
+                    prefix.to_owned(),
+                    None,
+                    token.clone(),
+                    start_after.clone(),
+                    None,
+                )
             })?;
             for object in page.contents {
                 if let Some(seq) = self.layout.seq(&object.key) {
@@ -122,36 +210,48 @@ impl Client {
         Ok(segments)
     }
 
-    fn logged(
+    /// Runs one request under the retry policy: each attempt gets a deadline for `bytes` bytes,
+    /// is logged at debug level (operation, key, bytes, time), and a transient failure is
+    /// retried after a jittered exponential backoff while attempts and time remain.
+    fn request<T>(
         &self,
         op: &'static str,
         key: &str,
-        request: impl FnOnce() -> Result<usize, S3Error>,
-    ) -> Result<(), Error> {
-        self.logged_value(op, key, || request().map(|bytes| (bytes, ())))
-    }
-
-    /// Runs one request, logs it at debug level (operation, key, bytes or entries, time), and
-    /// maps its failure.
-    fn logged_value<T>(
-        &self,
-        op: &'static str,
-        key: &str,
-        request: impl FnOnce() -> Result<(usize, T), S3Error>,
+        bytes: u64,
+        mut attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
     ) -> Result<T, Error> {
-        let started = Instant::now();
-        let result = request();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        match result {
-            Ok((bytes, value)) => {
-                log::debug!("{op} {key} {bytes} in {ms:.1} ms");
-                Ok(value)
+        let options = &self.options;
+        let mut bucket = self.bucket.clone();
+        bucket.set_request_timeout(Some(options.timeout_for(bytes)));
+        let first = Instant::now();
+        let mut backoff = options.retry_backoff;
+        let mut number = 0;
+        loop {
+            number += 1;
+            let started = Instant::now();
+            let result = attempt(&bucket);
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let err = match result {
+                Ok(value) => {
+                    log::debug!("{op} {key} {bytes} bytes in {ms:.1} ms");
+                    return Ok(value);
+                }
+                Err(err) => self.map_error(op, key, err),
+            };
+            log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
+            let delay = backoff.mul_f64(jitter());
+            if !is_transient(&err)
+                || number >= options.retry_attempts
+                || first.elapsed() + delay > options.retry_max_elapsed
+            {
+                return Err(err);
             }
-            Err(err) => {
-                let err = self.map_error(op, key, err);
-                log::debug!("{op} {key} failed in {ms:.1} ms: {err}");
-                Err(err)
-            }
+            log::warn!(
+                "{op} {key}: attempt {number} of {} failed ({err}); retrying in {delay:.0?}",
+                options.retry_attempts
+            );
+            std::thread::sleep(delay);
+            backoff = backoff.saturating_mul(2);
         }
     }
 
@@ -179,6 +279,30 @@ impl Client {
             },
         }
     }
+}
+
+/// Whether a failure may pass if the request is sent again.
+fn is_transient(err: &Error) -> bool {
+    match err {
+        Error::Status { status, code, .. } => {
+            matches!(status, 408 | 429 | 500..=599)
+                || code == "SlowDown"
+                || code == "RequestTimeout"
+        }
+        Error::Transport { source, .. } => !matches!(
+            source.kind(),
+            io::ErrorKind::InvalidData
+                | io::ErrorKind::InvalidInput
+                | io::ErrorKind::PermissionDenied
+        ),
+        _ => false,
+    }
+}
+
+/// A factor in [0, 1) that spreads retries of many clients apart ("full jitter").
+fn jitter() -> f64 {
+    // A fresh `RandomState` is randomly keyed: no random-number crate needed for this.
+    (RandomState::new().hash_one(Instant::now()) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The I/O failure behind a transport error, with its kind, and only its message: the request
@@ -264,5 +388,50 @@ mod tests {
         assert_eq!(w.write(b"abc").unwrap(), 3);
         assert!(w.write(b"de").is_err());
         assert_eq!(out, b"abc");
+    }
+
+    #[test]
+    fn only_passing_failures_are_retried() {
+        let status = |status: u16, code: &str| Error::Status {
+            op: "PUT",
+            key: "k".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        let transport = |kind: io::ErrorKind| Error::Transport {
+            op: "GET",
+            key: "k".into(),
+            source: kind.into(),
+        };
+        for transient in [
+            status(500, "InternalError"),
+            status(503, "SlowDown"),
+            status(429, ""),
+            status(408, ""),
+            status(400, "RequestTimeout"),
+            transport(io::ErrorKind::ConnectionReset),
+            transport(io::ErrorKind::ConnectionRefused),
+            transport(io::ErrorKind::TimedOut),
+            transport(io::ErrorKind::UnexpectedEof),
+        ] {
+            assert!(is_transient(&transient), "{transient}");
+        }
+        for permanent in [
+            status(403, "AccessDenied"),
+            status(404, "NoSuchKey"),
+            status(412, "PreconditionFailed"),
+            transport(io::ErrorKind::InvalidData),
+            Error::BucketNotFound { bucket: "b".into() },
+        ] {
+            assert!(!is_transient(&permanent), "{permanent}");
+        }
+    }
+
+    #[test]
+    fn jitter_is_a_fraction() {
+        let samples: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
+        assert!(samples.iter().any(|j| *j != samples[0]), "not constant");
     }
 }

@@ -89,6 +89,15 @@ pub enum Error {
         /// The size found.
         found: u64,
     },
+    /// Another writer changed the stream's tail (a conditional PUT failed with 412 or 409): this
+    /// handle stops writing, so that two writers never interleave. Reads still work, and the
+    /// bytes that did not reach S3 stay available through
+    /// [`Storage::unflushed`](crate::Storage::unflushed).
+    #[error("another writer changed {key:?}: this handle no longer writes")]
+    Fenced {
+        /// The object that could not be written.
+        key: String,
+    },
     /// A seek to a position before the start or past the end of the stream.
     #[error("seek position is not supported: it must lie between 0 and the stream's length")]
     SeekPositionNotSupported,
@@ -121,6 +130,7 @@ impl Error {
             },
             Error::Transport { source, .. } => source.kind(),
             Error::MissingSegment { .. } | Error::SegmentChanged { .. } => K::InvalidData,
+            Error::Fenced { .. } => K::AlreadyExists,
             Error::Closed => K::BrokenPipe,
         }
     }

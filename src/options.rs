@@ -1,5 +1,7 @@
 //! Tuning knobs of a [`Storage`](crate::Storage).
 
+use std::time::Duration;
+
 use crate::Error;
 
 const MIB: usize = 1024 * 1024;
@@ -30,6 +32,31 @@ pub struct Options {
     /// memory bound. Default 8 MiB. Sequential reads start with a small request and double it up
     /// to this size, so that a seek followed by a short read does not fetch a whole chunk.
     pub read_chunk: usize,
+    /// Most attempts of one request, the first included. Default 6.
+    ///
+    /// Failures that may pass (HTTP 5xx, 408, 429 and `SlowDown`, refused or reset connections,
+    /// timeouts, cut responses) are retried with exponential backoff and full jitter; other
+    /// errors are returned at once. rust-s3 also retries GET, HEAD and LIST on its own, once by
+    /// default, under these attempts: call `s3::set_retries(0)` to leave the policy to this
+    /// crate alone.
+    pub retry_attempts: u32,
+    /// Upper bound of the first backoff; each retry doubles it. Default 200 ms.
+    pub retry_backoff: Duration,
+    /// No retry starts once this much time has passed since the first attempt. Default 30 s.
+    pub retry_max_elapsed: Duration,
+    /// Time allowed to a request with no body; a request moving `n` bytes gets
+    /// `request_timeout + n / min_throughput`. Default 30 s.
+    pub request_timeout: Duration,
+    /// Slowest transfer rate, in bytes per second, that a request's deadline allows for: big
+    /// objects on slow links get time in proportion. Default 1 MiB/s.
+    pub min_throughput: u64,
+    /// Fence writers with conditional PUTs: a new object is created with `If-None-Match: *` and
+    /// the tail is overwritten with `If-Match: <its ETag>`, so that a second writer on the same
+    /// stream gets [`Error::Fenced`] instead of silently interleaving. Default `true`.
+    ///
+    /// Turn it off only for servers that reject these headers: some (Garage) ignore them, and
+    /// then nothing stops two concurrent writers from corrupting the stream.
+    pub conditional_writes: bool,
 }
 
 impl Default for Options {
@@ -37,11 +64,22 @@ impl Default for Options {
         Options {
             min_size: 8,
             read_chunk: 8 * MIB,
+            retry_attempts: 6,
+            retry_backoff: Duration::from_millis(200),
+            retry_max_elapsed: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            min_throughput: MIB as u64,
+            conditional_writes: true,
         }
     }
 }
 
 impl Options {
+    /// The deadline of a request that moves `bytes` bytes.
+    pub(crate) fn timeout_for(&self, bytes: u64) -> Duration {
+        self.request_timeout + Duration::from_secs_f64(bytes as f64 / self.min_throughput as f64)
+    }
+
     /// The sealing threshold in bytes, after checking every field.
     pub(crate) fn seal_bytes(&self) -> Result<usize, Error> {
         if self.read_chunk == 0 {

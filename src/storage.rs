@@ -5,7 +5,7 @@ use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 
 use s3::Bucket;
 
-use crate::client::Client;
+use crate::client::{Client, Expect};
 use crate::index::Index;
 use crate::layout::{Layout, Location, Segment};
 use crate::{Error, Options};
@@ -49,6 +49,8 @@ pub struct Storage {
     /// The writer's object, known from the first write on.
     tail: Option<Tail>,
     read: ReadState,
+    /// Set once another writer took over the tail: this handle writes no more.
+    fenced: Option<Fence>,
     closed: bool,
 }
 
@@ -56,8 +58,27 @@ pub struct Storage {
 struct Tail {
     seq: u64,
     buf: Vec<u8>,
-    /// Bytes were appended since the last successful upload.
-    dirty: bool,
+    /// How much of `buf` the object in S3 holds.
+    uploaded: usize,
+    /// The object's ETag as we last wrote or read it; `None` while it does not exist.
+    etag: Option<String>,
+}
+
+impl Tail {
+    fn new(seq: u64, buf: Vec<u8>, etag: Option<String>) -> Tail {
+        Tail {
+            seq,
+            uploaded: buf.len(),
+            buf,
+            etag,
+        }
+    }
+}
+
+/// What a fenced writer keeps: the key it lost and the bytes that never reached S3.
+struct Fence {
+    key: String,
+    unflushed: Vec<u8>,
 }
 
 struct ReadState {
@@ -125,20 +146,22 @@ impl Storage {
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
         let seal_bytes = options.seal_bytes()?;
-        let client = Client::new(bucket, layout);
+        let read_chunk = options.read_chunk;
+        let client = Client::new(bucket, layout, options);
         client.check_bucket()?;
         Ok(Storage {
             client,
             seal_bytes,
-            read_chunk: options.read_chunk,
+            read_chunk,
             index: Index::default(),
             tail: None,
             read: ReadState {
                 pos: 0,
                 chunk_start: 0,
                 chunk: Vec::new(),
-                window: FIRST_READ.min(options.read_chunk),
+                window: FIRST_READ.min(read_chunk),
             },
+            fenced: None,
             closed: false,
         })
     }
@@ -242,30 +265,73 @@ impl Storage {
         self.refresh()?;
         Ok(match self.index.last() {
             Some(last) if last.size < self.seal_bytes as u64 => {
-                let mut buf = Vec::with_capacity(self.seal_bytes);
-                self.client.get_range(last.seq, 0, last.size, &mut buf)?;
+                let (mut buf, etag) = self.client.get_whole(last.seq, last.size)?;
+                buf.reserve_exact(self.seal_bytes - buf.len());
                 self.index.truncate_from(last.seq);
-                Tail {
-                    seq: last.seq,
-                    buf,
-                    dirty: false,
-                }
+                Tail::new(last.seq, buf, Some(etag))
             }
-            last => Tail {
-                seq: next_seq(last.map(|l| l.seq))?,
-                buf: Vec::with_capacity(self.seal_bytes),
-                dirty: false,
-            },
+            last => Tail::new(
+                next_seq(last.map(|l| l.seq))?,
+                Vec::with_capacity(self.seal_bytes),
+                None,
+            ),
         })
     }
 
-    /// Uploads the tail if it has bytes S3 does not.
+    /// Uploads the tail if it has bytes S3 does not. If another writer got there first, this
+    /// handle is fenced: it keeps its unflushed bytes aside and writes no more.
     fn upload(&mut self) -> Result<(), Error> {
-        if let Some(tail) = self.tail.as_mut().filter(|t| t.dirty) {
-            self.client.put(tail.seq, &tail.buf)?;
-            tail.dirty = false;
+        if let Some(fence) = &self.fenced {
+            return Err(Error::Fenced {
+                key: fence.key.clone(),
+            });
         }
-        Ok(())
+        let Some(tail) = self.tail.as_mut().filter(|t| t.buf.len() > t.uploaded) else {
+            return Ok(());
+        };
+        let expect = tail.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+        match self.client.put(tail.seq, &tail.buf, expect) {
+            Ok(etag) => {
+                tail.etag = Some(etag);
+                tail.uploaded = tail.buf.len();
+                Ok(())
+            }
+            Err(Error::Fenced { key }) => {
+                log::error!("{key} was changed by another writer: this handle stops writing");
+                self.fenced = Some(Fence {
+                    key: key.clone(),
+                    unflushed: tail.buf.split_off(tail.uploaded),
+                });
+                // Reads now show what S3 holds, from the objects before the tail on.
+                self.tail = None;
+                Err(Error::Fenced { key })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The bytes accepted by `write` that are not in S3 yet: what a failed flush or a fenced
+    /// writer would otherwise lose.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// log.write_all(b"abc")?;
+    /// assert_eq!(log.unflushed(), b"abc");
+    /// log.flush()?;
+    /// assert!(log.unflushed().is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn unflushed(&self) -> &[u8] {
+        match (&self.fenced, &self.tail) {
+            (Some(fence), _) => &fence.unflushed,
+            (None, Some(tail)) => &tail.buf[tail.uploaded..],
+            (None, None) => &[],
+        }
     }
 
     /// Seals a full tail: uploads it a last time and starts the next object.
@@ -279,6 +345,8 @@ impl Storage {
             let size = tail.buf.len() as u64;
             tail.seq = next_seq(Some(sealed))?;
             tail.buf.clear();
+            tail.uploaded = 0;
+            tail.etag = None;
             self.index.push(sealed, size);
             log::info!(
                 "sealed {} at {size} bytes; continuing in {}",
@@ -306,6 +374,12 @@ impl Write for Storage {
     /// appended.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.check_open()?;
+        if let Some(fence) = &self.fenced {
+            return Err(Error::Fenced {
+                key: fence.key.clone(),
+            }
+            .into());
+        }
         if buf.is_empty() {
             return Ok(0);
         }
@@ -316,7 +390,6 @@ impl Write for Storage {
             tail.buf.reserve_exact(buf.len());
         }
         tail.buf.extend_from_slice(buf);
-        tail.dirty = true;
         Ok(buf.len())
     }
 
@@ -430,7 +503,8 @@ impl fmt::Debug for Storage {
         f.debug_struct("Storage")
             .field("bucket", &self.client.bucket_name())
             .field("tail", &self.tail.as_ref().map(|t| self.client.key(t.seq)))
-            .field("unflushed", &self.tail.as_ref().is_some_and(|t| t.dirty))
+            .field("unflushed", &self.unflushed().len())
+            .field("fenced", &self.fenced.is_some())
             .field("position", &self.read.pos)
             .field("closed", &self.closed)
             .finish()

@@ -447,7 +447,7 @@ fn wrong_credentials_are_permission_denied_and_never_leak() {
 }
 
 #[test]
-fn an_unreachable_endpoint_is_a_transport_error() {
+fn an_unreachable_endpoint_is_a_transport_error_within_the_retry_budget() {
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -460,7 +460,18 @@ fn an_unreachable_endpoint_is_a_transport_error() {
     let bucket = s3::Bucket::new("some-bucket", region, credentials)
         .unwrap()
         .with_path_style();
-    let err = Storage::new(*bucket, "x.log", Options::default()).unwrap_err();
+    let options = Options {
+        retry_attempts: 3,
+        retry_backoff: std::time::Duration::from_millis(50),
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let err = Storage::new(*bucket, "x.log", options).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(&err, Error::Transport { op: "LIST", .. }), "{err}");
     assert_eq!(io::Error::from(err).kind(), ErrorKind::ConnectionRefused);
 }
