@@ -235,6 +235,22 @@ mod tests {
         #[test]
         fn parsing_never_panics(s in ".{0,80}") {
             let _ = Location::parse(&s);
+            if let Ok(layout) = Layout::new(&s) {
+                prop_assert_eq!(layout.seq(&layout.key(42)), Some(42));
+            }
+        }
+
+        #[test]
+        fn url_shaped_input_never_panics(
+            scheme in "(s3|S3|http|)(://|:/|/|)",
+            bucket in "[a-zA-Z0-9.-]{0,70}",
+            name in "[a-z/.\\-_%+ ]{0,40}",
+        ) {
+            let location = format!("{scheme}{bucket}/{name}");
+            if let Ok(parsed) = Location::parse(&location) {
+                prop_assert!(!parsed.name.is_empty() && !parsed.name.ends_with('/'));
+                prop_assert!((3..=63).contains(&parsed.bucket.len()));
+            }
         }
 
         #[test]

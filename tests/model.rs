@@ -1,19 +1,24 @@
-//! Random sequences of writes, flushes, reopenings, crashes, seeks and reads, checked step by
-//! step against a `Vec<u8>` model of the stream.
+//! Random sequences of writes, flushes, reopenings, crashes, seeks and reads, each with a random
+//! fault injected by a proxy between the client and the server, checked step by step against a
+//! `Vec<u8>` model of the stream.
 //!
 //! Invariants checked: reads return exactly the model's bytes at the position; seeks land where
 //! `std::io::Cursor` would (or fail with `InvalidInput`, position unchanged); after a crash
 //! (the handle vanishes without flushing) the stream holds every flushed byte and is a prefix of
-//! what was written, so no acknowledged byte is lost, duplicated or reordered; an object that reached `min_size` is never written again.
+//! what was written, so no acknowledged byte is lost, duplicated or reordered; a flush that runs
+//! out of attempts fails, keeps its bytes, and the next one succeeds; an object that reached
+//! `min_size` is never written again.
 
 mod common;
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use s3_syncr::Storage;
+use s3_syncr::{Options, Storage};
+use s3_syncr_test_server::{Fault, Proxy};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -23,6 +28,8 @@ enum Op {
         seed: u64,
     },
     Flush,
+    /// A flush whose every attempt fails.
+    FailedFlush,
     /// Close, then open a new handle.
     Reopen,
     /// The handle vanishes without flushing (as in a killed process), then a new one opens.
@@ -36,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (1usize..200, any::<u64>()).prop_map(|(len, seed)| Op::Write { len, seed }),
         3 => (100_000usize..700_000, any::<u64>()).prop_map(|(len, seed)| Op::Write { len, seed }),
         2 => Just(Op::Flush),
+        1 => Just(Op::FailedFlush),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
         1 => any::<u64>().prop_map(|n| Op::Seek(SeekFrom::Start(n % (4 * MIB as u64)))),
@@ -45,11 +53,30 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A fault for the next request of one method, or none.
+fn fault() -> impl Strategy<Value = Option<(&'static str, Fault)>> {
+    let method = prop_oneof![Just("PUT"), Just("GET"), Just("HEAD")];
+    let fault = prop_oneof![
+        Just(Fault::Status(500)),
+        Just(Fault::Status(503)),
+        Just(Fault::ResetBeforeBody),
+        Just(Fault::DropResponse),
+        Just(Fault::CutResponse(300)),
+        Just(Fault::CutResponse(5_000)),
+    ];
+    prop::option::weighted(0.5, (method, fault))
+}
+
 const NAME: &str = "model/stream.bin";
+const ATTEMPTS: u32 = 4;
 
 struct Harness {
     server: Server,
+    proxy: Proxy,
+    /// The bucket, reached directly.
     bucket: s3::Bucket,
+    /// The bucket, reached through the proxy: what the stream under test uses.
+    faulty: s3::Bucket,
     storage: Storage,
     /// Every byte accepted by `write`.
     model: Vec<u8>,
@@ -62,12 +89,17 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        s3::set_retries(0);
         let server = Server::from_env_or_start();
+        let proxy = Proxy::start(&server);
         let bucket = server.new_bucket();
-        let storage = open(&bucket, NAME, 1);
+        let faulty = proxy.bucket(&server, &bucket.name());
+        let storage = Harness::open(&faulty);
         Harness {
             server,
+            proxy,
             bucket,
+            faulty,
             storage,
             model: Vec::new(),
             durable: 0,
@@ -76,12 +108,25 @@ impl Harness {
         }
     }
 
+    fn open(bucket: &s3::Bucket) -> Storage {
+        let options = Options {
+            min_size: 1,
+            retry_attempts: ATTEMPTS,
+            retry_backoff: Duration::from_millis(1),
+            ..Options::default()
+        };
+        Storage::new(bucket.clone(), NAME, options).unwrap()
+    }
+
     fn reopen(&mut self) {
-        self.storage = open(&self.bucket, NAME, 1);
+        self.storage = Harness::open(&self.faulty);
         self.pos = 0;
     }
 
-    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+    fn apply(&mut self, op: &Op, fault: Option<(&str, Fault)>) -> Result<(), TestCaseError> {
+        if let Some((method, fault)) = fault {
+            self.proxy.inject(Some(method), fault);
+        }
         match op {
             Op::Write { len, seed } => {
                 let data = pattern(*len, *seed);
@@ -92,13 +137,27 @@ impl Harness {
                 self.storage.flush().unwrap();
                 self.durable = self.model.len();
             }
+            Op::FailedFlush => {
+                self.proxy.clear();
+                for _ in 0..ATTEMPTS {
+                    self.proxy.inject(Some("PUT"), Fault::Status(503));
+                }
+                let pending = self.storage.unflushed().to_vec();
+                match self.storage.flush() {
+                    Ok(()) => prop_assert!(pending.is_empty(), "a flush with work sent nothing"),
+                    Err(err) => {
+                        prop_assert!(!pending.is_empty(), "{}", err);
+                        prop_assert_eq!(self.storage.unflushed(), &pending[..], "bytes kept");
+                    }
+                }
+            }
             Op::Reopen => {
                 self.storage.close().unwrap();
                 self.durable = self.model.len();
                 self.reopen();
             }
             Op::Crash => {
-                let old = std::mem::replace(&mut self.storage, open(&self.bucket, NAME, 1));
+                let old = std::mem::replace(&mut self.storage, Harness::open(&self.faulty));
                 std::mem::forget(old);
                 // Objects sealed by writes are durable too, so more than the flushed bytes may
                 // have survived, but only ever a prefix of what was written.
@@ -141,6 +200,8 @@ impl Harness {
                 self.pos += got.len() as u64;
             }
         }
+        // Faults not met by this step would land on the next one's requests.
+        self.proxy.clear();
         self.check_sealed_objects_untouched()
     }
 
@@ -178,17 +239,18 @@ impl Harness {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 40,
+        cases: 200,
         max_shrink_iters: 200,
         ..ProptestConfig::default()
     })]
 
     #[test]
-    fn stream_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn stream_matches_the_model(steps in prop::collection::vec((op(), fault()), 1..30)) {
         let mut harness = Harness::new();
-        for op in &ops {
-            harness.apply(op)?;
+        for (op, fault) in &steps {
+            harness.apply(op, *fault)?;
         }
+        println!("faults injected: {}", harness.proxy.injected());
         harness.finish()?;
     }
 }

@@ -367,6 +367,21 @@ fn a_gap_is_invalid_data_naming_the_missing_key_and_the_stream_starts_at_the_low
 }
 
 #[test]
+fn an_object_that_shrinks_under_a_reader_is_invalid_data() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let key = "shrink/a-00000000000000000000.log";
+    raw_put(&bucket, key, &pattern(300_000, 1));
+    let mut reader = open(&bucket, "shrink/a.log", 1);
+    let mut first = vec![0; 1000];
+    reader.read_exact(&mut first).unwrap();
+    raw_put(&bucket, key, &pattern(500, 1));
+    let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(matches!(inner(&err), Error::SegmentChanged { .. }), "{err}");
+}
+
+#[test]
 fn bufread_lines_and_io_copy_through_bufwriter() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();

@@ -6,6 +6,7 @@
 //! set (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally `AWS_REGION`), so that
 //! the same tests run against third-party servers in CI.
 
+mod proxy;
 mod recorder;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
+pub use proxy::{Fault, Proxy};
 pub use recorder::Request;
 
 const ACCESS_KEY: &str = "s3syncr-test-access";
@@ -148,18 +150,23 @@ impl Server {
 
     /// A handle on bucket `name` (which need not exist), path-style.
     pub fn bucket(&self, name: &str) -> Bucket {
-        self.bucket_with_keys(name, &self.access_key, &self.secret_key)
+        self.bucket_at(&self.endpoint, name)
     }
 
     /// A handle on bucket `name` that signs with other keys.
     pub fn bucket_with_keys(&self, name: &str, access_key: &str, secret_key: &str) -> Bucket {
-        *Bucket::new(
+        handle(&self.region, &self.endpoint, name, access_key, secret_key)
+    }
+
+    /// A handle on bucket `name` that sends its requests to `endpoint` (a proxy).
+    pub fn bucket_at(&self, endpoint: &str, name: &str) -> Bucket {
+        handle(
+            &self.region,
+            endpoint,
             name,
-            self.region_handle(),
-            credentials(access_key, secret_key),
+            &self.access_key,
+            &self.secret_key,
         )
-        .expect("bucket handle")
-        .with_path_style()
     }
 
     /// Creates a bucket with a name no other test uses, and returns a handle on it.
@@ -178,7 +185,10 @@ impl Server {
             None => {
                 Bucket::create_with_path_style(
                     &name,
-                    self.region_handle(),
+                    Region::Custom {
+                        region: self.region.clone(),
+                        endpoint: self.endpoint.clone(),
+                    },
                     credentials(&self.access_key, &self.secret_key),
                     BucketConfiguration::default(),
                 )
@@ -187,17 +197,20 @@ impl Server {
         }
         self.bucket(&name)
     }
-
-    fn region_handle(&self) -> Region {
-        Region::Custom {
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-        }
-    }
 }
 
 fn credentials(access_key: &str, secret_key: &str) -> Credentials {
     Credentials::new(Some(access_key), Some(secret_key), None, None, None).expect("credentials")
+}
+
+fn handle(region: &str, endpoint: &str, name: &str, access_key: &str, secret_key: &str) -> Bucket {
+    let region = Region::Custom {
+        region: region.to_owned(),
+        endpoint: endpoint.to_owned(),
+    };
+    *Bucket::new(name, region, credentials(access_key, secret_key))
+        .expect("bucket handle")
+        .with_path_style()
 }
 
 impl Drop for Server {
