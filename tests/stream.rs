@@ -491,6 +491,55 @@ fn an_unreachable_endpoint_is_a_transport_error_within_the_retry_budget() {
     assert_eq!(io::Error::from(err).kind(), ErrorKind::ConnectionRefused);
 }
 
+#[test]
+fn a_server_that_never_answers_times_out_within_the_configured_deadline() {
+    // rust-s3 would otherwise add its own retry, after a 1 s sleep, under each of ours.
+    s3::set_retries(0);
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let region = s3::Region::Custom {
+        region: "us-east-1".into(),
+        endpoint: format!("http://{}", blackhole.local_addr().unwrap()),
+    };
+    let credentials = s3::creds::Credentials::new(Some("a"), Some("b"), None, None, None).unwrap();
+    let bucket = s3::Bucket::new("some-bucket", region, credentials)
+        .unwrap()
+        .with_path_style();
+    let options = Options {
+        retry_attempts: 2,
+        retry_backoff: std::time::Duration::from_millis(10),
+        request_timeout: std::time::Duration::from_millis(300),
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let err = Storage::new(*bucket, "x.log", options).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(io::Error::from(err).kind(), ErrorKind::TimedOut);
+    drop(blackhole);
+}
+
+#[test]
+fn without_conditional_writes_nothing_fences_a_second_writer() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let unfenced = || {
+        let options = Options {
+            conditional_writes: false,
+            ..Options::default()
+        };
+        Storage::new(bucket.clone(), "unsafe.log", options).unwrap()
+    };
+    let (mut first, mut second) = (unfenced(), unfenced());
+    first.write_all(b"a1 ").unwrap();
+    first.flush().unwrap();
+    second.write_all(b"b1 ").unwrap();
+    second.flush().unwrap();
+    first.write_all(b"a2").unwrap();
+    first.flush().unwrap();
+    // The documented hazard: the second writer's bytes are silently gone.
+    assert_eq!(stream_contents(&bucket, "unsafe.log"), b"a1 a2");
+}
+
 /// `open` reads the process environment, which a test may not change under other threads: run
 /// it in a child process of this same test binary.
 #[test]
