@@ -11,7 +11,18 @@
 # server (moto, ...) is added by writing those two functions. `NAME_start` must start the server
 # in the background, set CI_SERVER_PID, CI_SERVER_LOG, CI_S3_ENDPOINT, CI_S3_ACCESS_KEY,
 # CI_S3_SECRET_KEY, optionally CI_S3_EXTRA_ENV (an array of VAR=value), and return; readiness
-# is checked here. Servers are stopped by PID; an EXIT trap set by ci_servers_init stops
+# is checked here (a signed ListBuckets must answer 200). For moto, for instance:
+#
+#     moto_install() { ci_pip_install "moto[server]"; MOTO=$(ci_pip_file moto moto_server); }
+#     moto_start() {
+#         ci_require_free_port 127.0.0.1 5000; ci_tmpdir
+#         CI_S3_ENDPOINT=http://127.0.0.1:5000 CI_S3_ACCESS_KEY=test CI_S3_SECRET_KEY=test
+#         CI_SERVER_LOG=$CI_TMPDIR/moto.log
+#         "$MOTO" -H 127.0.0.1 -p 5000 >"$CI_SERVER_LOG" 2>&1 </dev/null &
+#         CI_SERVER_PID=$!
+#     }
+#
+# Servers are stopped by PID; an EXIT trap set by ci_servers_init stops
 # whatever is still running and removes the temporary directories, also when a step fails.
 
 CI_TMP_DIRS=()
