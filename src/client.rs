@@ -73,7 +73,8 @@ impl Client {
             };
             headers
         });
-        let md5 = format!("\"{:x}\"", md5::compute(body));
+        // Hashing costs as much as a loopback upload: only on the paths that need it.
+        let md5 = || format!("\"{:x}\"", md5::compute(body));
         let result = self.request("PUT", &key, body.len() as u64, |bucket| {
             bucket.put_object_with_headers(&key, body, headers.clone())
         });
@@ -81,7 +82,7 @@ impl Client {
             // Some servers send no ETag; that of a plain single PUT is the body's MD5.
             Ok(response) => Ok(match response.as_str() {
                 Ok(etag) if !etag.is_empty() => etag.to_owned(),
-                _ => md5,
+                _ => md5(),
             }),
             // A 404 answers If-Match on a missing object (AWS, moto): someone deleted our tail.
             Err(Error::Status { status: 404, .. }) if matches!(expect, Expect::Etag(_)) => {
@@ -92,7 +93,7 @@ impl Client {
             }) => {
                 let (head, _) = self.request("HEAD", &key, 0, |bucket| bucket.head_object(&key))?;
                 match head.e_tag {
-                    Some(etag) if etag.eq_ignore_ascii_case(&md5) => Ok(etag),
+                    Some(etag) if etag.eq_ignore_ascii_case(&md5()) => Ok(etag),
                     _ => Err(Error::Fenced { key }),
                 }
             }

@@ -1,6 +1,7 @@
 //! What a handle knows of the stream's objects: their order, sizes and stream offsets.
 
 use crate::Error;
+use crate::client::Client;
 use crate::layout::Segment;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +51,16 @@ impl Index {
         self.entries.push(Entry { seq, start, size });
     }
 
+    /// Brings the index up to date with S3: lists the last known object and everything after it.
+    pub(crate) fn refresh(&mut self, client: &Client) -> Result<(), Error> {
+        let after = self.last().and_then(|last| last.seq.checked_sub(1));
+        let listed = client.list(after)?;
+        self.update(listed, |seq| client.key(seq))
+    }
+
     /// Takes in a listing of the objects from the index's last one on (of all objects if the
     /// index is empty). Known objects keep their offsets: only the last may have grown.
-    pub(crate) fn update(
-        &mut self,
-        listed: Vec<Segment>,
-        key: impl Fn(u64) -> String,
-    ) -> Result<(), Error> {
+    fn update(&mut self, listed: Vec<Segment>, key: impl Fn(u64) -> String) -> Result<(), Error> {
         let mut listed = listed.into_iter().peekable();
         if let Some(last) = self.entries.last_mut() {
             let seq = last.seq;

@@ -49,7 +49,9 @@ mod error;
 mod index;
 mod layout;
 mod options;
+mod reader;
 mod storage;
+mod writer;
 
 pub use error::Error;
 pub use layout::Segment;

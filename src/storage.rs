@@ -2,17 +2,16 @@
 
 use std::fmt;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 
 use s3::Bucket;
 
-use crate::client::{Client, Expect};
+use crate::client::Client;
 use crate::index::Index;
 use crate::layout::{Layout, Location, Segment};
+use crate::reader::Reader;
+use crate::writer::Writer;
 use crate::{Error, Options};
-
-/// First ranged GET after a seek: small, so random reads stay cheap; it doubles on sequential
-/// reads up to [`Options::read_chunk`].
-const FIRST_READ: usize = 64 * 1024;
 
 /// An append-only byte stream kept in S3, as one `Read + Write + Seek + BufRead` handle.
 ///
@@ -41,59 +40,12 @@ const FIRST_READ: usize = 64 * 1024;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Storage {
-    client: Client,
-    seal_bytes: usize,
-    read_chunk: usize,
-    /// The objects before the tail (all known objects while nothing was written).
+    client: Arc<Client>,
+    /// The objects before the writer's (all known objects while nothing was written).
     index: Index,
-    /// The writer's object, known from the first write on.
-    tail: Option<Tail>,
-    read: ReadState,
-    /// Set once another writer took over the tail: this handle writes no more.
-    fenced: Option<Fence>,
+    writer: Writer,
+    reader: Reader,
     closed: bool,
-}
-
-/// The last object, held whole in memory while it is written.
-struct Tail {
-    seq: u64,
-    buf: Vec<u8>,
-    /// How much of `buf` the object in S3 holds.
-    uploaded: usize,
-    /// The object's ETag as we last wrote or read it; `None` while it does not exist.
-    etag: Option<String>,
-}
-
-impl Tail {
-    fn new(seq: u64, buf: Vec<u8>, etag: Option<String>) -> Tail {
-        Tail {
-            seq,
-            uploaded: buf.len(),
-            buf,
-            etag,
-        }
-    }
-}
-
-/// What a fenced writer keeps: the key it lost and the bytes that never reached S3.
-struct Fence {
-    key: String,
-    unflushed: Vec<u8>,
-}
-
-struct ReadState {
-    pos: u64,
-    /// Stream offset of `chunk[0]`.
-    chunk_start: u64,
-    chunk: Vec<u8>,
-    /// Size of the next ranged GET.
-    window: usize,
-}
-
-impl ReadState {
-    fn chunk_holds(&self, pos: u64) -> bool {
-        pos >= self.chunk_start && pos - self.chunk_start < self.chunk.len() as u64
-    }
 }
 
 impl Storage {
@@ -147,21 +99,13 @@ impl Storage {
         let layout = Layout::new(name)?;
         let seal_bytes = options.seal_bytes()?;
         let read_chunk = options.read_chunk;
-        let client = Client::new(bucket, layout, options);
+        let client = Arc::new(Client::new(bucket, layout, options));
         client.check_bucket()?;
         Ok(Storage {
+            writer: Writer::new(client.clone(), seal_bytes),
+            reader: Reader::new(read_chunk),
             client,
-            seal_bytes,
-            read_chunk,
             index: Index::default(),
-            tail: None,
-            read: ReadState {
-                pos: 0,
-                chunk_start: 0,
-                chunk: Vec::new(),
-                window: FIRST_READ.min(read_chunk),
-            },
-            fenced: None,
             closed: false,
         })
     }
@@ -190,8 +134,8 @@ impl Storage {
         }
         self.flush()?;
         self.closed = true;
-        self.tail = None;
-        self.read.chunk = Vec::new();
+        self.writer.release();
+        self.reader.release();
         Ok(())
     }
 
@@ -232,82 +176,18 @@ impl Storage {
         }
     }
 
-    /// Brings the index up to date with S3: the last known object and everything after it.
-    fn refresh(&mut self) -> Result<(), Error> {
-        let after = self.index.last().and_then(|last| last.seq.checked_sub(1));
-        let listed = self.client.list(after)?;
-        let client = &self.client;
-        self.index.update(listed, |seq| client.key(seq))
-    }
-
     /// The stream's length, as of now.
     fn len(&mut self) -> Result<u64, Error> {
-        match &self.tail {
-            Some(tail) => Ok(self.index.end() + tail.buf.len() as u64),
-            None => {
-                self.refresh()?;
-                Ok(self.index.end())
-            }
+        if !self.writer.started() {
+            self.index.refresh(&self.client)?;
         }
+        Ok(self.known_len())
     }
 
-    /// Finds the end of the stream on the first write: a last object below the sealing size is
-    /// continued (its bytes are fetched once, now), otherwise a new object is started.
-    fn tail(&mut self) -> Result<&mut Tail, Error> {
-        let tail = match self.tail.take() {
-            Some(tail) => tail,
-            None => self.find_tail()?,
-        };
-        Ok(self.tail.insert(tail))
-    }
-
-    fn find_tail(&mut self) -> Result<Tail, Error> {
-        self.refresh()?;
-        Ok(match self.index.last() {
-            Some(last) if last.size < self.seal_bytes as u64 => {
-                let (mut buf, etag) = self.client.get_whole(last.seq, last.size)?;
-                buf.reserve_exact(self.seal_bytes - buf.len());
-                self.index.truncate_from(last.seq);
-                Tail::new(last.seq, buf, Some(etag))
-            }
-            last => Tail::new(
-                next_seq(last.map(|l| l.seq))?,
-                Vec::with_capacity(self.seal_bytes),
-                None,
-            ),
-        })
-    }
-
-    /// Uploads the tail if it has bytes S3 does not. If another writer got there first, this
-    /// handle is fenced: it keeps its unflushed bytes aside and writes no more.
-    fn upload(&mut self) -> Result<(), Error> {
-        if let Some(fence) = &self.fenced {
-            return Err(Error::Fenced {
-                key: fence.key.clone(),
-            });
-        }
-        let Some(tail) = self.tail.as_mut().filter(|t| t.buf.len() > t.uploaded) else {
-            return Ok(());
-        };
-        let expect = tail.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-        match self.client.put(tail.seq, &tail.buf, expect) {
-            Ok(etag) => {
-                tail.etag = Some(etag);
-                tail.uploaded = tail.buf.len();
-                Ok(())
-            }
-            Err(Error::Fenced { key }) => {
-                log::error!("{key} was changed by another writer: this handle stops writing");
-                self.fenced = Some(Fence {
-                    key: key.clone(),
-                    unflushed: tail.buf.split_off(tail.uploaded),
-                });
-                // Reads now show what S3 holds, from the objects before the tail on.
-                self.tail = None;
-                Err(Error::Fenced { key })
-            }
-            Err(err) => Err(err),
-        }
+    /// The stream's length as this handle knows it, without asking S3.
+    fn known_len(&self) -> u64 {
+        let local: usize = self.writer.local().iter().map(|part| part.len()).sum();
+        self.index.end() + local as u64
     }
 
     /// The bytes accepted by `write` that are not in S3 yet: what a failed flush or a fenced
@@ -326,120 +206,49 @@ impl Storage {
     /// assert!(log.unflushed().is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn unflushed(&self) -> &[u8] {
-        match (&self.fenced, &self.tail) {
-            (Some(fence), _) => &fence.unflushed,
-            (None, Some(tail)) => &tail.buf[tail.uploaded..],
-            (None, None) => &[],
-        }
-    }
-
-    /// Seals a full tail: uploads it a last time and starts the next object.
-    fn rotate_if_full(&mut self) -> Result<(), Error> {
-        if self.tail()?.buf.len() < self.seal_bytes {
-            return Ok(());
-        }
-        self.upload()?;
-        if let Some(tail) = self.tail.as_mut() {
-            let sealed = tail.seq;
-            let size = tail.buf.len() as u64;
-            tail.seq = next_seq(Some(sealed))?;
-            tail.buf.clear();
-            tail.uploaded = 0;
-            tail.etag = None;
-            self.index.push(sealed, size);
-            log::info!(
-                "sealed {} at {size} bytes; continuing in {}",
-                self.client.key(sealed),
-                self.client.key(sealed + 1)
-            );
-        }
-        Ok(())
-    }
-}
-
-fn next_seq(last: Option<u64>) -> Result<u64, Error> {
-    match last {
-        None => Ok(0),
-        Some(seq) => seq.checked_add(1).ok_or_else(|| {
-            Error::InvalidConfig("the stream has used every sequence number".into())
-        }),
+    pub fn unflushed(&self) -> Vec<u8> {
+        self.writer.unflushed()
     }
 }
 
 impl Write for Storage {
     /// Appends all of `buf` to the tail object in memory and returns its length; a write is never
-    /// split across objects. The first write of a handle lists the stream to find its end, and a
-    /// write that finds the tail full first seals it: if that upload fails, nothing of `buf` is
-    /// appended.
+    /// split across objects. The first write of a handle lists the stream to find its end. A
+    /// write that finds the tail full seals it: its last upload goes on in the background while
+    /// writing continues in the next object. If that upload fails, the next write or flush
+    /// returns the error, appends nothing, and the upload is tried again.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.check_open()?;
-        if let Some(fence) = &self.fenced {
-            return Err(Error::Fenced {
-                key: fence.key.clone(),
-            }
-            .into());
-        }
         if buf.is_empty() {
             return Ok(0);
         }
-        self.rotate_if_full()?;
-        let tail = self.tail()?;
-        if tail.buf.capacity() - tail.buf.len() < buf.len() {
-            // Only the write that crosses the sealing size gets here: grow by just that much.
-            tail.buf.reserve_exact(buf.len());
-        }
-        tail.buf.extend_from_slice(buf);
+        self.writer.write(&mut self.index, buf)?;
         Ok(buf.len())
     }
 
-    /// Makes every byte written so far durable with one PUT of the whole tail object, if any
-    /// byte was written since the last upload; otherwise sends nothing. On failure nothing is
-    /// dropped, and the next flush tries again. Flushing a closed stream is `Ok`: it holds no
-    /// unflushed byte.
+    /// Makes every byte written so far durable: waits for a sealed object's upload, then sends
+    /// one PUT of the whole tail object if any byte was written since its last upload;
+    /// otherwise sends nothing. On failure nothing is dropped, and the next flush tries again.
+    /// Flushing a closed stream is `Ok`: it holds no unflushed byte.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(self.upload()?)
+        Ok(self.writer.flush(&mut self.index)?)
     }
 }
 
 impl BufRead for Storage {
     /// Returns the bytes at the read position: from the chunk fetched last, else from this
-    /// handle's unflushed tail, else from a new ranged GET. At the end of the stream it lists
+    /// handle's bytes not yet in S3, else from a new ranged GET (the next one is then fetched
+    /// ahead in the background while reading is sequential). At the end of the stream it lists
     /// the objects again, so bytes appended since by any handle are found.
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.check_open()?;
-        let pos = self.read.pos;
-        if !self.read.chunk_holds(pos) {
-            if pos >= self.index.end() && self.tail.is_none() {
-                self.refresh()?;
-            }
-            let tail_start = self.index.end();
-            if let Some(tail) = self.tail.as_ref().filter(|_| pos >= tail_start) {
-                let offset = (pos - tail_start) as usize;
-                return Ok(&tail.buf[offset.min(tail.buf.len())..]);
-            }
-            let Some(entry) = self.index.find(pos) else {
-                return Ok(&[]);
-            };
-            let offset = pos - entry.start;
-            let len = (entry.size - offset).min(self.read.window as u64);
-            self.read.chunk.clear();
-            self.read.chunk_start = pos;
-            let fetched = self
-                .client
-                .get_range(entry.seq, offset, len, &mut self.read.chunk);
-            if let Err(err) = fetched {
-                self.read.chunk.clear();
-                return Err(err.into());
-            }
-            self.read.window = (self.read.window * 2).min(self.read_chunk);
-        }
-        let offset = (pos - self.read.chunk_start) as usize;
-        Ok(&self.read.chunk[offset..])
+        Ok(self
+            .reader
+            .fill_buf(&self.client, &mut self.index, &self.writer, 0)?)
     }
 
     fn consume(&mut self, amt: usize) {
-        self.read.pos += amt as u64;
+        self.reader.pos += amt as u64;
     }
 }
 
@@ -447,7 +256,11 @@ impl Read for Storage {
     /// Reads from the read position. `Ok(0)` means the end of the stream as of now: a later
     /// read continues from there with whatever was appended since.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
+        self.check_open()?;
+        // A GET for less than the caller asks for would only cost another request.
+        let available =
+            self.reader
+                .fill_buf(&self.client, &mut self.index, &self.writer, out.len())?;
         let n = available.len().min(out.len());
         out[..n].copy_from_slice(&available[..n]);
         self.consume(n);
@@ -465,19 +278,15 @@ impl Seek for Storage {
         self.check_open()?;
         let target = match to {
             SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(delta) => self.read.pos.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.reader.pos.checked_add_signed(delta),
             SeekFrom::End(delta) => self.len()?.checked_add_signed(delta),
         };
-        let known = self.index.end() + self.tail.as_ref().map_or(0, |t| t.buf.len() as u64);
         let target = match target {
-            Some(t) if t <= known => t,
+            Some(t) if t <= self.known_len() => t,
             Some(t) if !matches!(to, SeekFrom::End(_)) && t <= self.len()? => t,
             _ => return Err(Error::SeekPositionNotSupported.into()),
         };
-        if !self.read.chunk_holds(target) {
-            self.read.window = FIRST_READ.min(self.read_chunk);
-        }
-        self.read.pos = target;
+        self.reader.seek(target);
         Ok(target)
     }
 }
@@ -490,7 +299,7 @@ impl Drop for Storage {
             if let Err(err) = self.flush() {
                 log::error!(
                     "dropping the stream {} lost its unflushed bytes: {err}",
-                    self.client.key(self.tail.as_ref().map_or(0, |t| t.seq))
+                    self.writer.tail_key().unwrap_or_default()
                 );
             }
         }
@@ -502,10 +311,8 @@ impl fmt::Debug for Storage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Storage")
             .field("bucket", &self.client.bucket_name())
-            .field("tail", &self.tail.as_ref().map(|t| self.client.key(t.seq)))
-            .field("unflushed", &self.unflushed().len())
-            .field("fenced", &self.fenced.is_some())
-            .field("position", &self.read.pos)
+            .field("tail", &self.writer.tail_key())
+            .field("position", &self.reader.pos)
             .field("closed", &self.closed)
             .finish()
     }

@@ -36,9 +36,10 @@ fn memory_is_bounded() {
         }
         writer.close().unwrap();
     });
-    // The 4 MiB tail, rust-s3's copy of it for the PUT, and the server's buffers.
+    // The 4 MiB tail, the sealed object uploading in the background, rust-s3's copy of that
+    // body, and (in process) the server's buffers: a bound that does not grow with the stream.
     assert!(
-        grown < 24 * MIB as u64,
+        grown < 32 * MIB as u64,
         "writing 64 MiB in 4 MiB objects raised the peak RSS by {} MiB",
         grown / MIB as u64
     );

@@ -6,6 +6,9 @@
 //! set (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally `AWS_REGION`), so that
 //! the same tests run against third-party servers in CI.
 
+// The embedded server is the one the `s3-syncr` command serves `--local DIR` with.
+#[path = "../../../src/bin/s3-syncr/local.rs"]
+mod local;
 mod proxy;
 mod recorder;
 
@@ -13,12 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 
 pub use proxy::{Fault, Proxy};
 pub use recorder::Request;
@@ -58,37 +57,8 @@ impl Server {
             log: log.clone(),
             writes: tokio::sync::Mutex::new(()),
         };
-        let mut builder = S3ServiceBuilder::new(fs);
-        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = builder.build();
-
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                // Without it, small responses wait for delayed ACKs (~44 ms a request).
-                let _ = socket.set_nodelay(true);
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
+        let (endpoint, runtime) =
+            local::serve(fs, ACCESS_KEY, SECRET_KEY).expect("in-process S3 server");
         Server {
             endpoint,
             access_key: ACCESS_KEY.into(),

@@ -50,6 +50,10 @@ struct State {
     /// Faults still to inject, each on the next request whose method matches (any if `None`).
     faults: Mutex<VecDeque<(Option<String>, Fault)>>,
     injected: AtomicUsize,
+    /// Connections being handled.
+    active: AtomicUsize,
+    /// Set by [`Proxy::sever`]: nothing more reaches the server.
+    severed: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -75,6 +79,8 @@ impl Proxy {
             upstream,
             faults: Mutex::default(),
             injected: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            severed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let shared = state.clone();
@@ -85,8 +91,10 @@ impl Proxy {
                 }
                 let Ok(conn) = conn else { continue };
                 let state = shared.clone();
+                state.active.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = handle(&state, conn);
+                    state.active.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -120,6 +128,16 @@ impl Proxy {
         std::mem::take(&mut *faults).len()
     }
 
+    /// Cuts the client off, as if its process died: requests already passed on may still land,
+    /// but once this returns, none is under way and no later one reaches the server.
+    pub fn sever(&self) {
+        self.state.severed.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.state.active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// A handle on `server`'s bucket `name` whose requests go through the proxy.
     pub fn bucket(&self, server: &Server, name: &str) -> Bucket {
         server.bucket_at(&self.endpoint, name)
@@ -151,7 +169,7 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
     if fault.is_some() {
         state.injected.fetch_add(1, Ordering::SeqCst);
     }
-    if fault == Some(Fault::ResetBeforeBody) {
+    if fault == Some(Fault::ResetBeforeBody) || state.severed.load(Ordering::SeqCst) {
         return client.shutdown(Shutdown::Both);
     }
     let length = content_length(&head);

@@ -1,0 +1,930 @@
+//! Throughput, latency and memory of [`Storage`] next to the plain rust-s3 calls it makes.
+//!
+//! Every case runs a raw rust-s3 equivalent and `Storage` on the same S3 server, in the same
+//! process, interleaved over several runs (raw first on even runs, `Storage` first on odd ones),
+//! and reports medians:
+//!
+//! 1. **Write**: `io::copy` of the whole data set into `Storage` (`min_size` 8 and 64) then
+//!    `close`, against `put_object` of the same segments one after another. The source is a
+//!    reader that is not `BufRead` (like a file or a pipe), so `io::copy` writes 8 KiB at a time.
+//! 2. **Flushed small records**: 100-byte records through `BufWriter<Storage>` (`min_size` 8),
+//!    flushed every 1 MiB and every 8 MiB, against the same scheme by hand (a `Vec` re-uploaded
+//!    whole with `put_object` at each flush, a new key every 8 MiB). Also reports the PUT requests
+//!    sent (counted by the in-process server) and the overwrite amplification, bytes uploaded /
+//!    bytes written, next to the README's estimate `S / 2K`.
+//! 3. **Read**: `io::copy` of the whole stream into `io::sink()`, against
+//!    `get_object_to_writer` of each object into the sink.
+//! 4. **Random reads**: 1,000 `seek` + 4 KiB `read` at offsets from a fixed-seed xorshift PRNG,
+//!    against one ranged GET (`get_object_range`) of the same 4 KiB: median latency per read.
+//! 5. **Memory**: reading a stream made of one object as large as the data set (`min_size` =
+//!    the data set), and writing with `min_size` 64 (the runs of case 1).
+//!
+//! Memory is the growth of the process's peak resident set size during the measured section:
+//! the peak is reset with `/proc/self/clear_refs`, then `VmHWM` after minus `VmRSS` before (Linux
+//! only). The in-process server runs in the same process, so its buffers count too. The
+//! benchmark runs itself again with `MALLOC_MMAP_THRESHOLD_=131072` (unless that variable is
+//! set): glibc then gives every freed buffer of 128 KiB or more back to the system, instead of
+//! keeping it on its heap for the next case to reuse unseen.
+//!
+//! ```sh
+//! cargo bench --bench throughput                  # 256 MiB, 3 runs: a few minutes on 2 cores
+//! S3SYNCR_BENCH_MIB=32 S3SYNCR_BENCH_RUNS=3 cargo bench --bench throughput   # quick check
+//! benches/run.sh                                  # the full run, saved to benches/results.md
+//! ```
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `S3SYNCR_BENCH_MIB` | 256 | size of the data set in MiB |
+//! | `S3SYNCR_BENCH_RUNS` | 3 | runs of each case; medians are over runs |
+//! | `S3SYNCR_TEST_ENDPOINT` | unset | an external S3 server instead of the in-process one (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optionally `AWS_REGION`) |
+//!
+//! The report (markdown, on stdout) ends with a table meant for the README; progress goes to
+//! stderr.
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use s3::Bucket;
+use s3_syncr::{Options, Storage};
+use s3_syncr_test_server::Server;
+
+const MIB: usize = 1024 * 1024;
+/// Size of a record in case 2.
+const RECORD: usize = 100;
+/// `BufWriter`'s default capacity, for the model of case 2.
+const BUFWRITER_CAPACITY: usize = 8 * 1024;
+const RANDOM_READS: usize = 1000;
+const RANDOM_READ_LEN: usize = 4096;
+const SEED: u64 = 0x5EED_CAFE_F00D_D00D;
+
+/// glibc's variable that fixes the mmap threshold (and so turns off its dynamic adjustment).
+const MALLOC_ENV: &str = "MALLOC_MMAP_THRESHOLD_";
+
+fn main() {
+    if std::env::var_os(MALLOC_ENV).is_none() {
+        // Without it, glibc raises the threshold after the first large buffers are freed and
+        // keeps later ones on its heap: a case would then reuse memory an earlier case left
+        // resident, and its peak RSS would not show its own buffers.
+        let status = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .args(std::env::args_os().skip(1))
+            .env(MALLOC_ENV, "131072")
+            .status()
+            .expect("run again with a fixed mmap threshold");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let started = Instant::now();
+    let mib = env_usize("S3SYNCR_BENCH_MIB", 256);
+    let runs = env_usize("S3SYNCR_BENCH_RUNS", 3);
+    let server = Server::from_env_or_start();
+    let data = random_bytes(mib * MIB);
+    let mut bench = Bench {
+        server: &server,
+        data: &data,
+        runs,
+        rows: Vec::new(),
+        details: String::new(),
+        flush_rows: Vec::new(),
+    };
+    eprintln!(
+        "s3-syncr benchmarks: {mib} MiB, {runs} runs, {} server",
+        if server.is_external() {
+            "external"
+        } else {
+            "in-process"
+        }
+    );
+
+    let writes = server.new_bucket();
+    for min_size in [8, 64] {
+        bench.write(&writes, min_size);
+    }
+    for flush_every in [MIB, 8 * MIB] {
+        bench.flushed_records(&writes, 8, flush_every);
+    }
+
+    let reads = server.new_bucket();
+    let mut fixtures = Vec::new();
+    for min_size in [8, 64, mib] {
+        if !fixtures.contains(&min_size) {
+            write_fixture(&reads, &data, min_size);
+            fixtures.push(min_size);
+        }
+    }
+    for min_size in [8, 64] {
+        bench.read(
+            &reads,
+            min_size,
+            &format!("3. read, io::copy, min_size {min_size}"),
+        );
+    }
+    bench.random_reads(&reads, 8);
+    bench.read(
+        &reads,
+        mib,
+        &format!("5. memory: read one {mib} MiB object (min_size {mib})"),
+    );
+    for min_size in fixtures {
+        delete_prefix(&reads, &format!("r{min_size}-"));
+    }
+
+    print!("{}", bench.report(mib, started.elapsed()));
+}
+
+/// A case's results: one value per run on each side.
+struct Row {
+    case: String,
+    metric: Metric,
+    raw: Vec<Sample>,
+    storage: Vec<Sample>,
+}
+
+#[derive(Clone, Copy)]
+enum Metric {
+    /// `secs` is the time to move this many bytes.
+    Throughput(u64),
+    /// `secs` is the median latency of one operation.
+    Latency,
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    secs: f64,
+    /// Growth of the peak RSS, in bytes, if it could be measured.
+    rss: Option<u64>,
+}
+
+/// Case 2's request and upload counts.
+struct FlushRow {
+    flush_every: usize,
+    seal: usize,
+    written: u64,
+    raw_puts: usize,
+    raw_uploaded: u64,
+    /// PUTs the in-process server saw, per run.
+    storage_puts: Vec<Option<usize>>,
+    model_puts: usize,
+    model_uploaded: u64,
+}
+
+struct Bench<'a> {
+    server: &'a Server,
+    data: &'a [u8],
+    runs: usize,
+    rows: Vec<Row>,
+    details: String,
+    flush_rows: Vec<FlushRow>,
+}
+
+impl Bench<'_> {
+    /// Runs `raw` and `storage` once per run, alternating which goes first, and records them.
+    fn case(
+        &mut self,
+        case: &str,
+        metric: Metric,
+        mut raw: impl FnMut(usize) -> Sample,
+        mut storage: impl FnMut(usize) -> Sample,
+    ) {
+        let mut row = Row {
+            case: case.to_owned(),
+            metric,
+            raw: Vec::new(),
+            storage: Vec::new(),
+        };
+        for run in 0..self.runs {
+            let (r, s) = if run % 2 == 0 {
+                let r = raw(run);
+                (r, storage(run))
+            } else {
+                let s = storage(run);
+                (raw(run), s)
+            };
+            eprintln!(
+                "{case} [run {}/{}]: raw {}, storage {}",
+                run + 1,
+                self.runs,
+                show(metric, r.secs),
+                show(metric, s.secs)
+            );
+            row.raw.push(r);
+            row.storage.push(s);
+        }
+        self.rows.push(row);
+    }
+
+    /// Case 1: `io::copy` into `Storage` then `close`, against `put_object` of each segment.
+    fn write(&mut self, bucket: &Bucket, min_size: usize) {
+        let data = self.data;
+        let segment = min_size * MIB;
+        let objects = data.len().div_ceil(segment);
+        let case = if min_size == 64 {
+            "1/5. write, io::copy, min_size 64".to_owned()
+        } else {
+            format!("1. write, io::copy, min_size {min_size}")
+        };
+        self.case(
+            &case,
+            Metric::Throughput(data.len() as u64),
+            |run| {
+                let prefix = format!("raw{min_size}-{run}/");
+                let sample = measure(|| {
+                    for (seq, part) in data.chunks(segment).enumerate() {
+                        bucket
+                            .put_object(format!("{prefix}seg-{seq:020}.bin"), part)
+                            .expect("raw put");
+                    }
+                });
+                assert_eq!(delete_prefix(bucket, &prefix), objects);
+                sample
+            },
+            |run| {
+                let prefix = format!("st{min_size}-{run}/");
+                let sample = measure(|| {
+                    let mut storage = open(bucket, &format!("{prefix}seg.bin"), min_size);
+                    let copied = io::copy(&mut Source(data), &mut storage).expect("copy");
+                    assert_eq!(copied, data.len() as u64);
+                    storage.close().expect("close");
+                });
+                assert_eq!(delete_prefix(bucket, &prefix), objects);
+                sample
+            },
+        );
+    }
+
+    /// Case 2: 100-byte records, flushed every `flush_every` bytes, in `seal_mib` MiB objects.
+    fn flushed_records(&mut self, bucket: &Bucket, seal_mib: usize, flush_every: usize) {
+        let server = self.server;
+        let records = &self.data[..self.data.len() / RECORD * RECORD];
+        let written = records.len() as u64;
+        let seal = seal_mib * MIB;
+        let mut raw_counts = (0, 0);
+        let mut storage_puts = Vec::new();
+        self.case(
+            &format!(
+                "2. BufWriter, {RECORD} B records, flush every {} MiB, min_size {seal_mib}",
+                flush_every / MIB
+            ),
+            Metric::Throughput(written),
+            |run| {
+                let prefix = format!("rawrec{flush_every}-{run}/");
+                let mut counts = (0, 0);
+                let sample = measure(|| {
+                    counts = hand_rolled_records(bucket, &prefix, records, seal, flush_every);
+                });
+                raw_counts = counts;
+                delete_prefix(bucket, &prefix);
+                sample
+            },
+            |run| {
+                let prefix = format!("strec{flush_every}-{run}/");
+                server.take_requests();
+                let sample = measure(|| {
+                    let storage = open(bucket, &format!("{prefix}rec.log"), seal_mib);
+                    let mut log = BufWriter::new(storage);
+                    let mut next_flush = flush_every;
+                    for (i, record) in records.chunks_exact(RECORD).enumerate() {
+                        log.write_all(record).expect("write");
+                        if (i + 1) * RECORD >= next_flush {
+                            log.flush().expect("flush");
+                            next_flush += flush_every;
+                        }
+                    }
+                    let mut storage = log.into_inner().map_err(|e| e.into_error()).unwrap();
+                    storage.close().expect("close");
+                });
+                let puts = server
+                    .take_requests()
+                    .iter()
+                    .filter(|r| r.op == "PutObject")
+                    .count();
+                storage_puts.push((!server.is_external()).then_some(puts));
+                delete_prefix(bucket, &prefix);
+                sample
+            },
+        );
+        let (model_puts, model_uploaded) = model_records(records.len(), seal, flush_every);
+        self.flush_rows.push(FlushRow {
+            flush_every,
+            seal,
+            written,
+            raw_puts: raw_counts.0,
+            raw_uploaded: raw_counts.1,
+            storage_puts,
+            model_puts,
+            model_uploaded,
+        });
+    }
+
+    /// Cases 3 and 5: the whole stream into `io::sink()`.
+    fn read(&mut self, bucket: &Bucket, min_size: usize, case: &str) {
+        let name = fixture_name(min_size);
+        let keys: Vec<String> = open(bucket, &name, min_size)
+            .segments()
+            .expect("segments")
+            .into_iter()
+            .map(|s| s.key)
+            .collect();
+        let len = self.data.len() as u64;
+        self.case(
+            case,
+            Metric::Throughput(len),
+            |_| {
+                measure(|| {
+                    for key in &keys {
+                        let status = bucket
+                            .get_object_to_writer(key, &mut io::sink())
+                            .expect("raw get");
+                        assert_eq!(status, 200);
+                    }
+                })
+            },
+            |_| {
+                measure(|| {
+                    let mut storage = open(bucket, &name, min_size);
+                    let copied = io::copy(&mut storage, &mut io::sink()).expect("copy");
+                    assert_eq!(copied, len);
+                    storage.close().expect("close");
+                })
+            },
+        );
+    }
+
+    /// Case 4: `seek` + 4 KiB `read` at random offsets, against one ranged GET each.
+    fn random_reads(&mut self, bucket: &Bucket, min_size: usize) {
+        let (server, data) = (self.server, self.data);
+        let name = fixture_name(min_size);
+        let segments = open(bucket, &name, min_size).segments().expect("segments");
+        let mut rng = XorShift(SEED);
+        let span = (data.len() - RANDOM_READ_LEN + 1) as u64;
+        let offsets: Vec<u64> = (0..RANDOM_READS).map(|_| rng.next() % span).collect();
+        let mut p90 = (Vec::new(), Vec::new());
+        let mut gets = (0, 0);
+        let count_gets = || {
+            server
+                .take_requests()
+                .iter()
+                .filter(|r| r.op == "GetObject")
+                .count()
+        };
+        self.case(
+            &format!(
+                "4. random {} KiB reads, min_size {min_size} (median latency)",
+                RANDOM_READ_LEN / 1024
+            ),
+            Metric::Latency,
+            |_| {
+                let mut latencies = Vec::with_capacity(offsets.len());
+                count_gets();
+                let mut sample = measure(|| {
+                    for &offset in &offsets {
+                        let started = Instant::now();
+                        let bytes = raw_range(bucket, &segments, offset, RANDOM_READ_LEN, true);
+                        latencies.push(started.elapsed().as_secs_f64());
+                        let offset = offset as usize;
+                        assert_eq!(bytes[..], data[offset..offset + RANDOM_READ_LEN]);
+                    }
+                });
+                gets.0 = count_gets();
+                sample.secs = median(&latencies);
+                p90.0.push(percentile(&latencies, 0.9));
+                sample
+            },
+            |_| {
+                let mut storage = open(bucket, &name, min_size);
+                let mut latencies = Vec::with_capacity(offsets.len());
+                let mut out = [0; RANDOM_READ_LEN];
+                count_gets();
+                let mut sample = measure(|| {
+                    for &offset in &offsets {
+                        let started = Instant::now();
+                        storage.seek(SeekFrom::Start(offset)).expect("seek");
+                        storage.read_exact(&mut out).expect("read");
+                        latencies.push(started.elapsed().as_secs_f64());
+                        let offset = offset as usize;
+                        assert_eq!(out[..], data[offset..offset + RANDOM_READ_LEN]);
+                    }
+                });
+                gets.1 = count_gets();
+                storage.close().expect("close");
+                sample.secs = median(&latencies);
+                p90.1.push(percentile(&latencies, 0.9));
+                sample
+            },
+        );
+        // What `Storage` fetches after a seek: its first read window, up to the object's end.
+        let window = 64 * 1024;
+        let wide: Vec<f64> = offsets
+            .iter()
+            .map(|&offset| {
+                let started = Instant::now();
+                raw_range(bucket, &segments, offset, window, false);
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        let per_read = |n: usize| {
+            if server.is_external() {
+                "not counted".to_owned()
+            } else {
+                format!("{:.2}", n as f64 / offsets.len() as f64)
+            }
+        };
+        let _ = writeln!(
+            self.details,
+            "- Case 4: 90th percentile latency (median over runs) raw {}, storage {}; GET \
+             requests per read (last run) raw {}, storage {}. A `Storage` read after a seek \
+             fetches its first read window, {} KiB (less at an object's end); a raw ranged GET \
+             of those same {} KiB takes {} (median, one run).",
+            show(Metric::Latency, median(&p90.0)),
+            show(Metric::Latency, median(&p90.1)),
+            per_read(gets.0),
+            per_read(gets.1),
+            window / 1024,
+            window / 1024,
+            show(Metric::Latency, median(&wide)),
+        );
+    }
+
+    fn report(&self, mib: usize, wall: Duration) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# s3-syncr benchmarks\n");
+        let _ = writeln!(out, "- Date: {}", utc_now());
+        let _ = writeln!(out, "- Machine: {}", machine());
+        let _ = writeln!(
+            out,
+            "- Server: {}",
+            if self.server.is_external() {
+                format!("external, {}", self.server.endpoint())
+            } else {
+                "in-process s3s-fs (real HTTP on loopback, SigV4, files in a temporary \
+                 directory), in the benchmark's own process"
+                    .to_owned()
+            }
+        );
+        let _ = writeln!(
+            out,
+            "- Scale: {mib} MiB of random bytes (`S3SYNCR_BENCH_MIB`), {} runs per case \
+             (`S3SYNCR_BENCH_RUNS`), medians over runs; wall time {:.0} s",
+            self.runs,
+            wall.as_secs_f64()
+        );
+        if let Some(commit) = command_output("git", &["rev-parse", "--short", "HEAD"]) {
+            let dirty =
+                command_output("git", &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+            let _ = writeln!(
+                out,
+                "- Commit: {commit}{}",
+                if dirty { " (with local changes)" } else { "" }
+            );
+        }
+        if let Some(threshold) = std::env::var_os(MALLOC_ENV) {
+            let _ = writeln!(
+                out,
+                "- Allocator: {MALLOC_ENV}={} (set by the benchmark unless given), so that freed \
+                 large buffers go back to the system and each section's peak RSS shows its own",
+                threshold.to_string_lossy()
+            );
+        }
+        if let Some(rustc) = command_output("rustc", &["--version"]) {
+            let _ = writeln!(out, "- {rustc}, release profile");
+        }
+
+        let _ = writeln!(out, "\n## Per run\n");
+        for row in &self.rows {
+            let list = |samples: &[Sample]| {
+                samples
+                    .iter()
+                    .map(|s| format!("{} ({})", show(row.metric, s.secs), show_rss(s.rss)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "- {}: raw {}; storage {}",
+                row.case,
+                list(&row.raw),
+                list(&row.storage)
+            );
+        }
+        out.push_str(&self.details);
+
+        let _ = writeln!(out, "\n## Flush cost (case 2)\n");
+        let _ = writeln!(
+            out,
+            "| flush every K | object size S | PUTs raw | PUTs storage | uploaded / written, raw \
+             | uploaded / written, storage | README S/2K | S/2K + 1 |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+        for f in &self.flush_rows {
+            let counted: Vec<usize> = f.storage_puts.iter().flatten().copied().collect();
+            let storage_puts = if counted.is_empty() {
+                format!("{} (model; not counted)", f.model_puts)
+            } else if counted.iter().all(|&n| n == f.model_puts) {
+                f.model_puts.to_string()
+            } else {
+                format!("{counted:?} counted, {} in the model", f.model_puts)
+            };
+            let estimate = f.seal as f64 / (2.0 * f.flush_every as f64);
+            let _ = writeln!(
+                out,
+                "| {} MiB | {} MiB | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                f.flush_every / MIB,
+                f.seal / MIB,
+                f.raw_puts,
+                storage_puts,
+                f.raw_uploaded as f64 / f.written as f64,
+                f.model_uploaded as f64 / f.written as f64,
+                estimate,
+                estimate + 1.0
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n`Storage`'s uploaded bytes follow from its flush and sealing rules applied to what \
+             `BufWriter` passes it ({} KiB writes); its PUT count is the in-process server's \
+             count, checked against that model. The raw side re-uploads a `Vec` by hand on the \
+             same schedule and rules. Flushes that do not line up with object boundaries leave \
+             unflushed bytes in the tail when it fills, so the write that seals it uploads the \
+             whole object once more: about `S/2K + 1` on average, rather than the README's \
+             `S/2K`.",
+            BUFWRITER_CAPACITY / 1024
+        );
+
+        let _ = writeln!(out, "\n## Summary ({mib} MiB, {} runs)\n", self.runs);
+        let _ = writeln!(
+            out,
+            "| case | raw | storage | ratio | RSS raw | RSS storage |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for row in &self.rows {
+            let raw = median(&row.raw.iter().map(|s| s.secs).collect::<Vec<_>>());
+            let storage = median(&row.storage.iter().map(|s| s.secs).collect::<Vec<_>>());
+            let peak = |samples: &[Sample]| show_rss(samples.iter().filter_map(|s| s.rss).max());
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.2}× | {} | {} |",
+                row.case,
+                show(row.metric, raw),
+                show(row.metric, storage),
+                raw / storage,
+                peak(&row.raw),
+                peak(&row.storage)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n- ratio: `Storage`'s throughput over raw rust-s3's (for latencies, raw latency \
+             over `Storage` latency): below 1 means `Storage` is slower.\n\
+             - raw: rust-s3 `put_object` per segment (1), a hand-rolled `Vec` re-uploaded at \
+             each flush (2), `get_object_to_writer` per object (3, 5), `get_object_range` of \
+             4 KiB (4).\n\
+             - RSS: growth of the process's peak resident set during the measured section \
+             (`VmHWM` after minus `VmRSS` before, the peak reset through \
+             `/proc/self/clear_refs`), the highest over runs. The S3 server runs in the same \
+             process{}, so its buffers count too; the {mib} MiB source buffer was allocated \
+             before and does not. rust-s3 copies a PUT's body before sending it, on both sides.",
+            if self.server.is_external() {
+                " only when it is the in-process one (here it is external)"
+            } else {
+                ""
+            }
+        );
+        out
+    }
+}
+
+/// Opens stream `name` with `min_size` MiB objects and the default read chunk.
+fn open(bucket: &Bucket, name: &str, min_size: usize) -> Storage {
+    let options = Options {
+        min_size,
+        ..Options::default()
+    };
+    Storage::new(bucket.clone(), name, options).expect("open stream")
+}
+
+fn fixture_name(min_size: usize) -> String {
+    format!("r{min_size}-stream.bin")
+}
+
+/// Writes the read fixture: the whole data set in `min_size` MiB objects.
+fn write_fixture(bucket: &Bucket, data: &[u8], min_size: usize) {
+    let mut storage = open(bucket, &fixture_name(min_size), min_size);
+    io::copy(&mut Source(data), &mut storage).expect("write fixture");
+    storage.close().expect("close fixture");
+}
+
+/// Case 2 by hand: records appended to a `Vec`, the whole `Vec` uploaded at each flush, a new
+/// key once it holds `seal` bytes. Returns the PUTs sent and the bytes uploaded.
+fn hand_rolled_records(
+    bucket: &Bucket,
+    prefix: &str,
+    records: &[u8],
+    seal: usize,
+    flush_every: usize,
+) -> (usize, u64) {
+    let mut object = Vec::with_capacity(seal + RECORD);
+    let (mut seq, mut dirty) = (0u64, false);
+    let (mut puts, mut uploaded) = (0, 0u64);
+    let mut put = |seq: u64, body: &[u8]| {
+        bucket
+            .put_object(format!("{prefix}rec-{seq:020}.log"), body)
+            .expect("raw put");
+        puts += 1;
+        uploaded += body.len() as u64;
+    };
+    let mut next_flush = flush_every;
+    for (i, record) in records.chunks_exact(RECORD).enumerate() {
+        if object.len() >= seal {
+            if dirty {
+                put(seq, &object);
+            }
+            seq += 1;
+            object.clear();
+        }
+        object.extend_from_slice(record);
+        dirty = true;
+        if (i + 1) * RECORD >= next_flush {
+            put(seq, &object);
+            dirty = false;
+            next_flush += flush_every;
+        }
+    }
+    if dirty {
+        put(seq, &object);
+    }
+    (puts, uploaded)
+}
+
+/// The PUTs and bytes that case 2's `BufWriter<Storage>` uploads: `BufWriter`'s buffering, then
+/// `Storage`'s rules (a flush uploads the tail if it changed; a write that finds the tail at
+/// `seal` bytes or more uploads it if it changed, then starts a new one).
+fn model_records(len: usize, seal: usize, flush_every: usize) -> (usize, u64) {
+    struct Model {
+        buffered: usize,
+        tail: usize,
+        dirty: bool,
+        seal: usize,
+        puts: usize,
+        uploaded: u64,
+    }
+    impl Model {
+        fn upload(&mut self) {
+            if self.dirty {
+                self.puts += 1;
+                self.uploaded += self.tail as u64;
+                self.dirty = false;
+            }
+        }
+        fn storage_write(&mut self, n: usize) {
+            if n == 0 {
+                return;
+            }
+            if self.tail >= self.seal {
+                self.upload();
+                self.tail = 0;
+            }
+            self.tail += n;
+            self.dirty = true;
+        }
+        fn flush_buf(&mut self) {
+            let n = std::mem::take(&mut self.buffered);
+            self.storage_write(n);
+        }
+        /// `BufWriter::write_all` of `n` bytes.
+        fn write_all(&mut self, n: usize) {
+            let spare = BUFWRITER_CAPACITY - self.buffered;
+            if n < spare {
+                self.buffered += n;
+                return;
+            }
+            if n > spare {
+                self.flush_buf();
+            }
+            if n >= BUFWRITER_CAPACITY {
+                self.storage_write(n);
+            } else {
+                self.buffered += n;
+            }
+        }
+    }
+    let mut model = Model {
+        buffered: 0,
+        tail: 0,
+        dirty: false,
+        seal,
+        puts: 0,
+        uploaded: 0,
+    };
+    let mut next_flush = flush_every;
+    for i in 0..len / RECORD {
+        model.write_all(RECORD);
+        if (i + 1) * RECORD >= next_flush {
+            model.flush_buf();
+            model.upload();
+            next_flush += flush_every;
+        }
+    }
+    model.flush_buf();
+    model.upload();
+    (model.puts, model.uploaded)
+}
+
+/// The `len` bytes at stream offset `offset` (fewer at the stream's end), with one ranged GET
+/// per object they fall in, or only from the first object unless `cross`.
+fn raw_range(
+    bucket: &Bucket,
+    segments: &[s3_syncr::Segment],
+    offset: u64,
+    len: usize,
+    cross: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let (mut pos, end) = (offset, offset + len as u64);
+    let mut start = 0;
+    for segment in segments {
+        let stop = start + segment.size;
+        if pos < stop && pos < end {
+            let last = end.min(stop) - 1;
+            let response = bucket
+                .get_object_range(&segment.key, pos - start, Some(last - start))
+                .expect("raw ranged get");
+            out.extend_from_slice(response.as_slice());
+            pos = last + 1;
+            if !cross {
+                break;
+            }
+        }
+        start = stop;
+    }
+    out
+}
+
+/// Deletes every object under `prefix`; returns how many there were.
+fn delete_prefix(bucket: &Bucket, prefix: &str) -> usize {
+    let pages = bucket.list(prefix.to_owned(), None).expect("list");
+    let mut deleted = 0;
+    for object in pages.into_iter().flat_map(|page| page.contents) {
+        bucket.delete_object(&object.key).expect("delete");
+        deleted += 1;
+    }
+    deleted
+}
+
+/// A reader over memory that is not `BufRead`, like a file or a pipe: `io::copy` moves it
+/// through its 8 KiB stack buffer, instead of one `write_all` of the whole slice.
+struct Source<'a>(&'a [u8]);
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Times `work`, and measures how much it raised the peak RSS.
+fn measure(work: impl FnOnce()) -> Sample {
+    let before = reset_peak_rss();
+    let started = Instant::now();
+    work();
+    let secs = started.elapsed().as_secs_f64();
+    let peak = proc_status_bytes("VmHWM:");
+    Sample {
+        secs,
+        rss: before
+            .zip(peak)
+            .map(|(before, peak)| peak.saturating_sub(before)),
+    }
+}
+
+/// Resets the peak RSS to the current RSS, and returns it.
+fn reset_peak_rss() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    proc_status_bytes("VmRSS:")
+}
+
+fn proc_status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// xorshift64: a fixed-seed PRNG for data and offsets.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut rng = XorShift(SEED);
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        data.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(value) => match value.trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("{name} must be a positive integer, got {value:?}"),
+        },
+        Err(_) => default,
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    percentile(values, 0.5)
+}
+
+/// The `p` quantile (nearest rank; the mean of the two middle values for the median of an even
+/// count).
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if p == 0.5 && n % 2 == 0 => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        n => sorted[((n as f64 * p).ceil() as usize).clamp(1, n) - 1],
+    }
+}
+
+fn show(metric: Metric, secs: f64) -> String {
+    match metric {
+        Metric::Throughput(bytes) => format!("{:.0} MiB/s", bytes as f64 / MIB as f64 / secs),
+        Metric::Latency if secs < 1e-3 => format!("{:.0} µs", secs * 1e6),
+        Metric::Latency => format!("{:.2} ms", secs * 1e3),
+    }
+}
+
+fn show_rss(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(b) => format!("{:.1} MiB", b as f64 / MIB as f64),
+        None => "n/a".to_owned(),
+    }
+}
+
+/// Core count, CPU model, memory and kernel, from `/proc`.
+fn machine() -> String {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim());
+    let memory = proc_meminfo_kib("MemTotal:").map_or_else(
+        || "unknown memory".to_owned(),
+        |kib| format!("{:.0} GiB RAM", kib as f64 / (1024.0 * 1024.0)),
+    );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{nproc} CPUs (nproc), {model}, {memory}, Linux {}",
+        kernel.trim()
+    )
+}
+
+fn proc_meminfo_kib(field: &str) -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The current UTC date and time, `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}

@@ -1,0 +1,300 @@
+//! The write side: the tail object held in memory, the sealed object still uploading in the
+//! background, and the fence that stops a writer once another one took over the stream.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::Error;
+use crate::client::{Client, Expect};
+use crate::index::Index;
+
+pub(crate) struct Writer {
+    client: Arc<Client>,
+    seal_bytes: usize,
+    /// The object being appended to, known from the first write on.
+    tail: Option<Tail>,
+    /// The object sealed last, while its final upload is not confirmed.
+    sealing: Option<Sealing>,
+    /// Set once another writer took over: this handle writes no more.
+    fenced: Option<Fence>,
+    /// The buffer of the object sealed before, kept for the next tail.
+    spare: Vec<u8>,
+}
+
+/// An object held whole in memory while it is written.
+struct Tail {
+    seq: u64,
+    buf: Vec<u8>,
+    /// How much of `buf` the object in S3 holds.
+    uploaded: usize,
+    /// The object's ETag as we last wrote or read it; `None` while it does not exist.
+    etag: Option<String>,
+}
+
+/// A full object on its way to S3. Its bytes stay here, readable, until S3 has them.
+struct Sealing {
+    seq: u64,
+    buf: Arc<Vec<u8>>,
+    uploaded: usize,
+    etag: Option<String>,
+    /// The background upload; `None` once it failed, so the next call retries in the caller.
+    job: Option<JoinHandle<Result<String, Error>>>,
+}
+
+/// What a fenced writer keeps: the key it lost and the bytes that never reached S3.
+struct Fence {
+    key: String,
+    unflushed: Vec<u8>,
+}
+
+impl Writer {
+    pub(crate) fn new(client: Arc<Client>, seal_bytes: usize) -> Writer {
+        Writer {
+            client,
+            seal_bytes,
+            tail: None,
+            sealing: None,
+            fenced: None,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Whether this handle found the end of the stream: from then on the index covers the
+    /// objects before the writer's, and the rest of the stream is in [`Writer::local`].
+    pub(crate) fn started(&self) -> bool {
+        self.tail.is_some()
+    }
+
+    /// The stream's bytes after the index: the sealing object's, then the tail's.
+    pub(crate) fn local(&self) -> [&[u8]; 2] {
+        [
+            self.sealing.as_ref().map_or(&[][..], |s| &s.buf[..]),
+            self.tail.as_ref().map_or(&[][..], |t| &t.buf[..]),
+        ]
+    }
+
+    /// Drops the buffers of a closed stream.
+    pub(crate) fn release(&mut self) {
+        self.tail = None;
+        self.spare = Vec::new();
+    }
+
+    /// The tail's key, for messages.
+    pub(crate) fn tail_key(&self) -> Option<String> {
+        self.tail.as_ref().map(|t| self.client.key(t.seq))
+    }
+
+    /// Appends `data` whole to the tail. The first write finds the end of the stream; a write
+    /// that finds the tail full seals it and hands its upload to a background thread. A failed
+    /// background upload is reported here (and nothing of `data` is appended), then retried.
+    pub(crate) fn write(&mut self, index: &mut Index, data: &[u8]) -> Result<(), Error> {
+        self.check_fence()?;
+        self.settle(index, false)?;
+        let full = self.tail(index)?.buf.len() >= self.seal_bytes;
+        if full {
+            self.seal(index)?;
+        }
+        let tail = self.tail(index)?;
+        if tail.buf.capacity() - tail.buf.len() < data.len() {
+            // Only the write that crosses the sealing size gets here: grow by just that much.
+            tail.buf.reserve_exact(data.len());
+        }
+        tail.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Makes every accepted byte durable: waits for the sealing upload, then uploads the tail
+    /// if S3 lacks any of its bytes.
+    pub(crate) fn flush(&mut self, index: &mut Index) -> Result<(), Error> {
+        self.check_fence()?;
+        self.settle(index, true)?;
+        let Some(tail) = self.tail.as_mut().filter(|t| t.buf.len() > t.uploaded) else {
+            return Ok(());
+        };
+        let expect = tail.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+        match self.client.put(tail.seq, &tail.buf, expect) {
+            Ok(etag) => {
+                tail.etag = Some(etag);
+                tail.uploaded = tail.buf.len();
+                Ok(())
+            }
+            Err(err) => Err(self.fail(err)),
+        }
+    }
+
+    /// The bytes accepted by `write` that S3 does not hold yet.
+    pub(crate) fn unflushed(&self) -> Vec<u8> {
+        if let Some(fence) = &self.fenced {
+            return fence.unflushed.clone();
+        }
+        let sealing = self.sealing.as_ref().map(|s| &s.buf[s.uploaded..]);
+        let tail = self.tail.as_ref().map(|t| &t.buf[t.uploaded..]);
+        [sealing, tail]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    fn check_fence(&self) -> Result<(), Error> {
+        match &self.fenced {
+            Some(fence) => Err(Error::Fenced {
+                key: fence.key.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A fence turns the writer off: the bytes S3 lacks are kept aside, and reads show what S3
+    /// holds from the index on.
+    fn fail(&mut self, err: Error) -> Error {
+        if let Error::Fenced { key } = &err {
+            log::error!("{key} was changed by another writer: this handle stops writing");
+            let unflushed = self.unflushed();
+            self.fenced = Some(Fence {
+                key: key.clone(),
+                unflushed,
+            });
+            self.tail = None;
+            self.sealing = None;
+        }
+        err
+    }
+
+    /// The tail, found on first use: a last object below the sealing size is continued (its
+    /// bytes are fetched once, now), otherwise a new object is started.
+    fn tail(&mut self, index: &mut Index) -> Result<&mut Tail, Error> {
+        let tail = match self.tail.take() {
+            Some(tail) => tail,
+            None => {
+                index.refresh(&self.client)?;
+                match index.last() {
+                    Some(last) if last.size < self.seal_bytes as u64 => {
+                        let (mut buf, etag) = self.client.get_whole(last.seq, last.size)?;
+                        buf.reserve_exact(self.seal_bytes - buf.len());
+                        index.truncate_from(last.seq);
+                        Tail::new(last.seq, buf, Some(etag))
+                    }
+                    last => Tail::new(
+                        next_seq(last.map(|l| l.seq))?,
+                        Vec::with_capacity(self.seal_bytes),
+                        None,
+                    ),
+                }
+            }
+        };
+        Ok(self.tail.insert(tail))
+    }
+
+    /// Seals the full tail and starts the next object. At most one sealed object uploads at a
+    /// time: a second one waits for the first, so memory stays at two objects.
+    fn seal(&mut self, index: &mut Index) -> Result<(), Error> {
+        self.settle(index, true)?;
+        let Some(tail) = self.tail.take() else {
+            return Ok(());
+        };
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.reserve_exact(self.seal_bytes);
+        let next = Tail::new(next_seq(Some(tail.seq))?, buf, None);
+        log::info!(
+            "sealed {} at {} bytes; continuing in {}",
+            self.client.key(tail.seq),
+            tail.buf.len(),
+            self.client.key(next.seq)
+        );
+        if tail.uploaded == tail.buf.len() {
+            index.push(tail.seq, tail.buf.len() as u64);
+            let mut buf = tail.buf;
+            buf.clear();
+            self.spare = buf;
+        } else {
+            let buf = Arc::new(tail.buf);
+            let job = self.spawn_upload(tail.seq, buf.clone(), tail.etag.clone());
+            self.sealing = Some(Sealing {
+                seq: tail.seq,
+                buf,
+                uploaded: tail.uploaded,
+                etag: tail.etag,
+                job,
+            });
+        }
+        self.tail = Some(next);
+        Ok(())
+    }
+
+    fn spawn_upload(
+        &self,
+        seq: u64,
+        buf: Arc<Vec<u8>>,
+        etag: Option<String>,
+    ) -> Option<JoinHandle<Result<String, Error>>> {
+        let client = self.client.clone();
+        let spawned = std::thread::Builder::new()
+            .name("s3-syncr-upload".into())
+            .spawn(move || {
+                let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+                client.put(seq, &buf, expect)
+            });
+        // Without a thread, the upload happens in the caller, at the next settle.
+        spawned.ok()
+    }
+
+    /// Takes the sealing upload's outcome: waits for it if `wait`, and uploads in the caller
+    /// if an earlier attempt failed. Once S3 has the object, it joins the index.
+    fn settle(&mut self, index: &mut Index, wait: bool) -> Result<(), Error> {
+        let Some(sealing) = self.sealing.as_mut() else {
+            return Ok(());
+        };
+        let result = match sealing.job.take() {
+            Some(job) if !wait && !job.is_finished() => {
+                sealing.job = Some(job);
+                return Ok(());
+            }
+            Some(job) => job.join().unwrap_or_else(|_| {
+                Err(Error::Transport {
+                    op: "PUT",
+                    key: self.client.key(sealing.seq),
+                    source: std::io::Error::other("the upload thread panicked"),
+                })
+            }),
+            None => {
+                let expect = sealing.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+                self.client.put(sealing.seq, &sealing.buf, expect)
+            }
+        };
+        match result {
+            Ok(_) => {
+                index.push(sealing.seq, sealing.buf.len() as u64);
+                if let Some(sealing) = self.sealing.take() {
+                    if let Ok(mut buf) = Arc::try_unwrap(sealing.buf) {
+                        buf.clear();
+                        self.spare = buf;
+                    }
+                }
+                Ok(())
+            }
+            Err(err) => Err(self.fail(err)),
+        }
+    }
+}
+
+impl Tail {
+    fn new(seq: u64, buf: Vec<u8>, etag: Option<String>) -> Tail {
+        Tail {
+            seq,
+            uploaded: buf.len(),
+            buf,
+            etag,
+        }
+    }
+}
+
+fn next_seq(last: Option<u64>) -> Result<u64, Error> {
+    match last {
+        None => Ok(0),
+        Some(seq) => seq.checked_add(1).ok_or_else(|| {
+            Error::InvalidConfig("the stream has used every sequence number".into())
+        }),
+    }
+}
