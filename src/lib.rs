@@ -38,8 +38,10 @@
 //!
 //! # Cost
 //! Each flush re-uploads the whole tail: flushing every `K` bytes into objects of `S` bytes
-//! uploads about `S / 2K` times the data written. Reading fetches ranged GETs of at most
-//! [`Options::read_chunk`] bytes, so memory stays bounded whatever the object size.
+//! uploads about `S / 2K + 1` times the data written. Sealed objects upload in the background
+//! while writing goes on, one at a time, so the writer holds at most two objects. Reading
+//! fetches ranged GETs of at most [`Options::read_chunk`] bytes, the next one ahead while the
+//! caller consumes the current one, so memory stays at two chunks whatever the object size.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -23,14 +23,15 @@ pub struct Options {
     /// bytes go to a new object. Default 8.
     ///
     /// Every [`flush`](std::io::Write::flush) re-uploads the whole tail, so flushing every `K`
-    /// bytes into objects of `S` bytes uploads about `S / 2K` times the data written: a small
-    /// `min_size` keeps frequent flushes cheap, a large one means fewer objects and requests for
-    /// reading. The tail also lives in memory while it is written, so `min_size` bounds the
-    /// writer's memory (plus the largest single write).
+    /// bytes into objects of `S` bytes uploads about `S / 2K + 1` times the data written: a
+    /// small `min_size` keeps frequent flushes cheap, a large one means fewer objects and
+    /// requests for reading. The writer holds at most two objects in memory (the tail, and the
+    /// sealed one until its background upload is confirmed), plus the largest single write.
     pub min_size: usize,
-    /// Largest number of bytes fetched by one ranged GET when reading, and so the read side's
-    /// memory bound. Default 8 MiB. Sequential reads start with a small request and double it up
-    /// to this size, so that a seek followed by a short read does not fetch a whole chunk.
+    /// Largest number of bytes fetched by one ranged GET when reading. Default 8 MiB. The reader
+    /// holds two chunks at most: the one being consumed and the next, fetched ahead. Sequential
+    /// reads start with a small request and double it up to this size, so that a seek followed
+    /// by a short read does not fetch a whole chunk.
     pub read_chunk: usize,
     /// Most attempts of one request, the first included. Default 6.
     ///
