@@ -101,6 +101,46 @@ fn a_flush_that_runs_out_of_attempts_fails_keeps_everything_and_succeeds_later()
 }
 
 #[test]
+fn a_failed_background_seal_is_reported_retried_and_loses_nothing() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let options = Options {
+        retry_attempts: 2,
+        ..fault_options()
+    };
+    let mut writer = Storage::new(proxy.bucket(&server, &bucket.name()), "s.log", options).unwrap();
+    let data = pattern(2 * MIB + 10, 3);
+    writer.write_all(&data[..MIB]).unwrap();
+    for _ in 0..2 {
+        proxy.inject(Some("PUT"), Fault::Status(500));
+    }
+    // This write seals the first object: its upload fails twice in the background.
+    writer.write_all(&data[MIB..MIB + 10]).unwrap();
+    let mut seen = Vec::new();
+    writer.read_to_end(&mut seen).unwrap();
+    assert!(
+        seen == data[..MIB + 10],
+        "the sealed object reads from memory meanwhile"
+    );
+    let err = writer.flush().unwrap_err();
+    assert!(
+        matches!(inner(&err), Error::Status { status: 500, .. }),
+        "{err}"
+    );
+    assert_eq!(writer.unflushed(), &data[..MIB + 10], "nothing dropped");
+    assert_eq!(stream_contents(&bucket, "s.log"), b"", "nothing in S3 yet");
+
+    writer.write_all(&data[MIB + 10..]).unwrap();
+    writer.close().unwrap();
+    assert!(
+        stream_contents(&bucket, "s.log") == data,
+        "everything, once, in order"
+    );
+    assert_eq!(proxy.injected(), 2);
+}
+
+#[test]
 fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
     let server = Server::from_env_or_start();
     let proxy = Proxy::start(&server);
