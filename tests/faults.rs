@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -25,30 +24,52 @@ fn fault_options() -> Options {
     }
 }
 
-/// Faults injected over the whole test binary, reported at the end of each test.
-static INJECTED: AtomicUsize = AtomicUsize::new(0);
+/// A server, a fault-injecting proxy in front of it, and a fresh bucket.
+struct Rig {
+    server: Server,
+    proxy: Proxy,
+    bucket: s3::Bucket,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let server = Server::from_env_or_start();
+        let proxy = Proxy::start(&server);
+        let bucket = server.new_bucket();
+        Rig {
+            server,
+            proxy,
+            bucket,
+        }
+    }
+
+    /// Stream `name`, reached through the proxy.
+    fn storage(&self, name: &str, options: Options) -> Storage {
+        let bucket = self.proxy.bucket(&self.server, &self.bucket.name());
+        Storage::new(bucket, name, options).unwrap()
+    }
+}
 
 #[test]
 fn every_fault_on_every_request_loses_nothing() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    for fault in Fault::ALL.into_iter().chain([Fault::CutResponse(5_000)]) {
-        let bucket = server.new_bucket();
-        let via_proxy = proxy.bucket(&server, &bucket.name());
-        let mut writer = Storage::new(via_proxy.clone(), "f.log", fault_options()).unwrap();
+    let rig = Rig::new();
+    let faults = Fault::ALL.into_iter().chain([Fault::CutResponse(5_000)]);
+    for (i, fault) in faults.enumerate() {
+        let name = format!("f{i}.log");
+        let mut writer = rig.storage(&name, fault_options());
         let mut acked = Vec::new();
         for round in 0..3u64 {
             // Round 0 creates the object, round 1 overwrites it, round 2 seals it and starts
             // the next: each PUT kind meets the fault.
             let data = pattern(if round == 1 { 400 * 1024 } else { 700 * 1024 }, round);
             writer.write_all(&data).unwrap();
-            proxy.inject(Some("PUT"), fault);
+            rig.proxy.inject(Some("PUT"), fault);
             writer
                 .flush()
                 .unwrap_or_else(|e| panic!("{fault:?}: flush {round}: {e}"));
             acked.extend_from_slice(&data);
             assert_eq!(
-                stream_contents(&bucket, "f.log"),
+                stream_contents(&rig.bucket, &name),
                 acked,
                 "{fault:?} round {round}"
             );
@@ -56,36 +77,33 @@ fn every_fault_on_every_request_loses_nothing() {
         writer.close().unwrap();
 
         // Listing, then reads of both objects, each behind a fault.
-        let mut reader = Storage::new(via_proxy, "f.log", fault_options()).unwrap();
+        let mut reader = rig.storage(&name, fault_options());
         for _ in 0..3 {
-            proxy.inject(Some("GET"), fault);
+            rig.proxy.inject(Some("GET"), fault);
         }
         let mut got = Vec::new();
         reader
             .read_to_end(&mut got)
             .unwrap_or_else(|e| panic!("{fault:?}: read: {e}"));
         assert!(got == acked, "{fault:?}: read back differs");
-        assert_eq!(proxy.clear(), 0, "{fault:?}: every fault was met");
+        assert_eq!(rig.proxy.clear(), 0, "{fault:?}: every fault was met");
     }
-    INJECTED.fetch_add(proxy.injected(), Ordering::SeqCst);
-    println!("faults injected: {}", proxy.injected());
+    println!("faults injected: {}", rig.proxy.injected());
 }
 
 #[test]
 fn a_flush_that_runs_out_of_attempts_fails_keeps_everything_and_succeeds_later() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let rig = Rig::new();
     let options = Options {
         retry_attempts: 3,
         ..fault_options()
     };
-    let mut writer = Storage::new(proxy.bucket(&server, &bucket.name()), "g.log", options).unwrap();
+    let mut writer = rig.storage("g.log", options);
     writer.write_all(b"first ").unwrap();
     writer.flush().unwrap();
     writer.write_all(b"second").unwrap();
     for _ in 0..3 {
-        proxy.inject(Some("PUT"), Fault::Status(503));
+        rig.proxy.inject(Some("PUT"), Fault::Status(503));
     }
     let err = writer.flush().unwrap_err();
     assert!(
@@ -93,27 +111,24 @@ fn a_flush_that_runs_out_of_attempts_fails_keeps_everything_and_succeeds_later()
         "{err}"
     );
     assert_eq!(writer.unflushed(), b"second");
-    assert_eq!(stream_contents(&bucket, "g.log"), b"first ");
+    assert_eq!(stream_contents(&rig.bucket, "g.log"), b"first ");
 
     writer.close().unwrap();
-    assert_eq!(stream_contents(&bucket, "g.log"), b"first second");
-    INJECTED.fetch_add(proxy.injected(), Ordering::SeqCst);
+    assert_eq!(stream_contents(&rig.bucket, "g.log"), b"first second");
 }
 
 #[test]
 fn a_failed_background_seal_is_reported_retried_and_loses_nothing() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let rig = Rig::new();
     let options = Options {
         retry_attempts: 2,
         ..fault_options()
     };
-    let mut writer = Storage::new(proxy.bucket(&server, &bucket.name()), "s.log", options).unwrap();
+    let mut writer = rig.storage("s.log", options);
     let data = pattern(2 * MIB + 10, 3);
     writer.write_all(&data[..MIB]).unwrap();
     for _ in 0..2 {
-        proxy.inject(Some("PUT"), Fault::Status(500));
+        rig.proxy.inject(Some("PUT"), Fault::Status(500));
     }
     // This write seals the first object: its upload fails twice in the background.
     writer.write_all(&data[MIB..MIB + 10]).unwrap();
@@ -129,24 +144,26 @@ fn a_failed_background_seal_is_reported_retried_and_loses_nothing() {
         "{err}"
     );
     assert_eq!(writer.unflushed(), &data[..MIB + 10], "nothing dropped");
-    assert_eq!(stream_contents(&bucket, "s.log"), b"", "nothing in S3 yet");
+    assert_eq!(
+        stream_contents(&rig.bucket, "s.log"),
+        b"",
+        "nothing in S3 yet"
+    );
 
     writer.write_all(&data[MIB + 10..]).unwrap();
     writer.close().unwrap();
     assert!(
-        stream_contents(&bucket, "s.log") == data,
+        stream_contents(&rig.bucket, "s.log") == data,
         "everything, once, in order"
     );
-    assert_eq!(proxy.injected(), 2);
+    assert_eq!(rig.proxy.injected(), 2);
 }
 
 #[test]
 fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let rig = Rig::new();
     let data = pattern(900 * 1024, 9);
-    let mut writer = open(&bucket, "cut.log", 1);
+    let mut writer = open(&rig.bucket, "cut.log", 1);
     writer.write_all(&data).unwrap();
     writer.close().unwrap();
 
@@ -154,22 +171,23 @@ fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
         read_chunk: 512 * 1024,
         ..fault_options()
     };
-    let mut reader =
-        Storage::new(proxy.bucket(&server, &bucket.name()), "cut.log", options).unwrap();
+    let mut reader = rig.storage("cut.log", options);
     let mut got = vec![0; 1000];
     reader.read_exact(&mut got).unwrap();
-    server.take_requests();
+    rig.server.take_requests();
     // The next chunk's GET is cut several times, each time further along.
     for cut in [2_000, 40_000, 90_000] {
-        proxy.inject(Some("GET"), Fault::CutResponse(cut));
+        rig.proxy.inject(Some("GET"), Fault::CutResponse(cut));
     }
     reader.read_to_end(&mut got).unwrap();
     assert!(got == data, "read back differs");
-    if !server.is_external() {
-        let gets = ops(&server).iter().filter(|op| **op == "GetObject").count();
+    if !rig.server.is_external() {
+        let gets = ops(&rig.server)
+            .iter()
+            .filter(|op| **op == "GetObject")
+            .count();
         assert!(gets >= 4, "resumed with new ranged GETs ({gets})");
     }
-    INJECTED.fetch_add(proxy.injected(), Ordering::SeqCst);
 }
 
 /// Each record is 1,000 bytes: who wrote it, its number, then filler, so order, duplicates and
