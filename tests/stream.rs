@@ -146,12 +146,7 @@ fn resuming_continues_a_small_tail_and_never_rewrites_sealed_objects() {
             "object 0 was sealed: never written again"
         );
     }
-    let sizes: Vec<u64> = open(&bucket, "resume.log", 1)
-        .segments()
-        .unwrap()
-        .iter()
-        .map(|s| s.size)
-        .collect();
+    let sizes = segment_sizes(&bucket, "resume.log");
     assert_eq!(sizes, [MIB as u64, MIB as u64, MIB as u64]);
     assert_eq!(stream_contents(&bucket, "resume.log"), data);
 }
@@ -165,12 +160,7 @@ fn a_write_is_never_split_across_objects() {
     assert_eq!(storage.write(&pattern(100, 4)).unwrap(), 100);
     assert_eq!(storage.write(b"next").unwrap(), 4);
     storage.close().unwrap();
-    let sizes: Vec<u64> = open(&bucket, "whole.log", 1)
-        .segments()
-        .unwrap()
-        .iter()
-        .map(|s| s.size)
-        .collect();
+    let sizes = segment_sizes(&bucket, "whole.log");
     assert_eq!(sizes, [MIB as u64 + 90, 4]);
 }
 

@@ -52,6 +52,12 @@ pub fn stream_contents(bucket: &Bucket, name: &str) -> Vec<u8> {
     out
 }
 
+/// The sizes of the stream's objects, in order.
+pub fn segment_sizes(bucket: &Bucket, name: &str) -> Vec<u64> {
+    let segments = open(bucket, name, 1).segments().expect("list segments");
+    segments.iter().map(|s| s.size).collect()
+}
+
 /// Puts an object directly, bypassing `Storage`.
 pub fn raw_put(bucket: &Bucket, key: &str, body: &[u8]) {
     bucket.put_object(key, body).expect("raw put");

@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
+use s3s::validation::AwsNameValidation;
 
 pub use proxy::{Fault, Proxy};
 pub use recorder::Request;
@@ -58,7 +59,8 @@ impl Server {
             writes: tokio::sync::Mutex::new(()),
         };
         let (endpoint, runtime) =
-            local::serve(fs, ACCESS_KEY, SECRET_KEY).expect("in-process S3 server");
+            local::serve(fs, ACCESS_KEY, SECRET_KEY, AwsNameValidation::new())
+                .expect("in-process S3 server");
         Server {
             endpoint,
             access_key: ACCESS_KEY.into(),
