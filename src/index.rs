@@ -77,12 +77,12 @@ impl Index {
             }
         }
         for s in listed {
-            if let Some(last) = self.last() {
-                if s.seq != last.seq + 1 {
-                    return Err(Error::MissingSegment {
-                        key: key(last.seq + 1),
-                    });
-                }
+            if let Some(last) = self.last()
+                && s.seq != last.seq + 1
+            {
+                return Err(Error::MissingSegment {
+                    key: key(last.seq + 1),
+                });
             }
             self.push(s.seq, s.size);
         }

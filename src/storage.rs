@@ -70,9 +70,36 @@ impl Storage {
     /// # Ok::<(), s3_syncr::Error>(())
     /// ```
     pub fn open(location: &str, options: Options) -> Result<Storage, Error> {
+        Storage::open_with_env(location, options, |key| std::env::var(key).ok())
+    }
+
+    /// Like [`open`](Storage::open), with the AWS variables read through `var` instead of the
+    /// process environment: for configuration that comes from flags or files, or that overrides
+    /// part of the environment.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let location = format!("s3://{}/logs/app.log", server.new_bucket().name());
+    /// # let (access_key, secret_key) = server.keys();
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let endpoint = server.endpoint(); // from a --endpoint flag, say
+    /// let log = Storage::open_with_env(&location, Options::default(), |key| match key {
+    ///     "AWS_ENDPOINT_URL" => Some(endpoint.to_owned()),
+    /// #   "AWS_ACCESS_KEY_ID" => Some(access_key.to_owned()),
+    /// #   "AWS_SECRET_ACCESS_KEY" => Some(secret_key.to_owned()),
+    ///     _ => std::env::var(key).ok(),
+    /// })?;
+    /// # Ok::<(), s3_syncr::Error>(())
+    /// ```
+    pub fn open_with_env(
+        location: &str,
+        options: Options,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Storage, Error> {
         let location = Location::parse(location)?;
         options.seal_bytes()?;
-        let bucket = crate::env::bucket(&location.bucket, |key| std::env::var(key).ok())?;
+        let bucket = crate::env::bucket(&location.bucket, var)?;
         Storage::new(bucket, &location.name, options)
     }
 
@@ -295,13 +322,14 @@ impl Drop for Storage {
     /// Flushes best-effort, as `BufWriter` does, and logs a failure: call
     /// [`close`](Storage::close) to see it. Skipped while panicking.
     fn drop(&mut self) {
-        if !self.closed && !std::thread::panicking() {
-            if let Err(err) = self.flush() {
-                log::error!(
-                    "dropping the stream {} lost its unflushed bytes: {err}",
-                    self.writer.tail_key().unwrap_or_default()
-                );
-            }
+        if !self.closed
+            && !std::thread::panicking()
+            && let Err(err) = self.flush()
+        {
+            log::error!(
+                "dropping the stream {} lost its unflushed bytes: {err}",
+                self.writer.tail_key().unwrap_or_default()
+            );
         }
     }
 }

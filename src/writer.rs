@@ -266,11 +266,11 @@ impl Writer {
         match result {
             Ok(_) => {
                 index.push(sealing.seq, sealing.buf.len() as u64);
-                if let Some(sealing) = self.sealing.take() {
-                    if let Ok(mut buf) = Arc::try_unwrap(sealing.buf) {
-                        buf.clear();
-                        self.spare = buf;
-                    }
+                if let Some(sealing) = self.sealing.take()
+                    && let Ok(mut buf) = Arc::try_unwrap(sealing.buf)
+                {
+                    buf.clear();
+                    self.spare = buf;
                 }
                 Ok(())
             }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use s3::creds::Credentials;
 use s3::{Bucket, Region};
 use s3_syncr::{Error, Options, Storage};
+use s3s::validation::NameValidation;
 use tokio::runtime::Runtime;
 
 use crate::Failure;
@@ -69,88 +70,18 @@ impl Store {
             );
             return open_local(Path::new(DEFAULT_LOCAL_DIR), location, options, purpose);
         }
-        let storage = if self.endpoint.is_none() && self.region.is_none() {
-            // The library's own reading of the environment.
-            Storage::open(location, options)?
-        } else {
-            let location = Location::parse(location)?;
-            let bucket = self.env_bucket(&location.bucket)?;
-            Storage::new(bucket, &location.name, options)?
-        };
+        // The library's reading of the environment, with the flags' endpoint and region first.
+        let storage = Storage::open_with_env(location, options, |key| {
+            let flag = match key {
+                "AWS_ENDPOINT_URL_S3" | "AWS_ENDPOINT_URL" => &self.endpoint,
+                "AWS_REGION" | "AWS_DEFAULT_REGION" => &self.region,
+                _ => &None,
+            };
+            flag.clone().or_else(|| std::env::var(key).ok())
+        })?;
         Ok(Session {
             storage,
             server: None,
-        })
-    }
-
-    /// The bucket `Storage::open` would build from the environment, with the flags' endpoint and
-    /// region instead of the environment's.
-    fn env_bucket(&self, name: &str) -> Result<Bucket, Error> {
-        let endpoint = self
-            .endpoint
-            .clone()
-            .or_else(|| var("AWS_ENDPOINT_URL_S3"))
-            .or_else(|| var("AWS_ENDPOINT_URL"));
-        let region_name = self
-            .region
-            .clone()
-            .or_else(|| var("AWS_REGION"))
-            .or_else(|| var("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| "us-east-1".to_owned());
-        let credentials = match var("AWS_ACCESS_KEY_ID") {
-            Some(access_key) => {
-                let secret_key = var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| {
-                    Error::InvalidConfig(
-                        "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into(),
-                    )
-                })?;
-                let token = var("AWS_SESSION_TOKEN");
-                Credentials::new(
-                    Some(&access_key),
-                    Some(&secret_key),
-                    None,
-                    token.as_deref(),
-                    None,
-                )
-            }
-            None => Credentials::from_profile(var("AWS_PROFILE").as_deref()),
-        }
-        .map_err(|_| Error::NoCredentials)?;
-        // A custom endpoint means path-style addressing, which every S3-compatible server takes.
-        let path_style = endpoint.is_some();
-        let region = match endpoint {
-            Some(endpoint) => {
-                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                    return Err(Error::InvalidConfig(format!(
-                        "endpoint {endpoint:?} must start with http:// or https://"
-                    )));
-                }
-                Region::Custom {
-                    region: region_name,
-                    endpoint: endpoint.trim_end_matches('/').to_owned(),
-                }
-            }
-            None => match region_name.parse::<Region>() {
-                // rust-s3 takes an unknown name for an endpoint; give it AWS's instead.
-                Ok(Region::Custom { region, .. }) => Region::Custom {
-                    endpoint: format!("https://s3.{region}.amazonaws.com"),
-                    region,
-                },
-                Ok(region) => region,
-                Err(_) => {
-                    return Err(Error::InvalidConfig(format!(
-                        "invalid region {region_name:?}"
-                    )));
-                }
-            },
-        };
-        let bucket = Bucket::new(name, region, credentials).map_err(|err| {
-            Error::InvalidConfig(format!("cannot address bucket {name:?}: {err}"))
-        })?;
-        Ok(if path_style {
-            *bucket.with_path_style()
-        } else {
-            *bucket
         })
     }
 }
@@ -187,11 +118,14 @@ fn open_local(
         std::fs::create_dir_all(&bucket_dir)
             .map_err(|err| Failure(format!("cannot create {}: {err}", bucket_dir.display())))?;
     }
-    let fs = s3s_fs::FileSystem::new(dir)
+    // s3s-fs's own error tells less than the directory's.
+    std::fs::read_dir(dir)
         .map_err(|err| Failure(format!("local store {}: {err}", dir.display())))?;
+    let fs = s3s_fs::FileSystem::new(dir)
+        .map_err(|err| Failure(format!("local store {}: {err:?}", dir.display())))?;
     // Fresh keys each run: nothing else on the machine can sign for this server.
     let (access_key, secret_key) = (random_hex(), random_hex());
-    let (endpoint, runtime) = local::serve(fs, &access_key, &secret_key)
+    let (endpoint, runtime) = local::serve(fs, &access_key, &secret_key, DirectoryNames)
         .map_err(|err| Failure(format!("cannot start the local S3 server: {err}")))?;
     let region = Region::Custom {
         region: "us-east-1".into(),
@@ -221,8 +155,9 @@ fn random_hex() -> String {
     format!("{:016x}{:016x}", state.hash_one(1u8), state.hash_one(2u8))
 }
 
-/// A location split into bucket and stream name, for the cases where the command builds the
-/// bucket itself.
+/// A local store's location split into bucket and stream name. Local buckets are directory
+/// names, looser than S3's (`x/log.txt` works), so the library's parsing does not apply; it still
+/// checks the stream name.
 #[derive(Debug, PartialEq, Eq)]
 struct Location {
     bucket: String,
@@ -230,39 +165,38 @@ struct Location {
 }
 
 impl Location {
-    /// Splits `s3://bucket/name` or `bucket/name`; the library checks the name. The bucket is
-    /// checked against S3's naming rules here, as it becomes a directory name in a local store.
     fn parse(location: &str) -> Result<Location, Error> {
         let invalid = |reason| Error::InvalidLocation {
             location: location.to_owned(),
             reason,
         };
-        let rest = match location.split_once("://") {
-            Some(("s3", rest)) => rest,
-            Some(_) => return Err(invalid("only s3:// locations are supported")),
-            None => location,
-        };
-        let (bucket, name) = rest
-            .split_once('/')
-            .ok_or_else(|| invalid("expected bucket/name"))?;
-        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let valid = (3..=63).contains(&bucket.len())
-            && bucket
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-            && edge(bucket.chars().next())
-            && edge(bucket.chars().last())
-            && !bucket.contains("..");
-        if !valid {
-            return Err(invalid(
-                "a bucket name has 3 to 63 lowercase letters, digits, '.' and '-', \
-                 and starts and ends with a letter or digit",
-            ));
+        let rest = location.strip_prefix("s3://").unwrap_or(location);
+        match rest.split_once('/') {
+            Some((bucket, name)) if DirectoryNames.validate_bucket_name(bucket) => Ok(Location {
+                bucket: bucket.to_owned(),
+                name: name.to_owned(),
+            }),
+            Some(_) => Err(invalid(
+                "a local bucket name has 1 to 63 letters, digits, '.', '-' and '_', \
+                 and does not start with '.'",
+            )),
+            None => Err(invalid("expected bucket/name")),
         }
-        Ok(Location {
-            bucket: bucket.to_owned(),
-            name: name.to_owned(),
-        })
+    }
+}
+
+/// The bucket names of a local store: plain directory names, so that `x/log.txt` works and
+/// nothing leads out of the directory (`..`) or onto the server's hidden temporary files.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryNames;
+
+impl NameValidation for DirectoryNames {
+    fn validate_bucket_name(&self, name: &str) -> bool {
+        (1..=63).contains(&name.len())
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
     }
 }
 
@@ -271,15 +205,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations() {
-        let ok = Location::parse("s3://my-bucket/dir/log.txt").unwrap();
-        assert_eq!((ok.bucket.as_str(), ok.name.as_str()), ("my-bucket", "dir/log.txt"));
-        assert_eq!(Location::parse("abc/x").unwrap().bucket, "abc");
-        for bad in ["", "abc", "http://abc/x", "ab/x", "../x/y", "a..b/x", "Abc/x", "-abc/x"] {
-            assert!(
-                matches!(Location::parse(bad), Err(Error::InvalidLocation { .. })),
-                "{bad:?}"
-            );
+    fn local_locations() {
+        for good in ["x/log.txt", "s3://My_Logs/a/b", "a.b-c/x"] {
+            assert!(Location::parse(good).is_ok(), "{good:?}");
+        }
+        let ok = Location::parse("s3://x/dir/log.txt").unwrap();
+        assert_eq!((ok.bucket.as_str(), ok.name.as_str()), ("x", "dir/log.txt"));
+        for bad in [
+            "../x/y",
+            "./x",
+            ".hidden/x",
+            "a b/x",
+            "/x",
+            "x",
+            "s3:///x",
+            "http://x/y",
+        ] {
+            assert!(Location::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

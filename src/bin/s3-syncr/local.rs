@@ -14,15 +14,24 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::S3;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
+use s3s::validation::NameValidation;
 use tokio::runtime::Runtime;
 
-/// Serves `s3` on a free loopback port to clients that sign with `access_key` and `secret_key`.
+/// Serves `s3` on a free loopback port to clients that sign with `access_key` and `secret_key`,
+/// for buckets whose names `bucket_names` accepts (`s3s::validation::AwsNameValidation` for
+/// S3's rules).
 ///
 /// Returns the endpoint, `http://127.0.0.1:<port>`, and the runtime that runs the server: it
 /// serves until the runtime is dropped or shut down.
-pub fn serve(s3: impl S3, access_key: &str, secret_key: &str) -> io::Result<(String, Runtime)> {
+pub fn serve(
+    s3: impl S3,
+    access_key: &str,
+    secret_key: &str,
+    bucket_names: impl NameValidation,
+) -> io::Result<(String, Runtime)> {
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
+    builder.set_validation(bucket_names);
     let service = builder.build();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -80,6 +80,11 @@ fn split(text: &str) -> Result<(u64, String), String> {
     let number = number
         .parse()
         .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    if unit.starts_with(['.', ',']) {
+        return Err(format!(
+            "{text:?} is not a whole number: use a smaller unit"
+        ));
+    }
     Ok((number, unit.trim().to_ascii_lowercase()))
 }
 
@@ -96,7 +101,15 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("3m"), Ok(3 << 20));
         assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
-        for bad in ["", "k", "1.5MiB", "-1", "12 parsecs", "99999999999999999999", "1000000000000g"] {
+        for bad in [
+            "",
+            "k",
+            "1.5MiB",
+            "-1",
+            "12 parsecs",
+            "99999999999999999999",
+            "1000000000000g",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
     }
