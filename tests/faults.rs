@@ -24,6 +24,14 @@ fn fault_options() -> Options {
     }
 }
 
+/// [`fault_options`] with this many attempts per request.
+fn attempts(retry_attempts: u32) -> Options {
+    Options {
+        retry_attempts,
+        ..fault_options()
+    }
+}
+
 /// A server, a fault-injecting proxy in front of it, and a fresh bucket.
 struct Rig {
     server: Server,
@@ -94,11 +102,7 @@ fn every_fault_on_every_request_loses_nothing() {
 #[test]
 fn a_flush_that_runs_out_of_attempts_fails_keeps_everything_and_succeeds_later() {
     let rig = Rig::new();
-    let options = Options {
-        retry_attempts: 3,
-        ..fault_options()
-    };
-    let mut writer = rig.storage("g.log", options);
+    let mut writer = rig.storage("g.log", attempts(3));
     writer.write_all(b"first ").unwrap();
     writer.flush().unwrap();
     writer.write_all(b"second").unwrap();
@@ -120,11 +124,7 @@ fn a_flush_that_runs_out_of_attempts_fails_keeps_everything_and_succeeds_later()
 #[test]
 fn a_failed_background_seal_is_reported_retried_and_loses_nothing() {
     let rig = Rig::new();
-    let options = Options {
-        retry_attempts: 2,
-        ..fault_options()
-    };
-    let mut writer = rig.storage("s.log", options);
+    let mut writer = rig.storage("s.log", attempts(2));
     let data = pattern(2 * MIB + 10, 3);
     writer.write_all(&data[..MIB]).unwrap();
     for _ in 0..2 {
