@@ -8,19 +8,10 @@
 #     ci_server_stop
 #
 # `ci_server_start NAME` calls the functions `NAME_install` and `NAME_start` defined below; a new
-# server (moto, ...) is added by writing those two functions. `NAME_start` must start the server
+# server is added by writing those two functions. `NAME_start` must start the server
 # in the background, set CI_SERVER_PID, CI_SERVER_LOG, CI_S3_ENDPOINT, CI_S3_ACCESS_KEY,
 # CI_S3_SECRET_KEY, optionally CI_S3_EXTRA_ENV (an array of VAR=value), and return; readiness
-# is checked here (a signed ListBuckets must answer 200). For moto, for instance:
-#
-#     moto_install() { ci_pip_install "moto[server]"; MOTO=$(ci_pip_file moto moto_server); }
-#     moto_start() {
-#         ci_require_free_port 127.0.0.1 5000; ci_tmpdir
-#         CI_S3_ENDPOINT=http://127.0.0.1:5000 CI_S3_ACCESS_KEY=test CI_S3_SECRET_KEY=test
-#         CI_SERVER_LOG=$CI_TMPDIR/moto.log
-#         "$MOTO" -H 127.0.0.1 -p 5000 >"$CI_SERVER_LOG" 2>&1 </dev/null &
-#         CI_SERVER_PID=$!
-#     }
+# is checked here (a signed ListBuckets must answer 200). See seaweedfs_* and moto_* below.
 #
 # Servers are stopped by PID; an EXIT trap set by ci_servers_init stops
 # whatever is still running and removes the temporary directories, also when a step fails.
@@ -254,8 +245,13 @@ EOF
     # Lance, WebDAV, admin UI) and the telemetry upload are turned off; the Unix sockets go in
     # the temporary directory instead of /tmp. By default a PUT into a missing bucket creates
     # it (for admin identities); -s3.autoCreateBucket=false answers NoSuchBucket as AWS does.
+    # Each bucket is a collection with volumes of its own, and by default the volume count is
+    # capped at the free disk space divided by the volume size limit (1 GiB): with ~68 GB free
+    # the tests' 60-odd buckets ran out ("No writable volumes and no free volumes left", HTTP
+    # 500 on PUT). Small volumes and an explicit cap make room for them whatever the disk.
     "$WEED" -logdir="$dir/log" mini \
         -dir="$dir/data" \
+        -master.volumeSizeLimitMB=64 -volume.max=2000 \
         -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -s3.port="$SEAWEEDFS_S3_PORT" -s3.config="$dir/s3.json" \
         -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
@@ -266,4 +262,31 @@ EOF
     # SeaweedFS accepts the LocationConstraint rust-s3 sends with a custom region named
     # us-east-1, so RUST_S3_SKIP_LOCATION_CONSTRAINT is not needed.
     CI_S3_EXTRA_ENV=()
+}
+
+# ---- moto (pip package moto[server]: a Python mock of AWS, serving S3 from memory) ---------------
+
+MOTO_VERSION=${MOTO_VERSION:-5.2.1}
+MOTO_PORT=${MOTO_PORT:-5000}
+
+moto_install() {
+    ci_pip_install "moto[server]==$MOTO_VERSION"
+    MOTO=$(ci_pip_file moto moto_server)
+    echo "moto_server: $MOTO (moto $(python3 -c 'from importlib import metadata; print(metadata.version("moto"))'))"
+}
+
+moto_start() {
+    ci_require_free_port 127.0.0.1 "$MOTO_PORT"
+    ci_tmpdir
+    # moto accepts any signature and keeps every object in memory, in this one process.
+    CI_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+    CI_S3_ACCESS_KEY="s3syncr-ci-access"
+    CI_S3_SECRET_KEY="s3syncr-ci-secret-$RANDOM$RANDOM"
+    CI_SERVER_LOG="$CI_TMPDIR/moto.log"
+    "$MOTO" -H 127.0.0.1 -p "$MOTO_PORT" >"$CI_SERVER_LOG" 2>&1 </dev/null &
+    CI_SERVER_PID=$!
+    # Like AWS, moto refuses a CreateBucket whose LocationConstraint is us-east-1, which rust-s3
+    # sends for a custom region of that name; this variable makes rust-s3 leave it out.
+    # moto does not check signatures: the wrong-credentials test skips that half.
+    CI_S3_EXTRA_ENV=(RUST_S3_SKIP_LOCATION_CONSTRAINT=true S3SYNCR_TEST_UNSIGNED=1)
 }

@@ -94,6 +94,12 @@ impl Server {
         Server::from_env().unwrap_or_else(Server::start)
     }
 
+    /// Whether the server rejects a request signed with the wrong secret: all but moto do
+    /// (`S3SYNCR_TEST_UNSIGNED` names a server that does not).
+    pub fn checks_signatures(&self) -> bool {
+        !self.is_external() || std::env::var_os("S3SYNCR_TEST_UNSIGNED").is_none()
+    }
+
     /// Whether this is an external server.
     pub fn is_external(&self) -> bool {
         self.runtime.is_none()

@@ -206,10 +206,17 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
         _ => {
             let mut server = TcpStream::connect(state.upstream)?;
             server.set_nodelay(true)?;
-            server.write_all(with_connection_close(&head).as_bytes())?;
-            server.write_all(&body)?;
+            // A server may answer before it has read the body (a failed condition: 412) and
+            // close: what it answered still goes back to the client.
+            let sent = server
+                .write_all(with_connection_close(&head).as_bytes())
+                .and_then(|()| server.write_all(&body));
             let mut response = Vec::new();
-            server.read_to_end(&mut response)?;
+            let received = server.read_to_end(&mut response);
+            if response.is_empty() {
+                sent?;
+                received?;
+            }
             match fault {
                 Some(Fault::DropResponse) => client.shutdown(Shutdown::Both),
                 Some(Fault::CutResponse(n)) => {

@@ -12,6 +12,8 @@ pub struct Request {
     pub op: &'static str,
     /// The request path: `/bucket/key` (path-style).
     pub path: String,
+    /// Whether the server applied it (answered with success).
+    pub ok: bool,
 }
 
 /// The shared request log.
@@ -25,25 +27,25 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    fn record<T>(&self, op: &'static str, req: &S3Request<T>) {
-        let path = req.uri.path().to_owned();
-        self.log
-            .lock()
-            .expect("request log")
-            .push(Request { op, path });
+    fn record(&self, op: &'static str, path: String, ok: bool) {
+        let request = Request { op, path, ok };
+        self.log.lock().expect("request log").push(request);
     }
 }
 
-/// Delegates each listed operation to s3s-fs, recording it first; `write` ones are serialized.
+/// Delegates each listed operation to s3s-fs and records it with its outcome; `write` ones are
+/// serialized.
 macro_rules! delegate {
     ($($kind:ident $method:ident($input:ty) -> $output:ty as $op:literal;)*) => {
         #[async_trait::async_trait]
         impl S3 for Recorder {
             $(
                 async fn $method(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
-                    self.record($op, &req);
+                    let path = req.uri.path().to_owned();
                     let _serialized = delegate!(@guard $kind self);
-                    self.inner.$method(req).await
+                    let result = self.inner.$method(req).await;
+                    self.record($op, path, result.is_ok());
+                    result
                 }
             )*
         }
