@@ -412,7 +412,7 @@ impl Bench<'_> {
             },
         );
         // What `Storage` fetches after a seek: its first read window, up to the object's end.
-        let window = 64 * 1024;
+        let window = 16 * 1024;
         let wide: Vec<f64> = offsets
             .iter()
             .map(|&offset| {
@@ -432,7 +432,7 @@ impl Bench<'_> {
             self.details,
             "- Case 4: 90th percentile latency (median over runs) raw {}, storage {}; GET \
              requests per read (last run) raw {}, storage {}. A `Storage` read after a seek \
-             fetches its first read window, {} KiB (less at an object's end); a raw ranged GET \
+             fetches its first read window, {} KiB (less at an object's end; more for a larger read); a raw ranged GET \
              of those same {} KiB takes {} (median, one run).",
             show(Metric::Latency, median(&p90.0)),
             show(Metric::Latency, median(&p90.1)),
@@ -511,7 +511,7 @@ impl Bench<'_> {
         let _ = writeln!(
             out,
             "| flush every K | object size S | PUTs raw | PUTs storage | uploaded / written, raw \
-             | uploaded / written, storage | README S/2K | S/2K + 1 |"
+             | uploaded / written, storage | S/2K | S/2K + 1 |"
         );
         let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
         for f in &self.flush_rows {
@@ -544,8 +544,7 @@ impl Bench<'_> {
              count, checked against that model. The raw side re-uploads a `Vec` by hand on the \
              same schedule and rules. Flushes that do not line up with object boundaries leave \
              unflushed bytes in the tail when it fills, so the write that seals it uploads the \
-             whole object once more: about `S/2K + 1` on average, rather than the README's \
-             `S/2K`.",
+             whole object once more: about `S/2K + 1` on average, the README's estimate.",
             BUFWRITER_CAPACITY / 1024
         );
 
