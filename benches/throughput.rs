@@ -412,7 +412,7 @@ impl Bench<'_> {
             },
         );
         // What `Storage` fetches after a seek: its first read window, up to the object's end.
-        let window = 16 * 1024;
+        let window = 4 * 1024;
         let wide: Vec<f64> = offsets
             .iter()
             .map(|&offset| {

@@ -9,10 +9,10 @@ use crate::client::Client;
 use crate::index::{Entry, Index};
 use crate::writer::Writer;
 
-/// First ranged GET after a seek: small, so random reads stay cheap (on loopback a GET of
-/// 64 KiB already takes twice as long as one of 4 KiB); it doubles on sequential reads up to
-/// the read chunk size, or starts larger for a larger read.
-const FIRST_READ: usize = 16 * 1024;
+/// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
+/// ranged GET does; it doubles on sequential reads up to the read chunk size, or starts larger
+/// for a larger read.
+const FIRST_READ: usize = 4 * 1024;
 
 pub(crate) struct Reader {
     pub(crate) pos: u64,
