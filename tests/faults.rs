@@ -311,10 +311,15 @@ fn a_writer_killed_at_random_moments_loses_no_acknowledged_byte() {
     for kill in 0..kills {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "crash_child", "--ignored", "--nocapture"])
-            .env("S3SYNCR_CRASH_BUCKET", bucket.name())
-            .env("S3SYNCR_CRASH_ENDPOINT", server.endpoint())
-            .env("S3SYNCR_CRASH_REGION", server.region())
-            .env("S3SYNCR_CRASH_KEYS", format!("{access_key}:{secret_key}"))
+            .env(
+                "S3SYNCR_CRASH_LOCATION",
+                format!("s3://{}/crash.log", bucket.name()),
+            )
+            .env("AWS_ENDPOINT_URL", server.endpoint())
+            .env("AWS_REGION", server.region())
+            .env("AWS_ACCESS_KEY_ID", access_key)
+            .env("AWS_SECRET_ACCESS_KEY", secret_key)
+            .env_remove("AWS_ENDPOINT_URL_S3")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -351,13 +356,7 @@ fn a_writer_killed_at_random_moments_loses_no_acknowledged_byte() {
     }
     // And the stream still takes appends after the last kill.
     let mut storage = open(&bucket, "crash.log", 1);
-    let before = storage
-        .segments()
-        .unwrap()
-        .iter()
-        .map(|s| s.size)
-        .sum::<u64>()
-        / 1000;
+    let before = records_stored(&mut storage);
     storage.write_all(&record('c', before)).unwrap();
     storage.close().unwrap();
     assert_eq!(
@@ -367,32 +366,22 @@ fn a_writer_killed_at_random_moments_loses_no_acknowledged_byte() {
     println!("kills survived: {kills}");
 }
 
+/// How many 1,000-byte records the stream holds in S3.
+fn records_stored(storage: &mut Storage) -> u64 {
+    let segments = storage.segments().unwrap();
+    segments.iter().map(|s| s.size).sum::<u64>() / 1000
+}
+
 /// The writer process of the crash test: appends records after whatever the stream holds,
 /// flushing every few, and prints how many are acknowledged after each successful flush.
 #[test]
 #[ignore = "run by a_writer_killed_at_random_moments_loses_no_acknowledged_byte"]
 fn crash_child() {
-    let Ok(bucket) = std::env::var("S3SYNCR_CRASH_BUCKET") else {
+    let Ok(location) = std::env::var("S3SYNCR_CRASH_LOCATION") else {
         return;
     };
-    let endpoint = std::env::var("S3SYNCR_CRASH_ENDPOINT").unwrap();
-    let region = std::env::var("S3SYNCR_CRASH_REGION").unwrap();
-    let keys = std::env::var("S3SYNCR_CRASH_KEYS").unwrap();
-    let (access_key, secret_key) = keys.split_once(':').unwrap();
-    let region = s3::Region::Custom { region, endpoint };
-    let credentials =
-        s3::creds::Credentials::new(Some(access_key), Some(secret_key), None, None, None).unwrap();
-    let bucket = s3::Bucket::new(&bucket, region, credentials)
-        .unwrap()
-        .with_path_style();
-    let mut storage = Storage::new(*bucket, "crash.log", fault_options()).unwrap();
-    let start = storage
-        .segments()
-        .unwrap()
-        .iter()
-        .map(|s| s.size)
-        .sum::<u64>()
-        / 1000;
+    let mut storage = Storage::open(&location, fault_options()).unwrap();
+    let start = records_stored(&mut storage);
     let mut stdout = std::io::stdout();
     for n in start.. {
         storage.write_all(&record('c', n)).unwrap();
