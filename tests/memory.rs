@@ -18,6 +18,16 @@ fn peak_rss_after(work: impl FnOnce()) -> u64 {
     rss("VmHWM:").saturating_sub(before)
 }
 
+/// Prints the growth of the peak RSS, and fails unless it stays below `bound_mib`.
+fn check_growth(what: &str, grown: u64, bound_mib: u64) {
+    let mib = grown / MIB as u64;
+    println!("{what}: peak RSS +{mib} MiB");
+    assert!(
+        grown < bound_mib * MIB as u64,
+        "{what} raised the peak RSS by {mib} MiB"
+    );
+}
+
 fn rss(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with(field)).unwrap();
@@ -55,17 +65,9 @@ fn measure_memory() {
         }
         writer.close().unwrap();
     });
-    println!(
-        "writing 64 MiB in 4 MiB objects: peak RSS +{} MiB",
-        grown / MIB as u64
-    );
     // The 4 MiB tail, the sealed object uploading in the background, rust-s3's copy of that
     // body, and (in process) the server's buffers: a bound that does not grow with the stream.
-    assert!(
-        grown < 28 * MIB as u64,
-        "writing 64 MiB in 4 MiB objects raised the peak RSS by {} MiB",
-        grown / MIB as u64
-    );
+    check_growth("writing 64 MiB in 4 MiB objects", grown, 28);
 
     let object = 64 * MIB;
     let mut storage = open(&bucket, "big.bin", 64);
@@ -86,15 +88,7 @@ fn measure_memory() {
         let copied = io::copy(&mut reader, &mut io::sink()).unwrap();
         assert_eq!(copied, object as u64);
     });
-    println!(
-        "reading a 64 MiB object in 2 MiB chunks: peak RSS +{} MiB",
-        grown / MIB as u64
-    );
     // The chunk being read and the one fetched ahead (2 MiB each), plus the in-process
     // server's small read buffers; far below the object's 64 MiB.
-    assert!(
-        grown < 10 * MIB as u64,
-        "reading a 64 MiB object raised the peak RSS by {} MiB",
-        grown / MIB as u64
-    );
+    check_growth("reading a 64 MiB object in 2 MiB chunks", grown, 10);
 }
