@@ -2,15 +2,22 @@
 //! policy, logged, and with its failure turned into an [`Error`].
 
 use std::hash::{BuildHasher, RandomState};
-use std::io::{self, Write};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use attohttpc::header::{HeaderMap, HeaderValue, IF_MATCH, IF_NONE_MATCH};
+use attohttpc::header::{CONTENT_LENGTH, HeaderMap, HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use s3::Bucket;
+use s3::command::Command;
 use s3::error::S3Error;
+use s3::request::Request;
+use s3::request::blocking::AttoRequest;
 
 use crate::layout::{Layout, Segment};
 use crate::{Error, Options};
+
+/// How much of a GET's body is read between two checks for cancellation.
+const BODY_SLICE: u64 = 256 * 1024;
 
 /// One stream's view of a bucket.
 pub(crate) struct Client {
@@ -130,37 +137,61 @@ impl Client {
 
     /// Appends exactly `len` bytes of object `seq`, from offset `start`, to `out`.
     ///
-    /// A response cut short is resumed from the first byte missing, so no byte is delivered
-    /// twice; memory stays bounded even if the server ignores the range.
+    /// The body is read straight into `out`. A response cut short is resumed from the first byte
+    /// missing, so no byte is delivered twice; memory stays bounded even if the server ignores
+    /// the range. Once `cancel` is set, the response is dropped at the next slice of the body and
+    /// the request is not retried: its bytes are no longer wanted.
     pub(crate) fn get_range(
         &self,
         seq: u64,
         start: u64,
         len: u64,
         out: &mut Vec<u8>,
+        cancel: Option<&AtomicBool>,
     ) -> Result<(), Error> {
         let key = self.key(seq);
         let before = out.len();
-        let result = self.request("GET", &key, len, |bucket| {
+        let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+        let result = self.request_until("GET", &key, len, cancelled, |bucket| {
             let done = (out.len() - before) as u64;
             if done == len {
                 return Ok(());
             }
-            let mut limited = Limited {
-                out: &mut *out,
-                room: len - done,
+            let from = start + done;
+            let command = Command::GetObjectRange {
+                start: from,
+                end: Some(start + len - 1),
             };
-            bucket.get_object_range_to_writer(
-                &key,
-                start + done,
-                Some(start + len - 1),
-                &mut limited,
-            )?;
-            if limited.room > 0 {
+            let mut response = AttoRequest::new(bucket, &key, command)?.response()?;
+            let room = len - done;
+            let status = response.status().as_u16();
+            let sent = response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            // A 200 is the whole object: the range was ignored, and unless it started at 0 the
+            // bytes are not the ones asked for.
+            if (status == 200 && from != 0) || sent.is_some_and(|sent| sent > room) {
                 return Err(S3Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the response ended before the requested range",
+                    io::ErrorKind::InvalidData,
+                    "the server sent more than the requested range",
                 )));
+            }
+            out.reserve_exact(room as usize);
+            let mut left = room;
+            while left > 0 {
+                if cancelled() {
+                    return Err(S3Error::Io(io::Error::other("no longer wanted")));
+                }
+                let slice = left.min(BODY_SLICE);
+                let n = (&mut response).take(slice).read_to_end(out)? as u64;
+                if n == 0 {
+                    return Err(S3Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the response ended before the requested range",
+                    )));
+                }
+                left -= n;
             }
             Ok(())
         });
@@ -219,6 +250,19 @@ impl Client {
         op: &'static str,
         key: &str,
         bytes: u64,
+        attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
+    ) -> Result<T, Error> {
+        self.request_until(op, key, bytes, || false, attempt)
+    }
+
+    /// [`request`](Client::request), with no retry once `given_up` says the answer is no
+    /// longer wanted.
+    fn request_until<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        bytes: u64,
+        given_up: impl Fn() -> bool,
         mut attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
     ) -> Result<T, Error> {
         let options = &self.options;
@@ -242,6 +286,7 @@ impl Client {
             log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
             let delay = backoff.mul_f64(jitter());
             if !is_transient(&err)
+                || given_up()
                 || number >= options.retry_attempts
                 || first.elapsed() + delay > options.retry_max_elapsed
             {
@@ -341,31 +386,6 @@ fn xml_text(body: &str, tag: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A writer that takes at most `room` bytes, so a misbehaving server cannot grow the buffer.
-struct Limited<'a> {
-    out: &'a mut Vec<u8>,
-    room: u64,
-}
-
-impl Write for Limited<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.len() as u64 > self.room {
-            // The server ignored the range: the object is not the one that was listed.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the server sent more than the requested range",
-            ));
-        }
-        self.out.extend_from_slice(buf);
-        self.room -= buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,18 +397,6 @@ mod tests {
         assert_eq!(xml_text(body, "Code"), "SignatureDoesNotMatch");
         assert_eq!(xml_text(body, "Message"), "nope");
         assert_eq!(xml_text("", "Code"), "");
-    }
-
-    #[test]
-    fn limited_writer_refuses_overflow() {
-        let mut out = Vec::new();
-        let mut w = Limited {
-            out: &mut out,
-            room: 4,
-        };
-        assert_eq!(w.write(b"abc").unwrap(), 3);
-        assert!(w.write(b"de").is_err());
-        assert_eq!(out, b"abc");
     }
 
     #[test]

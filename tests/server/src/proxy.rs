@@ -30,6 +30,8 @@ pub enum Fault {
     CutResponse(usize),
     /// Hold the request without answering for this long, then close; the server never sees it.
     Stall(Duration),
+    /// Hold the request for this long, then pass it on as usual: a slow answer, not a failure.
+    Delay(Duration),
 }
 
 impl Fault {
@@ -52,6 +54,8 @@ struct State {
     injected: AtomicUsize,
     /// Connections being handled.
     active: AtomicUsize,
+    /// The most connections handled at once since the last [`Proxy::take_peak`].
+    peak: AtomicUsize,
     /// Set by [`Proxy::sever`]: nothing more reaches the server.
     severed: AtomicBool,
     stop: AtomicBool,
@@ -80,6 +84,7 @@ impl Proxy {
             faults: Mutex::default(),
             injected: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
             severed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
@@ -91,7 +96,8 @@ impl Proxy {
                 }
                 let Ok(conn) = conn else { continue };
                 let state = shared.clone();
-                state.active.fetch_add(1, Ordering::SeqCst);
+                let active = state.active.fetch_add(1, Ordering::SeqCst) + 1;
+                state.peak.fetch_max(active, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = handle(&state, conn);
                     state.active.fetch_sub(1, Ordering::SeqCst);
@@ -122,6 +128,12 @@ impl Proxy {
         self.state.injected.load(Ordering::SeqCst)
     }
 
+    /// The most requests that were under way at once since the last call: how many
+    /// connections a client keeps open in parallel.
+    pub fn take_peak(&self) -> usize {
+        self.state.peak.swap(0, Ordering::SeqCst)
+    }
+
     /// Drops the faults not injected yet, and returns how many there were.
     pub fn clear(&self) -> usize {
         let mut faults = self.state.faults.lock().expect("faults");
@@ -132,6 +144,12 @@ impl Proxy {
     /// but once this returns, none is under way and no later one reaches the server.
     pub fn sever(&self) {
         self.state.severed.store(true, Ordering::SeqCst);
+        self.wait_idle();
+    }
+
+    /// Waits (at most 30 s) until no connection is being handled: the answers a client got
+    /// have left the proxy entirely.
+    pub fn wait_idle(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while self.state.active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
@@ -204,6 +222,9 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
             client.shutdown(Shutdown::Both)
         }
         _ => {
+            if let Some(Fault::Delay(duration)) = fault {
+                std::thread::sleep(duration);
+            }
             let mut server = TcpStream::connect(state.upstream)?;
             server.set_nodelay(true)?;
             // A server may answer before it has read the body (a failed condition: 412) and
