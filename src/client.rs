@@ -17,7 +17,7 @@ use crate::layout::{Layout, Segment};
 use crate::{Error, Options};
 
 /// How much of a GET's body is read between two checks for cancellation.
-const BODY_SLICE: u64 = 256 * 1024;
+const BODY_SLICE: usize = 256 * 1024;
 
 /// One stream's view of a bucket.
 pub(crate) struct Client {
@@ -135,63 +135,63 @@ impl Client {
         Ok((response.to_vec(), etag))
     }
 
-    /// Appends exactly `len` bytes of object `seq`, from offset `start`, to `out`.
+    /// Fills `out` with the bytes of object `seq` from offset `start` on.
     ///
-    /// The body is read straight into `out`. A response cut short is resumed from the first byte
-    /// missing, so no byte is delivered twice; memory stays bounded even if the server ignores
-    /// the range. Once `cancel` is set, the response is dropped at the next slice of the body and
-    /// the request is not retried: its bytes are no longer wanted.
+    /// The body is read straight into `out`, which the caller keeps initialized from one GET
+    /// to the next, so no byte is zeroed or copied twice. A response cut short is resumed from
+    /// the first byte missing, so no byte is delivered twice; a server that ignores the range
+    /// cannot write past `out`. Once `cancel` is set, the response is dropped at the next slice
+    /// of the body and the request is not retried: its bytes are no longer wanted.
     pub(crate) fn get_range(
         &self,
         seq: u64,
         start: u64,
-        len: u64,
-        out: &mut Vec<u8>,
+        out: &mut [u8],
         cancel: Option<&AtomicBool>,
     ) -> Result<(), Error> {
         let key = self.key(seq);
-        let before = out.len();
+        let len = out.len() as u64;
+        let mut filled = 0;
         let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
         let result = self.request_until("GET", &key, len, cancelled, |bucket| {
-            let done = (out.len() - before) as u64;
-            if done == len {
+            if filled == out.len() {
                 return Ok(());
             }
-            let from = start + done;
+            let from = start + filled as u64;
             let command = Command::GetObjectRange {
                 start: from,
                 end: Some(start + len - 1),
             };
             let mut response = AttoRequest::new(bucket, &key, command)?.response()?;
-            let room = len - done;
             let status = response.status().as_u16();
             let sent = response
                 .headers()
                 .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
             // A 200 is the whole object: the range was ignored, and unless it started at 0 the
             // bytes are not the ones asked for.
-            if (status == 200 && from != 0) || sent.is_some_and(|sent| sent > room) {
+            if (status == 200 && from != 0) || sent.is_some_and(|sent| sent > out.len() - filled) {
                 return Err(S3Error::Io(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "the server sent more than the requested range",
                 )));
             }
-            out.reserve_exact(room as usize);
-            let mut left = room;
-            while left > 0 {
+            while filled < out.len() {
                 if cancelled() {
                     return Err(S3Error::Io(io::Error::other("no longer wanted")));
                 }
-                let slice = left.min(BODY_SLICE);
-                let n = (&mut response).take(slice).read_to_end(out)? as u64;
-                if n == 0 {
-                    return Err(S3Error::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the response ended before the requested range",
-                    )));
+                let end = out.len().min(filled + BODY_SLICE);
+                match response.read(&mut out[filled..end]) {
+                    Ok(0) => {
+                        return Err(S3Error::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the response ended before the requested range",
+                        )));
+                    }
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(S3Error::Io(err)),
                 }
-                left -= n;
             }
             Ok(())
         });
@@ -199,7 +199,7 @@ impl Client {
             Err(Error::Status { status: 416, .. }) => Err(Error::SegmentChanged {
                 key,
                 expected: start + len,
-                found: start + (out.len() - before) as u64,
+                found: start + filled as u64,
             }),
             other => other,
         }

@@ -32,7 +32,10 @@ pub(crate) struct Reader {
     pub(crate) pos: u64,
     /// Stream offset of `chunk[0]`.
     chunk_start: u64,
+    /// The bytes fetched last are `chunk[..chunk_len]`; the rest of the buffer stays
+    /// initialized, so that the next GET into it zeroes nothing.
     chunk: Vec<u8>,
+    chunk_len: usize,
     /// Size of the next ranged GET.
     window: usize,
     max_window: usize,
@@ -94,14 +97,8 @@ impl Workers {
                 .spawn(move || {
                     // The lock is held while waiting, so idle workers queue on it, not on jobs.
                     while let Ok(Ok(mut job)) = queue.lock().map(|q| q.recv()) {
-                        job.buf.clear();
-                        let result = client.get_range(
-                            job.seq,
-                            job.offset,
-                            job.len as u64,
-                            &mut job.buf,
-                            Some(&job.cancel),
-                        );
+                        let out = room_for(&mut job.buf, job.len);
+                        let result = client.get_range(job.seq, job.offset, out, Some(&job.cancel));
                         let done = Done {
                             id: job.id,
                             buf: job.buf,
@@ -125,6 +122,7 @@ impl Reader {
             pos: 0,
             chunk_start: 0,
             chunk: Vec::new(),
+            chunk_len: 0,
             window: FIRST_READ.min(max_window),
             max_window,
             depth,
@@ -141,7 +139,7 @@ impl Reader {
     }
 
     fn chunk_end(&self) -> u64 {
-        self.chunk_start + self.chunk.len() as u64
+        self.chunk_start + self.chunk_len as u64
     }
 
     /// Moves the read position. Leaving the chunk, other than to where it ends, means random
@@ -160,6 +158,7 @@ impl Reader {
         self.workers = None;
         self.abandoned = 0;
         self.chunk = Vec::new();
+        self.chunk_len = 0;
         self.free = Vec::new();
     }
 
@@ -197,7 +196,7 @@ impl Reader {
             self.window = self.window.max(wanted.min(self.max_window));
             self.load(client, index, entry, pos)?;
         }
-        Ok(&self.chunk[(pos - self.chunk_start) as usize..])
+        Ok(&self.chunk[(pos - self.chunk_start) as usize..self.chunk_len])
     }
 
     /// Makes `chunk` start at `pos`, in object `entry`: the GET ahead that holds it if reading
@@ -209,13 +208,13 @@ impl Reader {
         entry: Entry,
         pos: u64,
     ) -> Result<(), Error> {
-        let sequential = !self.chunk.is_empty() && pos == self.chunk_end();
+        let sequential = self.chunk_len > 0 && pos == self.chunk_end();
         if !sequential {
             self.cancel_ahead();
             return self.fetch_here(client, entry, pos);
         }
         self.top_up(client, index);
-        let Some((buf, result)) = self.take_front() else {
+        let Some((buf, len, result)) = self.take_front() else {
             // Every slot is held by fetches a seek dropped: do not wait for them.
             return self.fetch_here(client, entry, pos);
         };
@@ -228,6 +227,7 @@ impl Reader {
         }
         let old = std::mem::replace(&mut self.chunk, buf);
         self.recycle(old);
+        self.chunk_len = len;
         self.chunk_start = pos;
         self.top_up(client, index);
         Ok(())
@@ -236,13 +236,11 @@ impl Reader {
     /// Fetches `chunk` at `pos` in the caller's thread, reusing its buffer.
     fn fetch_here(&mut self, client: &Client, entry: Entry, pos: u64) -> Result<(), Error> {
         let offset = pos - entry.start;
-        let len = (entry.size - offset).min(self.window as u64);
-        self.chunk.clear();
+        let len = (entry.size - offset).min(self.window as u64) as usize;
         self.chunk_start = pos;
-        let result = client.get_range(entry.seq, offset, len, &mut self.chunk, None);
-        if result.is_err() {
-            self.chunk.clear();
-        }
+        let out = room_for(&mut self.chunk, len);
+        let result = client.get_range(entry.seq, offset, out, None);
+        self.chunk_len = if result.is_ok() { len } else { 0 };
         self.grow();
         result
     }
@@ -301,13 +299,15 @@ impl Reader {
         }
     }
 
-    /// Waits for the first fetch ahead, if there is one, and takes it out of the queue.
-    fn take_front(&mut self) -> Option<(Vec<u8>, Result<(), Error>)> {
+    /// Waits for the first fetch ahead, if there is one, and takes it out of the queue: its
+    /// buffer, how many bytes of it it fetched, and how that went.
+    fn take_front(&mut self) -> Option<(Vec<u8>, usize, Result<(), Error>)> {
         loop {
             let front = self.ahead.front_mut()?;
-            if let Some(done) = front.done.take() {
+            if let Some((buf, result)) = front.done.take() {
+                let len = front.len;
                 self.ahead.pop_front();
-                return Some(done);
+                return Some((buf, len, result));
             }
             let received = self.workers.as_ref().map(|w| w.done.recv());
             match received {
@@ -358,10 +358,19 @@ impl Reader {
         }
     }
 
-    fn recycle(&mut self, mut buf: Vec<u8>) {
-        buf.clear();
+    fn recycle(&mut self, buf: Vec<u8>) {
         self.free.push(buf);
     }
+}
+
+/// The first `len` bytes of `buf`, replaced by a new buffer of exactly `len` bytes if it is
+/// shorter: a fresh zeroed allocation costs no pass over the memory (the pages come zeroed),
+/// where growing the old one would copy and then zero it.
+fn room_for(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len {
+        *buf = vec![0; len];
+    }
+    &mut buf[..len]
 }
 
 impl Drop for Reader {

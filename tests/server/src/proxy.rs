@@ -54,7 +54,10 @@ struct State {
     injected: AtomicUsize,
     /// Connections being handled.
     active: AtomicUsize,
-    /// The most connections handled at once since the last [`Proxy::take_peak`].
+    /// Requests being held by [`Fault::Delay`], and the most held at once since the last
+    /// [`Proxy::take_peak`]. A held request has not been answered, so requests that a client
+    /// sends one after the other are never held at once, while parallel ones are.
+    held: AtomicUsize,
     peak: AtomicUsize,
     /// Set by [`Proxy::sever`]: nothing more reaches the server.
     severed: AtomicBool,
@@ -84,6 +87,7 @@ impl Proxy {
             faults: Mutex::default(),
             injected: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             severed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -96,8 +100,7 @@ impl Proxy {
                 }
                 let Ok(conn) = conn else { continue };
                 let state = shared.clone();
-                let active = state.active.fetch_add(1, Ordering::SeqCst) + 1;
-                state.peak.fetch_max(active, Ordering::SeqCst);
+                state.active.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = handle(&state, conn);
                     state.active.fetch_sub(1, Ordering::SeqCst);
@@ -128,8 +131,8 @@ impl Proxy {
         self.state.injected.load(Ordering::SeqCst)
     }
 
-    /// The most requests that were under way at once since the last call: how many
-    /// connections a client keeps open in parallel.
+    /// The most requests held by [`Fault::Delay`] at once since the last call: how many
+    /// requests a client keeps under way in parallel.
     pub fn take_peak(&self) -> usize {
         self.state.peak.swap(0, Ordering::SeqCst)
     }
@@ -144,12 +147,6 @@ impl Proxy {
     /// but once this returns, none is under way and no later one reaches the server.
     pub fn sever(&self) {
         self.state.severed.store(true, Ordering::SeqCst);
-        self.wait_idle();
-    }
-
-    /// Waits (at most 30 s) until no connection is being handled: the answers a client got
-    /// have left the proxy entirely.
-    pub fn wait_idle(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while self.state.active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
@@ -223,7 +220,10 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
         }
         _ => {
             if let Some(Fault::Delay(duration)) = fault {
+                let held = state.held.fetch_add(1, Ordering::SeqCst) + 1;
+                state.peak.fetch_max(held, Ordering::SeqCst);
                 std::thread::sleep(duration);
+                state.held.fetch_sub(1, Ordering::SeqCst);
             }
             let mut server = TcpStream::connect(state.upstream)?;
             server.set_nodelay(true)?;
