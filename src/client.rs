@@ -5,12 +5,19 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Write};
 use std::time::Instant;
 
-use attohttpc::header::{HeaderMap, HeaderValue, IF_MATCH, IF_NONE_MATCH};
+use attohttpc::header::{HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use s3::Bucket;
+use s3::command::Command;
 use s3::error::S3Error;
+use s3::request::Request;
+use s3::request::blocking::AttoRequest;
 
 use crate::layout::{Layout, Segment};
 use crate::{Error, Options};
+
+/// The user metadata in which every object records the stream offset of its first byte, as a
+/// decimal: offsets then survive the deletion of older objects.
+pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 
 /// One stream's view of a bucket.
 pub(crate) struct Client {
@@ -55,14 +62,22 @@ impl Client {
         })
     }
 
-    /// Overwrites object `seq` with `body` and returns its new ETag. With conditional writes on,
-    /// the PUT carries `expect`, and a failed condition is [`Error::Fenced`] unless the object
-    /// turns out to hold exactly `body`: an earlier attempt of ours succeeded but its answer was
-    /// lost.
-    pub(crate) fn put(&self, seq: u64, body: &[u8], expect: Expect<'_>) -> Result<String, Error> {
+    /// Overwrites object `seq`, which starts at stream offset `start`, with `body` and returns
+    /// its new ETag. Every PUT records `start` in the object's metadata. With conditional writes
+    /// on, the PUT carries `expect`, and a failed condition is [`Error::Fenced`] unless the
+    /// object turns out to hold exactly `body`: an earlier attempt of ours succeeded but its
+    /// answer was lost.
+    pub(crate) fn put(
+        &self,
+        seq: u64,
+        start: u64,
+        body: &[u8],
+        expect: Expect<'_>,
+    ) -> Result<String, Error> {
         let key = self.key(seq);
-        let headers = self.options.conditional_writes.then(|| {
-            let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static(START_HEADER), HeaderValue::from(start));
+        if self.options.conditional_writes {
             match expect {
                 Expect::Absent => headers.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),
                 Expect::Etag(etag) => match HeaderValue::from_str(etag) {
@@ -71,8 +86,8 @@ impl Client {
                     Err(_) => headers.insert(IF_MATCH, HeaderValue::from_static("\"\"")),
                 },
             };
-            headers
-        });
+        }
+        let headers = Some(headers);
         // Hashing costs as much as a loopback upload: only on the paths that need it.
         let md5 = || format!("\"{:x}\"", md5::compute(body));
         let result = self.request("PUT", &key, body.len() as u64, |bucket| {
@@ -90,24 +105,25 @@ impl Client {
             }
             Err(Error::Status {
                 status: 409 | 412, ..
-            }) => {
-                let (head, _) = self.request("HEAD", &key, 0, |bucket| bucket.head_object(&key))?;
-                match head.e_tag {
-                    Some(etag) if etag.eq_ignore_ascii_case(&md5()) => Ok(etag),
-                    _ => Err(Error::Fenced { key }),
-                }
-            }
+            }) => match self.head(&key)? {
+                (etag, _) if etag.eq_ignore_ascii_case(&md5()) => Ok(etag),
+                _ => Err(Error::Fenced { key }),
+            },
             Err(err) => Err(err),
         }
     }
 
-    /// Fetches the whole of object `seq`, `size` bytes long, with its ETag: the tail a writer
-    /// continues.
-    pub(crate) fn get_whole(&self, seq: u64, size: u64) -> Result<(Vec<u8>, String), Error> {
+    /// Fetches the whole of object `seq`, `size` bytes long, with its ETag and the start offset
+    /// it records: the tail a writer continues.
+    pub(crate) fn get_whole(&self, seq: u64, size: u64) -> Result<Whole, Error> {
         let key = self.key(seq);
         if size == 0 {
-            let (head, _) = self.request("HEAD", &key, 0, |bucket| bucket.head_object(&key))?;
-            return Ok((Vec::new(), head.e_tag.unwrap_or_default()));
+            let (etag, start) = self.head(&key)?;
+            return Ok(Whole {
+                buf: Vec::new(),
+                etag,
+                start,
+            });
         }
         let response = self.request("GET", &key, size, |bucket| {
             bucket.get_object_range(&key, 0, Some(size - 1))
@@ -119,16 +135,49 @@ impl Client {
                 found: response.as_slice().len() as u64,
             });
         }
-        let etag = response
-            .headers()
-            .into_iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
-            .map(|(_, etag)| etag)
-            .unwrap_or_default();
-        Ok((response.to_vec(), etag))
+        let headers = response.headers();
+        let header = |wanted: &str| {
+            headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+                .map(|(_, value)| value.as_str())
+        };
+        Ok(Whole {
+            etag: header("etag").unwrap_or_default().to_owned(),
+            start: parse_start(&key, header(START_HEADER)),
+            buf: response.to_vec(),
+        })
     }
 
-    /// Appends exactly `len` bytes of object `seq`, from offset `start`, to `out`.
+    /// The start offset object `seq` records, from a HEAD; `None` if it records none.
+    pub(crate) fn recorded_start(&self, seq: u64) -> Result<Option<u64>, Error> {
+        Ok(self.head(&self.key(seq))?.1)
+    }
+
+    /// The ETag of object `key` and the start offset it records.
+    fn head(&self, key: &str) -> Result<(String, Option<u64>), Error> {
+        let (head, _) = self.request("HEAD", key, 0, |bucket| bucket.head_object(key))?;
+        let meta = head.metadata.as_ref().and_then(|m| m.get(START_META));
+        let start = parse_start(key, meta.map(String::as_str));
+        Ok((head.e_tag.unwrap_or_default(), start))
+    }
+
+    /// Deletes object `seq`. Deleting a missing object succeeds in S3, so a retry after a lost
+    /// answer does too; a server that answers 404 instead is taken at its word as well.
+    pub(crate) fn delete(&self, seq: u64) -> Result<(), Error> {
+        let key = self.key(seq);
+        let result = self.request("DELETE", &key, 0, |bucket| {
+            bucket.delete_object(&key).map(|_| ())
+        });
+        match result {
+            Err(Error::Status { status: 404, .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Appends exactly `len` bytes of object `seq`, from offset `start`, to `out`, and returns
+    /// the stream offset the object records for its first byte (`None` if it records none), so
+    /// that the caller can check it against where the stream puts the object.
     ///
     /// A response cut short is resumed from the first byte missing, so no byte is delivered
     /// twice; memory stays bounded even if the server ignores the range.
@@ -138,9 +187,10 @@ impl Client {
         start: u64,
         len: u64,
         out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<u64>, Error> {
         let key = self.key(seq);
         let before = out.len();
+        let mut recorded = None;
         let result = self.request("GET", &key, len, |bucket| {
             let done = (out.len() - before) as u64;
             if done == len {
@@ -150,12 +200,16 @@ impl Client {
                 out: &mut *out,
                 room: len - done,
             };
-            bucket.get_object_range_to_writer(
-                &key,
-                start + done,
-                Some(start + len - 1),
-                &mut limited,
-            )?;
+            // rust-s3's streaming GET returns only the status: the request itself gives the
+            // response, whose headers carry the recorded start.
+            let range = Command::GetObjectRange {
+                start: start + done,
+                end: Some(start + len - 1),
+            };
+            let mut response = AttoRequest::new(bucket, &key, range)?.response()?;
+            let header = response.headers().get(START_HEADER);
+            recorded = parse_start(&key, header.and_then(|value| value.to_str().ok()));
+            io::copy(&mut response, &mut limited)?;
             if limited.room > 0 {
                 return Err(S3Error::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -170,7 +224,7 @@ impl Client {
                 expected: start + len,
                 found: start + (out.len() - before) as u64,
             }),
-            other => other,
+            other => other.map(|()| recorded),
         }
     }
 
@@ -196,6 +250,8 @@ impl Client {
                     segments.push(Segment {
                         key: object.key,
                         seq,
+                        // Known only from the first object's metadata: the caller sets it.
+                        start: 0,
                         size: object.size,
                         last_modified: object.last_modified,
                     });
@@ -280,6 +336,28 @@ impl Client {
             },
         }
     }
+}
+
+/// An object fetched whole: a tail to continue.
+pub(crate) struct Whole {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) etag: String,
+    /// The start offset it records, if any.
+    pub(crate) start: Option<u64>,
+}
+
+/// [`START_HEADER`] as rust-s3 names it in a HEAD's metadata.
+const START_META: &str = "s3syncr-start";
+
+/// A recorded start offset. A value that is no decimal number was not written by s3-syncr: it
+/// counts as none (the object then starts where its predecessor ends), with a warning.
+fn parse_start(key: &str, value: Option<&str>) -> Option<u64> {
+    let value = value?;
+    let parsed = value.trim().parse().ok();
+    if parsed.is_none() {
+        log::warn!("{key}: ignoring {START_HEADER} {value:?}: not a decimal offset");
+    }
+    parsed
 }
 
 /// Whether a failure may pass if the request is sent again.

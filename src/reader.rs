@@ -122,7 +122,11 @@ impl Reader {
         let len = (entry.size - offset).min(self.window as u64);
         self.chunk.clear();
         self.chunk_start = pos;
-        if let Err(err) = client.get_range(entry.seq, offset, len, &mut self.chunk) {
+        // offsets: check the start the object records against where the index puts it.
+        let fetched = client
+            .get_range(entry.seq, offset, len, &mut self.chunk)
+            .and_then(|recorded| entry.verify(client, recorded));
+        if let Err(err) = fetched {
             self.chunk.clear();
             return Err(err);
         }
@@ -146,7 +150,10 @@ impl Reader {
         let spawned = std::thread::Builder::new()
             .name("s3-syncr-read-ahead".into())
             .spawn(move || {
-                let result = client.get_range(entry.seq, offset, len, &mut buf);
+                // offsets: as in `fetch`, the recorded start is checked.
+                let result = client
+                    .get_range(entry.seq, offset, len, &mut buf)
+                    .and_then(|recorded| entry.verify(&client, recorded));
                 (buf, result)
             });
         // Without a thread, the next chunk is simply fetched when it is needed.
