@@ -69,10 +69,13 @@ impl Index {
     }
 
     /// The entries a trim up to `before` deletes: whole objects that end at or before it,
-    /// oldest first, never the last one.
-    pub(crate) fn trimmable(&self, before: u64) -> &[Entry] {
-        let kept_last = self.entries.len().saturating_sub(1);
-        let n = self.entries[..kept_last].partition_point(|e| e.end() <= before);
+    /// oldest first; never the last one if `keep_last` (it is the stream's last object).
+    pub(crate) fn trimmable(&self, before: u64, keep_last: bool) -> &[Entry] {
+        let candidates = match keep_last {
+            true => self.entries.len().saturating_sub(1),
+            false => self.entries.len(),
+        };
+        let n = self.entries[..candidates].partition_point(|e| e.end() <= before);
         &self.entries[..n]
     }
 
@@ -219,6 +222,7 @@ mod tests {
         Segment {
             key: format!("k{seq}"),
             seq,
+            start: 0,
             size,
             last_modified: String::new(),
         }
@@ -259,5 +263,31 @@ mod tests {
         let mut index = Index::default();
         let gap = index.update(vec![seg(0, 1), seg(2, 1)], |s| format!("k{s}"));
         assert!(matches!(gap, Err(Error::MissingSegment { key }) if key == "k1"));
+    }
+
+    #[test]
+    fn anchoring_moves_every_entry_and_trimming_keeps_offsets() {
+        let mut index = Index::default();
+        index
+            .update(vec![seg(3, 10), seg(4, 0), seg(5, 5)], |s| format!("k{s}"))
+            .unwrap();
+        assert!(!index.anchored());
+        index.anchor_at(100);
+        assert_eq!((index.first(), index.end()), (100, 115));
+        assert_eq!(index.find(110).unwrap().seq, 5);
+        assert_eq!(index.find(99), None);
+
+        let seqs = |entries: &[Entry]| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(index.trimmable(109, true)), Vec::<u64>::new());
+        assert_eq!(seqs(index.trimmable(110, true)), [3, 4], "empty objects go too");
+        assert_eq!(seqs(index.trimmable(u64::MAX, true)), [3, 4]);
+        assert_eq!(seqs(index.trimmable(u64::MAX, false)), [3, 4, 5]);
+        index.pop_first();
+        index.pop_first();
+        assert_eq!((index.first(), index.end()), (110, 115));
+        index.pop_first();
+        assert_eq!((index.first(), index.end()), (115, 115), "kept when empty");
+        index.update(vec![seg(6, 1)], |s| format!("k{s}")).unwrap();
+        assert_eq!(index.get(6).map(|e| e.start), Some(115));
     }
 }

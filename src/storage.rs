@@ -244,8 +244,9 @@ impl Storage {
     /// oldest first, and returns the new first offset. No other offset moves: every object
     /// records where it starts.
     ///
-    /// - The last object is never deleted (with a writer on this handle, nor the last one
-    ///   before its own), so the stream keeps its length.
+    /// - The stream's last object is never deleted, so the stream keeps its length (on a
+    ///   writing handle, that is its own tail once flushed; before that, the last object
+    ///   before it).
     /// - An interrupted trim leaves a shorter stream with no gap; running it again finishes it
     ///   (deleting an object that is already gone succeeds).
     /// - Before deleting anything it asks the object that will become the first one (one
@@ -290,7 +291,11 @@ impl Storage {
         if !self.writer.started() {
             self.index.refresh(&self.client)?;
         }
-        let doomed: Vec<u64> = self.index.trimmable(before).iter().map(|e| e.seq).collect();
+        // The index's last object is the stream's, unless this handle's own tail is in S3.
+        let keep_last = !self.writer.tail_recorded();
+        let doomed: Vec<u64> = (self.index.trimmable(before, keep_last).iter())
+            .map(|e| e.seq)
+            .collect();
         let Some(&last_doomed) = doomed.last() else {
             return Ok(self.index.first());
         };

@@ -31,6 +31,8 @@ struct Tail {
     uploaded: usize,
     /// The object's ETag as we last wrote or read it; `None` while it does not exist.
     etag: Option<String>,
+    /// Whether S3's copy is one this handle uploaded, and so records its start.
+    recorded: bool,
 }
 
 /// A full object on its way to S3. Its bytes stay here, readable, until S3 has them.
@@ -66,6 +68,12 @@ impl Writer {
     /// objects before the writer's, and the rest of the stream is in [`Writer::local`].
     pub(crate) fn started(&self) -> bool {
         self.tail.is_some()
+    }
+
+    /// Whether the tail is in S3 as this handle uploaded it, recording its start: the objects
+    /// before it may then all be trimmed.
+    pub(crate) fn tail_recorded(&self) -> bool {
+        self.tail.as_ref().is_some_and(|t| t.recorded)
     }
 
     /// The stream's bytes after the index: the sealing object's, then the tail's.
@@ -119,6 +127,7 @@ impl Writer {
             Ok(etag) => {
                 tail.etag = Some(etag);
                 tail.uploaded = tail.buf.len();
+                tail.recorded = true;
                 Ok(())
             }
             Err(err) => Err(self.fail(err)),
@@ -300,6 +309,7 @@ impl Tail {
         Tail {
             seq,
             start,
+            recorded: false,
             uploaded: buf.len(),
             buf,
             etag,
