@@ -156,6 +156,34 @@ impl Index {
         self.entries.get(i).copied().filter(|e| e.start <= pos)
     }
 
+    /// Brings the whole index up to date with one full listing, its front too: objects deleted
+    /// since (by another handle, a lifecycle rule or by hand) are forgotten; with `extend`,
+    /// objects added since are taken in as [`refresh`](Index::refresh) does (not when a writer
+    /// holds the objects after the index).
+    pub(crate) fn resync(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
+        let listed = client.list(None)?;
+        if let Some(first) = listed.first() {
+            let knew = !self.entries.is_empty();
+            while self.entries.first().is_some_and(|e| e.seq < first.seq) {
+                self.pop_first();
+            }
+            // Every object this handle knew is gone: where the listed ones start is unknown.
+            if knew && self.entries.is_empty() && extend {
+                *self = Index::default();
+            }
+        }
+        if extend {
+            let known = self.last().map(|last| last.seq);
+            let listed = listed
+                .into_iter()
+                .filter(|s| known.is_none_or(|seq| s.seq >= seq))
+                .collect();
+            self.update(listed, |seq| client.key(seq))?;
+            self.anchor(client)?;
+        }
+        Ok(())
+    }
+
     /// Drops object `seq` and those after it: they are the writer's from now on.
     pub(crate) fn truncate_from(&mut self, seq: u64) {
         self.entries.retain(|e| e.seq < seq);

@@ -214,9 +214,9 @@ impl Storage {
     /// The stream offset of the first byte still in S3: 0 until older objects are deleted
     /// (by [`trim`](Storage::trim), a lifecycle rule or by hand), since offsets never move.
     ///
-    /// The handle learns it once, with one request (a HEAD of the first object) unless it
-    /// knows it already; it then stays as learned, except that `trim` moves it. A new handle
-    /// reads from there.
+    /// Each call lists the stream, so objects deleted by others since count; the first call
+    /// also asks the first object where it starts (one HEAD), unless the handle knows it
+    /// already. A new handle reads from there.
     ///
     /// ```
     /// # let server = s3_syncr_test_server::Server::start();
@@ -236,6 +236,7 @@ impl Storage {
     /// ```
     pub fn first_offset(&mut self) -> Result<u64, Error> {
         self.check_open()?;
+        self.index.resync(&self.client, !self.writer.started())?;
         self.position()?;
         Ok(self.index.first())
     }
@@ -287,10 +288,9 @@ impl Storage {
     /// ```
     pub fn trim(&mut self, before: u64) -> Result<u64, Error> {
         self.check_open()?;
-        // A writer's index already ends where its own objects begin.
-        if !self.writer.started() {
-            self.index.refresh(&self.client)?;
-        }
+        // From a full listing: objects deleted since this handle listed are not counted, so
+        // the first offset returned is S3's. A writer's index ends where its own objects begin.
+        self.index.resync(&self.client, !self.writer.started())?;
         // The index's last object is the stream's, unless this handle's own tail is in S3.
         let keep_last = !self.writer.tail_recorded();
         let doomed: Vec<u64> = (self.index.trimmable(before, keep_last).iter())
