@@ -76,7 +76,10 @@ impl Client {
     ) -> Result<String, Error> {
         let key = self.key(seq);
         let mut headers = HeaderMap::new();
-        headers.insert(HeaderName::from_static(START_HEADER), HeaderValue::from(start));
+        headers.insert(
+            HeaderName::from_static(START_HEADER),
+            HeaderValue::from(start),
+        );
         if self.options.conditional_writes {
             match expect {
                 Expect::Absent => headers.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),

@@ -307,7 +307,11 @@ mod tests {
 
         let seqs = |entries: &[Entry]| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
         assert_eq!(seqs(index.trimmable(109, true)), Vec::<u64>::new());
-        assert_eq!(seqs(index.trimmable(110, true)), [3, 4], "empty objects go too");
+        assert_eq!(
+            seqs(index.trimmable(110, true)),
+            [3, 4],
+            "empty objects go too"
+        );
         assert_eq!(seqs(index.trimmable(u64::MAX, true)), [3, 4]);
         assert_eq!(seqs(index.trimmable(u64::MAX, false)), [3, 4, 5]);
         index.pop_first();

@@ -149,7 +149,11 @@ impl Harness {
             return Ok(pos);
         }
         let pos = self.storage.stream_position().unwrap();
-        prop_assert!(pos <= self.first, "a new handle starts at {pos}, after {}", self.first);
+        prop_assert!(
+            pos <= self.first,
+            "a new handle starts at {pos}, after {}",
+            self.first
+        );
         self.pos = Some(pos);
         Ok(pos)
     }
@@ -219,8 +223,14 @@ impl Harness {
                 // have survived, but only ever a prefix of what was written.
                 let stored = stream_contents(&self.bucket, NAME);
                 let first = self.first as usize;
-                prop_assert!(first + stored.len() >= self.durable, "acknowledged bytes lost");
-                prop_assert!(self.model[first..].starts_with(&stored), "stored bytes differ");
+                prop_assert!(
+                    first + stored.len() >= self.durable,
+                    "acknowledged bytes lost"
+                );
+                prop_assert!(
+                    self.model[first..].starts_with(&stored),
+                    "stored bytes differ"
+                );
                 self.model.truncate(first + stored.len());
                 self.durable = self.model.len();
                 self.pos = None;
@@ -272,7 +282,10 @@ impl Harness {
                     }
                 }
                 self.pos = Some(start + got.len() as u64);
-                prop_assert_eq!(self.storage.stream_position().unwrap(), start + got.len() as u64);
+                prop_assert_eq!(
+                    self.storage.stream_position().unwrap(),
+                    start + got.len() as u64
+                );
             }
             Op::Trim(thousandths) => {
                 let before = self.model.len() as u64 * thousandths / 1000;

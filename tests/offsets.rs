@@ -91,7 +91,10 @@ fn deleting_the_oldest_objects_by_hand_moves_no_offset() {
         assert_eq!(reader.first_offset().unwrap(), first);
         let mut from_first = Vec::new();
         reader.read_to_end(&mut from_first).unwrap();
-        assert!(from_first == data[first as usize..], "reads from the first byte");
+        assert!(
+            from_first == data[first as usize..],
+            "reads from the first byte"
+        );
         for pos in saved.into_iter().filter(|&p| p >= first) {
             let got = read_at(&mut reader, pos, 100);
             let end = (pos as usize + 100).min(data.len());
@@ -297,7 +300,9 @@ fn an_object_recording_a_wrong_start_is_invalid_data_naming_it() {
     let mut reader = open(&bucket, name, 1);
     let mut first = vec![0; 1000];
     reader.read_exact(&mut first).unwrap();
-    let err = reader.seek(SeekFrom::Start(M + 1)).and_then(|_| reader.read(&mut first));
+    let err = reader
+        .seek(SeekFrom::Start(M + 1))
+        .and_then(|_| reader.read(&mut first));
     let err = err.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData);
     assert!(
