@@ -6,7 +6,9 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use attohttpc::header::{CONTENT_LENGTH, HeaderMap, HeaderValue, IF_MATCH, IF_NONE_MATCH};
+use attohttpc::header::{
+    CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_NONE_MATCH,
+};
 use s3::Bucket;
 use s3::command::Command;
 use s3::error::S3Error;
@@ -18,6 +20,10 @@ use crate::{Error, Options};
 
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;
+
+/// The user metadata in which every object records the stream offset of its first byte, as a
+/// decimal: offsets then survive the deletion of older objects.
+pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 
 /// One stream's view of a bucket.
 pub(crate) struct Client {
@@ -62,14 +68,25 @@ impl Client {
         })
     }
 
-    /// Overwrites object `seq` with `body` and returns its new ETag. With conditional writes on,
-    /// the PUT carries `expect`, and a failed condition is [`Error::Fenced`] unless the object
-    /// turns out to hold exactly `body`: an earlier attempt of ours succeeded but its answer was
-    /// lost.
-    pub(crate) fn put(&self, seq: u64, body: &[u8], expect: Expect<'_>) -> Result<String, Error> {
+    /// Overwrites object `seq`, which starts at stream offset `start`, with `body` and returns
+    /// its new ETag. Every PUT records `start` in the object's metadata. With conditional writes
+    /// on, the PUT carries `expect`, and a failed condition is [`Error::Fenced`] unless the
+    /// object turns out to hold exactly `body`: an earlier attempt of ours succeeded but its
+    /// answer was lost.
+    pub(crate) fn put(
+        &self,
+        seq: u64,
+        start: u64,
+        body: &[u8],
+        expect: Expect<'_>,
+    ) -> Result<String, Error> {
         let key = self.key(seq);
-        let headers = self.options.conditional_writes.then(|| {
-            let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static(START_HEADER),
+            HeaderValue::from(start),
+        );
+        if self.options.conditional_writes {
             match expect {
                 Expect::Absent => headers.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),
                 Expect::Etag(etag) => match HeaderValue::from_str(etag) {
@@ -78,8 +95,8 @@ impl Client {
                     Err(_) => headers.insert(IF_MATCH, HeaderValue::from_static("\"\"")),
                 },
             };
-            headers
-        });
+        }
+        let headers = Some(headers);
         // Hashing costs as much as a loopback upload: only on the paths that need it.
         let md5 = || format!("\"{:x}\"", md5::compute(body));
         let result = self.request("PUT", &key, body.len() as u64, |bucket| {
@@ -97,24 +114,25 @@ impl Client {
             }
             Err(Error::Status {
                 status: 409 | 412, ..
-            }) => {
-                let (head, _) = self.request("HEAD", &key, 0, |bucket| bucket.head_object(&key))?;
-                match head.e_tag {
-                    Some(etag) if etag.eq_ignore_ascii_case(&md5()) => Ok(etag),
-                    _ => Err(Error::Fenced { key }),
-                }
-            }
+            }) => match self.head(&key)? {
+                (etag, _) if etag.eq_ignore_ascii_case(&md5()) => Ok(etag),
+                _ => Err(Error::Fenced { key }),
+            },
             Err(err) => Err(err),
         }
     }
 
-    /// Fetches the whole of object `seq`, `size` bytes long, with its ETag: the tail a writer
-    /// continues.
-    pub(crate) fn get_whole(&self, seq: u64, size: u64) -> Result<(Vec<u8>, String), Error> {
+    /// Fetches the whole of object `seq`, `size` bytes long, with its ETag and the start offset
+    /// it records: the tail a writer continues.
+    pub(crate) fn get_whole(&self, seq: u64, size: u64) -> Result<Whole, Error> {
         let key = self.key(seq);
         if size == 0 {
-            let (head, _) = self.request("HEAD", &key, 0, |bucket| bucket.head_object(&key))?;
-            return Ok((Vec::new(), head.e_tag.unwrap_or_default()));
+            let (etag, start) = self.head(&key)?;
+            return Ok(Whole {
+                buf: Vec::new(),
+                etag,
+                start,
+            });
         }
         let response = self.request("GET", &key, size, |bucket| {
             bucket.get_object_range(&key, 0, Some(size - 1))
@@ -126,16 +144,49 @@ impl Client {
                 found: response.as_slice().len() as u64,
             });
         }
-        let etag = response
-            .headers()
-            .into_iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
-            .map(|(_, etag)| etag)
-            .unwrap_or_default();
-        Ok((response.to_vec(), etag))
+        let headers = response.headers();
+        let header = |wanted: &str| {
+            headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+                .map(|(_, value)| value.as_str())
+        };
+        Ok(Whole {
+            etag: header("etag").unwrap_or_default().to_owned(),
+            start: parse_start(&key, header(START_HEADER)),
+            buf: response.to_vec(),
+        })
     }
 
-    /// Fills `out` with the bytes of object `seq` from offset `start` on.
+    /// The start offset object `seq` records, from a HEAD; `None` if it records none.
+    pub(crate) fn recorded_start(&self, seq: u64) -> Result<Option<u64>, Error> {
+        Ok(self.head(&self.key(seq))?.1)
+    }
+
+    /// The ETag of object `key` and the start offset it records.
+    fn head(&self, key: &str) -> Result<(String, Option<u64>), Error> {
+        let (head, _) = self.request("HEAD", key, 0, |bucket| bucket.head_object(key))?;
+        let meta = head.metadata.as_ref().and_then(|m| m.get(START_META));
+        let start = parse_start(key, meta.map(String::as_str));
+        Ok((head.e_tag.unwrap_or_default(), start))
+    }
+
+    /// Deletes object `seq`. Deleting a missing object succeeds in S3, so a retry after a lost
+    /// answer does too; a server that answers 404 instead is taken at its word as well.
+    pub(crate) fn delete(&self, seq: u64) -> Result<(), Error> {
+        let key = self.key(seq);
+        let result = self.request("DELETE", &key, 0, |bucket| {
+            bucket.delete_object(&key).map(|_| ())
+        });
+        match result {
+            Err(Error::Status { status: 404, .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Fills `out` with the bytes of object `seq` from offset `start` on, and returns the
+    /// stream offset the object records for its first byte (`None` if it records none), so
+    /// that the caller can check it against where the stream puts the object.
     ///
     /// The body is read straight into `out`, which the caller keeps initialized from one GET
     /// to the next, so no byte is zeroed or copied twice. A response cut short is resumed from
@@ -148,10 +199,11 @@ impl Client {
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<u64>, Error> {
         let key = self.key(seq);
         let len = out.len() as u64;
         let mut filled = 0;
+        let mut recorded = None;
         let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
         let result = self.request_until("GET", &key, len, cancelled, |bucket| {
             if filled == out.len() {
@@ -163,11 +215,13 @@ impl Client {
                 end: Some(start + len - 1),
             };
             let mut response = AttoRequest::new(bucket, &key, command)?.response()?;
+            let headers = response.headers();
             let status = response.status().as_u16();
-            let sent = response
-                .headers()
+            let sent = headers
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            let header = headers.get(START_HEADER);
+            recorded = parse_start(&key, header.and_then(|value| value.to_str().ok()));
             // A 200 is the whole object: the range was ignored, and unless it started at 0 the
             // bytes are not the ones asked for.
             if (status == 200 && from != 0) || sent.is_some_and(|sent| sent > out.len() - filled) {
@@ -201,7 +255,7 @@ impl Client {
                 expected: start + len,
                 found: start + filled as u64,
             }),
-            other => other,
+            other => other.map(|()| recorded),
         }
     }
 
@@ -227,6 +281,8 @@ impl Client {
                     segments.push(Segment {
                         key: object.key,
                         seq,
+                        // Known only from the first object's metadata: the caller sets it.
+                        start: 0,
                         size: object.size,
                         last_modified: object.last_modified,
                     });
@@ -325,6 +381,28 @@ impl Client {
             },
         }
     }
+}
+
+/// An object fetched whole: a tail to continue.
+pub(crate) struct Whole {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) etag: String,
+    /// The start offset it records, if any.
+    pub(crate) start: Option<u64>,
+}
+
+/// [`START_HEADER`] as rust-s3 names it in a HEAD's metadata.
+const START_META: &str = "s3syncr-start";
+
+/// A recorded start offset. A value that is no decimal number was not written by s3-syncr: it
+/// counts as none (the object then starts where its predecessor ends), with a warning.
+fn parse_start(key: &str, value: Option<&str>) -> Option<u64> {
+    let value = value?;
+    let parsed = value.trim().parse().ok();
+    if parsed.is_none() {
+        log::warn!("{key}: ignoring {START_HEADER} {value:?}: not a decimal offset");
+    }
+    parsed
 }
 
 /// Whether a failure may pass if the request is sent again.

@@ -98,8 +98,45 @@ pub enum Error {
         /// The object that could not be written.
         key: String,
     },
-    /// A seek to a position before the start or past the end of the stream.
-    #[error("seek position is not supported: it must lie between 0 and the stream's length")]
+    /// An object records a start offset (in its `x-amz-meta-s3syncr-start` metadata) other than
+    /// where its predecessor ends: it is a foreign or rewritten object, and its bytes are not at
+    /// the offsets the stream gives them.
+    #[error("object {key:?} records start offset {found}, but the stream puts it at {expected}")]
+    Discontinuity {
+        /// The object's key.
+        key: String,
+        /// Where the stream puts it: its predecessor's start plus its predecessor's size.
+        expected: u64,
+        /// The start offset it records.
+        found: u64,
+    },
+    /// A position before the first byte still in S3: the objects holding it were deleted by
+    /// [`Storage::trim`](crate::Storage::trim), a lifecycle rule or by hand. The position is
+    /// unchanged; [`Storage::first_offset`](crate::Storage::first_offset) is where the stream
+    /// now starts.
+    #[error("offset {requested} was trimmed: the stream now starts at offset {first}")]
+    Trimmed {
+        /// The offset asked for.
+        requested: u64,
+        /// The first offset still available.
+        first: u64,
+    },
+    /// [`Storage::trim`](crate::Storage::trim) would make an object that does not record its
+    /// start offset (written by s3-syncr 0.1.0 or another tool) the stream's first one: new
+    /// handles would then count offsets from 0 there, moving every offset. Nothing was deleted.
+    #[error(
+        "object {key:?} does not record its start offset: trimming up to it would move every \
+         offset (trim to an object written by this version instead)"
+    )]
+    NoRecordedStart {
+        /// The object that would become the first one.
+        key: String,
+    },
+    /// A seek to a negative position or past the end of the stream.
+    #[error(
+        "seek position is not supported: it must lie between the first offset and the stream's \
+         length"
+    )]
     SeekPositionNotSupported,
     /// The stream was closed with [`Storage::close`](crate::Storage::close).
     #[error("the stream is closed")]
@@ -113,6 +150,8 @@ impl Error {
     /// use s3_syncr::Error;
     /// assert_eq!(Error::Closed.kind(), std::io::ErrorKind::BrokenPipe);
     /// assert_eq!(Error::SeekPositionNotSupported.kind(), std::io::ErrorKind::InvalidInput);
+    /// let trimmed = Error::Trimmed { requested: 10, first: 4096 };
+    /// assert_eq!(trimmed.kind(), std::io::ErrorKind::NotFound);
     /// ```
     pub fn kind(&self) -> io::ErrorKind {
         use io::ErrorKind as K;
@@ -129,7 +168,12 @@ impl Error {
                 _ => K::Other,
             },
             Error::Transport { source, .. } => source.kind(),
-            Error::MissingSegment { .. } | Error::SegmentChanged { .. } => K::InvalidData,
+            Error::MissingSegment { .. }
+            | Error::SegmentChanged { .. }
+            | Error::Discontinuity { .. } => K::InvalidData,
+            // The bytes existed and are gone: not a bad argument like a seek past the end.
+            Error::Trimmed { .. } => K::NotFound,
+            Error::NoRecordedStart { .. } => K::Unsupported,
             Error::Fenced { .. } => K::AlreadyExists,
             Error::Closed => K::BrokenPipe,
         }
@@ -174,6 +218,25 @@ mod tests {
             (
                 Error::BucketNotFound { bucket: "b".into() },
                 io::ErrorKind::NotFound,
+            ),
+            (
+                Error::Discontinuity {
+                    key: "k".into(),
+                    expected: 10,
+                    found: 0,
+                },
+                io::ErrorKind::InvalidData,
+            ),
+            (
+                Error::Trimmed {
+                    requested: 0,
+                    first: 10,
+                },
+                io::ErrorKind::NotFound,
+            ),
+            (
+                Error::NoRecordedStart { key: "k".into() },
+                io::ErrorKind::Unsupported,
             ),
         ];
         for (err, kind) in cases {

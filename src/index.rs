@@ -1,4 +1,8 @@
 //! What a handle knows of the stream's objects: their order, sizes and stream offsets.
+//!
+//! Offsets are absolute: the first object's start is what it records in its metadata (0 if it
+//! records none), so deleting older objects moves no offset. The index learns it once per
+//! handle ("anchors"), with a HEAD of the first object or from the tail a writer fetches anyway.
 
 use crate::Error;
 use crate::client::Client;
@@ -13,21 +17,133 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.start + self.size
+    }
+
+    /// Checks the start offset the object records (`None`: it records none, as objects of
+    /// s3-syncr 0.1.0 or of other tools) against where the index puts it.
+    pub(crate) fn verify(&self, client: &Client, recorded: Option<u64>) -> Result<(), Error> {
+        match recorded {
+            Some(found) if found != self.start => Err(Error::Discontinuity {
+                key: client.key(self.seq),
+                expected: self.start,
+                found,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
-/// Consecutive objects, offset 0 being the first byte of the lowest one.
+/// Consecutive objects at their stream offsets.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     entries: Vec<Entry>,
+    /// The first object's start once the index is anchored (also kept while it holds no entry:
+    /// then the writer's bytes start there). Until then entries count from 0.
+    origin: Option<u64>,
 }
 
 impl Index {
-    /// The stream length the index accounts for.
+    /// The stream offset where the objects the index accounts for end.
     pub(crate) fn end(&self) -> u64 {
-        self.entries.last().map_or(0, Entry::end)
+        self.entries
+            .last()
+            .map_or(self.origin.unwrap_or(0), Entry::end)
+    }
+
+    /// The stream offset of the first byte still present, as far as the index knows.
+    pub(crate) fn first(&self) -> u64 {
+        self.origin.unwrap_or(0)
+    }
+
+    /// Whether the offsets are known to be absolute: the first object's start was learned.
+    pub(crate) fn anchored(&self) -> bool {
+        self.origin.is_some()
+    }
+
+    /// The entry of object `seq`, if the index holds it.
+    pub(crate) fn get(&self, seq: u64) -> Option<Entry> {
+        let i = self.entries.partition_point(|e| e.seq < seq);
+        self.entries.get(i).copied().filter(|e| e.seq == seq)
+    }
+
+    /// The entries a trim up to `before` deletes: whole objects that end at or before it,
+    /// oldest first; never the last one if `keep_last` (it is the stream's last object).
+    pub(crate) fn trimmable(&self, before: u64, keep_last: bool) -> &[Entry] {
+        let candidates = match keep_last {
+            true => self.entries.len().saturating_sub(1),
+            false => self.entries.len(),
+        };
+        let n = self.entries[..candidates].partition_point(|e| e.end() <= before);
+        &self.entries[..n]
+    }
+
+    /// Forgets the first object, once it was deleted: the stream now starts where it ended.
+    pub(crate) fn pop_first(&mut self) {
+        if !self.entries.is_empty() {
+            let first = self.entries.remove(0);
+            self.origin = Some(first.end());
+        }
+    }
+
+    /// Sets the first object's start (or, with no entry, where the stream starts), moving every
+    /// entry with it.
+    fn anchor_at(&mut self, origin: u64) {
+        let shift = origin - self.entries.first().map_or(0, |e| e.start);
+        for entry in &mut self.entries {
+            entry.start += shift;
+        }
+        self.origin = Some(origin);
+    }
+
+    /// Anchors the index if it is not yet and holds objects: one HEAD of the first object,
+    /// whose recorded start (0 if it records none) is the stream's first offset.
+    pub(crate) fn anchor(&mut self, client: &Client) -> Result<(), Error> {
+        if let (None, Some(first)) = (self.origin, self.entries.first()) {
+            let start = client.recorded_start(first.seq)?.unwrap_or(0);
+            self.anchor_at(start);
+        }
+        Ok(())
+    }
+
+    /// Anchors the index for a writer that found the stream empty (start 0), or that fetched
+    /// object `seq` (an entry) whole and so knows the start it records, `recorded`: that
+    /// anchors the index with no request unless it is `None` and `seq` is not the first object
+    /// (then the first object is asked, once). An index anchored already checks `recorded`.
+    pub(crate) fn anchor_with(
+        &mut self,
+        client: &Client,
+        seq: u64,
+        recorded: Option<u64>,
+    ) -> Result<(), Error> {
+        let Some(entry) = self.get(seq) else {
+            return Ok(());
+        };
+        let relative = entry.start - self.entries.first().map_or(0, |e| e.start);
+        match recorded {
+            _ if self.anchored() => return entry.verify(client, recorded),
+            // Nothing can start before the bytes that precede it in the stream.
+            Some(found) if found < relative => {
+                return Err(Error::Discontinuity {
+                    key: client.key(seq),
+                    expected: relative,
+                    found,
+                });
+            }
+            Some(found) => self.anchor_at(found - relative),
+            // A first object that records nothing starts at 0.
+            None if self.entries[0].seq == seq => self.anchor_at(0),
+            None => self.anchor(client)?,
+        }
+        Ok(())
+    }
+
+    /// Anchors an index that found no object at all: a new stream starts at 0.
+    pub(crate) fn anchor_empty(&mut self) {
+        if self.entries.is_empty() && self.origin.is_none() {
+            self.origin = Some(0);
+        }
     }
 
     pub(crate) fn last(&self) -> Option<Entry> {
@@ -38,6 +154,34 @@ impl Index {
     pub(crate) fn find(&self, pos: u64) -> Option<Entry> {
         let i = self.entries.partition_point(|e| e.end() <= pos);
         self.entries.get(i).copied().filter(|e| e.start <= pos)
+    }
+
+    /// Brings the whole index up to date with one full listing, its front too: objects deleted
+    /// since (by another handle, a lifecycle rule or by hand) are forgotten; with `extend`,
+    /// objects added since are taken in as [`refresh`](Index::refresh) does (not when a writer
+    /// holds the objects after the index).
+    pub(crate) fn resync(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
+        let listed = client.list(None)?;
+        if let Some(first) = listed.first() {
+            let knew = !self.entries.is_empty();
+            while self.entries.first().is_some_and(|e| e.seq < first.seq) {
+                self.pop_first();
+            }
+            // Every object this handle knew is gone: where the listed ones start is unknown.
+            if knew && self.entries.is_empty() && extend {
+                *self = Index::default();
+            }
+        }
+        if extend {
+            let known = self.last().map(|last| last.seq);
+            let listed = listed
+                .into_iter()
+                .filter(|s| known.is_none_or(|seq| s.seq >= seq))
+                .collect();
+            self.update(listed, |seq| client.key(seq))?;
+            self.anchor(client)?;
+        }
+        Ok(())
     }
 
     /// Drops object `seq` and those after it: they are the writer's from now on.
@@ -51,8 +195,16 @@ impl Index {
         self.entries.push(Entry { seq, start, size });
     }
 
-    /// Brings the index up to date with S3: lists the last known object and everything after it.
+    /// Brings the index up to date with S3: lists the last known object and everything after
+    /// it, and anchors the index the first time it finds objects.
     pub(crate) fn refresh(&mut self, client: &Client) -> Result<(), Error> {
+        self.list(client)?;
+        self.anchor(client)
+    }
+
+    /// Like [`refresh`](Index::refresh), without anchoring: for a writer, whose first request
+    /// after the listing may tell the first object's start for free.
+    pub(crate) fn list(&mut self, client: &Client) -> Result<(), Error> {
         let after = self.last().and_then(|last| last.seq.checked_sub(1));
         let listed = client.list(after)?;
         self.update(listed, |seq| client.key(seq))
@@ -98,6 +250,7 @@ mod tests {
         Segment {
             key: format!("k{seq}"),
             seq,
+            start: 0,
             size,
             last_modified: String::new(),
         }
@@ -138,5 +291,35 @@ mod tests {
         let mut index = Index::default();
         let gap = index.update(vec![seg(0, 1), seg(2, 1)], |s| format!("k{s}"));
         assert!(matches!(gap, Err(Error::MissingSegment { key }) if key == "k1"));
+    }
+
+    #[test]
+    fn anchoring_moves_every_entry_and_trimming_keeps_offsets() {
+        let mut index = Index::default();
+        index
+            .update(vec![seg(3, 10), seg(4, 0), seg(5, 5)], |s| format!("k{s}"))
+            .unwrap();
+        assert!(!index.anchored());
+        index.anchor_at(100);
+        assert_eq!((index.first(), index.end()), (100, 115));
+        assert_eq!(index.find(110).unwrap().seq, 5);
+        assert_eq!(index.find(99), None);
+
+        let seqs = |entries: &[Entry]| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(index.trimmable(109, true)), Vec::<u64>::new());
+        assert_eq!(
+            seqs(index.trimmable(110, true)),
+            [3, 4],
+            "empty objects go too"
+        );
+        assert_eq!(seqs(index.trimmable(u64::MAX, true)), [3, 4]);
+        assert_eq!(seqs(index.trimmable(u64::MAX, false)), [3, 4, 5]);
+        index.pop_first();
+        index.pop_first();
+        assert_eq!((index.first(), index.end()), (110, 115));
+        index.pop_first();
+        assert_eq!((index.first(), index.end()), (115, 115), "kept when empty");
+        index.update(vec![seg(6, 1)], |s| format!("k{s}")).unwrap();
+        assert_eq!(index.get(6).map(|e| e.start), Some(115));
     }
 }

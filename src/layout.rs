@@ -11,6 +11,10 @@ const SEQ_DIGITS: usize = 20;
 
 /// One object of a stream, as [`Storage::segments`](crate::Storage::segments) lists it.
 ///
+/// `start` is the stream offset of the object's first byte: the first object's recorded start
+/// (0 if it records none), then each object's predecessor's start plus its size. It stays the
+/// same when older objects are deleted.
+///
 /// ```
 /// # let server = s3_syncr_test_server::Server::start();
 /// # let bucket = server.new_bucket();
@@ -22,7 +26,7 @@ const SEQ_DIGITS: usize = 20;
 /// log.flush()?;
 /// let segments = log.segments()?;
 /// assert_eq!(segments[0].key, "logs/app-00000000000000000000.log");
-/// assert_eq!((segments[0].seq, segments[0].size), (0, 5));
+/// assert_eq!((segments[0].seq, segments[0].start, segments[0].size), (0, 0, 5));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub struct Segment {
     pub key: String,
     /// Its sequence number: its place in the stream.
     pub seq: u64,
+    /// The stream offset of its first byte.
+    pub start: u64,
     /// Its size in bytes.
     pub size: u64,
     /// When it was last written, as the server reports it (RFC 3339).

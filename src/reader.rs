@@ -64,7 +64,7 @@ struct Fetch {
 
 struct Job {
     id: u64,
-    seq: u64,
+    entry: Entry,
     offset: u64,
     len: usize,
     buf: Vec<u8>,
@@ -98,7 +98,10 @@ impl Workers {
                     // The lock is held while waiting, so idle workers queue on it, not on jobs.
                     while let Ok(Ok(mut job)) = queue.lock().map(|q| q.recv()) {
                         let out = room_for(&mut job.buf, job.len);
-                        let result = client.get_range(job.seq, job.offset, out, Some(&job.cancel));
+                        let (entry, cancel) = (job.entry, Some(&*job.cancel));
+                        let result = client
+                            .get_range(entry.seq, job.offset, out, cancel)
+                            .and_then(|recorded| entry.verify(&client, recorded));
                         let done = Done {
                             id: job.id,
                             buf: job.buf,
@@ -239,7 +242,9 @@ impl Reader {
         let len = (entry.size - offset).min(self.window as u64) as usize;
         self.chunk_start = pos;
         let out = room_for(&mut self.chunk, len);
-        let result = client.get_range(entry.seq, offset, out, None);
+        let result = client
+            .get_range(entry.seq, offset, out, None)
+            .and_then(|recorded| entry.verify(client, recorded));
         self.chunk_len = if result.is_ok() { len } else { 0 };
         self.grow();
         result
@@ -274,7 +279,7 @@ impl Reader {
             let id = self.next_id;
             let job = Job {
                 id,
-                seq: entry.seq,
+                entry,
                 offset,
                 len,
                 buf: self.free.pop().unwrap_or_default(),

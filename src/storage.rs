@@ -45,6 +45,9 @@ pub struct Storage {
     index: Index,
     writer: Writer,
     reader: Reader,
+    /// Whether the read position was set: a new handle's starts at the first offset, once that
+    /// is known.
+    positioned: bool,
     closed: bool,
 }
 
@@ -133,6 +136,7 @@ impl Storage {
             reader,
             client,
             index: Index::default(),
+            positioned: false,
             closed: false,
         })
     }
@@ -186,13 +190,136 @@ impl Storage {
     /// ```
     pub fn segments(&mut self) -> Result<Vec<Segment>, Error> {
         self.check_open()?;
-        let segments = self.client.list(None)?;
+        let mut segments = self.client.list(None)?;
         if let Some(gap) = segments.windows(2).find(|w| w[1].seq != w[0].seq + 1) {
             return Err(Error::MissingSegment {
                 key: self.client.key(gap[0].seq + 1),
             });
         }
+        let Some(first) = segments.first() else {
+            return Ok(segments);
+        };
+        // Where this handle already placed the first object, else what it records.
+        let mut start = match self.index.get(first.seq).filter(|_| self.index.anchored()) {
+            Some(entry) => entry.start,
+            None => self.client.recorded_start(first.seq)?.unwrap_or(0),
+        };
+        for segment in &mut segments {
+            segment.start = start;
+            start += segment.size;
+        }
         Ok(segments)
+    }
+
+    /// The stream offset of the first byte still in S3: 0 until older objects are deleted
+    /// (by [`trim`](Storage::trim), a lifecycle rule or by hand), since offsets never move.
+    ///
+    /// Each call lists the stream, so objects deleted by others since count; the first call
+    /// also asks the first object where it starts (one HEAD), unless the handle knows it
+    /// already. A new handle reads from there.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket, "app.log", options)?;
+    /// log.write_all(&vec![b'a'; 1 << 20])?; // the first object, sealed by the next write
+    /// log.write_all(b"tail")?;
+    /// log.flush()?;
+    /// assert_eq!(log.first_offset()?, 0);
+    /// assert_eq!(log.trim(1 << 20)?, 1 << 20);
+    /// assert_eq!(log.first_offset()?, 1 << 20);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn first_offset(&mut self) -> Result<u64, Error> {
+        self.check_open()?;
+        self.index.resync(&self.client, !self.writer.started())?;
+        self.position()?;
+        Ok(self.index.first())
+    }
+
+    /// Deletes the stream's oldest objects that end at or before offset `before`, whole and
+    /// oldest first, and returns the new first offset. No other offset moves: every object
+    /// records where it starts.
+    ///
+    /// - The stream's last object is never deleted, so the stream keeps its length (on a
+    ///   writing handle, that is its own tail once flushed; before that, the last object
+    ///   before it).
+    /// - An interrupted trim leaves a shorter stream with no gap; running it again finishes it
+    ///   (deleting an object that is already gone succeeds).
+    /// - Before deleting anything it asks the object that will become the first one (one
+    ///   HEAD) where it starts: [`Error::NoRecordedStart`] if it does not record it (an object
+    ///   of s3-syncr 0.1.0 or another tool), [`Error::Discontinuity`] if that is not where the
+    ///   stream puts it. Nothing is deleted then.
+    /// - The read position is unchanged; reading before the new first offset is
+    ///   [`Error::Trimmed`].
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::{Read, Seek, SeekFrom, Write};
+    /// use s3_syncr::{Error, Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket, "app.log", options)?;
+    /// for _ in 0..3 {
+    ///     log.write_all(&vec![b'x'; 1 << 20])?; // three sealed 1 MiB objects...
+    /// }
+    /// log.write_all(b"the end")?; // ...and a tail
+    /// log.flush()?;
+    ///
+    /// // Keeps the object holding offset 2.5 MiB and everything after it.
+    /// let first = log.trim(5 << 19)?;
+    /// assert_eq!(first, 2 << 20);
+    /// let end = log.seek(SeekFrom::End(0))?;
+    /// assert_eq!(end, (3 << 20) + 7, "the length is unchanged");
+    /// log.seek(SeekFrom::Start((3 << 20) + 4))?;
+    /// let mut text = String::new();
+    /// log.read_to_string(&mut text)?;
+    /// assert_eq!(text, "end");
+    ///
+    /// let err = log.seek(SeekFrom::Start(0)).unwrap_err();
+    /// let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+    /// assert!(matches!(inner, Some(Error::Trimmed { requested: 0, first: 2097152 })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim(&mut self, before: u64) -> Result<u64, Error> {
+        self.check_open()?;
+        // From a full listing: objects deleted since this handle listed are not counted, so
+        // the first offset returned is S3's. A writer's index ends where its own objects begin.
+        self.index.resync(&self.client, !self.writer.started())?;
+        // The index's last object is the stream's, unless this handle's own tail is in S3.
+        let keep_last = !self.writer.tail_recorded();
+        let doomed: Vec<u64> = (self.index.trimmable(before, keep_last).iter())
+            .map(|e| e.seq)
+            .collect();
+        let Some(&last_doomed) = doomed.last() else {
+            return Ok(self.index.first());
+        };
+        if let Some(next) = self.index.get(last_doomed + 1) {
+            match self.client.recorded_start(next.seq)? {
+                None => {
+                    return Err(Error::NoRecordedStart {
+                        key: self.client.key(next.seq),
+                    });
+                }
+                recorded => next.verify(&self.client, recorded)?,
+            }
+        }
+        for &seq in &doomed {
+            self.client.delete(seq)?;
+            self.index.pop_first();
+        }
+        log::info!(
+            "trimmed {} to {}: the stream now starts at offset {}",
+            self.client.key(doomed[0]),
+            self.client.key(last_doomed),
+            self.index.first()
+        );
+        Ok(self.index.first())
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -203,7 +330,34 @@ impl Storage {
         }
     }
 
-    /// The stream's length, as of now.
+    /// Anchors the offsets and places a new handle's read position at the first offset, with
+    /// the one request that needs, once. A stream with no object yet is not anchored: it is
+    /// listed again at each call, as reading at its end does anyway.
+    fn position(&mut self) -> Result<u64, Error> {
+        if !self.index.anchored() && !self.writer.started() {
+            self.index.refresh(&self.client)?;
+        }
+        if !self.positioned && self.index.anchored() {
+            self.reader.seek(self.index.first());
+            self.positioned = true;
+        }
+        Ok(self.reader.pos)
+    }
+
+    /// Fails with [`Error::Trimmed`] if the read position is before the first byte.
+    fn check_readable(&mut self) -> Result<(), Error> {
+        let pos = self.position()?;
+        let first = self.index.first();
+        if pos < first {
+            return Err(Error::Trimmed {
+                requested: pos,
+                first,
+            });
+        }
+        Ok(())
+    }
+
+    /// The stream's length (the offset of its end), as of now.
     fn len(&mut self) -> Result<u64, Error> {
         if !self.writer.started() {
             self.index.refresh(&self.client)?;
@@ -269,6 +423,7 @@ impl BufRead for Storage {
     /// lists the objects again, so bytes appended since by any handle are found.
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.check_open()?;
+        self.check_readable()?;
         Ok(self
             .reader
             .fill_buf(&self.client, &mut self.index, &self.writer, 0)?)
@@ -284,6 +439,7 @@ impl Read for Storage {
     /// read continues from there with whatever was appended since.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.check_open()?;
+        self.check_readable()?;
         // A GET for less than the caller asks for would only cost another request.
         let available =
             self.reader
@@ -296,25 +452,40 @@ impl Read for Storage {
 }
 
 impl Seek for Storage {
-    /// Moves the read position to any offset from 0 to the stream's length (its unflushed bytes
-    /// included), and returns it. Seeking from the end, or past the length last seen, lists the
-    /// objects; a seek inside the chunk already fetched sends nothing. A target outside the
-    /// stream is [`Error::SeekPositionNotSupported`] and leaves the position unchanged. Writes
-    /// still append to the end.
+    /// Moves the read position to any offset from the first one still in S3 to the stream's
+    /// length (its unflushed bytes included), and returns it. Offsets are absolute: they do not
+    /// move when older objects are deleted. Seeking from the end, or past the length last seen,
+    /// lists the objects; a seek inside the chunk already fetched sends nothing. A target
+    /// before the first offset is [`Error::Trimmed`], a negative one or one past the end
+    /// [`Error::SeekPositionNotSupported`]; both leave the position unchanged. Writes still
+    /// append to the end.
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         self.check_open()?;
+        let pos = self.position()?;
         let target = match to {
             SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(delta) => self.reader.pos.checked_add_signed(delta),
+            SeekFrom::Current(delta) => pos.checked_add_signed(delta),
             SeekFrom::End(delta) => self.len()?.checked_add_signed(delta),
         };
+        let first = self.index.first();
         let target = match target {
+            Some(requested) if requested < first => {
+                return Err(Error::Trimmed { requested, first }.into());
+            }
             Some(t) if t <= self.known_len() => t,
             Some(t) if !matches!(to, SeekFrom::End(_)) && t <= self.len()? => t,
             _ => return Err(Error::SeekPositionNotSupported.into()),
         };
         self.reader.seek(target);
+        self.positioned = true;
         Ok(target)
+    }
+
+    /// The read position: the first offset for a new handle. Unlike `seek(Current(0))` it
+    /// succeeds even when the position was trimmed since.
+    fn stream_position(&mut self) -> io::Result<u64> {
+        self.check_open()?;
+        Ok(self.position()?)
     }
 }
 

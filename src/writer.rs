@@ -24,16 +24,21 @@ pub(crate) struct Writer {
 /// An object held whole in memory while it is written.
 struct Tail {
     seq: u64,
+    /// Stream offset of its first byte, recorded with every upload.
+    start: u64,
     buf: Vec<u8>,
     /// How much of `buf` the object in S3 holds.
     uploaded: usize,
     /// The object's ETag as we last wrote or read it; `None` while it does not exist.
     etag: Option<String>,
+    /// Whether S3's copy is one this handle uploaded, and so records its start.
+    recorded: bool,
 }
 
 /// A full object on its way to S3. Its bytes stay here, readable, until S3 has them.
 struct Sealing {
     seq: u64,
+    start: u64,
     buf: Arc<Vec<u8>>,
     uploaded: usize,
     etag: Option<String>,
@@ -63,6 +68,12 @@ impl Writer {
     /// objects before the writer's, and the rest of the stream is in [`Writer::local`].
     pub(crate) fn started(&self) -> bool {
         self.tail.is_some()
+    }
+
+    /// Whether the tail is in S3 as this handle uploaded it, recording its start: the objects
+    /// before it may then all be trimmed.
+    pub(crate) fn tail_recorded(&self) -> bool {
+        self.tail.as_ref().is_some_and(|t| t.recorded)
     }
 
     /// The stream's bytes after the index: the sealing object's, then the tail's.
@@ -112,10 +123,11 @@ impl Writer {
             return Ok(());
         };
         let expect = tail.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-        match self.client.put(tail.seq, &tail.buf, expect) {
+        match self.client.put(tail.seq, tail.start, &tail.buf, expect) {
             Ok(etag) => {
                 tail.etag = Some(etag);
                 tail.uploaded = tail.buf.len();
+                tail.recorded = true;
                 Ok(())
             }
             Err(err) => Err(self.fail(err)),
@@ -163,24 +175,33 @@ impl Writer {
     }
 
     /// The tail, found on first use: a last object below the sealing size is continued (its
-    /// bytes are fetched once, now), otherwise a new object is started.
+    /// bytes are fetched once, now), otherwise a new object is started. The index is anchored
+    /// on the way, with no request of its own when the stream is new or the continued tail
+    /// records its start.
     fn tail(&mut self, index: &mut Index) -> Result<&mut Tail, Error> {
         let tail = match self.tail.take() {
             Some(tail) => tail,
             None => {
-                index.refresh(&self.client)?;
+                index.list(&self.client)?;
                 match index.last() {
                     Some(last) if last.size < self.seal_bytes as u64 => {
-                        let (mut buf, etag) = self.client.get_whole(last.seq, last.size)?;
-                        buf.reserve_exact(self.seal_bytes - buf.len());
+                        let mut whole = self.client.get_whole(last.seq, last.size)?;
+                        index.anchor_with(&self.client, last.seq, whole.start)?;
+                        let start = index.last().map_or(0, |last| last.start);
+                        whole.buf.reserve_exact(self.seal_bytes - whole.buf.len());
                         index.truncate_from(last.seq);
-                        Tail::new(last.seq, buf, Some(etag))
+                        Tail::new(last.seq, start, whole.buf, Some(whole.etag))
                     }
-                    last => Tail::new(
-                        next_seq(last.map(|l| l.seq))?,
-                        Vec::with_capacity(self.seal_bytes),
-                        None,
-                    ),
+                    last => {
+                        index.anchor_empty();
+                        index.anchor(&self.client)?;
+                        Tail::new(
+                            next_seq(last.map(|l| l.seq))?,
+                            index.end(),
+                            Vec::with_capacity(self.seal_bytes),
+                            None,
+                        )
+                    }
                 }
             }
         };
@@ -196,7 +217,8 @@ impl Writer {
         };
         let mut buf = std::mem::take(&mut self.spare);
         buf.reserve_exact(self.seal_bytes);
-        let next = Tail::new(next_seq(Some(tail.seq))?, buf, None);
+        let next_start = tail.start + tail.buf.len() as u64;
+        let next = Tail::new(next_seq(Some(tail.seq))?, next_start, buf, None);
         log::info!(
             "sealed {} at {} bytes; continuing in {}",
             self.client.key(tail.seq),
@@ -210,9 +232,10 @@ impl Writer {
             self.spare = buf;
         } else {
             let buf = Arc::new(tail.buf);
-            let job = self.spawn_upload(tail.seq, buf.clone(), tail.etag.clone());
+            let job = self.spawn_upload(tail.seq, tail.start, buf.clone(), tail.etag.clone());
             self.sealing = Some(Sealing {
                 seq: tail.seq,
+                start: tail.start,
                 buf,
                 uploaded: tail.uploaded,
                 etag: tail.etag,
@@ -226,6 +249,7 @@ impl Writer {
     fn spawn_upload(
         &self,
         seq: u64,
+        start: u64,
         buf: Arc<Vec<u8>>,
         etag: Option<String>,
     ) -> Option<JoinHandle<Result<String, Error>>> {
@@ -234,7 +258,7 @@ impl Writer {
             .name("s3-syncr-upload".into())
             .spawn(move || {
                 let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                client.put(seq, &buf, expect)
+                client.put(seq, start, &buf, expect)
             });
         // Without a thread, the upload happens in the caller, at the next settle.
         spawned.ok()
@@ -260,7 +284,8 @@ impl Writer {
             }),
             None => {
                 let expect = sealing.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                self.client.put(sealing.seq, &sealing.buf, expect)
+                self.client
+                    .put(sealing.seq, sealing.start, &sealing.buf, expect)
             }
         };
         match result {
@@ -280,9 +305,11 @@ impl Writer {
 }
 
 impl Tail {
-    fn new(seq: u64, buf: Vec<u8>, etag: Option<String>) -> Tail {
+    fn new(seq: u64, start: u64, buf: Vec<u8>, etag: Option<String>) -> Tail {
         Tail {
             seq,
+            start,
+            recorded: false,
             uploaded: buf.len(),
             buf,
             etag,

@@ -143,12 +143,16 @@ fn append_then_cat_ls_and_stat() {
         let expected = [
             segment.key.as_str(),
             &segment.seq.to_string(),
+            &segment.start.to_string(),
             &segment.size.to_string(),
             &segment.last_modified,
         ];
         assert_eq!(fields, expected, "{ls}");
     }
-    assert_eq!(lines[5], format!("total {} bytes in 4 objects", data.len()));
+    assert_eq!(
+        lines[5],
+        format!("total {0} bytes in 4 objects, offsets 0 to {0}", data.len())
+    );
 
     let stat = text(&ok(
         against(&server),
@@ -479,6 +483,7 @@ fn help_is_generated() {
         "cat",
         "ls",
         "stat",
+        "trim",
         "--endpoint",
         "--region",
         "--local",
@@ -490,9 +495,113 @@ fn help_is_generated() {
         help.contains("--flush-every") && help.contains("--min-size"),
         "{help}"
     );
+    let help = text(&ok(bare(), &["trim", "--help"], b""));
+    for word in ["--before", "--keep", "--older-than", "--dry-run"] {
+        assert!(help.contains(word), "{word}: {help}");
+    }
     let help = text(&ok(bare(), &["cat", "--help"], b""));
     assert!(
         help.contains("--follow") && help.contains("--from"),
         "{help}"
     );
+}
+
+#[test]
+fn trim_then_stat_ls_and_cat_keep_every_offset() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/trim/data.bin", bucket.name());
+    let data = pattern(3 * MIB + 12_345, 9);
+    let len = data.len();
+    let args = ["append", &location, "--min-size", "1"];
+    ok(against(&server), &args, &data);
+    let keys = || -> Vec<String> {
+        let segments = open(&bucket, "trim/data.bin", 1).segments().unwrap();
+        segments.into_iter().map(|s| s.key).collect()
+    };
+    let key = |seq: u64| format!("trim/data-{seq:020}.bin");
+    let trim = |args: &[&str]| {
+        let mut all = vec!["trim", &location];
+        all.extend(args);
+        text(&ok(against(&server), &all, b""))
+    };
+
+    let out = trim(&["--before", "1MiB", "--dry-run"]);
+    assert_eq!(
+        out,
+        format!(
+            "would delete {} (offset 0, 1048576 bytes)\n\
+             would delete 1 object (1048576 bytes): the stream would start at offset 1048576\n",
+            key(0)
+        )
+    );
+    assert_eq!(keys().len(), 4, "a dry run deletes nothing");
+    let out = trim(&["--older-than", "1h"]);
+    assert_eq!(
+        out,
+        "deleted 0 objects (0 bytes): the stream starts at offset 0\n"
+    );
+    let out = trim(&["--before", "1MiB"]);
+    assert!(
+        out.starts_with(&format!("deleted {} (offset 0", key(0))),
+        "{out}"
+    );
+    let out = trim(&["--keep", "1000"]);
+    assert!(
+        out.ends_with("deleted 2 objects (2097152 bytes): the stream starts at offset 3145728\n"),
+        "{out}"
+    );
+    assert_eq!(keys(), [key(3)]);
+    let out = trim(&["--older-than", "1ms"]);
+    assert!(
+        out.starts_with("deleted 0 objects"),
+        "the last object stays: {out}"
+    );
+
+    let stat = text(&ok(against(&server), &["stat", &location], b""));
+    assert!(stat.contains(&format!("length:   {len} bytes")), "{stat}");
+    assert!(
+        stat.contains("first:    offset 3145728 (the 3145728 bytes before it were trimmed)"),
+        "{stat}"
+    );
+    let ls = text(&ok(against(&server), &["ls", &location], b""));
+    let fields: Vec<&str> = ls.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        fields[..4],
+        [key(3).as_str(), "3", "3145728", "12345"],
+        "{ls}"
+    );
+    assert!(
+        ls.ends_with(&format!(
+            "total 12345 bytes in 1 object, offsets 3145728 to {len}\n"
+        )),
+        "{ls}"
+    );
+
+    assert!(ok(against(&server), &["cat", &location], b"") == data[3 * MIB..]);
+    let from = (3 * MIB + 5).to_string();
+    let tail = ok(against(&server), &["cat", &location, "--from", &from], b"");
+    assert!(tail == data[3 * MIB + 5..]);
+    let output = run(against(&server), &["cat", &location, "--from", "10"], b"");
+    let line = one_line_failure(&output);
+    assert!(
+        line.contains("offset 10 was trimmed: the stream now starts at offset 3145728"),
+        "{line}"
+    );
+    // Appending goes on at the same offsets.
+    ok(against(&server), &["append", &location], b"more");
+    let end = len.to_string();
+    assert_eq!(
+        ok(against(&server), &["cat", &location, "--from", &end], b""),
+        b"more"
+    );
+
+    for args in [
+        &["trim", &location][..],
+        &["trim", &location, "--before", "1", "--keep", "1"],
+        &["trim", &location, "--older-than", "10"],
+    ] {
+        let output = run(against(&server), args, b"");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
 }

@@ -1,9 +1,14 @@
-//! Random sequences of writes, flushes, reopenings, crashes, seeks and reads, each with a random
-//! fault injected by a proxy between the client and the server, checked step by step against a
-//! `Vec<u8>` model of the stream.
+//! Random sequences of writes, flushes, reopenings, crashes, seeks, reads, trims and deletions of
+//! the oldest objects by hand, each with a random fault injected by a proxy between the client
+//! and the server, checked step by step against a `Vec<u8>` model of the stream that keeps every
+//! byte at its absolute offset.
 //!
-//! Invariants checked: reads return exactly the model's bytes at the position; seeks land where
-//! `std::io::Cursor` would (or fail with `InvalidInput`, position unchanged); after a crash
+//! Invariants checked: no byte is ever read from a wrong offset, whatever was trimmed or deleted;
+//! reads at or after the first byte still in S3 return exactly the model's bytes; reads before
+//! it return the model's bytes (from what the handle still holds) or fail with `NotFound`; seeks
+//! land where `std::io::Cursor` would (or fail with `InvalidInput`, or `NotFound` before the
+//! first byte, position unchanged); a new handle starts at the first byte; `trim` returns the
+//! first offset S3 then holds, never deletes the last object and leaves no gap; after a crash
 //! (the handle vanishes without flushing) the stream holds every flushed byte and is a prefix of
 //! what was written, so no acknowledged byte is lost, duplicated or reordered; a flush that runs
 //! out of attempts fails, keeps its bytes, and the next one succeeds; an object that reached
@@ -36,6 +41,11 @@ enum Op {
     Crash,
     Seek(SeekFrom),
     Read(usize),
+    /// `Storage::trim` before this fraction (in thousandths) of the length.
+    Trim(u64),
+    /// Flush, then delete this many of the oldest objects directly (never the last one), as a
+    /// lifecycle rule would.
+    DeleteOldest(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -50,12 +60,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (-300_000i64..300_000).prop_map(|n| Op::Seek(SeekFrom::Current(n))),
         1 => (-2_000_000i64..10).prop_map(|n| Op::Seek(SeekFrom::End(n))),
         3 => (1usize..400_000).prop_map(Op::Read),
+        1 => (0u64..1100).prop_map(Op::Trim),
+        1 => (1usize..3).prop_map(Op::DeleteOldest),
     ]
 }
 
 /// A fault for the next request of one method, or none.
 fn fault() -> impl Strategy<Value = Option<(&'static str, Fault)>> {
-    let method = prop_oneof![Just("PUT"), Just("GET"), Just("HEAD")];
+    let method = prop_oneof![Just("PUT"), Just("GET"), Just("HEAD"), Just("DELETE")];
     let fault = prop_oneof![
         Just(Fault::Status(500)),
         Just(Fault::Status(503)),
@@ -80,11 +92,14 @@ struct Harness {
     /// The bucket, reached through the proxy: what the stream under test uses.
     faulty: s3::Bucket,
     storage: Storage,
-    /// Every byte accepted by `write`.
+    /// Every byte accepted by `write`, at its absolute offset (trimmed ones too).
     model: Vec<u8>,
     /// How many of them a successful flush or close made durable.
     durable: usize,
-    pos: u64,
+    /// The offset of the first byte still in S3.
+    first: u64,
+    /// The read position; `None` for a new handle until it is asked for.
+    pos: Option<u64>,
     /// Sizes of the objects as last listed, to spot a write to a sealed one.
     sizes: HashMap<String, u64>,
 }
@@ -106,7 +121,8 @@ impl Harness {
             storage,
             model: Vec::new(),
             durable: 0,
-            pos: 0,
+            first: 0,
+            pos: None,
             sizes: HashMap::new(),
         }
     }
@@ -123,7 +139,40 @@ impl Harness {
 
     fn reopen(&mut self) {
         self.storage = Harness::open(&self.faulty);
-        self.pos = 0;
+        self.pos = None;
+    }
+
+    /// The handle's read position. A new handle's is the first offset it learned: never past
+    /// the first byte still in S3.
+    fn pos(&mut self) -> Result<u64, TestCaseError> {
+        if let Some(pos) = self.pos {
+            return Ok(pos);
+        }
+        let pos = self.storage.stream_position().unwrap();
+        prop_assert!(
+            pos <= self.first,
+            "a new handle starts at {pos}, after {}",
+            self.first
+        );
+        self.pos = Some(pos);
+        Ok(pos)
+    }
+
+    /// The stream's objects as S3 lists them: sequence numbers and sizes.
+    fn listed(&self) -> Vec<(u64, u64)> {
+        let segments = open(&self.bucket, NAME, 1).segments().unwrap();
+        segments.into_iter().map(|s| (s.seq, s.size)).collect()
+    }
+
+    /// Moves the model's first offset past the objects of `before` that `after` lacks.
+    fn forget_deleted(&mut self, before: &[(u64, u64)], after: &[(u64, u64)]) {
+        let first_left = after.first().map_or(u64::MAX, |&(seq, _)| seq);
+        let gone: u64 = before
+            .iter()
+            .filter(|&&(seq, _)| seq < first_left)
+            .map(|&(_, size)| size)
+            .sum();
+        self.first += gone;
     }
 
     fn apply(&mut self, op: &Op, fault: Option<(&str, Fault)>) -> Result<(), TestCaseError> {
@@ -173,42 +222,95 @@ impl Harness {
                 // Objects sealed by writes are durable too, so more than the flushed bytes may
                 // have survived, but only ever a prefix of what was written.
                 let stored = stream_contents(&self.bucket, NAME);
-                prop_assert!(stored.len() >= self.durable, "acknowledged bytes lost");
-                prop_assert!(self.model.starts_with(&stored), "stored bytes differ");
-                self.model = stored;
+                let first = self.first as usize;
+                prop_assert!(
+                    first + stored.len() >= self.durable,
+                    "acknowledged bytes lost"
+                );
+                prop_assert!(
+                    self.model[first..].starts_with(&stored),
+                    "stored bytes differ"
+                );
+                self.model.truncate(first + stored.len());
                 self.durable = self.model.len();
-                self.pos = 0;
+                self.pos = None;
             }
             Op::Seek(to) => {
+                let pos = self.pos()?;
                 let len = self.model.len() as i128;
                 let target = match *to {
                     SeekFrom::Start(n) => n as i128,
-                    SeekFrom::Current(d) => self.pos as i128 + d as i128,
+                    SeekFrom::Current(d) => pos as i128 + d as i128,
                     SeekFrom::End(d) => len + d as i128,
                 };
+                let available = self.first as i128..=len;
                 match self.storage.seek(*to) {
                     Ok(got) => {
+                        // Before the first byte only if this handle has not seen it go yet.
                         prop_assert!((0..=len).contains(&target));
                         prop_assert_eq!(got as i128, target);
-                        self.pos = got;
+                        self.pos = Some(got);
                     }
                     Err(err) => {
-                        prop_assert!(!(0..=len).contains(&target), "{err}");
-                        prop_assert_eq!(err.kind(), ErrorKind::InvalidInput);
-                        prop_assert_eq!(self.storage.stream_position().unwrap(), self.pos);
+                        prop_assert!(!available.contains(&target), "{err}");
+                        let kind = match (0..self.first as i128).contains(&target) {
+                            true => ErrorKind::NotFound,
+                            false => ErrorKind::InvalidInput,
+                        };
+                        prop_assert_eq!(err.kind(), kind, "{}", err);
+                        prop_assert_eq!(self.storage.stream_position().unwrap(), pos);
                     }
                 }
             }
             Op::Read(n) => {
+                let start = self.pos()?;
                 let mut got = Vec::new();
-                (&mut self.storage)
-                    .take(*n as u64)
-                    .read_to_end(&mut got)
-                    .unwrap();
-                let start = self.pos as usize;
-                let end = (start + n).min(self.model.len());
-                prop_assert!(got == self.model[start..end], "read {n} at {start}");
-                self.pos += got.len() as u64;
+                let result = (&mut self.storage).take(*n as u64).read_to_end(&mut got);
+                let end = (start as usize + n).min(self.model.len());
+                prop_assert!(
+                    got[..] == self.model[start as usize..][..got.len()],
+                    "read {} at {}",
+                    n,
+                    start
+                );
+                match result {
+                    Ok(_) => prop_assert!(got.len() == end - start as usize, "short read"),
+                    // Bytes deleted under the handle: told, never replaced by others.
+                    Err(err) => {
+                        prop_assert!(start + (got.len() as u64) < self.first, "{err}");
+                        prop_assert_eq!(err.kind(), ErrorKind::NotFound, "{}", err);
+                    }
+                }
+                self.pos = Some(start + got.len() as u64);
+                prop_assert_eq!(
+                    self.storage.stream_position().unwrap(),
+                    start + got.len() as u64
+                );
+            }
+            Op::Trim(thousandths) => {
+                let before = self.model.len() as u64 * thousandths / 1000;
+                let listed = self.listed();
+                let first = self.storage.trim(before).unwrap();
+                let left = self.listed();
+                self.forget_deleted(&listed, &left);
+                prop_assert_eq!(first, self.first, "trim returns S3's first offset");
+                if let Some(&(last, _)) = listed.last() {
+                    prop_assert!(left.last().is_some_and(|l| l.0 >= last), "last object kept");
+                }
+                let seqs: Vec<u64> = left.iter().map(|&(seq, _)| seq).collect();
+                prop_assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap");
+                prop_assert_eq!(self.storage.first_offset().unwrap(), self.first);
+            }
+            Op::DeleteOldest(count) => {
+                self.storage.flush().unwrap();
+                self.durable = self.model.len();
+                let listed = self.listed();
+                let doomed = (*count).min(listed.len().saturating_sub(1));
+                for &(seq, _) in &listed[..doomed] {
+                    let key = format!("model/stream-{seq:020}.bin");
+                    self.bucket.delete_object(key).unwrap();
+                }
+                self.forget_deleted(&listed, &listed[doomed..]);
             }
         }
         // Faults not met by this step would land on the next one's requests.
@@ -245,7 +347,12 @@ impl Harness {
     fn finish(mut self) -> Result<(), TestCaseError> {
         self.storage.close().unwrap();
         let stored = stream_contents(&self.bucket, NAME);
-        prop_assert!(stored == self.model, "final stream differs from the model");
+        let mut reader = Harness::open(&self.bucket);
+        prop_assert_eq!(reader.first_offset().unwrap(), self.first);
+        prop_assert!(
+            stored == self.model[self.first as usize..],
+            "final stream differs from the model"
+        );
         Ok(())
     }
 }

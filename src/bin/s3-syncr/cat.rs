@@ -9,17 +9,23 @@ use s3_syncr::Storage;
 
 use crate::Failure;
 
-/// Writes the stream from byte `from` to standard output; with `follow`, then waits for new
-/// bytes, looking every `follow` interval, until the process is interrupted.
+/// Writes the stream from byte `from` (by default its first byte still stored) to standard
+/// output; with `follow`, then waits for new bytes, looking every `follow` interval, until the
+/// process is interrupted.
 ///
 /// Standard output is flushed after every chunk, so that an interrupt (Ctrl-C ends the process)
 /// loses nothing that was read. A closed standard output ends the command quietly.
 pub fn run(
     storage: &mut Storage,
-    from: u64,
+    from: Option<u64>,
     follow: Option<Duration>,
     progress_bar: fn(Option<u64>, &str) -> ProgressBar,
 ) -> Result<(), Failure> {
+    // A new handle starts at the first byte still stored.
+    let from = match from {
+        Some(from) => from,
+        None => storage.stream_position()?,
+    };
     let len = storage.seek(SeekFrom::End(0))?;
     if from > len {
         return Err(Failure(format!(

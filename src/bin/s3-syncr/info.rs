@@ -7,7 +7,8 @@ use s3_syncr::Segment;
 
 const MIB: u64 = 1024 * 1024;
 
-/// One line per object: key, sequence number, size in bytes, last modified; then the total.
+/// One line per object: key, sequence number, start offset, size in bytes, last modified; then
+/// the total.
 pub fn ls(out: &mut impl Write, segments: &[Segment]) -> io::Result<()> {
     let width = |header: &str, cell: fn(&Segment) -> usize| {
         segments
@@ -19,26 +20,34 @@ pub fn ls(out: &mut impl Write, segments: &[Segment]) -> io::Result<()> {
     };
     let key_w = width("KEY", |s| s.key.len());
     let seq_w = width("SEQ", |s| s.seq.to_string().len());
+    let start_w = width("START", |s| s.start.to_string().len());
     let size_w = width("SIZE", |s| s.size.to_string().len());
     writeln!(
         out,
-        "{:key_w$}  {:>seq_w$}  {:>size_w$}  LAST-MODIFIED",
-        "KEY", "SEQ", "SIZE"
+        "{:key_w$}  {:>seq_w$}  {:>start_w$}  {:>size_w$}  LAST-MODIFIED",
+        "KEY", "SEQ", "START", "SIZE"
     )?;
     for s in segments {
         writeln!(
             out,
-            "{:key_w$}  {:>seq_w$}  {:>size_w$}  {}",
-            s.key, s.seq, s.size, s.last_modified
+            "{:key_w$}  {:>seq_w$}  {:>start_w$}  {:>size_w$}  {}",
+            s.key, s.seq, s.start, s.size, s.last_modified
         )?;
     }
-    let total: u64 = segments.iter().map(|s| s.size).sum();
+    let (first, end) = offsets(segments);
     writeln!(
         out,
-        "total {total} bytes in {} object{}",
+        "total {} bytes in {} object{}, offsets {first} to {end}",
+        end - first,
         segments.len(),
         plural(segments.len())
     )
+}
+
+/// The stream's first offset and its end (its length).
+fn offsets(segments: &[Segment]) -> (u64, u64) {
+    let first = segments.first().map_or(0, |s| s.start);
+    (first, segments.last().map_or(first, |s| s.start + s.size))
 }
 
 /// The stream's length and objects, and whether its tail object is still open for appending.
@@ -48,9 +57,14 @@ pub fn stat(
     segments: &[Segment],
     min_size: u32,
 ) -> io::Result<()> {
-    let total: u64 = segments.iter().map(|s| s.size).sum();
+    let (first, end) = offsets(segments);
     writeln!(out, "stream:   {location}")?;
-    writeln!(out, "length:   {total} bytes ({})", HumanBytes(total))?;
+    writeln!(out, "length:   {end} bytes ({})", HumanBytes(end))?;
+    let trimmed = match first {
+        0 => String::new(),
+        _ => format!(" (the {first} bytes before it were trimmed)"),
+    };
+    writeln!(out, "first:    offset {first}{trimmed}")?;
     match (segments.first(), segments.last()) {
         (Some(first), Some(last)) => {
             writeln!(
@@ -90,6 +104,7 @@ mod tests {
         Segment {
             key: format!("log-{seq:020}.txt"),
             seq,
+            start: seq * MIB,
             size,
             last_modified: "2025-01-01T00:00:00Z".into(),
         }
@@ -102,10 +117,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "KEY                           SEQ     SIZE  LAST-MODIFIED\n\
-             log-00000000000000000000.txt    0  1048576  2025-01-01T00:00:00Z\n\
-             log-00000000000000000001.txt    1       12  2025-01-01T00:00:00Z\n\
-             total 1048588 bytes in 2 objects\n"
+            "KEY                           SEQ    START     SIZE  LAST-MODIFIED\n\
+             log-00000000000000000000.txt    0        0  1048576  2025-01-01T00:00:00Z\n\
+             log-00000000000000000001.txt    1  1048576       12  2025-01-01T00:00:00Z\n\
+             total 1048588 bytes in 2 objects, offsets 0 to 1048588\n"
         );
     }
 
@@ -124,11 +139,18 @@ mod tests {
             "{text}"
         );
 
+        assert!(text.contains("first:    offset 0\n"), "{text}");
+
         let mut out = Vec::new();
-        stat(&mut out, "b/log.txt", &[segment(0, MIB)], 1).unwrap();
+        stat(&mut out, "b/log.txt", &[segment(1, MIB)], 1).unwrap();
         let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("length:   2097152 bytes"), "{text}");
+        assert!(
+            text.contains("first:    offset 1048576 (the 1048576 bytes"),
+            "{text}"
+        );
         assert!(text.contains("sealed"), "{text}");
-        assert!(text.contains("starts sequence 1"), "{text}");
+        assert!(text.contains("starts sequence 2"), "{text}");
 
         let mut out = Vec::new();
         stat(&mut out, "b/log.txt", &[], 8).unwrap();

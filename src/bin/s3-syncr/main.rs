@@ -8,6 +8,7 @@ mod cat;
 mod connect;
 mod info;
 mod local;
+mod trim;
 mod units;
 
 use std::fmt;
@@ -16,11 +17,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use s3_syncr::Options;
 
 use connect::{Purpose, Store};
+use trim::Cut;
 use units::FlushEvery;
 
 /// Append-only byte streams in Amazon S3 or any S3-compatible store.
@@ -79,9 +81,10 @@ enum Command {
     Cat {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
-        /// Start at this byte offset (a size: 1000, 64k, 1MiB, ...)
-        #[arg(long, value_name = "OFFSET", default_value = "0", value_parser = units::parse_size)]
-        from: u64,
+        /// Start at this byte offset (a size: 1000, 64k, 1MiB, ...) [default: the first byte
+        /// still stored]. Offsets do not move when older objects are trimmed
+        #[arg(long, value_name = "OFFSET", value_parser = units::parse_size)]
+        from: Option<u64>,
         /// At the end, wait for more bytes and write them as they come, like tail -f; stop
         /// with Ctrl-C
         #[arg(short, long)]
@@ -95,12 +98,13 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = Options::default().read_ahead)]
         read_ahead: usize,
     },
-    /// List the stream's objects: key, sequence number, size, last modified; then the total
+    /// List the stream's objects: key, sequence number, start offset, size, last modified; then
+    /// the total
     Ls {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
     },
-    /// Show the stream's length, object count and tail object
+    /// Show the stream's first offset, length, object count and tail object
     Stat {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
@@ -108,6 +112,29 @@ enum Command {
         #[arg(long, value_name = "MiB", default_value_t = 8,
               value_parser = clap::value_parser!(u32).range(1..))]
         min_size: u32,
+    },
+    /// Delete the stream's oldest objects, moving no offset
+    ///
+    /// Deletes whole objects, oldest first, that end at or before the offset given by one of
+    /// --before, --keep or --older-than; never the last object. Offsets stay as they were: a
+    /// reader reads from the first byte left, and one that saved a later offset finds the
+    /// same bytes there.
+    #[command(group(ArgGroup::new("cut").required(true).args(["before", "keep", "older_than"])))]
+    Trim {
+        /// s3://bucket/dir/name.ext or bucket/dir/name.ext
+        location: String,
+        /// Delete the objects that end at or before this offset (1000, 64k, 1MiB, ...)
+        #[arg(long, value_name = "OFFSET", value_parser = units::parse_size)]
+        before: Option<u64>,
+        /// Keep at least the newest SIZE bytes (64k, 1GiB, ...)
+        #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+        keep: Option<u64>,
+        /// Delete the oldest objects last modified longer ago than this (30min, 24h, ...)
+        #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+        older_than: Option<Duration>,
+        /// Print what would be deleted, and delete nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -173,6 +200,23 @@ fn main() -> ExitCode {
             let result = run_info(&store, &location, Some(min_size));
             ("stat", location, result)
         }
+        Command::Trim {
+            location,
+            before,
+            keep,
+            older_than,
+            dry_run,
+        } => {
+            let cut = match (before, keep, older_than) {
+                (Some(offset), _, _) => Cut::Before(offset),
+                (_, Some(size), _) => Cut::Keep(size),
+                (_, _, Some(age)) => Cut::OlderThan(age),
+                // clap requires one of them.
+                (None, None, None) => Cut::Before(0),
+            };
+            let result = run_trim(&store, &location, cut, dry_run);
+            ("trim", location, result)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -208,7 +252,7 @@ fn run_append(
 fn run_cat(
     store: &Store,
     location: &str,
-    from: u64,
+    from: Option<u64>,
     follow: Option<Duration>,
     read_ahead: usize,
 ) -> Result<(), Failure> {
@@ -234,6 +278,11 @@ fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result
     };
     ignore_broken_pipe(written)?;
     Ok(())
+}
+
+fn run_trim(store: &Store, location: &str, cut: Cut, dry_run: bool) -> Result<(), Failure> {
+    let mut session = store.open(location, Options::default(), Purpose::Read)?;
+    trim::run(&mut io::stdout().lock(), &mut session.storage, cut, dry_run)
 }
 
 /// A progress bar on stderr when it is a terminal, else a hidden one: a bar towards `len` if it

@@ -1,0 +1,139 @@
+//! `trim`: deletes a stream's oldest objects, moving no offset.
+
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime};
+
+use s3_syncr::{Segment, Storage};
+use s3s::dto::{Timestamp, TimestampFormat};
+
+use crate::Failure;
+
+/// Which objects `trim` deletes: those that end at or before an offset, given one of three ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// `--before OFFSET`.
+    Before(u64),
+    /// `--keep SIZE`: the newest SIZE bytes stay.
+    Keep(u64),
+    /// `--older-than DURATION`: objects last modified longer ago than that.
+    OlderThan(Duration),
+}
+
+impl Cut {
+    /// The offset a trim deletes up to, for the stream's objects `segments` at time `now`.
+    fn before(self, segments: &[Segment], now: SystemTime) -> Result<u64, Failure> {
+        let end = segments.last().map_or(0, |s| s.start + s.size);
+        Ok(match self {
+            Cut::Before(offset) => offset,
+            Cut::Keep(size) => end.saturating_sub(size),
+            Cut::OlderThan(age) => {
+                let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+                // Only the oldest objects go: the run of old ones at the front.
+                let mut before = segments.first().map_or(0, |s| s.start);
+                for segment in segments {
+                    if modified(segment)? >= cutoff {
+                        break;
+                    }
+                    before = segment.start + segment.size;
+                }
+                before
+            }
+        })
+    }
+}
+
+/// When `segment` was last modified, from the listing's RFC 3339 time.
+fn modified(segment: &Segment) -> Result<SystemTime, Failure> {
+    let unreadable = || {
+        Failure(format!(
+            "{}: unreadable last-modified time {:?}",
+            segment.key, segment.last_modified
+        ))
+    };
+    let stamp = Timestamp::parse(TimestampFormat::DateTime, &segment.last_modified)
+        .map_err(|_| unreadable())?;
+    let mut seconds = Vec::new();
+    stamp
+        .format(TimestampFormat::EpochSeconds, &mut seconds)
+        .map_err(|_| unreadable())?;
+    let seconds: f64 = String::from_utf8_lossy(&seconds)
+        .parse()
+        .map_err(|_| unreadable())?;
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0)))
+}
+
+/// Deletes the objects `cut` selects (or with `dry_run`, says which it would), and prints them
+/// and the stream's new first offset.
+pub fn run(
+    out: &mut impl Write,
+    storage: &mut Storage,
+    cut: Cut,
+    dry_run: bool,
+) -> Result<(), Failure> {
+    let segments = storage.segments()?;
+    let before = cut.before(&segments, SystemTime::now())?;
+    let end = |s: &&Segment| s.start + s.size;
+    // As `Storage::trim` chooses: whole objects ending by `before`, oldest first, never the last.
+    let candidates = &segments[..segments.len().saturating_sub(1)];
+    let first = match dry_run {
+        true => (candidates.iter().take_while(|s| end(s) <= before).last())
+            .map_or(segments.first().map_or(0, |s| s.start), |s| end(&s)),
+        false => storage.trim(before)?,
+    };
+    let gone: Vec<&Segment> = candidates.iter().take_while(|s| end(s) <= first).collect();
+    write(out, &gone, first, dry_run).map_err(Failure::from)
+}
+
+fn write(out: &mut impl Write, gone: &[&Segment], first: u64, dry_run: bool) -> io::Result<()> {
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for s in gone {
+        writeln!(
+            out,
+            "{verb} {} (offset {}, {} bytes)",
+            s.key, s.start, s.size
+        )?;
+    }
+    let bytes: u64 = gone.iter().map(|s| s.size).sum();
+    let now = if dry_run { "would start" } else { "starts" };
+    writeln!(
+        out,
+        "{verb} {} object{} ({bytes} bytes): the stream {now} at offset {first}",
+        gone.len(),
+        if gone.len() == 1 { "" } else { "s" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(seq: u64, start: u64, size: u64, modified: &str) -> Segment {
+        Segment {
+            key: format!("log-{seq:020}.txt"),
+            seq,
+            start,
+            size,
+            last_modified: modified.into(),
+        }
+    }
+
+    #[test]
+    fn each_cut_gives_an_offset() {
+        let segments = [
+            segment(3, 100, 10, "2025-01-01T00:00:00.000Z"),
+            segment(4, 110, 10, "2025-01-02T00:00:00Z"),
+            segment(5, 120, 5, "2025-01-03T00:00:00.000Z"),
+        ];
+        let day = Duration::from_secs(86_400);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600) + 3 * day;
+        let before = |cut: Cut| cut.before(&segments, now).unwrap();
+        assert_eq!(before(Cut::Before(7)), 7);
+        assert_eq!(before(Cut::Keep(5)), 120);
+        assert_eq!(before(Cut::Keep(1000)), 0);
+        assert_eq!(before(Cut::OlderThan(day / 2)), 125);
+        assert_eq!(before(Cut::OlderThan(day + day / 2)), 120);
+        assert_eq!(before(Cut::OlderThan(10 * day)), 100, "nothing that old");
+        let odd = [segment(0, 0, 1, "yesterday")];
+        assert!(Cut::OlderThan(day).before(&odd, now).is_err());
+    }
+}
