@@ -29,6 +29,13 @@
 //! at the lowest sequence number present; a missing number between two present ones is an
 //! [`Error::MissingSegment`].
 //!
+//! # Offsets
+//! Every object records the stream offset of its first byte in its metadata
+//! (`x-amz-meta-s3syncr-start`), so positions are absolute: deleting the oldest objects
+//! ([`Storage::trim`], a lifecycle rule, by hand) moves none. A new handle reads from
+//! [`Storage::first_offset`]; a position before it is [`Error::Trimmed`], and an object that
+//! records a start other than its predecessor's end is [`Error::Discontinuity`].
+//!
 //! # Durability
 //! [`flush`](std::io::Write::flush) returns `Ok` only once every byte accepted by `write` so far
 //! is in S3, in order: it overwrites the tail object with the whole buffered segment. Once the

@@ -19,7 +19,8 @@ use crate::{Error, Options};
 /// [`flush`](Write::flush) makes every byte written so far durable by overwriting the tail object
 /// with the whole buffered segment; once the tail holds at least [`Options::min_size`] MiB it is
 /// sealed and later bytes go to a new object. Reads see every object in order, then this handle's
-/// unflushed bytes; [`Seek`] moves the read position anywhere from 0 to the stream's length.
+/// unflushed bytes; [`Seek`] moves the read position anywhere from the first offset still in S3
+/// (0 until older objects are deleted: offsets are absolute) to the stream's length.
 ///
 /// ```
 /// # let server = s3_syncr_test_server::Server::start();
