@@ -15,6 +15,10 @@ use s3::request::blocking::AttoRequest;
 use crate::layout::{Layout, Segment};
 use crate::{Error, Options};
 
+mod append;
+
+pub(crate) use append::MIN_PART;
+
 /// The user metadata in which every object records the stream offset of its first byte, as a
 /// decimal: offsets then survive the deletion of older objects.
 pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
