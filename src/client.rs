@@ -2,10 +2,13 @@
 //! policy, logged, and with its failure turned into an [`Error`].
 
 use std::hash::{BuildHasher, RandomState};
-use std::io::{self, Write};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use attohttpc::header::{HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_NONE_MATCH};
+use attohttpc::header::{
+    CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_NONE_MATCH,
+};
 use s3::Bucket;
 use s3::command::Command;
 use s3::error::S3Error;
@@ -18,6 +21,9 @@ use crate::{Error, Options};
 mod append;
 
 pub(crate) use append::MIN_PART;
+
+/// How much of a GET's body is read between two checks for cancellation.
+const BODY_SLICE: usize = 256 * 1024;
 
 /// The user metadata in which every object records the stream offset of its first byte, as a
 /// decimal: offsets then survive the deletion of older objects.
@@ -182,46 +188,68 @@ impl Client {
         }
     }
 
-    /// Appends exactly `len` bytes of object `seq`, from offset `start`, to `out`, and returns
-    /// the stream offset the object records for its first byte (`None` if it records none), so
+    /// Fills `out` with the bytes of object `seq` from offset `start` on, and returns the
+    /// stream offset the object records for its first byte (`None` if it records none), so
     /// that the caller can check it against where the stream puts the object.
     ///
-    /// A response cut short is resumed from the first byte missing, so no byte is delivered
-    /// twice; memory stays bounded even if the server ignores the range.
+    /// The body is read straight into `out`, which the caller keeps initialized from one GET
+    /// to the next, so no byte is zeroed or copied twice. A response cut short is resumed from
+    /// the first byte missing, so no byte is delivered twice; a server that ignores the range
+    /// cannot write past `out`. Once `cancel` is set, the response is dropped at the next slice
+    /// of the body and the request is not retried: its bytes are no longer wanted.
     pub(crate) fn get_range(
         &self,
         seq: u64,
         start: u64,
-        len: u64,
-        out: &mut Vec<u8>,
+        out: &mut [u8],
+        cancel: Option<&AtomicBool>,
     ) -> Result<Option<u64>, Error> {
         let key = self.key(seq);
-        let before = out.len();
+        let len = out.len() as u64;
+        let mut filled = 0;
         let mut recorded = None;
-        let result = self.request("GET", &key, len, |bucket| {
-            let done = (out.len() - before) as u64;
-            if done == len {
+        let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+        let result = self.request_until("GET", &key, len, cancelled, |bucket| {
+            if filled == out.len() {
                 return Ok(());
             }
-            let mut limited = Limited {
-                out: &mut *out,
-                room: len - done,
-            };
-            // rust-s3's streaming GET returns only the status: the request itself gives the
-            // response, whose headers carry the recorded start.
-            let range = Command::GetObjectRange {
-                start: start + done,
+            let from = start + filled as u64;
+            let command = Command::GetObjectRange {
+                start: from,
                 end: Some(start + len - 1),
             };
-            let mut response = AttoRequest::new(bucket, &key, range)?.response()?;
-            let header = response.headers().get(START_HEADER);
+            let mut response = AttoRequest::new(bucket, &key, command)?.response()?;
+            let headers = response.headers();
+            let status = response.status().as_u16();
+            let sent = headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            let header = headers.get(START_HEADER);
             recorded = parse_start(&key, header.and_then(|value| value.to_str().ok()));
-            io::copy(&mut response, &mut limited)?;
-            if limited.room > 0 {
+            // A 200 is the whole object: the range was ignored, and unless it started at 0 the
+            // bytes are not the ones asked for.
+            if (status == 200 && from != 0) || sent.is_some_and(|sent| sent > out.len() - filled) {
                 return Err(S3Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the response ended before the requested range",
+                    io::ErrorKind::InvalidData,
+                    "the server sent more than the requested range",
                 )));
+            }
+            while filled < out.len() {
+                if cancelled() {
+                    return Err(S3Error::Io(io::Error::other("no longer wanted")));
+                }
+                let end = out.len().min(filled + BODY_SLICE);
+                match response.read(&mut out[filled..end]) {
+                    Ok(0) => {
+                        return Err(S3Error::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the response ended before the requested range",
+                        )));
+                    }
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(S3Error::Io(err)),
+                }
             }
             Ok(())
         });
@@ -229,7 +257,7 @@ impl Client {
             Err(Error::Status { status: 416, .. }) => Err(Error::SegmentChanged {
                 key,
                 expected: start + len,
-                found: start + (out.len() - before) as u64,
+                found: start + filled as u64,
             }),
             other => other.map(|()| recorded),
         }
@@ -282,6 +310,19 @@ impl Client {
         op: &'static str,
         key: &str,
         bytes: u64,
+        attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
+    ) -> Result<T, Error> {
+        self.request_until(op, key, bytes, || false, attempt)
+    }
+
+    /// [`request`](Client::request), with no retry once `given_up` says the answer is no
+    /// longer wanted.
+    fn request_until<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        bytes: u64,
+        given_up: impl Fn() -> bool,
         mut attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
     ) -> Result<T, Error> {
         let options = &self.options;
@@ -305,6 +346,7 @@ impl Client {
             log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
             let delay = backoff.mul_f64(jitter());
             if !is_transient(&err)
+                || given_up()
                 || number >= options.retry_attempts
                 || first.elapsed() + delay > options.retry_max_elapsed
             {
@@ -426,31 +468,6 @@ fn xml_text(body: &str, tag: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A writer that takes at most `room` bytes, so a misbehaving server cannot grow the buffer.
-struct Limited<'a> {
-    out: &'a mut Vec<u8>,
-    room: u64,
-}
-
-impl Write for Limited<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.len() as u64 > self.room {
-            // The server ignored the range: the object is not the one that was listed.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the server sent more than the requested range",
-            ));
-        }
-        self.out.extend_from_slice(buf);
-        self.room -= buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,18 +479,6 @@ mod tests {
         assert_eq!(xml_text(body, "Code"), "SignatureDoesNotMatch");
         assert_eq!(xml_text(body, "Message"), "nope");
         assert_eq!(xml_text("", "Code"), "");
-    }
-
-    #[test]
-    fn limited_writer_refuses_overflow() {
-        let mut out = Vec::new();
-        let mut w = Limited {
-            out: &mut out,
-            room: 4,
-        };
-        assert_eq!(w.write(b"abc").unwrap(), 3);
-        assert!(w.write(b"de").is_err());
-        assert_eq!(out, b"abc");
     }
 
     #[test]

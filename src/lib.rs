@@ -40,8 +40,10 @@
 //! Each flush re-uploads the whole tail: flushing every `K` bytes into objects of `S` bytes
 //! uploads about `S / 2K + 1` times the data written. Sealed objects upload in the background
 //! while writing goes on, one at a time, so the writer holds at most two objects. Reading
-//! fetches ranged GETs of at most [`Options::read_chunk`] bytes, the next one ahead while the
-//! caller consumes the current one, so memory stays at two chunks whatever the object size.
+//! fetches ranged GETs of at most [`Options::read_chunk`] bytes; a sequential reader keeps
+//! [`Options::read_ahead`] of them in flight, across objects, so memory stays at
+//! `read_ahead + 1` chunks whatever the object size, and a read after a seek costs one small
+//! GET.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

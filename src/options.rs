@@ -6,6 +6,8 @@ use crate::Error;
 use crate::client::MIN_PART;
 
 const MIB: usize = 1024 * 1024;
+/// Each GET in flight is a thread and a connection: more than this is a mistake, not a tuning.
+const MAX_READ_AHEAD: usize = 64;
 
 /// How a [`Storage`](crate::Storage) cuts the stream into objects and reads it back.
 ///
@@ -29,11 +31,24 @@ pub struct Options {
     /// requests for reading. The writer holds at most two objects in memory (the tail, and the
     /// sealed one until its background upload is confirmed), plus the largest single write.
     pub min_size: usize,
-    /// Largest number of bytes fetched by one ranged GET when reading. Default 8 MiB. The reader
-    /// holds two chunks at most: the one being consumed and the next, fetched ahead. Sequential
-    /// reads start with a small request and double it up to this size, so that a seek followed
-    /// by a short read does not fetch a whole chunk.
+    /// Largest number of bytes fetched by one ranged GET when reading. Default 8 MiB.
+    ///
+    /// The first read after opening or seeking sends one GET of 4 KiB (or of the caller's
+    /// buffer, if larger), so that a seek followed by a short read does not fetch a whole
+    /// chunk. Reads that go on from there are sequential: each further GET is four times the
+    /// one before, up to this size, with [`read_ahead`](Options::read_ahead) of them in flight.
     pub read_chunk: usize,
+    /// Ranged GETs kept in flight ahead of a sequential reader, each on its own connection and
+    /// worker thread, across object boundaries. Default 4; 0 fetches every chunk in the
+    /// caller's thread when it is needed. At most 64.
+    ///
+    /// The reader holds at most `read_ahead + 1` buffers of at most
+    /// [`read_chunk`](Options::read_chunk) bytes (40 MiB with the defaults). On a link whose
+    /// round trip is `t` and whose connections each carry `r` bytes per second, one GET of `c`
+    /// bytes moves `c / (t + c / r)`: more GETs in flight make up for the round trips. A seek
+    /// drops the GETs under way (cutting their responses short); an error surfaces at the read
+    /// that needs the bytes, after the usual retries.
+    pub read_ahead: usize,
     /// Most attempts of one request, the first included. Default 6.
     ///
     /// Failures that may pass (HTTP 5xx, 408, 429 and `SlowDown`, refused or reset connections,
@@ -82,6 +97,7 @@ impl Default for Options {
         Options {
             min_size: 8,
             read_chunk: 8 * MIB,
+            read_ahead: 4,
             retry_attempts: 6,
             retry_backoff: Duration::from_millis(200),
             retry_max_elapsed: Duration::from_secs(30),
@@ -111,6 +127,12 @@ impl Options {
             return Err(Error::InvalidConfig(format!(
                 "copy_threshold must be at least {MIN_PART} bytes (S3's smallest part), got {}",
                 self.copy_threshold
+            )));
+        }
+        if self.read_ahead > MAX_READ_AHEAD {
+            return Err(Error::InvalidConfig(format!(
+                "read_ahead must be at most {MAX_READ_AHEAD}, got {}",
+                self.read_ahead
             )));
         }
         match self.min_size.checked_mul(MIB) {
@@ -154,6 +176,14 @@ mod tests {
         };
         assert!(matches!(
             no_chunk.seal_bytes(),
+            Err(Error::InvalidConfig(_))
+        ));
+        let too_deep = Options {
+            read_ahead: 65,
+            ..Options::default()
+        };
+        assert!(matches!(
+            too_deep.seal_bytes(),
             Err(Error::InvalidConfig(_))
         ));
         assert_eq!(Options::default().seal_bytes().unwrap(), 8 * MIB);

@@ -1,8 +1,19 @@
-//! The read side: the read position, the chunk fetched last, and the next chunk fetched ahead
-//! in the background while the caller consumes the current one.
+//! The read side: the read position, the chunk being consumed, and the ranged GETs kept in
+//! flight ahead of a sequential reader.
+//!
+//! A read that does not continue the previous one (the first read, a read after a seek) sends
+//! one small GET in the caller's thread, so random reads cost what a raw ranged GET does. A read
+//! that continues where the chunk ended is sequential: from then on up to
+//! [`Options::read_ahead`](crate::Options::read_ahead) GETs run ahead on worker threads, each
+//! [`GROWTH`] times the size of the one before, up to the chunk size, across object boundaries.
+//! Every fetch owns one buffer from a small free list, and no more than `read_ahead` fetches are
+//! outstanding (under way, done but not consumed, or abandoned after a seek but not yet back),
+//! so the reader never holds more than `read_ahead + 1` buffers of at most `read_chunk` bytes.
 
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 
 use crate::Error;
 use crate::client::Client;
@@ -10,68 +21,155 @@ use crate::index::{Entry, Index};
 use crate::writer::Writer;
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
-/// ranged GET does; it doubles on sequential reads up to the read chunk size, or starts larger
-/// for a larger read.
+/// ranged GET does; it starts larger for a larger read.
 const FIRST_READ: usize = 4 * 1024;
+
+/// How much each GET of a sequential reader grows over the one before. With four in flight, a
+/// reader that starts with 8 KiB reads has full 8 MiB chunks under way by its third round trip.
+const GROWTH: usize = 4;
 
 pub(crate) struct Reader {
     pub(crate) pos: u64,
     /// Stream offset of `chunk[0]`.
     chunk_start: u64,
+    /// The bytes fetched last are `chunk[..chunk_len]`; the rest of the buffer stays
+    /// initialized, so that the next GET into it zeroes nothing.
     chunk: Vec<u8>,
+    chunk_len: usize,
     /// Size of the next ranged GET.
     window: usize,
     max_window: usize,
-    /// The chunk after `chunk`, on its way.
-    ahead: Option<Ahead>,
-    /// A second buffer, so that fetching ahead allocates nothing: memory stays at two chunks.
-    spare: Vec<u8>,
+    /// Most fetches outstanding at once.
+    depth: usize,
+    /// Fetches under way or done, contiguous from the end of `chunk`, in stream order.
+    ahead: VecDeque<Fetch>,
+    /// Fetches dropped by a seek whose worker has not handed their buffer back yet.
+    abandoned: usize,
+    /// Buffers no fetch holds, reused so that reading allocates (and faults in) no new memory.
+    free: Vec<Vec<u8>>,
+    /// Started on the first sequential read; `None` before, or if no thread could be started.
+    workers: Option<Workers>,
+    next_id: u64,
 }
 
-struct Ahead {
+/// One ranged GET ahead of the reader.
+struct Fetch {
+    id: u64,
     start: u64,
-    job: JoinHandle<(Vec<u8>, Result<(), Error>)>,
+    len: usize,
+    /// Set when the bytes are no longer wanted: the worker stops reading the response.
+    cancel: Arc<AtomicBool>,
+    done: Option<(Vec<u8>, Result<(), Error>)>,
+}
+
+struct Job {
+    id: u64,
+    entry: Entry,
+    offset: u64,
+    len: usize,
+    buf: Vec<u8>,
+    cancel: Arc<AtomicBool>,
+}
+
+struct Done {
+    id: u64,
+    buf: Vec<u8>,
+    result: Result<(), Error>,
+}
+
+/// Threads that run ranged GETs. They stop once the reader drops its end of the channels, after
+/// the request they are in (which a cancelled fetch cuts short).
+struct Workers {
+    jobs: Sender<Job>,
+    done: Receiver<Done>,
+}
+
+impl Workers {
+    fn start(client: &Arc<Client>, count: usize) -> Option<Workers> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (report, done) = mpsc::channel();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut started = 0;
+        for _ in 0..count {
+            let (client, queue, report) = (client.clone(), queue.clone(), report.clone());
+            let spawned = std::thread::Builder::new()
+                .name("s3-syncr-read".into())
+                .spawn(move || {
+                    // The lock is held while waiting, so idle workers queue on it, not on jobs.
+                    while let Ok(Ok(mut job)) = queue.lock().map(|q| q.recv()) {
+                        let out = room_for(&mut job.buf, job.len);
+                        let (entry, cancel) = (job.entry, Some(&*job.cancel));
+                        let result = client
+                            .get_range(entry.seq, job.offset, out, cancel)
+                            .and_then(|recorded| entry.verify(&client, recorded));
+                        let done = Done {
+                            id: job.id,
+                            buf: job.buf,
+                            result,
+                        };
+                        if report.send(done).is_err() {
+                            break;
+                        }
+                    }
+                });
+            started += usize::from(spawned.is_ok());
+        }
+        // Without threads, every chunk is fetched in the caller, as with `read_ahead: 0`.
+        (started > 0).then_some(Workers { jobs, done })
+    }
 }
 
 impl Reader {
-    pub(crate) fn new(max_window: usize) -> Reader {
+    pub(crate) fn new(max_window: usize, depth: usize) -> Reader {
         Reader {
             pos: 0,
             chunk_start: 0,
             chunk: Vec::new(),
+            chunk_len: 0,
             window: FIRST_READ.min(max_window),
             max_window,
-            ahead: None,
-            spare: Vec::new(),
+            depth,
+            ahead: VecDeque::new(),
+            abandoned: 0,
+            free: Vec::new(),
+            workers: None,
+            next_id: 0,
         }
     }
 
     fn chunk_holds(&self, pos: u64) -> bool {
-        pos >= self.chunk_start && pos - self.chunk_start < self.chunk.len() as u64
+        pos >= self.chunk_start && pos < self.chunk_end()
     }
 
-    /// Moves the read position. Leaving the chunk means random access: the next GET is small.
+    fn chunk_end(&self) -> u64 {
+        self.chunk_start + self.chunk_len as u64
+    }
+
+    /// Moves the read position. Leaving the chunk, other than to where it ends, means random
+    /// access: the GETs ahead are dropped and the next one is small.
     pub(crate) fn seek(&mut self, pos: u64) {
-        if !self.chunk_holds(pos) {
+        if !self.chunk_holds(pos) && pos != self.chunk_end() {
             self.window = FIRST_READ.min(self.max_window);
+            self.cancel_ahead();
         }
         self.pos = pos;
     }
 
-    /// Frees both buffers, after waiting for a fetch under way.
+    /// Drops every buffer and stops the workers (without waiting for them).
     pub(crate) fn release(&mut self) {
-        if let Some(ahead) = self.ahead.take() {
-            let _ = ahead.job.join();
-        }
+        self.cancel_ahead();
+        self.workers = None;
+        self.abandoned = 0;
         self.chunk = Vec::new();
-        self.spare = Vec::new();
+        self.chunk_len = 0;
+        self.free = Vec::new();
     }
 
     /// The bytes at the read position: from the chunk fetched last, else from the writer's
-    /// objects not yet in S3, else from a new ranged GET. At the end of what is known, and with
-    /// no writer to say where the end is, it lists the objects again, so bytes appended since by
-    /// any handle are found. A GET fetches at least `wanted` bytes (up to the chunk size) when
-    /// the object has them.
+    /// objects not yet in S3, else from S3. At the end of what is known, and with no writer to
+    /// say where the end is, it lists the objects again, so bytes appended since by any handle
+    /// are found. A GET fetches at least `wanted` bytes (up to the chunk size) when the object
+    /// has them.
     pub(crate) fn fill_buf<'a>(
         &'a mut self,
         client: &Arc<Client>,
@@ -99,66 +197,190 @@ impl Reader {
                 return Ok(&[]);
             };
             self.window = self.window.max(wanted.min(self.max_window));
-            self.fetch(client, entry, pos)?;
-            self.fetch_ahead(client, index);
+            self.load(client, index, entry, pos)?;
         }
-        Ok(&self.chunk[(pos - self.chunk_start) as usize..])
+        Ok(&self.chunk[(pos - self.chunk_start) as usize..self.chunk_len])
     }
 
-    /// Makes `chunk` start at `pos`, taking the chunk fetched ahead if it is that one.
-    fn fetch(&mut self, client: &Client, entry: Entry, pos: u64) -> Result<(), Error> {
-        if let Some(ahead) = self.ahead.take() {
-            let (buf, result) = ahead.job.join().unwrap_or_else(|_| (Vec::new(), Ok(())));
-            if ahead.start == pos && result.is_ok() && !buf.is_empty() {
-                self.spare = std::mem::replace(&mut self.chunk, buf);
-                self.chunk_start = pos;
-                self.window = (self.window * 2).min(self.max_window);
-                return Ok(());
-            }
-            // A seek made it useless, or it failed: fetch again here, with retries reported.
-            self.spare = buf;
+    /// Makes `chunk` start at `pos`, in object `entry`: the GET ahead that holds it if reading
+    /// is sequential, else a GET in the caller's thread.
+    fn load(
+        &mut self,
+        client: &Arc<Client>,
+        index: &Index,
+        entry: Entry,
+        pos: u64,
+    ) -> Result<(), Error> {
+        let sequential = self.chunk_len > 0 && pos == self.chunk_end();
+        if !sequential {
+            self.cancel_ahead();
+            return self.fetch_here(client, entry, pos);
         }
-        let offset = pos - entry.start;
-        let len = (entry.size - offset).min(self.window as u64);
-        self.chunk.clear();
-        self.chunk_start = pos;
-        // offsets: check the start the object records against where the index puts it.
-        let fetched = client
-            .get_range(entry.seq, offset, len, &mut self.chunk)
-            .and_then(|recorded| entry.verify(client, recorded));
-        if let Err(err) = fetched {
-            self.chunk.clear();
+        self.top_up(client, index);
+        let Some((buf, len, result)) = self.take_front() else {
+            // Every slot is held by fetches a seek dropped: do not wait for them.
+            return self.fetch_here(client, entry, pos);
+        };
+        if let Err(err) = result {
+            // The worker already retried. Later fetches are dropped too, so that the next read
+            // starts again here.
+            self.recycle(buf);
+            self.cancel_ahead();
             return Err(err);
         }
-        self.window = (self.window * 2).min(self.max_window);
+        let old = std::mem::replace(&mut self.chunk, buf);
+        self.recycle(old);
+        self.chunk_len = len;
+        self.chunk_start = pos;
+        self.top_up(client, index);
         Ok(())
     }
 
-    /// Starts fetching the chunk after the current one, once reading is sequential (the window
-    /// grew past its first size) and the next bytes are in a known object.
-    fn fetch_ahead(&mut self, client: &Arc<Client>, index: &Index) {
-        let next = self.chunk_start + self.chunk.len() as u64;
-        let sequential = self.window > FIRST_READ.min(self.max_window) * 2;
-        let Some(entry) = index.find(next).filter(|_| sequential) else {
-            return;
-        };
-        let offset = next - entry.start;
-        let len = (entry.size - offset).min(self.window as u64);
-        let mut buf = std::mem::take(&mut self.spare);
-        buf.clear();
-        let client = client.clone();
-        let spawned = std::thread::Builder::new()
-            .name("s3-syncr-read-ahead".into())
-            .spawn(move || {
-                // offsets: as in `fetch`, the recorded start is checked.
-                let result = client
-                    .get_range(entry.seq, offset, len, &mut buf)
-                    .and_then(|recorded| entry.verify(&client, recorded));
-                (buf, result)
+    /// Fetches `chunk` at `pos` in the caller's thread, reusing its buffer.
+    fn fetch_here(&mut self, client: &Client, entry: Entry, pos: u64) -> Result<(), Error> {
+        let offset = pos - entry.start;
+        let len = (entry.size - offset).min(self.window as u64) as usize;
+        self.chunk_start = pos;
+        let out = room_for(&mut self.chunk, len);
+        let result = client
+            .get_range(entry.seq, offset, out, None)
+            .and_then(|recorded| entry.verify(client, recorded));
+        self.chunk_len = if result.is_ok() { len } else { 0 };
+        self.grow();
+        result
+    }
+
+    fn grow(&mut self) {
+        self.window = self.window.saturating_mul(GROWTH).min(self.max_window);
+    }
+
+    /// Starts GETs after the last one under way (or after the chunk) while slots are free and
+    /// the index knows the bytes.
+    fn top_up(&mut self, client: &Arc<Client>, index: &Index) {
+        self.collect();
+        let mut next = self
+            .ahead
+            .back()
+            .map_or(self.chunk_end(), |f| f.start + f.len as u64);
+        while self.ahead.len() + self.abandoned < self.depth {
+            let Some(entry) = index.find(next) else {
+                return;
+            };
+            if self.workers.is_none() {
+                self.workers = Workers::start(client, self.depth);
+            }
+            let Some(workers) = &self.workers else {
+                self.depth = 0;
+                return;
+            };
+            let offset = next - entry.start;
+            let len = (entry.size - offset).min(self.window as u64) as usize;
+            let cancel = Arc::new(AtomicBool::new(false));
+            let id = self.next_id;
+            let job = Job {
+                id,
+                entry,
+                offset,
+                len,
+                buf: self.free.pop().unwrap_or_default(),
+                cancel: cancel.clone(),
+            };
+            if workers.jobs.send(job).is_err() {
+                // Every worker is gone: fetch in the caller from now on.
+                self.workers = None;
+                self.depth = 0;
+                return;
+            }
+            self.next_id += 1;
+            self.ahead.push_back(Fetch {
+                id,
+                start: next,
+                len,
+                cancel,
+                done: None,
             });
-        // Without a thread, the next chunk is simply fetched when it is needed.
-        if let Ok(job) = spawned {
-            self.ahead = Some(Ahead { start: next, job });
+            next += len as u64;
+            self.grow();
         }
+    }
+
+    /// Waits for the first fetch ahead, if there is one, and takes it out of the queue: its
+    /// buffer, how many bytes of it it fetched, and how that went.
+    fn take_front(&mut self) -> Option<(Vec<u8>, usize, Result<(), Error>)> {
+        loop {
+            let front = self.ahead.front_mut()?;
+            if let Some((buf, result)) = front.done.take() {
+                let len = front.len;
+                self.ahead.pop_front();
+                return Some((buf, len, result));
+            }
+            let received = self.workers.as_ref().map(|w| w.done.recv());
+            match received {
+                Some(Ok(done)) => self.file(done),
+                _ => {
+                    // The workers are gone (they only stop when a thread panics): forget what
+                    // they held and fetch in the caller.
+                    self.workers = None;
+                    self.depth = 0;
+                    self.ahead.clear();
+                    self.abandoned = 0;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Takes in the fetches that finished, without waiting.
+    fn collect(&mut self) {
+        while let Some(Ok(done)) = self.workers.as_ref().map(|w| w.done.try_recv()) {
+            self.file(done);
+        }
+    }
+
+    /// Files a finished fetch with its place in the queue, or frees its buffer if a seek dropped
+    /// it.
+    fn file(&mut self, done: Done) {
+        match self.ahead.iter_mut().find(|f| f.id == done.id) {
+            Some(fetch) => fetch.done = Some((done.buf, done.result)),
+            None => {
+                self.abandoned -= 1;
+                self.recycle(done.buf);
+            }
+        }
+    }
+
+    /// Drops the fetches ahead: finished ones give their buffer back now, the others once
+    /// their worker notices the cancellation.
+    fn cancel_ahead(&mut self) {
+        for fetch in std::mem::take(&mut self.ahead) {
+            match fetch.done {
+                Some((buf, _)) => self.recycle(buf),
+                None => {
+                    fetch.cancel.store(true, Ordering::Relaxed);
+                    self.abandoned += 1;
+                }
+            }
+        }
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        self.free.push(buf);
+    }
+}
+
+/// The first `len` bytes of `buf`, replaced by a new buffer of exactly `len` bytes if it is
+/// shorter: a fresh zeroed allocation costs no pass over the memory (the pages come zeroed),
+/// where growing the old one would copy and then zero it.
+fn room_for(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len {
+        *buf = vec![0; len];
+    }
+    &mut buf[..len]
+}
+
+impl Drop for Reader {
+    /// Cuts the GETs under way short, so their threads end soon after the reader.
+    fn drop(&mut self) {
+        self.cancel_ahead();
     }
 }

@@ -128,12 +128,12 @@ impl Storage {
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
         let seal_bytes = options.seal_bytes()?;
-        let read_chunk = options.read_chunk;
+        let reader = Reader::new(options.read_chunk, options.read_ahead);
         let client = Arc::new(Client::new(bucket, layout, options));
         client.check_bucket()?;
         Ok(Storage {
             writer: Writer::new(client.clone(), seal_bytes),
-            reader: Reader::new(read_chunk),
+            reader,
             client,
             index: Index::default(),
             positioned: false,
@@ -418,9 +418,9 @@ impl Write for Storage {
 
 impl BufRead for Storage {
     /// Returns the bytes at the read position: from the chunk fetched last, else from this
-    /// handle's bytes not yet in S3, else from a new ranged GET (the next one is then fetched
-    /// ahead in the background while reading is sequential). At the end of the stream it lists
-    /// the objects again, so bytes appended since by any handle are found.
+    /// handle's bytes not yet in S3, else from a ranged GET (while reading is sequential,
+    /// [`Options::read_ahead`] GETs run ahead on worker threads). At the end of the stream it
+    /// lists the objects again, so bytes appended since by any handle are found.
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.check_open()?;
         self.check_readable()?;

@@ -39,8 +39,8 @@ fn flushes_of_a_large_tail_send_only_the_new_bytes() {
     let mut expected = pattern(BASE, 1);
     writer.write_all(&expected).unwrap();
     writer.flush().unwrap();
-    server.take_requests();
     for i in 0..6 {
+        server.take_requests();
         let more = pattern(STEP, 10 + i);
         writer.write_all(&more).unwrap();
         writer.flush().unwrap();
@@ -57,7 +57,10 @@ fn flushes_of_a_large_tail_send_only_the_new_bytes() {
                 "flush {i}: the tail is copied by the server, not sent again"
             );
         }
-        assert!(stream_contents(&bucket, "big.log") == expected, "after flush {i}");
+        assert!(
+            stream_contents(&bucket, "big.log") == expected,
+            "after flush {i}"
+        );
     }
     assert_eq!(segment_sizes(&bucket, "big.log"), [expected.len() as u64]);
     // A new handle continues the tail that appends by copy made.
@@ -118,7 +121,9 @@ fn every_fault_on_every_request_of_an_append_loses_and_repeats_nothing() {
             let more = pattern(1000 + n, n as u64);
             n += 1;
             writer.write_all(&more).unwrap();
-            writer.flush().unwrap_or_else(|e| panic!("{fault:?} on {what}: {e}"));
+            writer
+                .flush()
+                .unwrap_or_else(|e| panic!("{fault:?} on {what}: {e}"));
             expected.extend_from_slice(&more);
             assert_eq!(proxy.clear(), 0, "{fault:?} on {what} was injected");
             assert!(

@@ -425,7 +425,10 @@ fn local_store_needs_no_account() {
     assert!(ok(local(&data_dir), &["cat", location], b"") == data);
     let ls = text(&ok(local(&data_dir), &["ls", location], b""));
     assert!(
-        ls.ends_with(&format!("total {} bytes in 3 objects\n", data.len())),
+        ls.ends_with(&format!(
+            "total {0} bytes in 3 objects, offsets 0 to {0}\n",
+            data.len()
+        )),
         "{ls}"
     );
     assert!(

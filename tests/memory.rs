@@ -5,8 +5,9 @@
 
 mod common;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::*;
 use s3_syncr::{Options, Storage};
@@ -78,17 +79,49 @@ fn measure_memory() {
     drop(storage);
     assert_eq!(open(&bucket, "big.bin", 64).segments().unwrap().len(), 1);
 
-    let chunk = 2 * MIB;
-    let options = Options {
-        read_chunk: chunk,
-        ..Options::default()
-    };
-    let grown = peak_rss_after(|| {
-        let mut reader = Storage::new(bucket.clone(), "big.bin", options).unwrap();
-        let copied = io::copy(&mut reader, &mut io::sink()).unwrap();
-        assert_eq!(copied, object as u64);
-    });
-    // The chunk being read and the one fetched ahead (2 MiB each), plus the in-process
-    // server's small read buffers; far below the object's 64 MiB.
-    check_growth("reading a 64 MiB object in 2 MiB chunks", grown, 10);
+    // The chunk being consumed and `read_ahead` GETs ahead, each at most `read_chunk`, plus the
+    // in-process server's small read buffers: far below the object's 64 MiB either way.
+    for (read_chunk, read_ahead, slack_mib) in [(2 * MIB, 4, 4), (8 * MIB, 4, 8), (2 * MIB, 0, 4)] {
+        let options = Options {
+            read_chunk,
+            read_ahead,
+            ..Options::default()
+        };
+        let bound = ((read_ahead + 1) * read_chunk / MIB) as u64 + slack_mib;
+        let grown = peak_rss_after(|| {
+            let mut reader = Storage::new(bucket.clone(), "big.bin", options).unwrap();
+            let copied = io::copy(&mut reader, &mut io::sink()).unwrap();
+            assert_eq!(copied, object as u64);
+            // Seeks drop the GETs ahead: their buffers come back, none is added.
+            for at in [5 * MIB, 40 * MIB, 7, 63 * MIB] {
+                reader.seek(SeekFrom::Start(at as u64)).unwrap();
+                let mut buf = vec![0; 3 * MIB];
+                reader.read_exact(&mut buf[..MIB]).unwrap();
+            }
+        });
+        let what = format!(
+            "reading a 64 MiB object in {} MiB chunks, {read_ahead} ahead",
+            read_chunk / MIB
+        );
+        check_growth(&what, grown, bound);
+    }
+    // The read-ahead threads end once their reader is gone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read_threads() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        read_threads(),
+        0,
+        "read-ahead threads outlived their reader"
+    );
+}
+
+/// Threads of this process that fetch ahead for a reader.
+fn read_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "s3-syncr-read")
+        .count()
 }

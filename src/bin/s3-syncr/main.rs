@@ -93,6 +93,10 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1s",
               value_parser = units::parse_duration, requires = "follow")]
         interval: Duration,
+        /// Ranged GETs kept in flight ahead of the output, each on its own connection (0 to
+        /// 64); memory is (N + 1) x 8 MiB at most
+        #[arg(long, value_name = "N", default_value_t = Options::default().read_ahead)]
+        read_ahead: usize,
     },
     /// List the stream's objects: key, sequence number, start offset, size, last modified; then
     /// the total
@@ -182,9 +186,10 @@ fn main() -> ExitCode {
             from,
             follow,
             interval,
+            read_ahead,
         } => {
             let follow = follow.then_some(interval);
-            let result = run_cat(&store, &location, from, follow);
+            let result = run_cat(&store, &location, from, follow, read_ahead);
             ("cat", location, result)
         }
         Command::Ls { location } => {
@@ -249,12 +254,17 @@ fn run_cat(
     location: &str,
     from: Option<u64>,
     follow: Option<Duration>,
+    read_ahead: usize,
 ) -> Result<(), Failure> {
     let purpose = match follow {
         Some(_) => Purpose::WriteOrWait,
         None => Purpose::Read,
     };
-    let mut session = store.open(location, Options::default(), purpose)?;
+    let options = Options {
+        read_ahead,
+        ..Options::default()
+    };
+    let mut session = store.open(location, options, purpose)?;
     cat::run(&mut session.storage, from, follow, progress_bar)
 }
 

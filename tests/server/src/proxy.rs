@@ -30,6 +30,8 @@ pub enum Fault {
     CutResponse(usize),
     /// Hold the request without answering for this long, then close; the server never sees it.
     Stall(Duration),
+    /// Hold the request for this long, then pass it on as usual: a slow answer, not a failure.
+    Delay(Duration),
 }
 
 impl Fault {
@@ -52,6 +54,11 @@ struct State {
     injected: AtomicUsize,
     /// Connections being handled.
     active: AtomicUsize,
+    /// Requests being held by [`Fault::Delay`], and the most held at once since the last
+    /// [`Proxy::take_peak`]. A held request has not been answered, so requests that a client
+    /// sends one after the other are never held at once, while parallel ones are.
+    held: AtomicUsize,
+    peak: AtomicUsize,
     /// Set by [`Proxy::sever`]: nothing more reaches the server.
     severed: AtomicBool,
     stop: AtomicBool,
@@ -80,6 +87,8 @@ impl Proxy {
             faults: Mutex::default(),
             injected: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
             severed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
@@ -120,6 +129,12 @@ impl Proxy {
     /// How many faults were injected so far.
     pub fn injected(&self) -> usize {
         self.state.injected.load(Ordering::SeqCst)
+    }
+
+    /// The most requests held by [`Fault::Delay`] at once since the last call: how many
+    /// requests a client keeps under way in parallel.
+    pub fn take_peak(&self) -> usize {
+        self.state.peak.swap(0, Ordering::SeqCst)
     }
 
     /// Drops the faults not injected yet, and returns how many there were.
@@ -204,6 +219,12 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
             client.shutdown(Shutdown::Both)
         }
         _ => {
+            if let Some(Fault::Delay(duration)) = fault {
+                let held = state.held.fetch_add(1, Ordering::SeqCst) + 1;
+                state.peak.fetch_max(held, Ordering::SeqCst);
+                std::thread::sleep(duration);
+                state.held.fetch_sub(1, Ordering::SeqCst);
+            }
             let mut server = TcpStream::connect(state.upstream)?;
             server.set_nodelay(true)?;
             // A server may answer before it has read the body (a failed condition: 412) and
