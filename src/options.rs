@@ -25,10 +25,11 @@ pub struct Options {
     /// Size in MiB (as the original `MinSize`) from which the tail object is sealed and the next
     /// bytes go to a new object. Default 8.
     ///
-    /// Every [`flush`](std::io::Write::flush) re-uploads the whole tail, so flushing every `K`
-    /// bytes into objects of `S` bytes uploads about `S / 2K + 1` times the data written: a
-    /// small `min_size` keeps frequent flushes cheap, a large one means fewer objects and
-    /// requests for reading. The writer holds at most two objects in memory (the tail, and the
+    /// A [`flush`](std::io::Write::flush) re-uploads the whole tail until S3 holds
+    /// [`copy_threshold`](Options::copy_threshold) bytes of it, then only the new bytes: flushing
+    /// every `K` bytes into objects of `S` bytes uploads about `1 + min(S, T)² / 2KS` times the
+    /// data written, `T` the threshold. A large `min_size` means fewer objects and requests for
+    /// reading, and frequent flushes stay cheap in bytes. The writer holds at most two objects in memory (the tail, and the
     /// sealed one until its background upload is confirmed), plus the largest single write.
     pub min_size: usize,
     /// Largest number of bytes fetched by one ranged GET when reading. Default 8 MiB.
