@@ -18,6 +18,10 @@ use s3::request::blocking::AttoRequest;
 use crate::layout::{Layout, Segment};
 use crate::{Error, Options};
 
+mod append;
+
+pub(crate) use append::MIN_PART;
+
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;
 

@@ -38,14 +38,17 @@
 //!
 //! # Durability
 //! [`flush`](std::io::Write::flush) returns `Ok` only once every byte accepted by `write` so far
-//! is in S3, in order: it overwrites the tail object with the whole buffered segment. Once the
+//! is in S3, in order: it overwrites the tail object with the whole buffered segment, or appends
+//! the new bytes to it by a server-side copy once it is large. Once the
 //! tail holds at least [`Options::min_size`] MiB, the next write seals it (it is never written
 //! again) and starts the next object. [`Storage::close`] flushes and reports errors; dropping a
 //! `Storage` flushes best-effort and only logs a failure.
 //!
 //! # Cost
-//! Each flush re-uploads the whole tail: flushing every `K` bytes into objects of `S` bytes
-//! uploads about `S / 2K + 1` times the data written. Sealed objects upload in the background
+//! A flush re-uploads the tail while it is small; once S3 holds [`Options::copy_threshold`]
+//! bytes of it (5 MiB), it sends only the new bytes (an append by copy): flushing every `K`
+//! bytes into objects of `S` bytes uploads about `1 + min(S, T)² / 2KS` times the data written,
+//! `T` the threshold. Sealed objects upload in the background
 //! while writing goes on, one at a time, so the writer holds at most two objects. Reading
 //! fetches ranged GETs of at most [`Options::read_chunk`] bytes; a sequential reader keeps
 //! [`Options::read_ahead`] of them in flight, across objects, so memory stays at

@@ -17,7 +17,7 @@ use crate::{Error, Options};
 ///
 /// Writes are buffered in memory and always append to the end of the stream;
 /// [`flush`](Write::flush) makes every byte written so far durable by overwriting the tail object
-/// with the whole buffered segment; once the tail holds at least [`Options::min_size`] MiB it is
+/// (sending only the new bytes once the tail is large, see [`Options::copy_threshold`]); once the tail holds at least [`Options::min_size`] MiB it is
 /// sealed and later bytes go to a new object. Reads see every object in order, then this handle's
 /// unflushed bytes; [`Seek`] moves the read position anywhere from the first offset still in S3
 /// (0 until older objects are deleted: offsets are absolute) to the stream's length.
@@ -408,8 +408,9 @@ impl Write for Storage {
         Ok(buf.len())
     }
 
-    /// Makes every byte written so far durable: waits for a sealed object's upload, then sends
-    /// one PUT of the whole tail object if any byte was written since its last upload;
+    /// Makes every byte written so far durable: waits for a sealed object's upload, then, if
+    /// any byte was written since the tail's last upload, sends one PUT of the whole tail, or
+    /// once S3 holds [`Options::copy_threshold`] bytes of it, an append by copy of the new bytes;
     /// otherwise sends nothing. On failure nothing is dropped, and the next flush tries again.
     /// Flushing a closed stream is `Ok`: it holds no unflushed byte.
     fn flush(&mut self) -> io::Result<()> {

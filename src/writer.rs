@@ -123,7 +123,7 @@ impl Writer {
             return Ok(());
         };
         let expect = tail.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-        match self.client.put(tail.seq, tail.start, &tail.buf, expect) {
+        match (self.client).overwrite(tail.seq, tail.start, &tail.buf, tail.uploaded, expect) {
             Ok(etag) => {
                 tail.etag = Some(etag);
                 tail.uploaded = tail.buf.len();
@@ -232,7 +232,8 @@ impl Writer {
             self.spare = buf;
         } else {
             let buf = Arc::new(tail.buf);
-            let job = self.spawn_upload(tail.seq, tail.start, buf.clone(), tail.etag.clone());
+            let etag = tail.etag.clone();
+            let job = self.spawn_upload(tail.seq, tail.start, buf.clone(), tail.uploaded, etag);
             self.sealing = Some(Sealing {
                 seq: tail.seq,
                 start: tail.start,
@@ -251,6 +252,7 @@ impl Writer {
         seq: u64,
         start: u64,
         buf: Arc<Vec<u8>>,
+        uploaded: usize,
         etag: Option<String>,
     ) -> Option<JoinHandle<Result<String, Error>>> {
         let client = self.client.clone();
@@ -258,7 +260,7 @@ impl Writer {
             .name("s3-syncr-upload".into())
             .spawn(move || {
                 let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                client.put(seq, start, &buf, expect)
+                client.overwrite(seq, start, &buf, uploaded, expect)
             });
         // Without a thread, the upload happens in the caller, at the next settle.
         spawned.ok()
@@ -284,8 +286,8 @@ impl Writer {
             }),
             None => {
                 let expect = sealing.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                self.client
-                    .put(sealing.seq, sealing.start, &sealing.buf, expect)
+                let (seq, start, uploaded) = (sealing.seq, sealing.start, sealing.uploaded);
+                (self.client).overwrite(seq, start, &sealing.buf, uploaded, expect)
             }
         };
         match result {

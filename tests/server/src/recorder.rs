@@ -58,6 +58,13 @@ delegate! {
     write create_bucket(CreateBucketInput) -> CreateBucketOutput as "CreateBucket";
     write put_object(PutObjectInput) -> PutObjectOutput as "PutObject";
     write delete_object(DeleteObjectInput) -> DeleteObjectOutput as "DeleteObject";
+    // Complete checks its conditions, then writes: serialized with PUT, like PUT. Parts are
+    // written to files of their own, which nothing else touches, so they run in parallel.
+    write create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput as "CreateMultipartUpload";
+    write complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput as "CompleteMultipartUpload";
+    write abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput as "AbortMultipartUpload";
+    read upload_part(UploadPartInput) -> UploadPartOutput as "UploadPart";
+    read upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput as "UploadPartCopy";
     read head_bucket(HeadBucketInput) -> HeadBucketOutput as "HeadBucket";
     read head_object(HeadObjectInput) -> HeadObjectOutput as "HeadObject";
     read get_object(GetObjectInput) -> GetObjectOutput as "GetObject";

@@ -1,0 +1,160 @@
+//! Appending by copy: once the tail object in S3 is large, a flush sends only the new bytes, as
+//! a multipart upload whose first part the server copies from the object itself. Faults are
+//! injected by a proxy between the client and the real server, on each of its requests.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::*;
+use s3_syncr::{Error, Options, Storage};
+use s3_syncr_test_server::{Fault, Proxy};
+
+/// Past the 5 MiB threshold from the first flush on.
+const BASE: usize = 6 * MIB;
+const STEP: usize = 512 * 1024;
+
+fn large_tail_options() -> Options {
+    s3::set_retries(0);
+    Options {
+        min_size: 64,
+        retry_backoff: Duration::from_millis(5),
+        request_timeout: Duration::from_millis(700),
+        min_throughput: 1 << 30,
+        ..Options::default()
+    }
+}
+
+/// Whether the server honours `If-Match` on CompleteMultipartUpload (moto ignores it).
+fn complete_is_conditional() -> bool {
+    std::env::var_os("S3SYNCR_TEST_COMPLETE_UNCONDITIONAL").is_none()
+}
+
+#[test]
+fn flushes_of_a_large_tail_send_only_the_new_bytes() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let mut writer = Storage::new(bucket.clone(), "big.log", large_tail_options()).unwrap();
+    let mut expected = pattern(BASE, 1);
+    writer.write_all(&expected).unwrap();
+    writer.flush().unwrap();
+    for i in 0..6 {
+        server.take_requests();
+        let more = pattern(STEP, 10 + i);
+        writer.write_all(&more).unwrap();
+        writer.flush().unwrap();
+        expected.extend_from_slice(&more);
+        if !server.is_external() {
+            assert_eq!(
+                ops(&server),
+                [
+                    "CreateMultipartUpload",
+                    "UploadPartCopy",
+                    "UploadPart",
+                    "CompleteMultipartUpload"
+                ],
+                "flush {i}: the tail is copied by the server, not sent again"
+            );
+        }
+        assert!(
+            stream_contents(&bucket, "big.log") == expected,
+            "after flush {i}"
+        );
+    }
+    assert_eq!(segment_sizes(&bucket, "big.log"), [expected.len() as u64]);
+    // A new handle continues the tail that appends by copy made.
+    writer.close().unwrap();
+    let mut next = Storage::new(bucket.clone(), "big.log", large_tail_options()).unwrap();
+    next.write_all(b"and on").unwrap();
+    next.close().unwrap();
+    expected.extend_from_slice(b"and on");
+    assert!(stream_contents(&bucket, "big.log") == expected);
+}
+
+#[test]
+fn appending_by_copy_can_be_turned_off() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let options = Options {
+        append_by_copy: false,
+        ..large_tail_options()
+    };
+    let mut writer = Storage::new(bucket.clone(), "put.log", options).unwrap();
+    writer.write_all(&pattern(BASE, 2)).unwrap();
+    writer.flush().unwrap();
+    server.take_requests();
+    writer.write_all(b"more").unwrap();
+    writer.flush().unwrap();
+    if !server.is_external() {
+        assert_eq!(ops(&server), ["PutObject"]);
+    }
+    let mut expected = pattern(BASE, 2);
+    expected.extend_from_slice(b"more");
+    assert!(stream_contents(&bucket, "put.log") == expected);
+}
+
+#[test]
+fn every_fault_on_every_request_of_an_append_loses_and_repeats_nothing() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let through_proxy = proxy.bucket(&server, &bucket.name());
+    let mut writer = Storage::new(through_proxy, "faults.log", large_tail_options()).unwrap();
+    let mut expected = pattern(BASE, 3);
+    writer.write_all(&expected).unwrap();
+    writer.flush().unwrap();
+    // The requests of one append, as the proxy tells them apart: by method, in order.
+    let requests = [
+        ("POST", 0, "create"),
+        ("PUT", 0, "copy part"),
+        ("PUT", 1, "upload part"),
+        ("POST", 1, "complete"),
+    ];
+    let mut n = 0;
+    for (method, earlier, what) in requests {
+        for fault in Fault::ALL {
+            for _ in 0..earlier {
+                proxy.inject(Some(method), Fault::Delay(Duration::ZERO));
+            }
+            proxy.inject(Some(method), fault);
+            let more = pattern(1000 + n, n as u64);
+            n += 1;
+            writer.write_all(&more).unwrap();
+            writer
+                .flush()
+                .unwrap_or_else(|e| panic!("{fault:?} on {what}: {e}"));
+            expected.extend_from_slice(&more);
+            assert_eq!(proxy.clear(), 0, "{fault:?} on {what} was injected");
+            assert!(
+                stream_contents(&bucket, "faults.log") == expected,
+                "{fault:?} on {what}: the stream differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn two_writers_on_a_large_tail_one_is_fenced_and_nothing_interleaves() {
+    if !complete_is_conditional() {
+        return;
+    }
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let mut first = Storage::new(bucket.clone(), "two.log", large_tail_options()).unwrap();
+    let mut expected = pattern(BASE, 4);
+    first.write_all(&expected).unwrap();
+    first.flush().unwrap();
+    // The second writer continues the same tail and appends by copy.
+    let mut second = Storage::new(bucket.clone(), "two.log", large_tail_options()).unwrap();
+    second.write_all(b"second").unwrap();
+    second.flush().unwrap();
+    expected.extend_from_slice(b"second");
+    // The first one's append would build on an object that changed: fenced.
+    first.write_all(b"first").unwrap();
+    let err = first.flush().unwrap_err();
+    assert!(matches!(inner(&err), Error::Fenced { .. }), "{err}");
+    assert_eq!(first.unflushed(), b"first");
+    assert!(stream_contents(&bucket, "two.log") == expected);
+    second.close().unwrap();
+}
