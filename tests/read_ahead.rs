@@ -37,6 +37,36 @@ fn reader_options(read_chunk: usize, read_ahead: usize) -> Options {
     }
 }
 
+/// A server, a proxy in front of it, and a stream of `objects` objects of `object_kib` KiB in a
+/// new bucket.
+struct Rig {
+    server: Server,
+    proxy: Proxy,
+    bucket: s3::Bucket,
+    data: Vec<u8>,
+}
+
+impl Rig {
+    fn new(name: &str, objects: u64, object_kib: usize) -> Rig {
+        let server = Server::from_env_or_start();
+        let proxy = Proxy::start(&server);
+        let bucket = server.new_bucket();
+        let data = stream_of(&bucket, name, objects, object_kib);
+        Rig {
+            server,
+            proxy,
+            bucket,
+            data,
+        }
+    }
+
+    /// Stream `name`, reached through the proxy.
+    fn reader(&self, name: &str, options: Options) -> Storage {
+        let bucket = self.proxy.bucket(&self.server, &self.bucket.name());
+        Storage::new(bucket, name, options).unwrap()
+    }
+}
+
 /// Slows each of the next `count` GETs down by `delay`.
 fn slow_gets(proxy: &Proxy, count: usize, delay: Duration) {
     for _ in 0..count {
@@ -46,21 +76,17 @@ fn slow_gets(proxy: &Proxy, count: usize, delay: Duration) {
 
 #[test]
 fn sequential_reads_keep_read_ahead_gets_in_flight_across_objects() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
     // Objects smaller than a chunk: every GET ahead is a different object.
-    let data = stream_of(&bucket, "many", 24, 64);
+    let rig = Rig::new("many", 24, 64);
+    let (proxy, data) = (&rig.proxy, &rig.data);
     for read_ahead in [3, 0] {
-        let through_proxy = proxy.bucket(&server, &bucket.name());
-        let options = reader_options(256 * KIB, read_ahead);
-        let mut reader = Storage::new(through_proxy, "many.bin", options).unwrap();
+        let mut reader = rig.reader("many.bin", reader_options(256 * KIB, read_ahead));
         proxy.clear();
         slow_gets(&proxy, 100, Duration::from_millis(150));
         proxy.take_peak();
         let mut got = Vec::new();
         reader.read_to_end(&mut got).unwrap();
-        assert!(got == data, "read back differs (read_ahead {read_ahead})");
+        assert!(got == *data, "read back differs (read_ahead {read_ahead})");
         // The GETs ahead, and nothing else: the caller fetches itself only when not sequential.
         assert_eq!(
             proxy.take_peak(),
@@ -72,12 +98,9 @@ fn sequential_reads_keep_read_ahead_gets_in_flight_across_objects() {
 
 #[test]
 fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
-    let data = stream_of(&bucket, "seek", 8, 512);
-    let through_proxy = proxy.bucket(&server, &bucket.name());
-    let mut reader = Storage::new(through_proxy, "seek.bin", reader_options(128 * KIB, 4)).unwrap();
+    let rig = Rig::new("seek", 8, 512);
+    let (proxy, data) = (&rig.proxy, &rig.data);
+    let mut reader = rig.reader("seek.bin", reader_options(128 * KIB, 4));
     let mut head = vec![0; 200 * KIB];
     reader.read_exact(&mut head).unwrap();
     assert!(head == data[..200 * KIB]);
@@ -99,16 +122,13 @@ fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
 
 #[test]
 fn a_failed_get_ahead_surfaces_at_the_read_that_needs_it_and_reading_goes_on() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
-    let data = stream_of(&bucket, "fail", 6, 256);
-    let through_proxy = proxy.bucket(&server, &bucket.name());
+    let rig = Rig::new("fail", 6, 256);
+    let (proxy, data) = (&rig.proxy, &rig.data);
     let options = Options {
         retry_attempts: 1,
         ..reader_options(64 * KIB, 4)
     };
-    let mut reader = Storage::new(through_proxy, "fail.bin", options).unwrap();
+    let mut reader = rig.reader("fail.bin", options);
     let mut got = Vec::new();
     let mut buf = vec![0; 8 * KIB];
     reader.read_exact(&mut buf).unwrap();
@@ -137,7 +157,7 @@ fn a_failed_get_ahead_surfaces_at_the_read_that_needs_it_and_reading_goes_on() {
         1,
         "one error, at the read that needed the bytes"
     );
-    assert!(got == data, "every byte once, in order, around the error");
+    assert!(got == *data, "every byte once, in order, around the error");
 }
 
 #[test]
