@@ -82,7 +82,7 @@ fn sequential_reads_keep_read_ahead_gets_in_flight_across_objects() {
     for read_ahead in [3, 0] {
         let mut reader = rig.reader("many.bin", reader_options(256 * KIB, read_ahead));
         proxy.clear();
-        slow_gets(&proxy, 100, Duration::from_millis(150));
+        slow_gets(proxy, 100, Duration::from_millis(150));
         proxy.take_peak();
         let mut got = Vec::new();
         reader.read_to_end(&mut got).unwrap();
@@ -105,7 +105,7 @@ fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
     reader.read_exact(&mut head).unwrap();
     assert!(head == data[..200 * KIB]);
     // GETs ahead are under way (and slow) when the reader jumps elsewhere, several times.
-    slow_gets(&proxy, 100, Duration::from_millis(300));
+    slow_gets(proxy, 100, Duration::from_millis(300));
     for target in [3_000_000u64, 17, 4 * 512 * 1024 - 3, 1_500_000] {
         reader.seek(SeekFrom::Start(target)).unwrap();
         let mut got = vec![0; 4 * KIB];
