@@ -17,8 +17,9 @@ use crate::{Error, Options};
 ///
 /// Writes are buffered in memory and always append to the end of the stream;
 /// [`flush`](Write::flush) makes every byte written so far durable by overwriting the tail object
-/// (sending only the new bytes once the tail is large, see [`Options::copy_threshold`]); once the tail holds at least [`Options::min_size`] MiB it is
-/// sealed and later bytes go to a new object. Reads see every object in order, then this handle's
+/// (sending only the new bytes once the tail is large, see [`Options::copy_threshold`]); once
+/// the tail holds at least [`Options::min_size`] MiB it is sealed and later bytes go to a new
+/// object. Reads see every object in order, then this handle's
 /// unflushed bytes; [`Seek`] moves the read position anywhere from the first offset still in S3
 /// (0 until older objects are deleted: offsets are absolute) to the stream's length.
 ///
