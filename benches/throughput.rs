@@ -113,7 +113,12 @@ fn main() {
         std::env::var("S3SYNCR_BENCH_SERVER_NAME").unwrap_or_else(|_| "external server".to_owned());
     // Started only if a setup needs it: the WAN relay fronts it when there is no external one.
     let inproc = (setups.iter().any(|s| s == "inproc") || external.is_none()).then(Server::start);
-    let data = random_bytes(mib.max(wan_mib) * MIB);
+    let largest = setups
+        .iter()
+        .map(|s| if s == "wan" { wan_mib } else { mib })
+        .max()
+        .unwrap_or(0);
+    let data = random_bytes(largest * MIB);
     eprintln!(
         "s3-syncr benchmarks: setups {setups:?}, cases {cases:?}, {mib} MiB ({wan_mib} MiB \
          through the WAN relay), {runs} runs"

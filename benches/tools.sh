@@ -123,8 +123,8 @@ tool_cmd() {
     s3-syncr/down) CMD=("$S3SYNCR" --endpoint "$ENDPOINT" cat "s3://$BUCKET/$key") ;;
     aws/up) CMD=(aws s3 cp --only-show-errors --endpoint-url "$ENDPOINT" - "s3://$BUCKET/$key") ;;
     aws/down) CMD=(aws s3 cp --only-show-errors --endpoint-url "$ENDPOINT" "s3://$BUCKET/$key" -) ;;
-    rclone/up) CMD=(rclone rcat "bench:$BUCKET/$key") ;;
-    rclone/down) CMD=(rclone cat "bench:$BUCKET/$key") ;;
+    rclone/up) CMD=(rclone -q rcat "bench:$BUCKET/$key") ;;
+    rclone/down) CMD=(rclone -q cat "bench:$BUCKET/$key") ;;
     *) return 1 ;;
     esac
 }
@@ -221,10 +221,11 @@ measure_setup() {
     local starts=() ms
     for tool in "${TOOLS[@]}"; do
         ms=$(python3 -c 'import sys; print(f"{float(sys.argv[1]) * 1000:.0f}")' "$(startup "$tool")")
-        starts+=("$tool $ms ms")
+        starts+=("$tool $ms ms,")
     done
     echo
-    echo "Start-up alone (\`--version\`, median): ${starts[*]}; it is part of every figure above."
+    local list="${starts[*]}"
+    echo "Start-up alone (\`--version\`, median): ${list%,}; it is part of every figure above."
 }
 
 # ---- the run -------------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ impl Proxy {
     /// buffered whole. Each direction is a delay line: a byte read from one side reaches the
     /// other `rtt / 2` later, and as many bytes are in flight as the rate allows. A new
     /// connection's first byte waits `handshake_rtts` round trips more. Each direction of each
-    /// connection is paced to `rate_bytes_per_sec` from the first byte on (no slow start).
+    /// connection is paced to `rate_bytes_per_sec` from the first byte on (no slow start), with a
+    /// few milliseconds of credit so that a late wake-up does not cost throughput.
     /// Faults cannot be injected into it.
     pub fn start_wan(upstream: &str, wan: Wan) -> Proxy {
         assert!(wan.rate_bytes_per_sec > 0, "a WAN link needs a rate");
@@ -326,6 +327,8 @@ fn with_connection_close(head: &str) -> String {
 
 /// Most bytes a relay reads in one go: at 50 MB/s, 1.3 ms of link time.
 const RELAY_CHUNK: usize = 64 * 1024;
+/// Link time a late relay thread may make up for (see `Direction::run`).
+const RELAY_SLACK: Duration = Duration::from_millis(4);
 /// How often a blocked relay thread looks at the stop flag.
 const RELAY_POLL: Duration = Duration::from_millis(100);
 
@@ -369,9 +372,9 @@ impl Direction {
     /// Reads `from` at the link's rate into a delay line that a second thread empties into `to`.
     fn run(mut self, state: &Arc<State>, wan: Wan) {
         let half = wan.rtt / 2;
-        // The bytes a paced link holds in flight over rtt / 2, and room for the chunks being
-        // read and written: less would cap the rate below `rate_bytes_per_sec`.
-        let in_flight = wan.rate_bytes_per_sec as f64 * half.as_secs_f64();
+        // The bytes a paced link holds in flight over rtt / 2 (and its credit), and room for
+        // the chunks being read and written: less would cap the rate below the link's.
+        let in_flight = wan.rate_bytes_per_sec as f64 * (half + RELAY_SLACK).as_secs_f64();
         let line = Arc::new(DelayLine::new(in_flight as usize + 2 * RELAY_CHUNK));
         let writer = {
             let (line, state) = (line.clone(), state.clone());
@@ -394,10 +397,17 @@ impl Direction {
                 Err(e) if is_transient(&e) => continue,
                 Err(_) => break false,
             };
-            let sent_from = self.link_free.max(Instant::now());
+            // A token bucket as deep as RELAY_SLACK: a reader that wakes up late may catch up
+            // on the link time it missed, so scheduling jitter does not lower the rate.
+            let now = Instant::now();
+            let sent_from = self
+                .link_free
+                .max(now.checked_sub(RELAY_SLACK).unwrap_or(now));
             self.link_free =
                 sent_from + Duration::from_secs_f64(n as f64 / wan.rate_bytes_per_sec as f64);
-            if !line.push(self.link_free + half, buf[..n].to_vec(), &state.stop) {
+            // Never earlier than rtt / 2 after it was read, whatever the credit.
+            let arrival = self.link_free.max(now) + half;
+            if !line.push(arrival, buf[..n].to_vec(), &state.stop) {
                 break false;
             }
             // Pacing the reads, not only the deliveries, holds the sender back as a full link
