@@ -86,6 +86,8 @@ build() {
 # Starts the WAN relay in front of SeaweedFS and sets PROXY_ENDPOINT.
 start_proxy() {
     local out=$TOOLS_TMP/proxy.out
+    # Created here: the relay's shell opens it only once it has forked.
+    : >"$out"
     "$WAN_PROXY" --upstream "$CI_S3_ENDPOINT" --rtt-ms "$RTT_MS" --mbps "$MBPS" \
         >"$out" 2>"$TOOLS_TMP/proxy.err" </dev/null &
     PROXY_PID=$!
