@@ -18,10 +18,11 @@
 //!    `close`, against `put_object` of the same segments one after another. The source is a
 //!    reader that is not `BufRead` (like a file or a pipe), so `io::copy` writes 8 KiB at a time.
 //! 2. **Flushed small records**: 100-byte records (`S3SYNCR_BENCH_FLUSH_MIB` of them) through
-//!    `BufWriter<Storage>` (`min_size` 8), flushed every 1 MiB and every 8 MiB, against the same scheme by hand (a `Vec` re-uploaded
-//!    whole with `put_object` at each flush, a new key every 8 MiB). Also reports the PUT requests
-//!    sent (counted by the in-process server) and the overwrite amplification, bytes uploaded /
-//!    bytes written, next to the README's estimate `S / 2K`.
+//!    `BufWriter<Storage>` (`min_size` 8), flushed every 1 MiB and every 8 MiB, against the same
+//!    scheme by hand (a `Vec` re-uploaded whole with `put_object` at each flush, a new key every
+//!    8 MiB). Also reports the PUT requests sent (counted by the in-process server) and the
+//!    overwrite amplification, bytes uploaded / bytes written, next to the README's estimate
+//!    `S / 2K`.
 //! 3. **Sequential read**: `io::copy` of the whole stream (8 MiB and 64 MiB objects) into
 //!    `io::sink()`, against two raw readers one object after another: (a) `get_object_to_writer`
 //!    of each whole object, (b) ranged GETs of `read_chunk` bytes (`get_object_range_to_writer`).
