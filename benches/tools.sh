@@ -39,7 +39,8 @@ tools_cleanup() {
         wait "$PROXY_PID" 2>/dev/null || true
         PROXY_PID=""
     fi
-    ci_servers_cleanup
+    # Its messages are progress, not report: they go with the rest of it, to stderr.
+    ci_servers_cleanup >&2
     return "$status"
 }
 ci_servers_init
