@@ -20,7 +20,7 @@ use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 use s3s::validation::AwsNameValidation;
 
-pub use proxy::{Fault, Proxy};
+pub use proxy::{Fault, Proxy, Wan};
 pub use recorder::Request;
 
 const ACCESS_KEY: &str = "s3syncr-test-access";

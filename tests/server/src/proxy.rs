@@ -1,17 +1,19 @@
-//! A fault-injecting HTTP proxy on loopback, between the client and a real server.
+//! A proxy on loopback between the client and a real server, in one of two modes.
 //!
-//! rust-s3's blocking client opens one connection per request, so the proxy handles each
-//! connection as one request: it reads it whole, and either forwards it (with `Connection:
-//! close`, so the server's answer ends with the connection) or breaks it as the next queued
-//! [`Fault`] says.
+//! - [`Proxy::start`] injects faults. rust-s3's blocking client opens one connection per request,
+//!   so this mode handles each connection as one request: it reads it whole, and either forwards
+//!   it (with `Connection: close`, so the server's answer ends with the connection) or breaks it
+//!   as the next queued [`Fault`] says.
+//! - [`Proxy::start_wan`] emulates a wide-area link ([`Wan`]): a byte relay, so keep-alive clients
+//!   (aws CLI, rclone) work through it too, that delays, paces and streams each direction.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use s3::Bucket;
 
@@ -47,8 +49,34 @@ impl Fault {
     ];
 }
 
+/// A wide-area link between client and server, as [`Proxy::start_wan`] emulates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wan {
+    /// Round-trip time: each direction delays bytes by half of it.
+    pub rtt: Duration,
+    /// Most bytes per second one connection carries in each direction: one TCP stream's share
+    /// of a real path, which is what a client that opens one connection per request gets.
+    pub rate_bytes_per_sec: u64,
+    /// Round trips a new connection costs before its first byte goes through: 1 for TCP's
+    /// handshake, 1 more for TLS 1.3's.
+    pub handshake_rtts: u32,
+}
+
+impl Default for Wan {
+    /// 20 ms, 50 MB/s, 2 handshake round trips: an S3 region a few hundred km away, over TLS.
+    fn default() -> Self {
+        Wan {
+            rtt: Duration::from_millis(20),
+            rate_bytes_per_sec: 50_000_000,
+            handshake_rtts: 2,
+        }
+    }
+}
+
 struct State {
     upstream: SocketAddr,
+    /// `Some` for a WAN relay, `None` for a fault proxy.
+    wan: Option<Wan>,
     /// Faults still to inject, each on the next request whose method matches (any if `None`).
     faults: Mutex<VecDeque<(Option<String>, Fault)>>,
     injected: AtomicUsize,
@@ -73,10 +101,29 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts a proxy in front of `server`.
+    /// Starts a fault-injecting proxy in front of `server`.
     pub fn start(server: &Server) -> Proxy {
-        let upstream = server
-            .endpoint()
+        Proxy::spawn(server.endpoint(), None)
+    }
+
+    /// Starts a relay in front of `upstream` (a plain `http://ip:port`, e.g. a [`Server`]'s
+    /// endpoint or SeaweedFS's) that makes it look as far away as `wan` says.
+    ///
+    /// Bytes are relayed as they come, on any number of requests per connection, never
+    /// buffered whole. Each direction is a delay line: a byte read from one side reaches the
+    /// other `rtt / 2` later, and as many bytes are in flight as the rate allows. A new
+    /// connection's first byte waits `handshake_rtts` round trips more. Each direction of each
+    /// connection is paced to `rate_bytes_per_sec` from the first byte on (no slow start), with a
+    /// few milliseconds of credit so that a late wake-up does not cost throughput.
+    /// Faults cannot be injected into it.
+    pub fn start_wan(upstream: &str, wan: Wan) -> Proxy {
+        assert!(wan.rate_bytes_per_sec > 0, "a WAN link needs a rate");
+        Proxy::spawn(upstream, Some(wan))
+    }
+
+    fn spawn(upstream: &str, wan: Option<Wan>) -> Proxy {
+        let upstream = upstream
+            .trim_end_matches('/')
             .trim_start_matches("http://")
             .parse()
             .expect("the proxy needs a plain http://ip:port endpoint");
@@ -84,6 +131,7 @@ impl Proxy {
         let addr = listener.local_addr().expect("address");
         let state = Arc::new(State {
             upstream,
+            wan,
             faults: Mutex::default(),
             injected: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
@@ -102,7 +150,10 @@ impl Proxy {
                 let state = shared.clone();
                 state.active.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
-                    let _ = handle(&state, conn);
+                    let _ = match state.wan {
+                        Some(wan) => relay(&state, wan, conn),
+                        None => handle(&state, conn),
+                    };
                     state.active.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -122,6 +173,10 @@ impl Proxy {
 
     /// Breaks the next request with this method (`"PUT"`, `"GET"`, ...; any if `None`).
     pub fn inject(&self, method: Option<&str>, fault: Fault) {
+        assert!(
+            self.state.wan.is_none(),
+            "faults go through a proxy from Proxy::start, not a WAN relay"
+        );
         let mut faults = self.state.faults.lock().expect("faults");
         faults.push_back((method.map(str::to_owned), fault));
     }
@@ -289,4 +344,345 @@ fn with_connection_close(head: &str) -> String {
         .collect();
     out.push_str("Connection: close\r\n\r\n");
     out
+}
+
+/// Most bytes a relay reads in one go: at 50 MB/s, 1.3 ms of link time.
+const RELAY_CHUNK: usize = 64 * 1024;
+/// Link time a late relay thread may make up for (see `Direction::run`).
+const RELAY_SLACK: Duration = Duration::from_millis(4);
+/// How often a blocked relay thread looks at the stop flag.
+const RELAY_POLL: Duration = Duration::from_millis(100);
+
+/// Relays one WAN connection until both sides have closed it or the proxy stops.
+fn relay(state: &Arc<State>, wan: Wan, client: TcpStream) -> io::Result<()> {
+    let accepted = Instant::now();
+    let server = TcpStream::connect(state.upstream)?;
+    for socket in [&client, &server] {
+        socket.set_nodelay(true)?;
+        // Blocked reads and writes wake up to see the stop flag.
+        socket.set_read_timeout(Some(RELAY_POLL))?;
+        socket.set_write_timeout(Some(RELAY_POLL))?;
+    }
+    let handshake = wan.rtt * wan.handshake_rtts;
+    let up = Direction {
+        from: client.try_clone()?,
+        to: server.try_clone()?,
+        link_free: accepted + handshake,
+    };
+    let down = Direction {
+        from: server,
+        to: client,
+        link_free: accepted,
+    };
+    let shared = state.clone();
+    let up = std::thread::spawn(move || up.run(&shared, wan));
+    down.run(state, wan);
+    let _ = up.join();
+    Ok(())
+}
+
+/// One direction of a WAN connection.
+struct Direction {
+    from: TcpStream,
+    to: TcpStream,
+    /// When the emulated link can start sending the next byte.
+    link_free: Instant,
+}
+
+impl Direction {
+    /// Reads `from` at the link's rate into a delay line that a second thread empties into `to`.
+    fn run(mut self, state: &Arc<State>, wan: Wan) {
+        let half = wan.rtt / 2;
+        // The bytes a paced link holds in flight over rtt / 2 (and its credit), and room for
+        // the chunks being read and written: less would cap the rate below the link's.
+        let in_flight = wan.rate_bytes_per_sec as f64 * (half + RELAY_SLACK).as_secs_f64();
+        let line = Arc::new(DelayLine::new(in_flight as usize + 2 * RELAY_CHUNK));
+        let writer = {
+            let (line, state) = (line.clone(), state.clone());
+            let (from, to) = (self.from.try_clone(), self.to.try_clone());
+            std::thread::spawn(move || {
+                if let (Ok(from), Ok(to)) = (from, to) {
+                    deliver(&line, &state, &from, to);
+                }
+                line.writer_gone();
+            })
+        };
+        let mut buf = vec![0; RELAY_CHUNK];
+        let clean = loop {
+            if state.stop.load(Ordering::SeqCst) {
+                break false;
+            }
+            let n = match self.from.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => n,
+                Err(e) if is_transient(&e) => continue,
+                Err(_) => break false,
+            };
+            // A token bucket as deep as RELAY_SLACK: a reader that wakes up late may catch up
+            // on the link time it missed, so scheduling jitter does not lower the rate.
+            let now = Instant::now();
+            let sent_from = self
+                .link_free
+                .max(now.checked_sub(RELAY_SLACK).unwrap_or(now));
+            self.link_free =
+                sent_from + Duration::from_secs_f64(n as f64 / wan.rate_bytes_per_sec as f64);
+            // Never earlier than rtt / 2 after it was read, whatever the credit.
+            let arrival = self.link_free.max(now) + half;
+            if !line.push(arrival, buf[..n].to_vec(), &state.stop) {
+                break false;
+            }
+            // Pacing the reads, not only the deliveries, holds the sender back as a full link
+            // would: its writes block instead of landing in a queue here.
+            sleep_until(self.link_free);
+        };
+        line.close(self.link_free.max(Instant::now()) + half, clean);
+        let _ = writer.join();
+    }
+}
+
+/// Writes what comes out of `line` to `to`, each chunk at its time; returns when the line is
+/// closed and drained, or either side fails, or the proxy stops.
+fn deliver(line: &DelayLine, state: &State, from: &TcpStream, mut to: TcpStream) {
+    let reset = |to: &TcpStream| {
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    };
+    loop {
+        match line.pop(&state.stop) {
+            Some(Item::Data(at, chunk)) => {
+                sleep_until(at);
+                if write_all_or_stop(&mut to, &chunk, &state.stop).is_err() {
+                    return reset(&to);
+                }
+            }
+            // A clean end is passed on as a half-close: the other direction may still carry
+            // an answer (a client that shuts down writing after its request).
+            Some(Item::End(at, true)) => {
+                sleep_until(at);
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Some(Item::End(at, false)) => {
+                sleep_until(at);
+                return reset(&to);
+            }
+            None => return reset(&to),
+        }
+    }
+}
+
+fn write_all_or_stop(to: &mut TcpStream, mut buf: &[u8], stop: &AtomicBool) -> io::Result<()> {
+    while !buf.is_empty() {
+        if stop.load(Ordering::SeqCst) {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        match to.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A read or write timeout (the poll of the stop flag) or an interrupted call.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+fn sleep_until(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        std::thread::sleep(at - now);
+    }
+}
+
+/// What comes out of a delay line.
+enum Item {
+    /// Bytes, to deliver at this time.
+    Data(Instant, Vec<u8>),
+    /// The end of the direction at this time: clean (EOF) if `true`, else an abort.
+    End(Instant, bool),
+}
+
+/// A bounded queue of timed chunks: the reader blocks when it holds `capacity` bytes, so that
+/// a receiver that stops reading stops the sender too.
+struct DelayLine {
+    inner: Mutex<LineState>,
+    changed: Condvar,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct LineState {
+    queue: VecDeque<(Instant, Vec<u8>)>,
+    bytes: usize,
+    end: Option<(Instant, bool)>,
+    writer_gone: bool,
+}
+
+impl DelayLine {
+    fn new(capacity: usize) -> DelayLine {
+        DelayLine {
+            inner: Mutex::default(),
+            changed: Condvar::new(),
+            capacity,
+        }
+    }
+
+    /// Queues `chunk` for delivery at `at`; `false` if it will never be delivered.
+    fn push(&self, at: Instant, chunk: Vec<u8>, stop: &AtomicBool) -> bool {
+        let mut line = self.inner.lock().expect("delay line");
+        while line.bytes >= self.capacity && !line.writer_gone && !stop.load(Ordering::SeqCst) {
+            line = self.wait(line);
+        }
+        if line.writer_gone || stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        line.bytes += chunk.len();
+        line.queue.push_back((at, chunk));
+        self.changed.notify_all();
+        true
+    }
+
+    /// The next item, or `None` once the proxy stops.
+    fn pop(&self, stop: &AtomicBool) -> Option<Item> {
+        let mut line = self.inner.lock().expect("delay line");
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            if let Some((at, chunk)) = line.queue.pop_front() {
+                line.bytes -= chunk.len();
+                self.changed.notify_all();
+                return Some(Item::Data(at, chunk));
+            }
+            if let Some((at, clean)) = line.end {
+                return Some(Item::End(at, clean));
+            }
+            line = self.wait(line);
+        }
+    }
+
+    fn close(&self, at: Instant, clean: bool) {
+        let mut line = self.inner.lock().expect("delay line");
+        line.end = Some((at, clean));
+        self.changed.notify_all();
+    }
+
+    fn writer_gone(&self) {
+        let mut line = self.inner.lock().expect("delay line");
+        line.writer_gone = true;
+        self.changed.notify_all();
+    }
+
+    fn wait<'a>(&self, line: MutexGuard<'a, LineState>) -> MutexGuard<'a, LineState> {
+        self.changed
+            .wait_timeout(line, RELAY_POLL)
+            .expect("delay line")
+            .0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Timing bounds here are lower bounds only: a loaded machine can only make things slower.
+
+    use super::*;
+
+    /// A writer that notes when the first byte came.
+    struct FirstByte {
+        at: Option<Instant>,
+        bytes: Vec<u8>,
+    }
+
+    impl Write for FirstByte {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.at.get_or_insert_with(Instant::now);
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn wan_delays_the_first_byte_and_caps_the_rate() {
+        let server = Server::start();
+        let bucket = server.new_bucket();
+        let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        bucket.put_object("big", &data).expect("put");
+        bucket.put_object("small", b"x").expect("put");
+        let wan = Wan {
+            rtt: Duration::from_millis(50),
+            rate_bytes_per_sec: 20_000_000,
+            handshake_rtts: 2,
+        };
+        let proxy = Proxy::start_wan(server.endpoint(), wan);
+        let far = proxy.bucket(&server, bucket.name().as_str());
+
+        let mut small = FirstByte {
+            at: None,
+            bytes: Vec::new(),
+        };
+        let started = Instant::now();
+        far.get_object_to_writer("small", &mut small).expect("get");
+        let first_byte = small.at.expect("a body") - started;
+        assert_eq!(small.bytes, b"x");
+        // The handshakes, then the request's way there and the answer's way back.
+        assert!(
+            first_byte >= wan.rtt * (wan.handshake_rtts + 1),
+            "first byte after {first_byte:?}"
+        );
+
+        let mut big = Vec::new();
+        let started = Instant::now();
+        far.get_object_to_writer("big", &mut big).expect("get");
+        let elapsed = started.elapsed();
+        assert!(big == data, "the body came through changed");
+        let at_rate = Duration::from_secs_f64(data.len() as f64 / 20e6);
+        assert!(elapsed >= at_rate, "4 MiB at 20 MB/s in {elapsed:?}");
+    }
+
+    /// The relay carries any bytes, many exchanges per connection, and passes a half-close on.
+    #[test]
+    fn wan_relays_a_kept_alive_connection_and_stops_when_dropped() {
+        let echo = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let upstream = echo.local_addr().expect("address");
+        std::thread::spawn(move || {
+            let (mut socket, _) = echo.accept().expect("accept");
+            let mut reader = socket.try_clone().expect("clone");
+            let _ = io::copy(&mut reader, &mut socket);
+            let _ = socket.shutdown(Shutdown::Write);
+        });
+        let wan = Wan {
+            rtt: Duration::from_millis(40),
+            rate_bytes_per_sec: 10_000_000,
+            handshake_rtts: 2,
+        };
+        let proxy = Proxy::start_wan(&format!("http://{upstream}"), wan);
+        let mut conn = TcpStream::connect(proxy.addr).expect("connect");
+        for (round, at_least) in [(1, wan.rtt * 3), (2, wan.rtt)] {
+            let started = Instant::now();
+            conn.write_all(b"ping").expect("write");
+            let mut answer = [0; 4];
+            conn.read_exact(&mut answer).expect("read");
+            let elapsed = started.elapsed();
+            assert_eq!(&answer, b"ping");
+            assert!(elapsed >= at_least, "round {round} took {elapsed:?}");
+        }
+        conn.shutdown(Shutdown::Write).expect("half-close");
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).expect("the end comes through");
+        assert!(rest.is_empty());
+
+        let addr = proxy.addr;
+        drop(proxy);
+        assert!(TcpStream::connect(addr).is_err(), "the proxy still listens");
+    }
 }
