@@ -30,6 +30,11 @@
 //!    one ranged GET (`get_object_range`) of the same 4 KiB: median latency per read.
 //! 5. **Memory**: reading a stream made of one object as large as the data set, and writing with
 //!    `min_size` 64 (the runs of case 1).
+//! 6. **Flushes of a large tail**: `S3SYNCR_BENCH_FLUSH_MIB` written 512 KiB at a time into one
+//!    object (`min_size` 64), each write flushed, against the same by hand (a `Vec` re-uploaded
+//!    whole with `put_object` at each flush, which is also what `Storage` does with
+//!    `append_by_copy: false`). Also reports bytes uploaded per byte written and the last
+//!    flush's latency on each side.
 //!
 //! Reads use `Options::default()`; writes change only `min_size`. The report prints the options.
 //!
@@ -50,10 +55,10 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `S3SYNCR_BENCH_SETUPS` | `inproc,seaweedfs,wan` | setups to run, in this order; `seaweedfs` is skipped (and said so) without `S3SYNCR_TEST_ENDPOINT` |
-//! | `S3SYNCR_BENCH_CASES` | `write,flush,read,random,memory` | cases to run (1, 2, 3, 4, 5 above) |
+//! | `S3SYNCR_BENCH_CASES` | `write,flush,read,random,memory,append` | cases to run (1 to 6 above) |
 //! | `S3SYNCR_BENCH_MIB` | 256 | size of the data set in MiB on loopback |
 //! | `S3SYNCR_BENCH_WAN_MIB` | 64 | size of the data set in MiB through the WAN relay |
-//! | `S3SYNCR_BENCH_FLUSH_MIB` | 32 | case 2 writes at most this many MiB: flushing every 1 MiB uploads about 5 times that |
+//! | `S3SYNCR_BENCH_FLUSH_MIB` | 32 | cases 2 and 6 write at most this many MiB: flushing every 1 MiB uploads about 5 times that in case 2, re-uploading the tail at each of case 6's flushes about `MIB / 2` times |
 //! | `S3SYNCR_BENCH_RANDOM_READS` | 1000 | reads of case 4 on loopback |
 //! | `S3SYNCR_BENCH_WAN_RANDOM_READS` | 50 | reads of case 4 through the WAN relay (each costs 3 RTT) |
 //! | `S3SYNCR_BENCH_WAN_RTT_MS` | 20 | the relay's round-trip time |
@@ -85,7 +90,9 @@ const SEED: u64 = 0x5EED_CAFE_F00D_D00D;
 const MALLOC_ENV: &str = "MALLOC_MMAP_THRESHOLD_";
 
 const SETUPS: [&str; 3] = ["inproc", "seaweedfs", "wan"];
-const CASES: [&str; 5] = ["write", "flush", "read", "random", "memory"];
+const CASES: [&str; 6] = ["write", "flush", "read", "random", "memory", "append"];
+/// Case 6's flushes: every 512 KiB into one object.
+const APPEND_STEP: usize = 512 * 1024;
 
 fn main() {
     if std::env::var_os(MALLOC_ENV).is_none() {
@@ -326,6 +333,10 @@ impl<'a> Bench<'a> {
                     self.flushed_records(&writes, 8, flush_every);
                 }
             }
+        }
+        if has("append") {
+            let appends = self.new_bucket();
+            self.appends(&appends);
         }
         if has("read") || has("random") || has("memory") {
             let reads = self.new_bucket();
@@ -682,6 +693,82 @@ impl<'a> Bench<'a> {
             window / 1024,
             window / 1024,
             show(Metric::Latency, median(&wide)),
+        );
+    }
+}
+
+impl Bench<'_> {
+    /// Case 6: each write of [`APPEND_STEP`] bytes flushed, into one object, against a `Vec`
+    /// re-uploaded whole at each flush.
+    fn appends(&mut self, bucket: &Bucket) {
+        let data: &[u8] = self.data;
+        let data = &data[..data.len().min(self.flush_mib * MIB)];
+        let (mut raw_last, mut storage_last) = (Vec::new(), Vec::new());
+        self.case(
+            &format!(
+                "6. {} KiB written and flushed at a time, one {} MiB object",
+                APPEND_STEP / 1024,
+                data.len() / MIB
+            ),
+            Metric::Throughput(data.len() as u64),
+            |run| {
+                let key = format!("rawappend-{run}.bin");
+                let mut tail = Vec::with_capacity(data.len());
+                let mut last = 0.0;
+                let sample = measure(|| {
+                    for step in data.chunks(APPEND_STEP) {
+                        tail.extend_from_slice(step);
+                        let started = Instant::now();
+                        bucket.put_object(&key, &tail).expect("raw put");
+                        last = started.elapsed().as_secs_f64();
+                    }
+                });
+                raw_last.push(last);
+                bucket.delete_object(&key).expect("delete");
+                sample
+            },
+            |run| {
+                let name = format!("stappend-{run}.bin");
+                let mut last = 0.0;
+                let sample = measure(|| {
+                    let mut storage = open(bucket, &name, 64);
+                    for step in data.chunks(APPEND_STEP) {
+                        storage.write_all(step).expect("write");
+                        let started = Instant::now();
+                        storage.flush().expect("flush");
+                        last = started.elapsed().as_secs_f64();
+                    }
+                    storage.close().expect("close");
+                });
+                storage_last.push(last);
+                assert_eq!(delete_prefix(bucket, &format!("stappend-{run}-")), 1);
+                sample
+            },
+        );
+        // Bytes each side uploads, from its rules: the raw side re-sends the tail every time;
+        // `Storage` does until S3 holds `copy_threshold` bytes, then sends the new bytes alone.
+        let threshold = Options::default().copy_threshold;
+        let (mut raw, mut storage, mut stored) = (0u64, 0u64, 0usize);
+        for step in data.chunks(APPEND_STEP) {
+            let tail = stored + step.len();
+            raw += tail as u64;
+            storage += if stored >= threshold {
+                step.len()
+            } else {
+                tail
+            } as u64;
+            stored = tail;
+        }
+        let written = data.len() as f64;
+        let _ = writeln!(
+            self.section.details,
+            "- Case 6: bytes uploaded per byte written, raw {:.2}, storage {:.2} (appends by copy \
+             from {} MiB on); latency of the last flush (median over runs) raw {}, storage {}.",
+            raw as f64 / written,
+            storage as f64 / written,
+            threshold / MIB,
+            show(Metric::Latency, median(&raw_last)),
+            show(Metric::Latency, median(&storage_last)),
         );
     }
 }

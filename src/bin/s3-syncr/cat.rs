@@ -1,6 +1,6 @@
 //! `cat`: the stream to standard output, from an offset, and with `--follow` on as it grows.
 
-use std::io::{self, BufRead, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, IsTerminal, Seek, SeekFrom, Write};
 use std::thread;
 use std::time::Duration;
 
@@ -21,19 +21,26 @@ pub fn run(
     follow: Option<Duration>,
     progress_bar: fn(Option<u64>, &str) -> ProgressBar,
 ) -> Result<(), Failure> {
+    // The length only checks --from and sizes a progress bar: without either, the LIST that
+    // finds it is one round trip saved before the first byte.
+    let bar_len = follow.is_none() && io::stderr().is_terminal();
+    let check_from = from.is_some();
     // A new handle starts at the first byte still stored.
     let from = match from {
         Some(from) => from,
         None => storage.stream_position()?,
     };
-    let len = storage.seek(SeekFrom::End(0))?;
-    if from > len {
+    let len = match check_from || bar_len {
+        true => Some(storage.seek(SeekFrom::End(0))?),
+        false => None,
+    };
+    if let Some(len) = len.filter(|&len| from > len) {
         return Err(Failure(format!(
             "--from {from} is past the end of the stream ({len} bytes)"
         )));
     }
     storage.seek(SeekFrom::Start(from))?;
-    let bar = progress_bar(follow.is_none().then_some(len - from), "written");
+    let bar = progress_bar(len.filter(|_| bar_len).map(|len| len - from), "written");
     let result = copy(storage, follow, &bar);
     bar.finish_and_clear();
     match result {

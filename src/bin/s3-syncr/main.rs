@@ -94,8 +94,9 @@ enum Command {
               value_parser = units::parse_duration, requires = "follow")]
         interval: Duration,
         /// Ranged GETs kept in flight ahead of the output, each on its own connection (0 to
-        /// 64); memory is (N + 1) x 8 MiB at most
-        #[arg(long, value_name = "N", default_value_t = Options::default().read_ahead)]
+        /// 64); memory is (N + 1) x 8 MiB at most. More than the library's default (4): a
+        /// command that only streams can spend the memory on a distant server's round trips
+        #[arg(long, value_name = "N", default_value_t = 8)]
         read_ahead: usize,
     },
     /// List the stream's objects: key, sequence number, start offset, size, last modified; then
