@@ -333,14 +333,19 @@ impl Storage {
     }
 
     /// Anchors the offsets and places a new handle's read position at the first offset, with
-    /// the one request that needs, once. A stream with no object yet is not anchored: it is
-    /// listed again at each call, as reading at its end does anyway.
+    /// the one request that needs, once (0 if the stream has no object yet). A stream with no
+    /// object yet is not anchored: it is listed again at each call, as reading at its end does
+    /// anyway.
     fn position(&mut self) -> Result<u64, Error> {
         if !self.index.anchored() && !self.writer.started() {
             self.index.refresh(&self.client)?;
         }
-        if !self.positioned && self.index.anchored() {
-            self.reader.seek(self.index.first());
+        if !self.positioned {
+            if self.index.anchored() {
+                self.reader.seek(self.index.first());
+            }
+            // From now on the position is what the caller saw: an empty stream's 0 stays 0 even
+            // if objects appear and the oldest of them are deleted.
             self.positioned = true;
         }
         Ok(self.reader.pos)
