@@ -164,7 +164,12 @@ impl Client {
 
     /// The start offset object `seq` records, from a HEAD; `None` if it records none.
     pub(crate) fn recorded_start(&self, seq: u64) -> Result<Option<u64>, Error> {
-        Ok(self.head(&self.key(seq))?.1)
+        Ok(self.stat(seq)?.1)
+    }
+
+    /// The ETag of object `seq` and the start offset it records, from a HEAD.
+    pub(crate) fn stat(&self, seq: u64) -> Result<(String, Option<u64>), Error> {
+        self.head(&self.key(seq))
     }
 
     /// The ETag of object `key` and the start offset it records.

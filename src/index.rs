@@ -189,6 +189,15 @@ impl Index {
         self.entries.retain(|e| e.seq < seq);
     }
 
+    /// Makes the index hold the first `size` bytes of object `seq`: its last object grows, or
+    /// `seq` is appended after it. A writer hands over the part of an object that is in S3.
+    pub(crate) fn cover(&mut self, seq: u64, size: u64) {
+        match self.entries.last_mut() {
+            Some(last) if last.seq == seq => last.size = size,
+            _ => self.push(seq, size),
+        }
+    }
+
     /// Appends a sealed object of `size` bytes after the last one.
     pub(crate) fn push(&mut self, seq: u64, size: u64) {
         let start = self.end();

@@ -29,8 +29,10 @@ pub struct Options {
     /// [`copy_threshold`](Options::copy_threshold) bytes of it, then only the new bytes: flushing
     /// every `K` bytes into objects of `S` bytes uploads about `1 + min(S, T)² / 2KS` times the
     /// data written, `T` the threshold. A large `min_size` means fewer objects and requests for
-    /// reading, and frequent flushes stay cheap in bytes. The writer holds at most two objects in memory (the tail, and the
-    /// sealed one until its background upload is confirmed), plus the largest single write.
+    /// reading, and frequent flushes stay cheap in bytes. The writer holds the tail (only its
+    /// unflushed bytes once S3 holds `copy_threshold` of it, see
+    /// [`write_buffer`](Options::write_buffer)) and a sealed object until its background
+    /// upload is confirmed, plus the largest single write.
     pub min_size: usize,
     /// Largest number of bytes fetched by one ranged GET when reading. Default 8 MiB.
     ///
@@ -91,6 +93,16 @@ pub struct Options {
     /// turn it off for servers without UploadPartCopy. Each flush then re-uploads the whole
     /// tail.
     pub append_by_copy: bool,
+    /// With appending by copy, the most unflushed bytes of a tail that the writer holds: a
+    /// write that finds this many flushes first. Once S3 holds
+    /// [`copy_threshold`](Options::copy_threshold) bytes of the tail, flushed bytes leave memory
+    /// (reads fetch them from S3), so a writer holds about twice this much whatever
+    /// [`min_size`](Options::min_size) is, plus rust-s3's copy of the part it sends. Default
+    /// 16 MiB; at least `copy_threshold`.
+    ///
+    /// Each such flush costs an append by copy, in which the server copies the object so far:
+    /// a larger buffer means fewer of them.
+    pub write_buffer: usize,
 }
 
 impl Default for Options {
@@ -107,6 +119,7 @@ impl Default for Options {
             conditional_writes: true,
             copy_threshold: MIN_PART,
             append_by_copy: true,
+            write_buffer: 16 * MIB,
         }
     }
 }
@@ -128,6 +141,12 @@ impl Options {
             return Err(Error::InvalidConfig(format!(
                 "copy_threshold must be at least {MIN_PART} bytes (S3's smallest part), got {}",
                 self.copy_threshold
+            )));
+        }
+        if self.write_buffer < self.copy_threshold {
+            return Err(Error::InvalidConfig(format!(
+                "write_buffer must be at least copy_threshold ({} bytes), got {}",
+                self.copy_threshold, self.write_buffer
             )));
         }
         if self.read_ahead > MAX_READ_AHEAD {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use s3::Bucket;
 
-use crate::client::Client;
+use crate::client::{Client, MIN_PART};
 use crate::index::Index;
 use crate::layout::{Layout, Location, Segment};
 use crate::reader::Reader;
@@ -131,10 +131,12 @@ impl Storage {
         let layout = Layout::new(name)?;
         let seal_bytes = options.seal_bytes()?;
         let reader = Reader::new(options.read_chunk, options.read_ahead);
+        let drop_flushed = (options.append_by_copy)
+            .then_some((options.copy_threshold.max(MIN_PART), options.write_buffer));
         let client = Arc::new(Client::new(bucket, layout, options));
         client.check_bucket()?;
         Ok(Storage {
-            writer: Writer::new(client.clone(), seal_bytes),
+            writer: Writer::new(client.clone(), seal_bytes, drop_flushed),
             reader,
             client,
             index: Index::default(),
@@ -294,7 +296,8 @@ impl Storage {
         // the first offset returned is S3's. A writer's index ends where its own objects begin.
         self.index.resync(&self.client, !self.writer.started())?;
         // The index's last object is the stream's, unless this handle's own tail is in S3.
-        let keep_last = !self.writer.tail_recorded();
+        // Nor is an object this writer is still writing, part of which the index holds.
+        let keep_last = !self.writer.tail_recorded() || self.writer.shares_index();
         let doomed: Vec<u64> = (self.index.trimmable(before, keep_last).iter())
             .map(|e| e.seq)
             .collect();

@@ -1,5 +1,6 @@
-//! The write side: the tail object held in memory, the sealed object still uploading in the
-//! background, and the fence that stops a writer once another one took over the stream.
+//! The write side: the tail object (from the bytes S3 lacks, once it is large) in memory, the
+//! sealed object still uploading in the background, and the fence that stops a writer once
+//! another one took over the stream.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -11,6 +12,10 @@ use crate::index::Index;
 pub(crate) struct Writer {
     client: Arc<Client>,
     seal_bytes: usize,
+    /// With appending by copy: the tail size in S3 from which its bytes leave memory once
+    /// flushed (they are read back from S3), and the most unflushed bytes held before a write
+    /// flushes first. `None` without appending by copy: the tail then stays whole in memory.
+    drop_flushed: Option<(usize, usize)>,
     /// The object being appended to, known from the first write on.
     tail: Option<Tail>,
     /// The object sealed last, while its final upload is not confirmed.
@@ -21,9 +26,11 @@ pub(crate) struct Writer {
     spare: Vec<u8>,
 }
 
-/// An object held whole in memory while it is written.
+/// The object being written: its bytes from `held` on are in memory.
 struct Tail {
     seq: u64,
+    /// Bytes of the object before `buf`: in S3, and in the index, which reads go through.
+    held: usize,
     /// Stream offset of its first byte, recorded with every upload.
     start: u64,
     buf: Vec<u8>,
@@ -39,6 +46,8 @@ struct Tail {
 struct Sealing {
     seq: u64,
     start: u64,
+    /// As [`Tail::held`].
+    held: usize,
     buf: Arc<Vec<u8>>,
     uploaded: usize,
     etag: Option<String>,
@@ -53,10 +62,15 @@ struct Fence {
 }
 
 impl Writer {
-    pub(crate) fn new(client: Arc<Client>, seal_bytes: usize) -> Writer {
+    pub(crate) fn new(
+        client: Arc<Client>,
+        seal_bytes: usize,
+        drop_flushed: Option<(usize, usize)>,
+    ) -> Writer {
         Writer {
             client,
             seal_bytes,
+            drop_flushed,
             tail: None,
             sealing: None,
             fenced: None,
@@ -101,17 +115,34 @@ impl Writer {
     pub(crate) fn write(&mut self, index: &mut Index, data: &[u8]) -> Result<(), Error> {
         self.check_fence()?;
         self.settle(index, false)?;
-        let full = self.tail(index)?.buf.len() >= self.seal_bytes;
+        let seal_bytes = self.seal_bytes;
+        let tail = self.tail(index)?;
+        let full = tail.held + tail.buf.len() >= seal_bytes;
+        let unflushed = tail.buf.len() - tail.uploaded;
         if full {
             self.seal(index)?;
+        } else if self.drop_flushed.is_some_and(|(_, most)| unflushed >= most) {
+            // Before `data`, so that a failure appends nothing: the caller may write it again.
+            self.flush(index)?;
         }
+        let reserve = self.reserve();
         let tail = self.tail(index)?;
         if tail.buf.capacity() - tail.buf.len() < data.len() {
-            // Only the write that crosses the sealing size gets here: grow by just that much.
-            tail.buf.reserve_exact(data.len());
+            // Only the write that crosses the size reserved gets here: grow by just that much.
+            tail.buf
+                .reserve_exact(data.len().max(reserve.saturating_sub(tail.buf.len())));
         }
         tail.buf.extend_from_slice(data);
         Ok(())
+    }
+
+    /// What a tail's buffer reserves: the whole object, or at most the unflushed bytes held
+    /// when flushed bytes leave memory.
+    fn reserve(&self) -> usize {
+        match self.drop_flushed {
+            Some((_, most)) => self.seal_bytes.min(most),
+            None => self.seal_bytes,
+        }
     }
 
     /// Makes every accepted byte durable: waits for the sealing upload, then uploads the tail
@@ -123,15 +154,35 @@ impl Writer {
             return Ok(());
         };
         let expect = tail.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-        match (self.client).overwrite(tail.seq, tail.start, &tail.buf, tail.uploaded, expect) {
+        let (seq, start, held, uploaded) = (tail.seq, tail.start, tail.held, tail.uploaded);
+        match (self.client).overwrite(seq, start, held, &tail.buf, uploaded, expect) {
             Ok(etag) => {
                 tail.etag = Some(etag);
                 tail.uploaded = tail.buf.len();
                 tail.recorded = true;
+                if let Some((from, most)) = self.drop_flushed
+                    && tail.held + tail.uploaded >= from
+                {
+                    // S3 has every byte and appends by copy from now on: reads go there.
+                    tail.held += tail.uploaded;
+                    index.cover(tail.seq, tail.held as u64);
+                    tail.uploaded = 0;
+                    tail.buf.clear();
+                    if tail.buf.capacity() > most {
+                        tail.buf = Vec::with_capacity(self.seal_bytes.min(most));
+                    }
+                }
                 Ok(())
             }
             Err(err) => Err(self.fail(err)),
         }
+    }
+
+    /// Whether the index holds an object this writer is still writing (the part of it that
+    /// left memory): that one must not be trimmed.
+    pub(crate) fn shares_index(&self) -> bool {
+        self.tail.as_ref().is_some_and(|t| t.held > 0)
+            || self.sealing.as_ref().is_some_and(|s| s.held > 0)
     }
 
     /// The bytes accepted by `write` that S3 does not hold yet.
@@ -183,7 +234,24 @@ impl Writer {
             Some(tail) => tail,
             None => {
                 index.list(&self.client)?;
+                let reserve = self.reserve();
                 match index.last() {
+                    Some(last)
+                        if last.size < self.seal_bytes as u64
+                            && self
+                                .drop_flushed
+                                .is_some_and(|(from, _)| last.size >= from as u64) =>
+                    {
+                        // Appending by copy needs the object's ETag, not its bytes: they stay
+                        // in S3, and in the index for reads.
+                        let (etag, recorded) = self.client.stat(last.seq)?;
+                        index.anchor_with(&self.client, last.seq, recorded)?;
+                        let start = index.last().map_or(0, |last| last.start);
+                        let mut tail =
+                            Tail::new(last.seq, start, Vec::with_capacity(reserve), Some(etag));
+                        tail.held = last.size as usize;
+                        tail
+                    }
                     Some(last) if last.size < self.seal_bytes as u64 => {
                         let mut whole = self.client.get_whole(last.seq, last.size)?;
                         index.anchor_with(&self.client, last.seq, whole.start)?;
@@ -198,7 +266,7 @@ impl Writer {
                         Tail::new(
                             next_seq(last.map(|l| l.seq))?,
                             index.end(),
-                            Vec::with_capacity(self.seal_bytes),
+                            Vec::with_capacity(reserve),
                             None,
                         )
                     }
@@ -209,15 +277,15 @@ impl Writer {
     }
 
     /// Seals the full tail and starts the next object. At most one sealed object uploads at a
-    /// time: a second one waits for the first, so memory stays at two objects.
+    /// time: a second one waits for the first, so memory stays at two tails.
     fn seal(&mut self, index: &mut Index) -> Result<(), Error> {
         self.settle(index, true)?;
         let Some(tail) = self.tail.take() else {
             return Ok(());
         };
         let mut buf = std::mem::take(&mut self.spare);
-        buf.reserve_exact(self.seal_bytes);
-        let next_start = tail.start + tail.buf.len() as u64;
+        buf.reserve_exact(self.reserve());
+        let next_start = tail.start + (tail.held + tail.buf.len()) as u64;
         let next = Tail::new(next_seq(Some(tail.seq))?, next_start, buf, None);
         log::info!(
             "sealed {} at {} bytes; continuing in {}",
@@ -226,17 +294,19 @@ impl Writer {
             self.client.key(next.seq)
         );
         if tail.uploaded == tail.buf.len() {
-            index.push(tail.seq, tail.buf.len() as u64);
+            index.cover(tail.seq, (tail.held + tail.buf.len()) as u64);
             let mut buf = tail.buf;
             buf.clear();
             self.spare = buf;
         } else {
             let buf = Arc::new(tail.buf);
             let etag = tail.etag.clone();
-            let job = self.spawn_upload(tail.seq, tail.start, buf.clone(), tail.uploaded, etag);
+            let (seq, start, held, uploaded) = (tail.seq, tail.start, tail.held, tail.uploaded);
+            let job = self.spawn_upload(seq, start, held, buf.clone(), uploaded, etag);
             self.sealing = Some(Sealing {
                 seq: tail.seq,
                 start: tail.start,
+                held: tail.held,
                 buf,
                 uploaded: tail.uploaded,
                 etag: tail.etag,
@@ -251,6 +321,7 @@ impl Writer {
         &self,
         seq: u64,
         start: u64,
+        held: usize,
         buf: Arc<Vec<u8>>,
         uploaded: usize,
         etag: Option<String>,
@@ -260,7 +331,7 @@ impl Writer {
             .name("s3-syncr-upload".into())
             .spawn(move || {
                 let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                client.overwrite(seq, start, &buf, uploaded, expect)
+                client.overwrite(seq, start, held, &buf, uploaded, expect)
             });
         // Without a thread, the upload happens in the caller, at the next settle.
         spawned.ok()
@@ -286,13 +357,13 @@ impl Writer {
             }),
             None => {
                 let expect = sealing.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                let (seq, start, uploaded) = (sealing.seq, sealing.start, sealing.uploaded);
-                (self.client).overwrite(seq, start, &sealing.buf, uploaded, expect)
+                let (seq, start, held) = (sealing.seq, sealing.start, sealing.held);
+                (self.client).overwrite(seq, start, held, &sealing.buf, sealing.uploaded, expect)
             }
         };
         match result {
             Ok(_) => {
-                index.push(sealing.seq, sealing.buf.len() as u64);
+                index.cover(sealing.seq, (sealing.held + sealing.buf.len()) as u64);
                 if let Some(sealing) = self.sealing.take()
                     && let Ok(mut buf) = Arc::try_unwrap(sealing.buf)
                 {
@@ -311,6 +382,7 @@ impl Tail {
         Tail {
             seq,
             start,
+            held: 0,
             recorded: false,
             uploaded: buf.len(),
             buf,

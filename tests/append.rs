@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::time::Duration;
 
 use common::*;
@@ -157,4 +157,87 @@ fn two_writers_on_a_large_tail_one_is_fenced_and_nothing_interleaves() {
     assert_eq!(first.unflushed(), b"first");
     assert!(stream_contents(&bucket, "two.log") == expected);
     second.close().unwrap();
+}
+
+#[test]
+fn flushed_bytes_of_a_large_tail_leave_memory_and_reads_fetch_them() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let mut writer = Storage::new(bucket.clone(), "held.log", large_tail_options()).unwrap();
+    let mut expected = pattern(BASE, 5);
+    writer.write_all(&expected).unwrap();
+    writer.flush().unwrap();
+    let more = pattern(STEP, 6);
+    writer.write_all(&more).unwrap();
+    expected.extend_from_slice(&more);
+    // The flushed 6 MiB are read back from S3, the rest from memory.
+    server.take_requests();
+    writer.rewind().unwrap();
+    let mut got = Vec::new();
+    writer.read_to_end(&mut got).unwrap();
+    assert!(got == expected, "read back through the writing handle");
+    if !server.is_external() {
+        assert!(
+            ops(&server).contains(&"GetObject"),
+            "the flushed bytes came from S3"
+        );
+    }
+    assert_eq!(writer.unflushed(), more);
+    // Trimming never takes the object this writer is still writing.
+    assert_eq!(writer.trim(u64::MAX).unwrap(), 0);
+    writer.close().unwrap();
+    assert!(stream_contents(&bucket, "held.log") == expected);
+}
+
+#[test]
+fn a_large_tail_is_continued_from_a_head_not_its_bytes() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let mut expected = pattern(BASE, 7);
+    let mut first = Storage::new(bucket.clone(), "resume.log", large_tail_options()).unwrap();
+    first.write_all(&expected).unwrap();
+    first.close().unwrap();
+    server.take_requests();
+    let mut next = Storage::new(bucket.clone(), "resume.log", large_tail_options()).unwrap();
+    next.write_all(b"continued").unwrap();
+    next.close().unwrap();
+    expected.extend_from_slice(b"continued");
+    if !server.is_external() {
+        let ops = ops(&server);
+        assert!(ops.contains(&"HeadObject"), "{ops:?}");
+        assert!(
+            !ops.contains(&"GetObject"),
+            "the tail was not downloaded: {ops:?}"
+        );
+        assert!(ops.contains(&"UploadPartCopy"), "{ops:?}");
+    }
+    assert!(stream_contents(&bucket, "resume.log") == expected);
+}
+
+#[test]
+fn a_write_buffer_full_of_unflushed_bytes_is_flushed_before_the_next_write() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let options = Options {
+        write_buffer: BASE,
+        ..large_tail_options()
+    };
+    let mut writer = Storage::new(bucket.clone(), "buffer.log", options).unwrap();
+    let data = pattern(3 * BASE + 1000, 8);
+    for chunk in data.chunks(64 * 1024) {
+        writer.write_all(chunk).unwrap();
+        assert!(
+            writer.unflushed().len() <= BASE + 64 * 1024,
+            "held unflushed"
+        );
+    }
+    // Flushed by the writes alone: everything but the last buffer's worth is in S3.
+    let stored: u64 = segment_sizes(&bucket, "buffer.log").iter().sum();
+    assert!(
+        stored >= 2 * BASE as u64,
+        "{stored} bytes in S3 before any flush"
+    );
+    writer.close().unwrap();
+    assert!(stream_contents(&bucket, "buffer.log") == data);
+    assert_eq!(segment_sizes(&bucket, "buffer.log"), [data.len() as u64]);
 }

@@ -22,27 +22,31 @@ pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
 const OCTETS: &str = "application/octet-stream";
 
 impl Client {
-    /// Overwrites object `seq`, which starts at stream offset `start` and of whose bytes `body`
-    /// S3 holds the first `stored` (as the object `expect` names), and returns its new ETag.
+    /// Overwrites object `seq`, which starts at stream offset `start`, with its first `held`
+    /// bytes (which S3 has and the caller no longer keeps) followed by `body`, of which S3
+    /// holds the first `stored` (as the object `expect` names); returns its new ETag.
     ///
-    /// Once `stored` reaches [`Options::copy_threshold`](crate::Options::copy_threshold), only
-    /// the bytes S3 lacks are sent; below it, or with appending by copy turned off, the whole
-    /// body is PUT.
+    /// Once S3 holds [`Options::copy_threshold`](crate::Options::copy_threshold) bytes of it,
+    /// only the bytes S3 lacks are sent; below it, or with appending by copy turned off, the
+    /// whole body is PUT (`held` is then 0).
     pub(crate) fn overwrite(
         &self,
         seq: u64,
         start: u64,
+        held: usize,
         body: &[u8],
         stored: usize,
         expect: Expect<'_>,
     ) -> Result<String, Error> {
+        let in_s3 = held + stored;
         match expect {
             Expect::Etag(etag)
-                if self.options.append_by_copy
-                    && stored >= self.options.copy_threshold.max(MIN_PART)
-                    && stored < body.len() =>
+                if held > 0
+                    || (self.options.append_by_copy
+                        && in_s3 >= self.options.copy_threshold.max(MIN_PART)
+                        && stored < body.len()) =>
             {
-                self.append(seq, start, etag, stored, &body[stored..])
+                self.append(seq, start, etag, in_s3, &body[stored..])
             }
             _ => self.put(seq, start, body, expect),
         }
