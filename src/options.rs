@@ -94,15 +94,17 @@ pub struct Options {
     /// tail.
     pub append_by_copy: bool,
     /// With appending by copy, the most unflushed bytes of a tail that the writer holds: a
-    /// write that finds this many flushes first. Once S3 holds
-    /// [`copy_threshold`](Options::copy_threshold) bytes of the tail, flushed bytes leave memory
-    /// (reads fetch them from S3), so a writer holds about twice this much whatever
-    /// [`min_size`](Options::min_size) is, plus rust-s3's copy of the part it sends. Default
-    /// 16 MiB; at least `copy_threshold`.
+    /// write that finds this many flushes first. Default `None`: no limit, a tail is held until
+    /// it is flushed or sealed.
     ///
-    /// Each such flush costs an append by copy, in which the server copies the object so far:
-    /// a larger buffer means fewer of them.
-    pub write_buffer: usize,
+    /// Once S3 holds [`copy_threshold`](Options::copy_threshold) bytes of the tail, flushed
+    /// bytes leave memory (reads fetch them from S3), so with a limit a writer holds about twice
+    /// this much whatever [`min_size`](Options::min_size) is, plus rust-s3's copy of the part it
+    /// sends. The price: each such flush is an append by copy, in which the server copies the
+    /// object so far. With 64 MiB objects and a 16 MiB buffer, `io::copy` ran at 0.2× raw on the
+    /// in-process s3s-fs and 0.6× on SeaweedFS, against about 1× without a limit; a larger
+    /// buffer means fewer copies. At least `copy_threshold`.
+    pub write_buffer: Option<usize>,
 }
 
 impl Default for Options {
@@ -119,7 +121,7 @@ impl Default for Options {
             conditional_writes: true,
             copy_threshold: MIN_PART,
             append_by_copy: true,
-            write_buffer: 16 * MIB,
+            write_buffer: None,
         }
     }
 }
@@ -143,10 +145,10 @@ impl Options {
                 self.copy_threshold
             )));
         }
-        if self.write_buffer < self.copy_threshold {
+        if let Some(most) = self.write_buffer.filter(|&most| most < self.copy_threshold) {
             return Err(Error::InvalidConfig(format!(
-                "write_buffer must be at least copy_threshold ({} bytes), got {}",
-                self.copy_threshold, self.write_buffer
+                "write_buffer must be at least copy_threshold ({} bytes), got {most}",
+                self.copy_threshold
             )));
         }
         if self.read_ahead > MAX_READ_AHEAD {

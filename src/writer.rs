@@ -14,8 +14,9 @@ pub(crate) struct Writer {
     seal_bytes: usize,
     /// With appending by copy: the tail size in S3 from which its bytes leave memory once
     /// flushed (they are read back from S3), and the most unflushed bytes held before a write
-    /// flushes first. `None` without appending by copy: the tail then stays whole in memory.
-    drop_flushed: Option<(usize, usize)>,
+    /// flushes first, if limited. `None` without appending by copy: the tail then stays whole
+    /// in memory.
+    drop_flushed: Option<(usize, Option<usize>)>,
     /// The object being appended to, known from the first write on.
     tail: Option<Tail>,
     /// The object sealed last, while its final upload is not confirmed.
@@ -65,7 +66,7 @@ impl Writer {
     pub(crate) fn new(
         client: Arc<Client>,
         seal_bytes: usize,
-        drop_flushed: Option<(usize, usize)>,
+        drop_flushed: Option<(usize, Option<usize>)>,
     ) -> Writer {
         Writer {
             client,
@@ -121,7 +122,7 @@ impl Writer {
         let unflushed = tail.buf.len() - tail.uploaded;
         if full {
             self.seal(index)?;
-        } else if self.drop_flushed.is_some_and(|(_, most)| unflushed >= most) {
+        } else if self.write_buffer().is_some_and(|most| unflushed >= most) {
             // Before `data`, so that a failure appends nothing: the caller may write it again.
             self.flush(index)?;
         }
@@ -136,13 +137,15 @@ impl Writer {
         Ok(())
     }
 
-    /// What a tail's buffer reserves: the whole object, or at most the unflushed bytes held
-    /// when flushed bytes leave memory.
+    /// The most unflushed bytes a tail holds before a write flushes first, if limited.
+    fn write_buffer(&self) -> Option<usize> {
+        self.drop_flushed.and_then(|(_, most)| most)
+    }
+
+    /// What a tail's buffer reserves: the whole object, or at most the write buffer.
     fn reserve(&self) -> usize {
-        match self.drop_flushed {
-            Some((_, most)) => self.seal_bytes.min(most),
-            None => self.seal_bytes,
-        }
+        self.write_buffer()
+            .map_or(self.seal_bytes, |most| self.seal_bytes.min(most))
     }
 
     /// Makes every accepted byte durable: waits for the sealing upload, then uploads the tail
@@ -163,6 +166,7 @@ impl Writer {
                 if let Some((from, most)) = self.drop_flushed
                     && tail.held + tail.uploaded >= from
                 {
+                    let most = most.unwrap_or(self.seal_bytes);
                     // S3 has every byte and appends by copy from now on: reads go there.
                     tail.held += tail.uploaded;
                     index.cover(tail.seq, tail.held as u64);

@@ -219,7 +219,7 @@ fn a_write_buffer_full_of_unflushed_bytes_is_flushed_before_the_next_write() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
     let options = Options {
-        write_buffer: BASE,
+        write_buffer: Some(BASE),
         ..large_tail_options()
     };
     let mut writer = Storage::new(bucket.clone(), "buffer.log", options).unwrap();

@@ -76,7 +76,7 @@ fn measure_memory() {
     let data = pattern(64 * MIB, 9);
     let options = Options {
         min_size: 64,
-        write_buffer: 8 * MIB,
+        write_buffer: Some(8 * MIB),
         ..Options::default()
     };
     let grown = peak_rss_after(|| {
