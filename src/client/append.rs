@@ -224,12 +224,15 @@ fn send(bucket: &Bucket, key: &str, command: Command<'_>, tag: &str) -> Result<S
     }
 }
 
-/// The ETag S3 gives the object completed from `parts`: the MD5 of their binary MD5s, then the
-/// number of parts. `None` if a part's ETag is not an MD5 (a server of another kind).
+/// The ETag S3 gives the object completed from `parts`: the MD5 of their binary ETags, then the
+/// number of parts. A copied part's ETag may be the source's own multipart ETag (SeaweedFS):
+/// its digest counts, not its `-N`. `None` if a part's ETag is no MD5 (a server of another
+/// kind).
 fn multipart_etag(parts: &[Part]) -> Option<String> {
     let mut digests = Vec::with_capacity(16 * parts.len());
     for part in parts {
-        let hex = part.etag.trim_matches('"');
+        let etag = part.etag.trim_matches('"');
+        let hex = etag.split_once('-').map_or(etag, |(hex, _)| hex);
         if hex.len() != 32 {
             return None;
         }
@@ -272,7 +275,16 @@ mod tests {
         let mut both = md5::compute(b"a").0.to_vec();
         both.extend_from_slice(&md5::compute(b"b").0);
         let expected = format!("\"{:x}-2\"", md5::compute(&both));
-        assert_eq!(multipart_etag(&[part(1, &a), part(2, &b)]), Some(expected));
+        assert_eq!(
+            multipart_etag(&[part(1, &a), part(2, &b)]),
+            Some(expected.clone())
+        );
+        // SeaweedFS names a copied part by its source's ETag, and counts only the digest.
+        let copied = format!("{}-3", a.trim_end_matches('"'));
+        assert_eq!(
+            multipart_etag(&[part(1, &copied), part(2, &b)]),
+            Some(expected)
+        );
         assert_eq!(multipart_etag(&[part(1, "\"not-an-md5\"")]), None);
     }
 
