@@ -153,6 +153,7 @@ impl Writer {
     pub(crate) fn flush(&mut self, index: &mut Index) -> Result<(), Error> {
         self.check_fence()?;
         self.settle(index, true)?;
+        let reserve = self.reserve();
         let Some(tail) = self.tail.as_mut().filter(|t| t.buf.len() > t.uploaded) else {
             return Ok(());
         };
@@ -163,17 +164,16 @@ impl Writer {
                 tail.etag = Some(etag);
                 tail.uploaded = tail.buf.len();
                 tail.recorded = true;
-                if let Some((from, most)) = self.drop_flushed
+                if let Some((from, _)) = self.drop_flushed
                     && tail.held + tail.uploaded >= from
                 {
-                    let most = most.unwrap_or(self.seal_bytes);
                     // S3 has every byte and appends by copy from now on: reads go there.
                     tail.held += tail.uploaded;
                     index.cover(tail.seq, tail.held as u64);
                     tail.uploaded = 0;
                     tail.buf.clear();
-                    if tail.buf.capacity() > most {
-                        tail.buf = Vec::with_capacity(self.seal_bytes.min(most));
+                    if tail.buf.capacity() > reserve {
+                        tail.buf = Vec::with_capacity(reserve);
                     }
                 }
                 Ok(())
