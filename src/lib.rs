@@ -48,10 +48,10 @@
 //! A flush re-uploads the tail while it is small; once S3 holds [`Options::copy_threshold`]
 //! bytes of it (5 MiB), it sends only the new bytes (an append by copy): flushing every `K`
 //! bytes into objects of `S` bytes uploads about `1 + min(S, T)² / 2KS` times the data written,
-//! `T` the threshold. From there on flushed bytes leave memory, and with
-//! [`Options::write_buffer`] a write that finds that many unflushed bytes flushes first, so the
-//! writer's memory does not grow with [`Options::min_size`]. Sealed objects upload in the background while writing goes on,
-//! one at a time. Reading
+//! `T` the threshold. From there on flushed bytes leave memory. Large writes stream out as
+//! parts of [`Options::part_size`] bytes, [`Options::write_ahead`] at once, within an object and
+//! across objects, while writing goes on; objects are completed in stream order, so a crash
+//! leaves no gap, and the writer's memory does not grow with [`Options::min_size`]. Reading
 //! fetches ranged GETs of at most [`Options::read_chunk`] bytes; a sequential reader keeps
 //! [`Options::read_ahead`] of them in flight, across objects, so memory stays at
 //! `read_ahead + 1` chunks whatever the object size, and a read after a seek costs one small

@@ -6,8 +6,11 @@ use crate::Error;
 use crate::client::MIN_PART;
 
 const MIB: usize = 1024 * 1024;
-/// Each GET in flight is a thread and a connection: more than this is a mistake, not a tuning.
-const MAX_READ_AHEAD: usize = 64;
+/// Each request in flight is a thread and a connection: more than this is a mistake, not a
+/// tuning.
+const MAX_AHEAD: usize = 64;
+/// S3's most parts in one upload.
+const MAX_PARTS: usize = 10_000;
 
 /// How a [`Storage`](crate::Storage) cuts the stream into objects and reads it back.
 ///
@@ -29,10 +32,9 @@ pub struct Options {
     /// [`copy_threshold`](Options::copy_threshold) bytes of it, then only the new bytes: flushing
     /// every `K` bytes into objects of `S` bytes uploads about `1 + min(S, T)² / 2KS` times the
     /// data written, `T` the threshold. A large `min_size` means fewer objects and requests for
-    /// reading, and frequent flushes stay cheap in bytes. The writer holds the tail (only its
-    /// unflushed bytes once S3 holds `copy_threshold` of it, see
-    /// [`write_buffer`](Options::write_buffer)) and a sealed object until its background
-    /// upload is confirmed, plus the largest single write.
+    /// reading, and frequent flushes stay cheap in bytes. With appending by copy, memory does
+    /// not grow with it (see [`part_size`](Options::part_size)); without, the writer holds the
+    /// tail and one sealed object until its background upload is confirmed.
     pub min_size: usize,
     /// Largest number of bytes fetched by one ranged GET when reading. Default 8 MiB.
     ///
@@ -93,18 +95,30 @@ pub struct Options {
     /// turn it off for servers without UploadPartCopy. Each flush then re-uploads the whole
     /// tail.
     pub append_by_copy: bool,
-    /// With appending by copy, the most unflushed bytes of a tail that the writer holds: a
-    /// write that finds this many flushes first. Default `None`: no limit, a tail is held until
-    /// it is flushed or sealed.
+    /// Size of the parts that large writes stream out as, with appending by copy. Default
+    /// 8 MiB; at least 5 MiB (S3's smallest part), and at most a ten-thousandth of the largest
+    /// object (S3's most parts).
     ///
-    /// Once S3 holds [`copy_threshold`](Options::copy_threshold) bytes of the tail, flushed
-    /// bytes leave memory (reads fetch them from S3), so with a limit a writer holds about twice
-    /// this much whatever [`min_size`](Options::min_size) is, plus rust-s3's copy of the part it
-    /// sends. The price: each such flush is an append by copy, in which the server copies the
-    /// object so far. With 64 MiB objects and a 16 MiB buffer, `io::copy` ran at 0.2× raw on the
-    /// in-process s3s-fs and 0.6× on SeaweedFS, against about 1× without a limit; a larger
-    /// buffer means fewer copies. At least `copy_threshold`.
-    pub write_buffer: Option<usize>,
+    /// Once a tail holds this many bytes S3 lacks, they go out as a part of a multipart
+    /// upload to the tail's key, on a thread of its own, while writing goes on; a flush or a
+    /// seal sends the rest as the last part and completes the upload. Objects are completed in
+    /// stream order, each once the one before it is, so that a crash leaves no gap.
+    ///
+    /// The writer holds at most about `(write_ahead + 1) × part_size` bytes (40 MiB with the
+    /// defaults) plus the largest single write, whatever [`min_size`](Options::min_size) is:
+    /// past that it waits for uploads to end, and lets go of the parts of the tail that S3
+    /// already has. Those are read back from S3 once the tail is flushed (a read of them
+    /// flushes first), and are lost with the upload if another writer fences this one:
+    /// [`unflushed`](crate::Storage::unflushed) then lacks them. That happens only to a tail
+    /// larger than the budget that is not flushed.
+    pub part_size: usize,
+    /// Most parts uploading at once, across objects, each on its own connection and thread.
+    /// Default 4; between 1 and 64.
+    ///
+    /// On a link whose round trip is `t` and whose connections each carry `r` bytes per
+    /// second, one upload of `p` bytes moves `p / (t + p / r)`: more in flight make up for the
+    /// round trips, as [`read_ahead`](Options::read_ahead) does for reads.
+    pub write_ahead: usize,
 }
 
 impl Default for Options {
@@ -121,7 +135,8 @@ impl Default for Options {
             conditional_writes: true,
             copy_threshold: MIN_PART,
             append_by_copy: true,
-            write_buffer: None,
+            part_size: 8 * MIB,
+            write_ahead: 4,
         }
     }
 }
@@ -145,19 +160,32 @@ impl Options {
                 self.copy_threshold
             )));
         }
-        if let Some(most) = self.write_buffer.filter(|&most| most < self.copy_threshold) {
+        if self.part_size < MIN_PART {
             return Err(Error::InvalidConfig(format!(
-                "write_buffer must be at least copy_threshold ({} bytes), got {most}",
-                self.copy_threshold
+                "part_size must be at least {MIN_PART} bytes (S3's smallest part), got {}",
+                self.part_size
             )));
         }
-        if self.read_ahead > MAX_READ_AHEAD {
+        if !(1..=MAX_AHEAD).contains(&self.write_ahead) {
             return Err(Error::InvalidConfig(format!(
-                "read_ahead must be at most {MAX_READ_AHEAD}, got {}",
+                "write_ahead must be between 1 and {MAX_AHEAD}, got {}",
+                self.write_ahead
+            )));
+        }
+        if self.read_ahead > MAX_AHEAD {
+            return Err(Error::InvalidConfig(format!(
+                "read_ahead must be at most {MAX_AHEAD}, got {}",
                 self.read_ahead
             )));
         }
         match self.min_size.checked_mul(MIB) {
+            // The copied part, the parts of a full object, and the last one that crosses it.
+            Some(bytes) if bytes / self.part_size + 2 > MAX_PARTS => {
+                Err(Error::InvalidConfig(format!(
+                    "min_size {} MiB would take more than {MAX_PARTS} parts of {} bytes",
+                    self.min_size, self.part_size
+                )))
+            }
             Some(bytes) if bytes > 0 => Ok(bytes),
             _ => Err(Error::InvalidConfig(format!(
                 "min_size must be between 1 and {} MiB, got {}",

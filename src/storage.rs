@@ -10,7 +10,7 @@ use crate::client::{Client, MIN_PART};
 use crate::index::Index;
 use crate::layout::{Layout, Location, Segment};
 use crate::reader::Reader;
-use crate::writer::Writer;
+use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
 
 /// An append-only byte stream kept in S3, as one `Read + Write + Seek + BufRead` handle.
@@ -131,12 +131,15 @@ impl Storage {
         let layout = Layout::new(name)?;
         let seal_bytes = options.seal_bytes()?;
         let reader = Reader::new(options.read_chunk, options.read_ahead);
-        let drop_flushed = (options.append_by_copy)
-            .then_some((options.copy_threshold.max(MIN_PART), options.write_buffer));
+        let copy = options.append_by_copy.then_some(Streaming {
+            copy_from: options.copy_threshold.max(MIN_PART),
+            part: options.part_size,
+            ahead: options.write_ahead,
+        });
         let client = Arc::new(Client::new(bucket, layout, options));
         client.check_bucket()?;
         Ok(Storage {
-            writer: Writer::new(client.clone(), seal_bytes, drop_flushed),
+            writer: Writer::new(client.clone(), seal_bytes, copy),
             reader,
             client,
             index: Index::default(),
@@ -367,6 +370,15 @@ impl Storage {
         Ok(())
     }
 
+    /// Flushes before a read of this handle's own bytes if memory no longer holds them all:
+    /// parts of a tail larger than the write budget that S3 has, but not as an object yet.
+    fn complete_for_read(&mut self) -> Result<(), Error> {
+        if !self.writer.holds_all() && self.reader.pos >= self.index.end() {
+            self.writer.flush(&mut self.index)?;
+        }
+        Ok(())
+    }
+
     /// The stream's length (the offset of its end), as of now.
     fn len(&mut self) -> Result<u64, Error> {
         if !self.writer.started() {
@@ -435,6 +447,7 @@ impl BufRead for Storage {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.check_open()?;
         self.check_readable()?;
+        self.complete_for_read()?;
         Ok(self
             .reader
             .fill_buf(&self.client, &mut self.index, &self.writer, 0)?)
@@ -451,6 +464,7 @@ impl Read for Storage {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.check_open()?;
         self.check_readable()?;
+        self.complete_for_read()?;
         // A GET for less than the caller asks for would only cost another request.
         let available =
             self.reader

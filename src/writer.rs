@@ -1,9 +1,17 @@
-//! The write side: the tail object (from the bytes S3 lacks, once it is large) in memory, the
-//! sealed object still uploading in the background, and the fence that stops a writer once
-//! another one took over the stream.
+//! The write side: the objects this handle has not finished writing, oldest first. The last
+//! one is the tail, which writes append to; those before it are sealed.
+//!
+//! Large writes stream out as parts of a multipart upload, several at once on threads of their
+//! own, under one budget of bytes held. Objects become whole in S3 strictly in stream order (by
+//! their Complete, or by one PUT or append by copy), so that a crash never leaves a gap: a
+//! sealed object's parts upload while the next object fills, but it is completed only once the
+//! one before it is. A fence stops the writer once another one took over the stream.
 
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use s3::serde_types::Part;
 
 use crate::Error;
 use crate::client::{Client, Expect};
@@ -12,48 +20,87 @@ use crate::index::Index;
 pub(crate) struct Writer {
     client: Arc<Client>,
     seal_bytes: usize,
-    /// With appending by copy: the tail size in S3 from which its bytes leave memory once
-    /// flushed (they are read back from S3), and the most unflushed bytes held before a write
-    /// flushes first, if limited. `None` without appending by copy: the tail then stays whole
-    /// in memory.
-    drop_flushed: Option<(usize, Option<usize>)>,
-    /// The object being appended to, known from the first write on.
-    tail: Option<Tail>,
-    /// The object sealed last, while its final upload is not confirmed.
-    sealing: Option<Sealing>,
+    /// With appending by copy, the size in S3 from which an object's bytes leave memory once
+    /// S3 has them (reads fetch them from S3), and the part size and most parts uploading at
+    /// once. `None` without appending by copy: objects are then held and uploaded whole.
+    copy: Option<Streaming>,
+    /// Oldest first; the last one is the tail. Empty until the first write finds the end.
+    objects: VecDeque<Object>,
+    /// Set while a flush waits: the tail is then completed too, not only sealed objects.
+    flushing: bool,
     /// Set once another writer took over: this handle writes no more.
     fenced: Option<Fence>,
-    /// The buffer of the object sealed before, kept for the next tail.
-    spare: Vec<u8>,
+    /// Rung by every job that ends, so that a writer short of room can wait for any of them.
+    bell: Arc<Bell>,
 }
 
-/// The object being written: its bytes from `held` on are in memory.
-struct Tail {
+#[derive(Clone, Copy)]
+pub(crate) struct Streaming {
+    pub(crate) copy_from: usize,
+    pub(crate) part: usize,
+    pub(crate) ahead: usize,
+}
+
+/// An object this handle writes. Its bytes: `held` in S3 only (the index covers them), then
+/// in memory those of the upload's parts, then `buf`.
+struct Object {
     seq: u64,
-    /// Bytes of the object before `buf`: in S3, and in the index, which reads go through.
-    held: usize,
     /// Stream offset of its first byte, recorded with every upload.
     start: u64,
-    buf: Vec<u8>,
-    /// How much of `buf` the object in S3 holds.
-    uploaded: usize,
+    held: usize,
+    /// How many bytes of memory, from its first one, the object in S3 holds after `held`.
+    stored: usize,
     /// The object's ETag as we last wrote or read it; `None` while it does not exist.
     etag: Option<String>,
     /// Whether S3's copy is one this handle uploaded, and so records its start.
     recorded: bool,
+    upload: Option<Upload>,
+    /// The bytes not handed to the upload. Shared with the job that PUTs it whole.
+    buf: Arc<Vec<u8>>,
+    sealed: bool,
+    /// The request that makes the object whole in S3, while under way.
+    finish: Option<Job<String>>,
 }
 
-/// A full object on its way to S3. Its bytes stay here, readable, until S3 has them.
-struct Sealing {
-    seq: u64,
-    start: u64,
-    /// As [`Tail::held`].
-    held: usize,
-    buf: Arc<Vec<u8>>,
-    uploaded: usize,
-    etag: Option<String>,
-    /// The background upload; `None` once it failed, so the next call retries in the caller.
-    job: Option<JoinHandle<Result<String, Error>>>,
+/// A multipart upload to an object's key, while its parts go out.
+struct Upload {
+    id: Arc<str>,
+    parts: Vec<Chunk>,
+    /// No part follows: the last one may be short. Set by a flush or a seal.
+    closed: bool,
+}
+
+struct Chunk {
+    number: u32,
+    len: usize,
+    source: Source,
+    state: State,
+}
+
+enum Source {
+    /// Part 1, copied by the server from the object as S3 holds it: its `held` bytes.
+    Copy,
+    Bytes(Arc<Vec<u8>>),
+    /// Bytes S3 has as a part, let go to bound memory: they are readable once completed.
+    Released,
+}
+
+enum State {
+    Running(Job<Part>),
+    Done(Part),
+    /// Failed and reported: sent again at the next call.
+    Failed,
+}
+
+/// Work on a thread of its own, whose outcome lands here before the bell rings: once rung,
+/// the outcome is there to take.
+struct Job<T>(Arc<Mutex<Option<Result<T, Error>>>>);
+
+/// Counts ended jobs, so that a waiter misses none that ends after it looked.
+#[derive(Default)]
+struct Bell {
+    rung: Mutex<u64>,
+    ring: Condvar,
 }
 
 /// What a fenced writer keeps: the key it lost and the bytes that never reached S3.
@@ -63,145 +110,144 @@ struct Fence {
 }
 
 impl Writer {
-    pub(crate) fn new(
-        client: Arc<Client>,
-        seal_bytes: usize,
-        drop_flushed: Option<(usize, Option<usize>)>,
-    ) -> Writer {
+    pub(crate) fn new(client: Arc<Client>, seal_bytes: usize, copy: Option<Streaming>) -> Writer {
         Writer {
             client,
             seal_bytes,
-            drop_flushed,
-            tail: None,
-            sealing: None,
+            copy,
+            objects: VecDeque::new(),
+            flushing: false,
             fenced: None,
-            spare: Vec::new(),
+            bell: Arc::default(),
         }
     }
 
     /// Whether this handle found the end of the stream: from then on the index covers the
     /// objects before the writer's, and the rest of the stream is in [`Writer::local`].
     pub(crate) fn started(&self) -> bool {
-        self.tail.is_some()
+        !self.objects.is_empty()
     }
 
     /// Whether the tail is in S3 as this handle uploaded it, recording its start: the objects
     /// before it may then all be trimmed.
     pub(crate) fn tail_recorded(&self) -> bool {
-        self.tail.as_ref().is_some_and(|t| t.recorded)
+        self.objects.back().is_some_and(|t| t.recorded)
     }
 
-    /// The stream's bytes after the index: the sealing object's, then the tail's.
-    pub(crate) fn local(&self) -> [&[u8]; 2] {
-        [
-            self.sealing.as_ref().map_or(&[][..], |s| &s.buf[..]),
-            self.tail.as_ref().map_or(&[][..], |t| &t.buf[..]),
-        ]
+    /// The stream's bytes after the index, in order. Only whole if [`Writer::holds_all`].
+    pub(crate) fn local(&self) -> Vec<&[u8]> {
+        let mut local = Vec::new();
+        for object in &self.objects {
+            for part in object.upload.iter().flat_map(|u| &u.parts) {
+                if let Source::Bytes(bytes) = &part.source {
+                    local.push(&bytes[..]);
+                }
+            }
+            local.push(&object.buf[..]);
+        }
+        local
+    }
+
+    /// Whether memory holds every byte after the index: false once parts of an object larger
+    /// than the write budget were let go, until the object is complete.
+    pub(crate) fn holds_all(&self) -> bool {
+        !(self.objects.iter().flat_map(|o| &o.upload))
+            .flat_map(|u| &u.parts)
+            .any(|part| matches!(part.source, Source::Released))
     }
 
     /// Drops the buffers of a closed stream.
     pub(crate) fn release(&mut self) {
-        self.tail = None;
-        self.spare = Vec::new();
+        self.objects.clear();
     }
 
     /// The tail's key, for messages.
     pub(crate) fn tail_key(&self) -> Option<String> {
-        self.tail.as_ref().map(|t| self.client.key(t.seq))
-    }
-
-    /// Appends `data` whole to the tail. The first write finds the end of the stream; a write
-    /// that finds the tail full seals it and hands its upload to a background thread. A failed
-    /// background upload is reported here (and nothing of `data` is appended), then retried.
-    pub(crate) fn write(&mut self, index: &mut Index, data: &[u8]) -> Result<(), Error> {
-        self.check_fence()?;
-        self.settle(index, false)?;
-        let seal_bytes = self.seal_bytes;
-        let tail = self.tail(index)?;
-        let full = tail.held + tail.buf.len() >= seal_bytes;
-        let unflushed = tail.buf.len() - tail.uploaded;
-        if full {
-            self.seal(index)?;
-        } else if self.write_buffer().is_some_and(|most| unflushed >= most) {
-            // Before `data`, so that a failure appends nothing: the caller may write it again.
-            self.flush(index)?;
-        }
-        let reserve = self.reserve();
-        let tail = self.tail(index)?;
-        if tail.buf.capacity() - tail.buf.len() < data.len() {
-            // Only the write that crosses the size reserved gets here: grow by just that much.
-            tail.buf
-                .reserve_exact(data.len().max(reserve.saturating_sub(tail.buf.len())));
-        }
-        tail.buf.extend_from_slice(data);
-        Ok(())
-    }
-
-    /// The most unflushed bytes a tail holds before a write flushes first, if limited.
-    fn write_buffer(&self) -> Option<usize> {
-        self.drop_flushed.and_then(|(_, most)| most)
-    }
-
-    /// What a tail's buffer reserves: the whole object, or at most the write buffer.
-    fn reserve(&self) -> usize {
-        self.write_buffer()
-            .map_or(self.seal_bytes, |most| self.seal_bytes.min(most))
-    }
-
-    /// Makes every accepted byte durable: waits for the sealing upload, then uploads the tail
-    /// if S3 lacks any of its bytes.
-    pub(crate) fn flush(&mut self, index: &mut Index) -> Result<(), Error> {
-        self.check_fence()?;
-        self.settle(index, true)?;
-        let reserve = self.reserve();
-        let Some(tail) = self.tail.as_mut().filter(|t| t.buf.len() > t.uploaded) else {
-            return Ok(());
-        };
-        let expect = tail.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-        let (seq, start, held, uploaded) = (tail.seq, tail.start, tail.held, tail.uploaded);
-        match (self.client).overwrite(seq, start, held, &tail.buf, uploaded, expect) {
-            Ok(etag) => {
-                tail.etag = Some(etag);
-                tail.uploaded = tail.buf.len();
-                tail.recorded = true;
-                if let Some((from, _)) = self.drop_flushed
-                    && tail.held + tail.uploaded >= from
-                {
-                    // S3 has every byte and appends by copy from now on: reads go there.
-                    tail.held += tail.uploaded;
-                    index.cover(tail.seq, tail.held as u64);
-                    tail.uploaded = 0;
-                    tail.buf.clear();
-                    if tail.buf.capacity() > reserve {
-                        tail.buf = Vec::with_capacity(reserve);
-                    }
-                }
-                Ok(())
-            }
-            Err(err) => Err(self.fail(err)),
-        }
+        self.objects.back().map(|t| self.client.key(t.seq))
     }
 
     /// Whether the index holds an object this writer is still writing (the part of it that
     /// left memory): that one must not be trimmed.
     pub(crate) fn shares_index(&self) -> bool {
-        self.tail.as_ref().is_some_and(|t| t.held > 0)
-            || self.sealing.as_ref().is_some_and(|s| s.held > 0)
+        self.objects.front().is_some_and(|o| o.held > 0)
     }
 
-    /// The bytes accepted by `write` that S3 does not hold yet.
+    /// Appends `data` whole to the tail. The first write finds the end of the stream; a write
+    /// that finds the tail full seals it, and one that finds a part's worth of bytes hands them
+    /// to the upload. A failed upload is reported here (and nothing of `data` is appended),
+    /// then tried again.
+    pub(crate) fn write(&mut self, index: &mut Index, data: &[u8]) -> Result<(), Error> {
+        self.check_fence()?;
+        self.pump(index)?;
+        let tail = self.tail(index)?;
+        if tail.len() >= self.seal_bytes {
+            self.seal(index)?;
+        } else {
+            self.stream(index, false)?;
+        }
+        let reserve = self
+            .copy
+            .map_or(self.seal_bytes, |c| c.part.min(self.seal_bytes));
+        let tail = self.tail(index)?;
+        let buf = Arc::make_mut(&mut tail.buf);
+        if buf.capacity() - buf.len() < data.len() {
+            // Only the write that crosses the size reserved gets here: grow by just that much.
+            buf.reserve_exact(data.len().max(reserve.saturating_sub(buf.len())));
+        }
+        buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Makes every accepted byte durable: completes the objects in order, the tail last.
+    pub(crate) fn flush(&mut self, index: &mut Index) -> Result<(), Error> {
+        self.check_fence()?;
+        self.flushing = true;
+        let result = self.drain(index);
+        self.flushing = false;
+        result
+    }
+
+    fn drain(&mut self, index: &mut Index) -> Result<(), Error> {
+        loop {
+            let seen = self.bell.seen();
+            self.stream(index, true)?;
+            self.pump(index)?;
+            let Some(tail) = self.objects.back() else {
+                return Ok(());
+            };
+            if self.objects.len() == 1 && tail.upload.is_none() && tail.unflushed() == 0 {
+                return Ok(());
+            }
+            if self.running() == 0 {
+                // Every path above starts a job while anything is left: this is a bug, and
+                // reporting it beats both waiting forever and claiming durability.
+                return Err(Error::Transport {
+                    op: "FLUSH",
+                    key: self.client.key(tail.seq),
+                    source: std::io::Error::other("nothing left to upload, yet bytes remain"),
+                });
+            }
+            self.bell.wait_past(seen);
+        }
+    }
+
+    /// The bytes accepted by `write` that S3 does not hold in a complete object yet (those
+    /// already uploaded as parts included, unless they were let go: see
+    /// [`Options::part_size`](crate::Options::part_size)).
     pub(crate) fn unflushed(&self) -> Vec<u8> {
         if let Some(fence) = &self.fenced {
             return fence.unflushed.clone();
         }
-        let sealing = self.sealing.as_ref().map(|s| &s.buf[s.uploaded..]);
-        let tail = self.tail.as_ref().map(|t| &t.buf[t.uploaded..]);
-        [sealing, tail]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .collect()
+        let mut out = Vec::new();
+        for object in &self.objects {
+            let mut skip = object.stored;
+            for bytes in object.memory() {
+                let from = skip.min(bytes.len());
+                out.extend_from_slice(&bytes[from..]);
+                skip -= from;
+            }
+        }
+        out
     }
 
     fn check_fence(&self) -> Result<(), Error> {
@@ -213,8 +259,8 @@ impl Writer {
         }
     }
 
-    /// A fence turns the writer off: the bytes S3 lacks are kept aside, and reads show what S3
-    /// holds from the index on.
+    /// A fence turns the writer off: the bytes S3 lacks are kept aside, the uploads under way
+    /// are aborted (best effort), and reads show what S3 holds from the index on.
     fn fail(&mut self, err: Error) -> Error {
         if let Error::Fenced { key } = &err {
             log::error!("{key} was changed by another writer: this handle stops writing");
@@ -223,175 +269,480 @@ impl Writer {
                 key: key.clone(),
                 unflushed,
             });
-            self.tail = None;
-            self.sealing = None;
+            self.abort_uploads();
         }
         err
     }
 
-    /// The tail, found on first use: a last object below the sealing size is continued (its
-    /// bytes are fetched once, now), otherwise a new object is started. The index is anchored
-    /// on the way, with no request of its own when the stream is new or the continued tail
-    /// records its start.
-    fn tail(&mut self, index: &mut Index) -> Result<&mut Tail, Error> {
-        let tail = match self.tail.take() {
-            Some(tail) => tail,
-            None => {
-                index.list(&self.client)?;
-                let reserve = self.reserve();
-                match index.last() {
-                    Some(last)
-                        if last.size < self.seal_bytes as u64
-                            && self
-                                .drop_flushed
-                                .is_some_and(|(from, _)| last.size >= from as u64) =>
-                    {
-                        // Appending by copy needs the object's ETag, not its bytes: they stay
-                        // in S3, and in the index for reads.
-                        let (etag, recorded) = self.client.stat(last.seq)?;
-                        index.anchor_with(&self.client, last.seq, recorded)?;
-                        let start = index.last().map_or(0, |last| last.start);
-                        let mut tail =
-                            Tail::new(last.seq, start, Vec::with_capacity(reserve), Some(etag));
-                        tail.held = last.size as usize;
-                        tail
-                    }
-                    Some(last) if last.size < self.seal_bytes as u64 => {
-                        let mut whole = self.client.get_whole(last.seq, last.size)?;
-                        index.anchor_with(&self.client, last.seq, whole.start)?;
-                        let start = index.last().map_or(0, |last| last.start);
-                        whole.buf.reserve_exact(self.seal_bytes - whole.buf.len());
-                        index.truncate_from(last.seq);
-                        Tail::new(last.seq, start, whole.buf, Some(whole.etag))
-                    }
-                    last => {
-                        index.anchor_empty();
-                        index.anchor(&self.client)?;
-                        Tail::new(
-                            next_seq(last.map(|l| l.seq))?,
-                            index.end(),
-                            Vec::with_capacity(reserve),
-                            None,
-                        )
-                    }
-                }
+    fn abort_uploads(&mut self) {
+        for object in std::mem::take(&mut self.objects) {
+            if let Some(upload) = object.upload {
+                self.client.abort(&self.client.key(object.seq), &upload.id);
             }
-        };
-        Ok(self.tail.insert(tail))
+        }
     }
 
-    /// Seals the full tail and starts the next object. At most one sealed object uploads at a
-    /// time: a second one waits for the first, so memory stays at two tails.
+    /// The tail, found on first use: a last object below the sealing size is continued (its
+    /// bytes are fetched once, now, unless it is large enough to append to by copy),
+    /// otherwise a new object is started. The index is anchored on the way, with no request
+    /// of its own when the stream is new or the continued tail records its start.
+    fn tail(&mut self, index: &mut Index) -> Result<&mut Object, Error> {
+        if self.objects.is_empty() {
+            index.list(&self.client)?;
+            let tail = match index.last() {
+                Some(last)
+                    if last.size < self.seal_bytes as u64
+                        && self.copy.is_some_and(|c| last.size >= c.copy_from as u64) =>
+                {
+                    // Appending by copy needs the object's ETag, not its bytes: they stay in
+                    // S3, and in the index for reads.
+                    let (etag, recorded) = self.client.stat(last.seq)?;
+                    index.anchor_with(&self.client, last.seq, recorded)?;
+                    let start = index.last().map_or(0, |last| last.start);
+                    let mut tail = Object::new(last.seq, start, Vec::new(), Some(etag));
+                    tail.held = last.size as usize;
+                    tail
+                }
+                Some(last) if last.size < self.seal_bytes as u64 => {
+                    let whole = self.client.get_whole(last.seq, last.size)?;
+                    index.anchor_with(&self.client, last.seq, whole.start)?;
+                    let start = index.last().map_or(0, |last| last.start);
+                    index.truncate_from(last.seq);
+                    Object::new(last.seq, start, whole.buf, Some(whole.etag))
+                }
+                last => {
+                    index.anchor_empty();
+                    index.anchor(&self.client)?;
+                    let seq = next_seq(last.map(|l| l.seq))?;
+                    Object::new(seq, index.end(), Vec::new(), None)
+                }
+            };
+            self.objects.push_back(tail);
+        }
+        Ok(self.objects.back_mut().expect("a tail was just found"))
+    }
+
+    /// Seals the full tail and starts the next object. Its last bytes go out as the last
+    /// part; it is completed in turn, in the background.
     fn seal(&mut self, index: &mut Index) -> Result<(), Error> {
-        self.settle(index, true)?;
-        let Some(tail) = self.tail.take() else {
-            return Ok(());
-        };
-        let mut buf = std::mem::take(&mut self.spare);
-        buf.reserve_exact(self.reserve());
-        let next_start = tail.start + (tail.held + tail.buf.len()) as u64;
-        let next = Tail::new(next_seq(Some(tail.seq))?, next_start, buf, None);
+        self.make_room(index, true)?;
+        self.stream(index, true)?;
+        let tail = self.tail(index)?;
+        let (seq, len) = (tail.seq, tail.len());
+        tail.sealed = true;
+        let next = Object::new(
+            next_seq(Some(seq))?,
+            tail.start + len as u64,
+            Vec::new(),
+            None,
+        );
         log::info!(
-            "sealed {} at {} bytes; continuing in {}",
-            self.client.key(tail.seq),
-            tail.buf.len(),
+            "sealed {} at {len} bytes; continuing in {}",
+            self.client.key(seq),
             self.client.key(next.seq)
         );
-        if tail.uploaded == tail.buf.len() {
-            index.cover(tail.seq, (tail.held + tail.buf.len()) as u64);
-            let mut buf = tail.buf;
-            buf.clear();
-            self.spare = buf;
-        } else {
-            let buf = Arc::new(tail.buf);
-            let etag = tail.etag.clone();
-            let (seq, start, held, uploaded) = (tail.seq, tail.start, tail.held, tail.uploaded);
-            let job = self.spawn_upload(seq, start, held, buf.clone(), uploaded, etag);
-            self.sealing = Some(Sealing {
-                seq: tail.seq,
-                start: tail.start,
-                held: tail.held,
-                buf,
-                uploaded: tail.uploaded,
-                etag: tail.etag,
-                job,
-            });
+        self.objects.push_back(next);
+        self.pump(index)
+    }
+
+    /// Hands the tail's bytes to its upload, a part at a time, starting the upload once a
+    /// part's worth is there. With `last`, the bytes short of a part go too, as the upload's
+    /// last part, if an upload is under way (else the object's final upload sends them).
+    fn stream(&mut self, index: &mut Index, last: bool) -> Result<(), Error> {
+        let Some(copy) = self.copy else {
+            return Ok(());
+        };
+        loop {
+            let Some(tail) = self.objects.back_mut() else {
+                return Ok(());
+            };
+            let open = tail.upload.as_ref().map(|u| !u.closed);
+            let len = tail.buf.len();
+            if open == Some(false) || (len < copy.part && !(last && open == Some(true))) {
+                break;
+            }
+            if len == 0 {
+                if let Some(upload) = tail.upload.as_mut() {
+                    upload.closed = true;
+                }
+                break;
+            }
+            self.make_room(index, false)?;
+            self.cut(len.min(copy.part), copy.part)?;
         }
-        self.tail = Some(next);
         Ok(())
     }
 
-    fn spawn_upload(
-        &self,
-        seq: u64,
-        start: u64,
-        held: usize,
-        buf: Arc<Vec<u8>>,
-        uploaded: usize,
-        etag: Option<String>,
-    ) -> Option<JoinHandle<Result<String, Error>>> {
+    /// Moves the first `n` bytes of the tail's buffer into a new part, and starts its upload
+    /// (and the multipart upload itself, first, if there is none).
+    fn cut(&mut self, n: usize, part: usize) -> Result<(), Error> {
         let client = self.client.clone();
-        let spawned = std::thread::Builder::new()
-            .name("s3-syncr-upload".into())
-            .spawn(move || {
-                let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                client.overwrite(seq, start, held, &buf, uploaded, expect)
+        let bell = &self.bell;
+        let tail = self.objects.back_mut().expect("only the tail is cut");
+        let key = client.key(tail.seq);
+        if tail.upload.is_none() {
+            let id: Arc<str> = client.create_upload(&key, tail.start)?.into();
+            let mut parts = Vec::new();
+            if tail.held > 0 {
+                let (key, id, size) = (key.clone(), id.clone(), tail.held as u64);
+                let job = spawn(&client, bell, move |c| c.copy_part(&key, &id, size));
+                parts.push(Chunk {
+                    number: 1,
+                    len: tail.held,
+                    source: Source::Copy,
+                    state: State::Running(job),
+                });
+            }
+            tail.upload = Some(Upload {
+                id,
+                parts,
+                closed: false,
             });
-        // Without a thread, the upload happens in the caller, at the next settle.
-        spawned.ok()
+        }
+        let buf = Arc::make_mut(&mut tail.buf);
+        let mut rest = Vec::with_capacity(part.max(buf.len() - n));
+        rest.extend_from_slice(&buf[n..]);
+        buf.truncate(n);
+        let bytes = Arc::new(std::mem::replace(buf, rest));
+        let upload = tail.upload.as_mut().expect("started above");
+        let number = upload.parts.last().map_or(1, |p| p.number + 1);
+        let chunk = Chunk {
+            number,
+            len: n,
+            source: Source::Bytes(bytes.clone()),
+            state: State::Running(upload_part(&client, bell, key, &upload.id, number, bytes)),
+        };
+        upload.parts.push(chunk);
+        upload.closed = n < part;
+        Ok(())
     }
 
-    /// Takes the sealing upload's outcome: waits for it if `wait`, and uploads in the caller
-    /// if an earlier attempt failed. Once S3 has the object, it joins the index.
-    fn settle(&mut self, index: &mut Index, wait: bool) -> Result<(), Error> {
-        let Some(sealing) = self.sealing.as_mut() else {
-            return Ok(());
-        };
-        let result = match sealing.job.take() {
-            Some(job) if !wait && !job.is_finished() => {
-                sealing.job = Some(job);
+    /// Waits until another part may start: fewer than the most parts uploading, and the bytes
+    /// held within `(ahead + 1) × part`. Parts of the tail that S3 already has are let go if
+    /// that is what it takes: the tail is larger than the budget. Without streaming, `sealing`
+    /// waits until no sealed object is left, so that memory stays at two objects.
+    fn make_room(&mut self, index: &mut Index, sealing: bool) -> Result<(), Error> {
+        loop {
+            let seen = self.bell.seen();
+            self.pump(index)?;
+            let room = match self.copy {
+                Some(copy) => {
+                    let held: usize = self.objects.iter().map(Object::in_memory).sum();
+                    let over = held > (copy.ahead + 1) * copy.part;
+                    if over && self.release_tail_parts() {
+                        continue;
+                    }
+                    !over && self.running_parts() < copy.ahead
+                }
+                None => !sealing || self.objects.len() == 1,
+            };
+            if room || self.running() == 0 {
                 return Ok(());
             }
-            Some(job) => job.join().unwrap_or_else(|_| {
-                Err(Error::Transport {
-                    op: "PUT",
-                    key: self.client.key(sealing.seq),
-                    source: std::io::Error::other("the upload thread panicked"),
-                })
-            }),
+            self.bell.wait_past(seen);
+        }
+    }
+
+    /// Lets go of the bytes of the tail's parts that S3 has; whether there were any.
+    fn release_tail_parts(&mut self) -> bool {
+        let Some(upload) = self.objects.back_mut().and_then(|t| t.upload.as_mut()) else {
+            return false;
+        };
+        let mut released = false;
+        for part in &mut upload.parts {
+            if matches!(part.state, State::Done(_)) && matches!(part.source, Source::Bytes(_)) {
+                part.source = Source::Released;
+                released = true;
+            }
+        }
+        released
+    }
+
+    fn running_parts(&self) -> usize {
+        (self.objects.iter().flat_map(|o| &o.upload))
+            .flat_map(|u| &u.parts)
+            .filter(|p| matches!(p.state, State::Running(_)))
+            .count()
+    }
+
+    fn running(&self) -> usize {
+        self.running_parts() + self.objects.iter().filter(|o| o.finish.is_some()).count()
+    }
+
+    /// Takes the outcome of every job that ended, sends again the parts whose failure was
+    /// reported before, and starts the final upload of the oldest object once it can: objects
+    /// become whole in S3 in stream order. Reports the first failure, after the request's own
+    /// retries.
+    fn pump(&mut self, index: &mut Index) -> Result<(), Error> {
+        let mut failure = None;
+        let client = self.client.clone();
+        for object in &mut self.objects {
+            let key = client.key(object.seq);
+            let held = object.held as u64;
+            let Some(upload) = object.upload.as_mut() else {
+                continue;
+            };
+            for part in &mut upload.parts {
+                part.state = match std::mem::replace(&mut part.state, State::Failed) {
+                    State::Failed => State::Running(match &part.source {
+                        Source::Copy => {
+                            let (key, id) = (key.clone(), upload.id.clone());
+                            spawn(&client, &self.bell, move |c| c.copy_part(&key, &id, held))
+                        }
+                        Source::Bytes(bytes) => {
+                            let (key, bytes) = (key.clone(), bytes.clone());
+                            upload_part(&client, &self.bell, key, &upload.id, part.number, bytes)
+                        }
+                        Source::Released => unreachable!("only parts S3 has are let go"),
+                    }),
+                    State::Running(job) if job.is_finished() => match job.join() {
+                        Ok(done) => State::Done(done),
+                        Err(err) => {
+                            failure.get_or_insert(err);
+                            State::Failed
+                        }
+                    },
+                    state => state,
+                };
+            }
+        }
+        while failure.is_none() {
+            let flushing = self.flushing && self.objects.len() == 1;
+            let Some(oldest) = self.objects.front_mut() else {
+                break;
+            };
+            match oldest.finish.take() {
+                Some(job) if !job.is_finished() => {
+                    oldest.finish = Some(job);
+                    break;
+                }
+                Some(job) => match job.join() {
+                    Ok(etag) => self.finished(index, etag),
+                    Err(err) => failure = Some(err),
+                },
+                None if !(oldest.sealed || flushing) || !oldest.ready() => break,
+                None if oldest.upload.is_none() && oldest.unflushed() == 0 => {
+                    if !oldest.sealed {
+                        break;
+                    }
+                    index.cover(oldest.seq, oldest.len() as u64);
+                    self.objects.pop_front();
+                }
+                None => oldest.finish = Some(oldest.start_finish(&client, &self.bell)),
+            }
+        }
+        match failure {
+            Some(err) => Err(self.fail(err)),
+            None => Ok(()),
+        }
+    }
+
+    /// The oldest object is whole in S3 with ETag `etag`, as far as its final upload took
+    /// it. After a multipart upload, or once it is large enough to append to by copy, its
+    /// bytes leave memory and reads go to S3.
+    fn finished(&mut self, index: &mut Index, etag: String) {
+        let copy_from = self.copy.map(|c| c.copy_from);
+        let reserve = self.copy.map_or(0, |c| c.part.min(self.seal_bytes));
+        let Some(object) = self.objects.front_mut() else {
+            return;
+        };
+        object.etag = Some(etag);
+        object.recorded = true;
+        let total = object.len();
+        let completed = match object.upload.take() {
+            // Bytes written after a failed flush closed the upload are not in it: they stay.
+            Some(upload) => upload.parts.iter().map(|p| p.len).sum(),
+            None if copy_from.is_some_and(|from| total >= from) => total,
             None => {
-                let expect = sealing.etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                let (seq, start, held) = (sealing.seq, sealing.start, sealing.held);
-                (self.client).overwrite(seq, start, held, &sealing.buf, sealing.uploaded, expect)
+                object.stored = object.buf.len();
+                return;
             }
         };
-        match result {
-            Ok(_) => {
-                index.cover(sealing.seq, (sealing.held + sealing.buf.len()) as u64);
-                if let Some(sealing) = self.sealing.take()
-                    && let Ok(mut buf) = Arc::try_unwrap(sealing.buf)
-                {
-                    buf.clear();
-                    self.spare = buf;
-                }
-                Ok(())
+        // What is left in `buf` is what the upload lacked.
+        let unsent = total - completed;
+        let buf = Arc::make_mut(&mut object.buf);
+        let mut rest = Vec::with_capacity(reserve.max(unsent));
+        rest.extend_from_slice(&buf[buf.len() - unsent..]);
+        *buf = rest;
+        object.held = completed;
+        object.stored = 0;
+        index.cover(object.seq, completed as u64);
+    }
+}
+
+impl Object {
+    fn new(seq: u64, start: u64, buf: Vec<u8>, etag: Option<String>) -> Object {
+        Object {
+            seq,
+            start,
+            held: 0,
+            stored: buf.len(),
+            etag,
+            recorded: false,
+            upload: None,
+            buf: Arc::new(buf),
+            sealed: false,
+            finish: None,
+        }
+    }
+
+    /// The object's size, as written so far.
+    fn len(&self) -> usize {
+        let parts = self.upload.iter().flat_map(|u| &u.parts);
+        let sent: usize = parts
+            .filter(|p| !matches!(p.source, Source::Copy))
+            .map(|p| p.len)
+            .sum();
+        self.held + sent + self.buf.len()
+    }
+
+    /// Its bytes in memory, in order (those let go are missing).
+    fn memory(&self) -> impl Iterator<Item = &[u8]> {
+        let parts = self.upload.iter().flat_map(|u| &u.parts);
+        (parts.filter_map(|p| match &p.source {
+            Source::Bytes(bytes) => Some(&bytes[..]),
+            _ => None,
+        }))
+        .chain(std::iter::once(&self.buf[..]))
+    }
+
+    fn in_memory(&self) -> usize {
+        self.memory().map(<[u8]>::len).sum()
+    }
+
+    /// Bytes not yet in the object in S3.
+    fn unflushed(&self) -> usize {
+        self.len() - self.held - self.stored
+    }
+
+    /// Whether its final upload may start: every part is in S3 and no more will be added.
+    fn ready(&self) -> bool {
+        self.upload
+            .as_ref()
+            .is_none_or(|u| u.closed && u.parts.iter().all(|p| matches!(p.state, State::Done(_))))
+    }
+
+    /// Starts the upload that makes the object whole in S3: the Complete of its multipart
+    /// upload, or one PUT (or append by copy) of the bytes it holds.
+    fn start_finish(&self, client: &Arc<Client>, bell: &Arc<Bell>) -> Job<String> {
+        let (seq, start, held, stored) = (self.seq, self.start, self.held, self.stored);
+        let etag = self.etag.clone();
+        let size = self.len() as u64;
+        let key = client.key(seq);
+        match &self.upload {
+            Some(upload) => {
+                let parts: Vec<Part> = (upload.parts.iter())
+                    .filter_map(|p| match &p.state {
+                        State::Done(part) => Some(part.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let id = upload.id.clone();
+                spawn(client, bell, move |c| {
+                    let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+                    c.complete(&key, &id, &parts, expect, size)
+                })
             }
-            Err(err) => Err(self.fail(err)),
+            None => {
+                let buf = self.buf.clone();
+                spawn(client, bell, move |c| {
+                    let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+                    c.overwrite(seq, start, held, &buf, stored, expect)
+                })
+            }
         }
     }
 }
 
-impl Tail {
-    fn new(seq: u64, start: u64, buf: Vec<u8>, etag: Option<String>) -> Tail {
-        Tail {
-            seq,
-            start,
-            held: 0,
-            recorded: false,
-            uploaded: buf.len(),
-            buf,
-            etag,
+impl Drop for Writer {
+    /// Uploads left open by a failed flush would hold their parts until a lifecycle rule
+    /// removes them: abort them, best effort (not while panicking, as `BufWriter` skips its
+    /// flush).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.abort_uploads();
         }
+    }
+}
+
+fn upload_part(
+    client: &Arc<Client>,
+    bell: &Arc<Bell>,
+    key: String,
+    id: &Arc<str>,
+    number: u32,
+    bytes: Arc<Vec<u8>>,
+) -> Job<Part> {
+    let id = id.clone();
+    spawn(client, bell, move |c| {
+        c.upload_part(&key, &id, number, &bytes)
+    })
+}
+
+/// Runs `work` on a thread of its own, which rings `bell` when it ends.
+fn spawn<T: Send + 'static>(
+    client: &Arc<Client>,
+    bell: &Arc<Bell>,
+    work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
+) -> Job<T> {
+    let job = Job(Arc::default());
+    let (client, bell, slot) = (client.clone(), bell.clone(), job.0.clone());
+    let spawned = std::thread::Builder::new()
+        .name("s3-syncr-upload".into())
+        .spawn(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| work(&client)))
+                .unwrap_or_else(|_| Err(failure("the upload thread panicked")));
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+            bell.ring();
+        });
+    if spawned.is_err() {
+        // Reported like a failed request: tried again at the next call.
+        *job.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Err(failure("no thread could be started")));
+    }
+    job
+}
+
+fn failure(what: &str) -> Error {
+    Error::Transport {
+        op: "UPLOAD",
+        key: String::new(),
+        source: std::io::Error::other(what),
+    }
+}
+
+impl<T> Job<T> {
+    fn is_finished(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    fn join(self) -> Result<T, Error> {
+        let outcome = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        outcome.unwrap_or_else(|| Err(failure("joined before it ended")))
+    }
+}
+
+impl Bell {
+    fn seen(&self) -> u64 {
+        *self.rung.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.ring.notify_all();
+    }
+
+    /// Waits until a job ends after `seen` was read.
+    fn wait_past(&self, seen: u64) {
+        let rung = self.rung.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(
+            (self.ring)
+                .wait_while(rung, |rung| *rung == seen)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
     }
 }
 

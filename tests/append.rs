@@ -214,30 +214,120 @@ fn a_large_tail_is_continued_from_a_head_not_its_bytes() {
     assert!(stream_contents(&bucket, "resume.log") == expected);
 }
 
+fn streaming_options(ahead: usize) -> Options {
+    Options {
+        part_size: PART,
+        write_ahead: ahead,
+        request_timeout: Duration::from_secs(5),
+        ..large_tail_options()
+    }
+}
+
+/// S3's smallest part: the least that large writes stream out as.
+const PART: usize = 5 * MIB;
+
 #[test]
-fn a_write_buffer_full_of_unflushed_bytes_is_flushed_before_the_next_write() {
+fn large_writes_stream_out_as_parts_and_the_object_appears_only_when_complete() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let options = Options {
-        write_buffer: Some(BASE),
-        ..large_tail_options()
-    };
-    let mut writer = Storage::new(bucket.clone(), "buffer.log", options).unwrap();
-    let data = pattern(3 * BASE + 1000, 8);
+    let mut writer = Storage::new(bucket.clone(), "parts.log", streaming_options(2)).unwrap();
+    let data = pattern(2 * PART + PART / 2 + 1000, 8);
+    server.take_requests();
     for chunk in data.chunks(64 * 1024) {
         writer.write_all(chunk).unwrap();
-        assert!(
-            writer.unflushed().len() <= BASE + 64 * 1024,
-            "held unflushed"
-        );
     }
-    // Flushed by the writes alone: everything but the last buffer's worth is in S3.
-    let stored: u64 = segment_sizes(&bucket, "buffer.log").iter().sum();
+    // Two parts were handed over by the writes alone; the object does not exist yet, so a
+    // crash now leaves the stream as it was.
+    assert!(segment_sizes(&bucket, "parts.log").is_empty());
     assert!(
-        stored >= 2 * BASE as u64,
-        "{stored} bytes in S3 before any flush"
+        writer.unflushed() == data,
+        "every byte is held until complete"
     );
+    if !server.is_external() {
+        let ops = ops(&server);
+        assert_eq!(
+            ops.iter()
+                .filter(|&&op| op == "CreateMultipartUpload")
+                .count(),
+            1
+        );
+        assert!(!ops.contains(&"PutObject"), "{ops:?}");
+    }
     writer.close().unwrap();
-    assert!(stream_contents(&bucket, "buffer.log") == data);
-    assert_eq!(segment_sizes(&bucket, "buffer.log"), [data.len() as u64]);
+    if !server.is_external() {
+        let ops = ops(&server);
+        let count = |wanted| ops.iter().filter(|&&op| op == wanted).count();
+        assert_eq!(count("UploadPart"), 3, "{ops:?}");
+        assert_eq!(count("CompleteMultipartUpload"), 1, "{ops:?}");
+        assert_eq!(count("PutObject"), 0, "{ops:?}");
+    }
+    assert_eq!(segment_sizes(&bucket, "parts.log"), [data.len() as u64]);
+    assert!(stream_contents(&bucket, "parts.log") == data);
+}
+
+#[test]
+fn a_tail_larger_than_the_write_budget_lets_go_of_parts_s3_has() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let mut writer = Storage::new(bucket.clone(), "budget.log", streaming_options(1)).unwrap();
+    let data = pattern(6 * PART + 1000, 9);
+    for chunk in data.chunks(64 * 1024) {
+        writer.write_all(chunk).unwrap();
+        // One part uploading, one filling, and the write that crosses it.
+        assert!(writer.unflushed().len() <= 3 * PART + 64 * 1024);
+    }
+    assert!(
+        writer.unflushed().len() < data.len(),
+        "parts S3 has left memory"
+    );
+    // Reading them back through the writer completes the object first.
+    writer.rewind().unwrap();
+    let mut back = Vec::new();
+    writer.read_to_end(&mut back).unwrap();
+    assert!(back == data);
+    assert!(writer.unflushed().is_empty());
+    writer.close().unwrap();
+    assert_eq!(segment_sizes(&bucket, "budget.log"), [data.len() as u64]);
+    assert!(stream_contents(&bucket, "budget.log") == data);
+}
+
+#[test]
+fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = proxy.bucket(&server, &server.new_bucket().name());
+    let options = Options {
+        min_size: PART / MIB,
+        ..streaming_options(3)
+    };
+    let mut writer = Storage::new(bucket.clone(), "objects.log", options).unwrap();
+    let data = pattern(8 * PART + 1000, 10);
+    for _ in 0..8 {
+        proxy.inject(Some("PUT"), Fault::Delay(Duration::from_millis(300)));
+    }
+    server.take_requests();
+    proxy.take_peak();
+    for chunk in data.chunks(256 * 1024) {
+        writer.write_all(chunk).unwrap();
+        // Whatever is complete is a prefix of the stream: no gap, ever.
+        let sizes = segment_sizes(&bucket, "objects.log");
+        assert!(sizes.iter().all(|&size| size == PART as u64), "{sizes:?}");
+    }
+    writer.close().unwrap();
+    assert_eq!(
+        proxy.take_peak(),
+        3,
+        "parts of three objects uploading at once"
+    );
+    assert!(stream_contents(&bucket, "objects.log") == data);
+    if !server.is_external() {
+        let completed: Vec<String> = (server.take_requests().into_iter())
+            .filter(|r| r.op == "CompleteMultipartUpload" || r.op == "PutObject")
+            .map(|r| r.path)
+            .collect();
+        let mut sorted = completed.clone();
+        sorted.sort();
+        assert_eq!(completed, sorted, "completed in stream order");
+        assert_eq!(completed.len(), 9);
+    }
 }

@@ -5,7 +5,7 @@
 //! rust-s3 0.38 has no UploadPartCopy, and its own multipart calls drop user metadata and take
 //! no conditional headers, so every request here goes through its public request type.
 
-use attohttpc::header::{HeaderMap, HeaderName, HeaderValue, IF_MATCH};
+use attohttpc::header::{HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use s3::Bucket;
 use s3::command::{Command, Multipart};
 use s3::error::S3Error;
@@ -69,8 +69,8 @@ impl Client {
         // The server copies and assembles the whole object: deadlines in proportion.
         let size = (stored + new.len()) as u64;
         let result = self.copy_part(&key, &id, stored as u64).and_then(|copied| {
-            let added = self.upload_part(&key, &id, new)?;
-            self.complete(&key, &id, [copied, added], etag, size)
+            let added = self.upload_part(&key, &id, 2, new)?;
+            self.complete(&key, &id, &[copied, added], Expect::Etag(etag), size)
         });
         if result.is_err() {
             self.abort(&key, &id);
@@ -79,7 +79,7 @@ impl Client {
     }
 
     /// Starts a multipart upload to `key`, recording `start` in its metadata.
-    fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
+    pub(crate) fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
         let mut meta = HeaderMap::new();
         meta.insert(
             HeaderName::from_static(START_HEADER),
@@ -95,7 +95,7 @@ impl Client {
     }
 
     /// Part 1: the object at `key` as it stands, copied whole by the server.
-    fn copy_part(&self, key: &str, id: &str, size: u64) -> Result<Part, Error> {
+    pub(crate) fn copy_part(&self, key: &str, id: &str, size: u64) -> Result<Part, Error> {
         let mut source = HeaderMap::new();
         let path = format!("/{}/{}", self.bucket_name(), uri_encode(key));
         // Keys are checked when the stream is opened: the encoded path is always a valid value.
@@ -117,14 +117,20 @@ impl Client {
         })
     }
 
-    /// Part 2: the new bytes.
-    fn upload_part(&self, key: &str, id: &str, new: &[u8]) -> Result<Part, Error> {
+    /// Part `number`: bytes of the object that S3 lacks.
+    pub(crate) fn upload_part(
+        &self,
+        key: &str,
+        id: &str,
+        number: u32,
+        new: &[u8],
+    ) -> Result<Part, Error> {
         let etag = self.request("UPLOAD-PART", key, new.len() as u64, |bucket| {
             let command = Command::PutObject {
                 content: new,
                 content_type: OCTETS,
                 custom_headers: None,
-                multipart: Some(Multipart::new(2, id)),
+                multipart: Some(Multipart::new(number, id)),
             };
             let response = AttoRequest::new(bucket, key, command)?.response()?;
             Ok(response
@@ -136,28 +142,35 @@ impl Client {
         // Some servers send no ETag for a part; it is the MD5 of the part's bytes.
         let etag = etag.unwrap_or_else(|| format!("\"{:x}\"", md5::compute(new)));
         Ok(Part {
-            part_number: 2,
+            part_number: number,
             etag,
         })
     }
 
-    /// Completes the upload, on the condition that `key` still has ETag `etag`. A failure is
-    /// settled by the object's ETag: if it is the one these parts make, an earlier attempt of
-    /// ours succeeded and lost its answer.
-    fn complete(
+    /// Completes the upload of `size` bytes, on the condition that `key` is as `expect` says
+    /// (`If-Match: <etag>` or `If-None-Match: *`). A failure is settled by the object's ETag:
+    /// if it is the one these parts make, an earlier attempt of ours succeeded and lost its
+    /// answer.
+    pub(crate) fn complete(
         &self,
         key: &str,
         id: &str,
-        parts: [Part; 2],
-        etag: &str,
+        parts: &[Part],
+        expect: Expect<'_>,
         size: u64,
     ) -> Result<String, Error> {
         let mut condition = HeaderMap::new();
         if self.options.conditional_writes {
-            let value = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
-            condition.insert(IF_MATCH, value);
+            match expect {
+                Expect::Absent => condition.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),
+                Expect::Etag(etag) => {
+                    let value =
+                        HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
+                    condition.insert(IF_MATCH, value)
+                }
+            };
         }
-        let ours = multipart_etag(&parts);
+        let ours = multipart_etag(parts);
         let data = CompleteMultipartUploadData {
             parts: parts.to_vec(),
         };
@@ -189,14 +202,16 @@ impl Client {
                 status: 404,
                 ref code,
                 ..
-            } if code != "NoSuchUpload" => Err(Error::Fenced { key: key.into() }),
+            } if code != "NoSuchUpload" && matches!(expect, Expect::Etag(_)) => {
+                Err(Error::Fenced { key: key.into() })
+            }
             err => Err(err),
         }
     }
 
     /// Aborts the upload, best effort: what is left is removed by the bucket's
     /// `AbortIncompleteMultipartUpload` lifecycle rule, if it has one.
-    fn abort(&self, key: &str, id: &str) {
+    pub(crate) fn abort(&self, key: &str, id: &str) {
         let result = self.request("ABORT-UPLOAD", key, 0, |bucket| {
             let command = Command::AbortMultipartUpload { upload_id: id };
             AttoRequest::new(bucket, key, command)?.response().map(drop)
