@@ -48,17 +48,20 @@ enum Op {
     DeleteOldest(usize),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Operations on a stream whose objects are `scale` MiB: large writes and seeks in proportion.
+fn op(scale: usize) -> impl Strategy<Value = Op> {
+    let (big, far) = (scale * 100_000..scale * 700_000, 4 * (scale * MIB) as u64);
+    let back = scale as i64 * 2_000_000;
     prop_oneof![
         4 => (1usize..200, any::<u64>()).prop_map(|(len, seed)| Op::Write { len, seed }),
-        3 => (100_000usize..700_000, any::<u64>()).prop_map(|(len, seed)| Op::Write { len, seed }),
+        3 => (big, any::<u64>()).prop_map(|(len, seed)| Op::Write { len, seed }),
         2 => Just(Op::Flush),
         1 => Just(Op::FailedFlush),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
-        1 => any::<u64>().prop_map(|n| Op::Seek(SeekFrom::Start(n % (4 * MIB as u64)))),
+        1 => any::<u64>().prop_map(move |n| Op::Seek(SeekFrom::Start(n % far))),
         1 => (-300_000i64..300_000).prop_map(|n| Op::Seek(SeekFrom::Current(n))),
-        1 => (-2_000_000i64..10).prop_map(|n| Op::Seek(SeekFrom::End(n))),
+        1 => (-back..10).prop_map(|n| Op::Seek(SeekFrom::End(n))),
         3 => (1usize..400_000).prop_map(Op::Read),
         1 => (0u64..1100).prop_map(Op::Trim),
         1 => (1usize..3).prop_map(Op::DeleteOldest),
@@ -67,7 +70,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// A fault for the next request of one method, or none.
 fn fault() -> impl Strategy<Value = Option<(&'static str, Fault)>> {
-    let method = prop_oneof![Just("PUT"), Just("GET"), Just("HEAD"), Just("DELETE")];
+    // POST: CreateMultipartUpload and CompleteMultipartUpload.
+    let method = prop_oneof![
+        Just("PUT"),
+        Just("POST"),
+        Just("GET"),
+        Just("HEAD"),
+        Just("DELETE")
+    ];
     let fault = prop_oneof![
         Just(Fault::Status(500)),
         Just(Fault::Status(503)),
@@ -82,7 +92,28 @@ fn fault() -> impl Strategy<Value = Option<(&'static str, Fault)>> {
 const NAME: &str = "model/stream.bin";
 const ATTEMPTS: u32 = 4;
 
+/// How the stream under test cuts its objects.
+#[derive(Clone, Copy)]
+struct Profile {
+    min_size: usize,
+    /// Large tails: appended to by copy, and streamed out as parts of S3's smallest size.
+    large: bool,
+}
+
+/// 1 MiB objects, each sent whole.
+const SMALL: Profile = Profile {
+    min_size: 1,
+    large: false,
+};
+
+/// 12 MiB objects: tails past the copy threshold, streamed out as 5 MiB parts, two at once.
+const LARGE: Profile = Profile {
+    min_size: 12,
+    large: true,
+};
+
 struct Harness {
+    profile: Profile,
     server: Server,
     proxy: Proxy,
     /// Faults injected by the proxies of earlier, crashed handles.
@@ -105,14 +136,15 @@ struct Harness {
 }
 
 impl Harness {
-    fn new() -> Harness {
+    fn new(profile: Profile) -> Harness {
         s3::set_retries(0);
         let server = Server::from_env_or_start();
         let proxy = Proxy::start(&server);
         let bucket = server.new_bucket();
         let faulty = proxy.bucket(&server, &bucket.name());
-        let storage = Harness::open(&faulty);
+        let storage = Harness::open(profile, &faulty);
         Harness {
+            profile,
             server,
             proxy,
             injected: 0,
@@ -127,18 +159,22 @@ impl Harness {
         }
     }
 
-    fn open(bucket: &s3::Bucket) -> Storage {
-        let options = Options {
-            min_size: 1,
+    fn open(profile: Profile, bucket: &s3::Bucket) -> Storage {
+        let mut options = Options {
+            min_size: profile.min_size,
             retry_attempts: ATTEMPTS,
             retry_backoff: Duration::from_millis(1),
             ..Options::default()
         };
+        if profile.large {
+            options.part_size = 5 * MIB;
+            options.write_ahead = 2;
+        }
         Storage::new(bucket.clone(), NAME, options).unwrap()
     }
 
     fn reopen(&mut self) {
-        self.storage = Harness::open(&self.faulty);
+        self.storage = Harness::open(self.profile, &self.faulty);
         self.pos = None;
     }
 
@@ -193,6 +229,7 @@ impl Harness {
                 self.proxy.clear();
                 for _ in 0..ATTEMPTS {
                     self.proxy.inject(Some("PUT"), Fault::Status(503));
+                    self.proxy.inject(Some("POST"), Fault::Status(503));
                 }
                 let pending = self.storage.unflushed().to_vec();
                 match self.storage.flush() {
@@ -217,7 +254,8 @@ impl Harness {
                 self.injected += self.proxy.injected();
                 self.proxy = Proxy::start(&self.server);
                 self.faulty = self.proxy.bucket(&self.server, &self.bucket.name());
-                let old = std::mem::replace(&mut self.storage, Harness::open(&self.faulty));
+                let new = Harness::open(self.profile, &self.faulty);
+                let old = std::mem::replace(&mut self.storage, new);
                 std::mem::forget(old);
                 // Objects sealed by writes are durable too, so more than the flushed bytes may
                 // have survived, but only ever a prefix of what was written.
@@ -318,8 +356,8 @@ impl Harness {
         self.check_sealed_objects_untouched()
     }
 
-    /// No PUT may be applied to an object that was already `min_size` long (in-process server
-    /// only: it records requests).
+    /// No PUT or Complete may be applied to an object that was already `min_size` long
+    /// (in-process server only: it records requests).
     fn check_sealed_objects_untouched(&mut self) -> Result<(), TestCaseError> {
         if self.server.is_external() {
             return Ok(());
@@ -329,10 +367,13 @@ impl Harness {
         for request in self.server.take_requests() {
             // An attempt the server refused (a retry meeting its own earlier success, say)
             // rewrites nothing.
-            if request.op == "PutObject" && request.ok {
+            let rewrites = ["PutObject", "CompleteMultipartUpload"].contains(&request.op);
+            if rewrites && request.ok {
                 let key = request.path.trim_start_matches(&prefix);
+                let key = key.split('?').next().unwrap_or(key);
                 let size = self.sizes.get(key).copied().unwrap_or(0);
-                prop_assert!(size < MIB as u64, "sealed {} rewritten", key);
+                let sealed = (self.profile.min_size * MIB) as u64;
+                prop_assert!(size < sealed, "sealed {} rewritten", key);
                 wrote = true;
             }
         }
@@ -347,7 +388,7 @@ impl Harness {
     fn finish(mut self) -> Result<(), TestCaseError> {
         self.storage.close().unwrap();
         let stored = stream_contents(&self.bucket, NAME);
-        let mut reader = Harness::open(&self.bucket);
+        let mut reader = Harness::open(self.profile, &self.bucket);
         prop_assert_eq!(reader.first_offset().unwrap(), self.first);
         prop_assert!(
             stored == self.model[self.first as usize..],
@@ -355,6 +396,21 @@ impl Harness {
         );
         Ok(())
     }
+}
+
+fn run(
+    profile: Profile,
+    steps: &[(Op, Option<(&'static str, Fault)>)],
+) -> Result<(), TestCaseError> {
+    let mut harness = Harness::new(profile);
+    for (op, fault) in steps {
+        harness.apply(op, *fault)?;
+    }
+    println!(
+        "faults injected: {}",
+        harness.injected + harness.proxy.injected()
+    );
+    harness.finish()
 }
 
 proptest! {
@@ -365,12 +421,22 @@ proptest! {
     })]
 
     #[test]
-    fn stream_matches_the_model(steps in prop::collection::vec((op(), fault()), 1..30)) {
-        let mut harness = Harness::new();
-        for (op, fault) in &steps {
-            harness.apply(op, *fault)?;
-        }
-        println!("faults injected: {}", harness.injected + harness.proxy.injected());
-        harness.finish()?;
+    fn stream_matches_the_model(steps in prop::collection::vec((op(1), fault()), 1..30)) {
+        run(SMALL, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        max_shrink_iters: 50,
+        ..ProptestConfig::default()
+    })]
+
+    /// Tails that cross the copy threshold and stream out as parts, with faults on every
+    /// multipart request (create, part, copy, complete, abort).
+    #[test]
+    fn large_tails_match_the_model(steps in prop::collection::vec((op(12), fault()), 1..20)) {
+        run(LARGE, &steps)?;
     }
 }

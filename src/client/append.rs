@@ -132,7 +132,7 @@ impl Client {
                 custom_headers: None,
                 multipart: Some(Multipart::new(number, id)),
             };
-            let response = AttoRequest::new(bucket, key, command)?.response()?;
+            let response = send_borrowed(bucket, key, command, new)?;
             Ok(response
                 .headers()
                 .get("etag")
@@ -220,6 +220,31 @@ impl Client {
             log::warn!("could not abort an upload to {key}: {err}");
         }
     }
+}
+
+/// Sends `command`, whose body is `body`, as rust-s3's `AttoRequest::response` does, but from
+/// the caller's bytes: rust-s3 copies every body first, which would double the memory of each
+/// part in flight.
+fn send_borrowed(
+    bucket: &Bucket,
+    key: &str,
+    command: Command<'_>,
+    body: &[u8],
+) -> Result<attohttpc::Response, S3Error> {
+    let request = AttoRequest::new(bucket, key, command)?;
+    let mut session = attohttpc::Session::new();
+    for (name, value) in request.headers()?.iter() {
+        session.header(name, value);
+    }
+    if let Some(timeout) = bucket.request_timeout {
+        session.timeout(timeout);
+    }
+    let response = session.put(request.url()?).bytes(body).send()?;
+    if !response.status().is_success() {
+        let status = response.status().as_u16();
+        return Err(S3Error::HttpFailWithBody(status, response.text()?));
+    }
+    Ok(response)
 }
 
 /// Sends one request and returns the text of element `tag` in its answer, with the quotes
