@@ -26,7 +26,8 @@ pub(crate) struct Writer {
     copy: Option<Streaming>,
     /// Oldest first; the last one is the tail. Empty until the first write finds the end.
     objects: VecDeque<Object>,
-    /// Set while a flush waits: the tail is then completed too, not only sealed objects.
+    /// Set while a flush waits, once the tail's bytes are all handed to its upload (if any):
+    /// the tail is then completed too, not only sealed objects.
     flushing: bool,
     /// Set once another writer took over: this handle writes no more.
     fenced: Option<Fence>,
@@ -210,7 +211,11 @@ impl Writer {
     fn drain(&mut self, index: &mut Index) -> Result<(), Error> {
         loop {
             let seen = self.bell.seen();
+            // The tail may be completed only once all its bytes are in the upload's parts:
+            // until then, a pump (making room for a part) must not start its final upload.
+            self.flushing = false;
             self.stream(index, true)?;
+            self.flushing = true;
             self.pump(index)?;
             let Some(tail) = self.objects.back() else {
                 return Ok(());

@@ -303,6 +303,17 @@ fn a_writer_that_lost_the_tail_to_another_is_fenced() {
 
 #[test]
 fn a_writer_killed_at_random_moments_loses_no_acknowledged_byte() {
+    kill_writers(false);
+}
+
+/// As above, with tails past the copy threshold flushed by multipart uploads (appends by copy,
+/// parts streamed out between flushes), so that most kills land in one.
+#[test]
+fn a_writer_killed_during_multipart_flushes_loses_no_acknowledged_byte() {
+    kill_writers(true);
+}
+
+fn kill_writers(large: bool) {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
     let (access_key, secret_key) = server.keys();
@@ -315,6 +326,7 @@ fn a_writer_killed_at_random_moments_loses_no_acknowledged_byte() {
                 "S3SYNCR_CRASH_LOCATION",
                 format!("s3://{}/crash.log", bucket.name()),
             )
+            .env("S3SYNCR_CRASH_LARGE", if large { "1" } else { "" })
             .env("AWS_ENDPOINT_URL", server.endpoint())
             .env("AWS_REGION", server.region())
             .env("AWS_ACCESS_KEY_ID", access_key)
@@ -380,12 +392,27 @@ fn crash_child() {
     let Ok(location) = std::env::var("S3SYNCR_CRASH_LOCATION") else {
         return;
     };
-    let mut storage = Storage::open(&location, fault_options()).unwrap();
+    let large = std::env::var("S3SYNCR_CRASH_LARGE").is_ok_and(|v| !v.is_empty());
+    let (options, flush_every) = match large {
+        // 16 MiB objects, flushed every 6 MB: appends by copy, and 5 MiB parts in between.
+        true => (
+            Options {
+                min_size: 16,
+                part_size: 5 * MIB,
+                write_ahead: 2,
+                request_timeout: Duration::from_secs(5),
+                ..fault_options()
+            },
+            6000,
+        ),
+        false => (fault_options(), 7),
+    };
+    let mut storage = Storage::open(&location, options).unwrap();
     let start = records_stored(&mut storage);
     let mut stdout = std::io::stdout();
     for n in start.. {
         storage.write_all(&record('c', n)).unwrap();
-        if n % 7 == 6 {
+        if n % flush_every == flush_every - 1 {
             storage.flush().unwrap();
             writeln!(stdout, "acked {}", n + 1).unwrap();
             stdout.flush().unwrap();

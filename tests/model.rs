@@ -428,7 +428,7 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 24,
+        cases: 64,
         max_shrink_iters: 50,
         ..ProptestConfig::default()
     })]
@@ -436,7 +436,7 @@ proptest! {
     /// Tails that cross the copy threshold and stream out as parts, with faults on every
     /// multipart request (create, part, copy, complete, abort).
     #[test]
-    fn large_tails_match_the_model(steps in prop::collection::vec((op(12), fault()), 1..20)) {
+    fn large_tails_match_the_model(steps in prop::collection::vec((op(12), fault()), 1..24)) {
         run(LARGE, &steps)?;
     }
 }

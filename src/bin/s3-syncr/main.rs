@@ -68,14 +68,19 @@ enum Command {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
         /// Also flush after this many bytes (64k, 1MiB, ...) or when the oldest unflushed byte
-        /// is this old (500ms, 10s, 5min, ...) [default: only at the end]. Each flush re-uploads
-        /// the tail object, so flushing often calls for a small --min-size
+        /// is this old (500ms, 10s, 5min, ...) [default: only at the end]. A flush re-uploads
+        /// the tail object while it is below 5 MiB, then sends only the new bytes
         #[arg(long, value_name = "SIZE|DURATION", value_parser = units::parse_flush_every)]
         flush_every: Option<FlushEvery>,
         /// Seal an object once it holds this many MiB and start the next one
         #[arg(long, value_name = "MiB", default_value_t = 8,
               value_parser = clap::value_parser!(u32).range(1..))]
         min_size: u32,
+        /// Parts of 8 MiB uploading at once, across objects, each on its own connection (1 to
+        /// 64); memory is (N + 1) x 8 MiB at most. More than the library's default (4), as
+        /// for cat's --read-ahead
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        write_ahead: usize,
     },
     /// Write the stream to standard output
     Cat {
@@ -178,8 +183,9 @@ fn main() -> ExitCode {
             location,
             flush_every,
             min_size,
+            write_ahead,
         } => {
-            let result = run_append(&store, &location, flush_every, min_size);
+            let result = run_append(&store, &location, flush_every, min_size, write_ahead);
             ("append", location, result)
         }
         Command::Cat {
@@ -242,8 +248,13 @@ fn run_append(
     location: &str,
     flush_every: Option<FlushEvery>,
     min_size: u32,
+    write_ahead: usize,
 ) -> Result<(), Failure> {
-    let session = store.open(location, options(min_size), Purpose::WriteOrWait)?;
+    let options = Options {
+        write_ahead,
+        ..options(min_size)
+    };
+    let session = store.open(location, options, Purpose::WriteOrWait)?;
     let bar = progress_bar(None, "appended");
     let result = append::run(session, flush_every, &bar);
     bar.finish_and_clear();
