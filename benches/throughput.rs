@@ -14,9 +14,10 @@
 //! interleaved over several runs (raw first on even runs, `Storage` first on odd ones), and
 //! reports medians:
 //!
-//! 1. **Write**: `io::copy` of the whole data set into `Storage` (`min_size` 8 and 64) then
-//!    `close`, against `put_object` of the same segments one after another. The source is a
-//!    reader that is not `BufRead` (like a file or a pipe), so `io::copy` writes 8 KiB at a time.
+//! 1. **Write**: `io::copy` of the whole data set into `Storage` (`min_size` 8 and 256) then
+//!    `close`, against `put_object` of the same segments one after another (single PUTs, as
+//!    0.1.0 sent them). The source is a reader that is not `BufRead` (like a file or a pipe), so
+//!    `io::copy` writes 8 KiB at a time. `Storage` streams 8 MiB parts, 4 at once.
 //! 2. **Flushed small records**: 100-byte records (`S3SYNCR_BENCH_FLUSH_MIB` of them) through
 //!    `BufWriter<Storage>` (`min_size` 8), flushed every 1 MiB and every 8 MiB, against the same
 //!    scheme by hand (a `Vec` re-uploaded whole with `put_object` at each flush, a new key every
@@ -29,7 +30,7 @@
 //! 4. **Random reads**: `seek` + 4 KiB `read` at offsets from a fixed-seed xorshift PRNG, against
 //!    one ranged GET (`get_object_range`) of the same 4 KiB: median latency per read.
 //! 5. **Memory**: reading a stream made of one object as large as the data set, and writing with
-//!    `min_size` 64 (the runs of case 1).
+//!    `min_size` 256 (the runs of case 1).
 //! 6. **Flushes of a large tail**: `S3SYNCR_BENCH_FLUSH_MIB` written 512 KiB at a time into one
 //!    object (`min_size` 64), each write flushed, against the same by hand (a `Vec` re-uploaded
 //!    whole with `put_object` at each flush, which is also what `Storage` does with
@@ -324,7 +325,7 @@ impl<'a> Bench<'a> {
         if has("write") || has("flush") {
             let writes = self.new_bucket();
             if has("write") {
-                for min_size in [8, 64] {
+                for min_size in [8, 256] {
                     self.write(&writes, min_size);
                 }
             }
@@ -446,8 +447,8 @@ impl<'a> Bench<'a> {
         let data = self.data;
         let segment = min_size * MIB;
         let objects = data.len().div_ceil(segment);
-        let case = if min_size == 64 {
-            "1/5. write, io::copy, min_size 64".to_owned()
+        let case = if min_size == 256 {
+            "1/5. write, io::copy, min_size 256".to_owned()
         } else {
             format!("1. write, io::copy, min_size {min_size}")
         };

@@ -249,7 +249,7 @@ echo "- $MIB MiB of random bytes, median of $RUNS runs of the whole command (sta
 echo "- Server: SeaweedFS $SEAWEEDFS_VERSION (\`weed mini\`) on 127.0.0.1"
 echo "- $(aws --version 2>&1 | head -n 1); $(rclone version 2>/dev/null | head -n 1); s3-syncr $("$S3SYNCR" --version | cut -d' ' -f2) (release), default options (8 MiB objects)"
 echo "- Ratio: s3-syncr's rate over the best of aws CLI and rclone (below 1: s3-syncr is slower)"
-echo "- aws CLI and rclone upload in parallel multipart parts (aws: 8 MiB parts, 10 at a time; rclone: 5 MiB, 4 at a time) and aws downloads ranges in parallel (10 at a time); \`s3-syncr cat\` keeps 8 ranged GETs in flight (\`--read-ahead\`), \`s3-syncr append\` sends one PUT at a time"
+echo "- aws CLI and rclone upload in parallel multipart parts (aws: 8 MiB parts, 10 at a time; rclone: 5 MiB, 4 at a time) and aws downloads ranges in parallel (10 at a time); \`s3-syncr cat\` keeps 8 ranged GETs in flight (\`--read-ahead\`), \`s3-syncr append\` 8 parts of 8 MiB, across objects, each object completed in stream order (\`--write-ahead\`)"
 
 IFS=, read -r -a setups <<<"$SETUPS"
 for setup in "${setups[@]}"; do

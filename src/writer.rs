@@ -65,10 +65,18 @@ struct Object {
 
 /// A multipart upload to an object's key, while its parts go out.
 struct Upload {
-    id: Arc<str>,
+    id: Id,
     parts: Vec<Chunk>,
     /// No part follows: the last one may be short. Set by a flush or a seal.
     closed: bool,
+}
+
+/// The upload's ID: parts wait for it, while writing goes on.
+enum Id {
+    Creating(Job<String>),
+    /// Failed and reported: asked for again at the next call.
+    Failed,
+    Known(Arc<str>),
 }
 
 struct Chunk {
@@ -87,6 +95,8 @@ enum Source {
 }
 
 enum State {
+    /// Waiting for the upload's ID.
+    Queued,
     Running(Job<Part>),
     Done(Part),
     /// Failed and reported: sent again at the next call.
@@ -281,8 +291,11 @@ impl Writer {
 
     fn abort_uploads(&mut self) {
         for object in std::mem::take(&mut self.objects) {
-            if let Some(upload) = object.upload {
-                self.client.abort(&self.client.key(object.seq), &upload.id);
+            if let Some(Upload {
+                id: Id::Known(id), ..
+            }) = object.upload
+            {
+                self.client.abort(&self.client.key(object.seq), &id);
             }
         }
     }
@@ -373,53 +386,46 @@ impl Writer {
                 break;
             }
             self.make_room(index, false)?;
-            self.cut(len.min(copy.part), copy.part)?;
+            self.cut(len.min(copy.part), copy.part);
+            self.pump(index)?;
         }
         Ok(())
     }
 
-    /// Moves the first `n` bytes of the tail's buffer into a new part, and starts its upload
-    /// (and the multipart upload itself, first, if there is none).
-    fn cut(&mut self, n: usize, part: usize) -> Result<(), Error> {
-        let client = self.client.clone();
-        let bell = &self.bell;
+    /// Moves the first `n` bytes of the tail's buffer into a new part, to be sent once the
+    /// upload has an ID (asked for now if there is no upload yet).
+    fn cut(&mut self, n: usize, part: usize) {
         let tail = self.objects.back_mut().expect("only the tail is cut");
-        let key = client.key(tail.seq);
-        if tail.upload.is_none() {
-            let id: Arc<str> = client.create_upload(&key, tail.start)?.into();
-            let mut parts = Vec::new();
-            if tail.held > 0 {
-                let (key, id, size) = (key.clone(), id.clone(), tail.held as u64);
-                let job = spawn(&client, bell, move |c| c.copy_part(&key, &id, size));
-                parts.push(Chunk {
-                    number: 1,
-                    len: tail.held,
-                    source: Source::Copy,
-                    state: State::Running(job),
-                });
-            }
-            tail.upload = Some(Upload {
-                id,
-                parts,
-                closed: false,
+        let upload = tail.upload.get_or_insert_with(|| {
+            let (key, start) = (self.client.key(tail.seq), tail.start);
+            let create = spawn(&self.client, &self.bell, move |c| {
+                c.create_upload(&key, start)
             });
-        }
+            // The object as S3 holds it is part 1, copied by the server.
+            let copy = (tail.held > 0).then_some(Chunk {
+                number: 1,
+                len: tail.held,
+                source: Source::Copy,
+                state: State::Queued,
+            });
+            Upload {
+                id: Id::Creating(create),
+                parts: copy.into_iter().collect(),
+                closed: false,
+            }
+        });
         let buf = Arc::make_mut(&mut tail.buf);
         let mut rest = Vec::with_capacity(part.max(buf.len() - n));
         rest.extend_from_slice(&buf[n..]);
         buf.truncate(n);
         let bytes = Arc::new(std::mem::replace(buf, rest));
-        let upload = tail.upload.as_mut().expect("started above");
-        let number = upload.parts.last().map_or(1, |p| p.number + 1);
-        let chunk = Chunk {
-            number,
+        upload.parts.push(Chunk {
+            number: upload.parts.last().map_or(1, |p| p.number + 1),
             len: n,
-            source: Source::Bytes(bytes.clone()),
-            state: State::Running(upload_part(&client, bell, key, &upload.id, number, bytes)),
-        };
-        upload.parts.push(chunk);
+            source: Source::Bytes(bytes),
+            state: State::Queued,
+        });
         upload.closed = n < part;
-        Ok(())
     }
 
     /// Waits until another part may start: fewer than the most parts uploading, and the bytes
@@ -466,7 +472,7 @@ impl Writer {
     fn running_parts(&self) -> usize {
         (self.objects.iter().flat_map(|o| &o.upload))
             .flat_map(|u| &u.parts)
-            .filter(|p| matches!(p.state, State::Running(_)))
+            .filter(|p| matches!(p.state, State::Running(_) | State::Queued))
             .count()
     }
 
@@ -483,23 +489,34 @@ impl Writer {
         let client = self.client.clone();
         for object in &mut self.objects {
             let key = client.key(object.seq);
-            let held = object.held as u64;
+            let (start, held) = (object.start, object.held as u64);
             let Some(upload) = object.upload.as_mut() else {
+                continue;
+            };
+            upload.id = match std::mem::replace(&mut upload.id, Id::Failed) {
+                Id::Failed => {
+                    let key = key.clone();
+                    Id::Creating(spawn(&client, &self.bell, move |c| {
+                        c.create_upload(&key, start)
+                    }))
+                }
+                Id::Creating(job) if job.is_finished() => match job.join() {
+                    Ok(id) => Id::Known(id.into()),
+                    Err(err) => {
+                        failure.get_or_insert(err);
+                        Id::Failed
+                    }
+                },
+                id => id,
+            };
+            let Id::Known(id) = &upload.id else {
                 continue;
             };
             for part in &mut upload.parts {
                 part.state = match std::mem::replace(&mut part.state, State::Failed) {
-                    State::Failed => State::Running(match &part.source {
-                        Source::Copy => {
-                            let (key, id) = (key.clone(), upload.id.clone());
-                            spawn(&client, &self.bell, move |c| c.copy_part(&key, &id, held))
-                        }
-                        Source::Bytes(bytes) => {
-                            let (key, bytes) = (key.clone(), bytes.clone());
-                            upload_part(&client, &self.bell, key, &upload.id, part.number, bytes)
-                        }
-                        Source::Released => unreachable!("only parts S3 has are let go"),
-                    }),
+                    State::Queued | State::Failed => {
+                        State::Running(part.start(&client, &self.bell, &key, id, held))
+                    }
                     State::Running(job) if job.is_finished() => match job.join() {
                         Ok(done) => State::Done(done),
                         Err(err) => {
@@ -622,9 +639,10 @@ impl Object {
 
     /// Whether its final upload may start: every part is in S3 and no more will be added.
     fn ready(&self) -> bool {
-        self.upload
-            .as_ref()
-            .is_none_or(|u| u.closed && u.parts.iter().all(|p| matches!(p.state, State::Done(_))))
+        self.upload.as_ref().is_none_or(|u| {
+            let done = u.parts.iter().all(|p| matches!(p.state, State::Done(_)));
+            matches!(u.id, Id::Known(_)) && u.closed && done
+        })
     }
 
     /// Starts the upload that makes the object whole in S3: the Complete of its multipart
@@ -642,7 +660,11 @@ impl Object {
                         _ => None,
                     })
                     .collect();
-                let id = upload.id.clone();
+                let id = match &upload.id {
+                    Id::Known(id) => id.clone(),
+                    // Every part is done, so the ID is known.
+                    _ => Arc::from(""),
+                };
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
                     c.complete(&key, &id, &parts, expect, size)
@@ -659,6 +681,31 @@ impl Object {
     }
 }
 
+impl Chunk {
+    /// Sends this part of upload `id` to `key`; a copy part copies the first `held` bytes.
+    fn start(
+        &self,
+        client: &Arc<Client>,
+        bell: &Arc<Bell>,
+        key: &str,
+        id: &Arc<str>,
+        held: u64,
+    ) -> Job<Part> {
+        let (key, id, number) = (key.to_owned(), id.clone(), self.number);
+        match &self.source {
+            Source::Copy => spawn(client, bell, move |c| c.copy_part(&key, &id, held)),
+            Source::Bytes(bytes) => {
+                let bytes = bytes.clone();
+                spawn(client, bell, move |c| {
+                    c.upload_part(&key, &id, number, &bytes)
+                })
+            }
+            // Only parts S3 has are let go, and those are never sent again.
+            Source::Released => spawn(client, bell, |_| Err(failure("a part let go was lost"))),
+        }
+    }
+}
+
 impl Drop for Writer {
     /// Uploads left open by a failed flush would hold their parts until a lifecycle rule
     /// removes them: abort them, best effort (not while panicking, as `BufWriter` skips its
@@ -668,20 +715,6 @@ impl Drop for Writer {
             self.abort_uploads();
         }
     }
-}
-
-fn upload_part(
-    client: &Arc<Client>,
-    bell: &Arc<Bell>,
-    key: String,
-    id: &Arc<str>,
-    number: u32,
-    bytes: Arc<Vec<u8>>,
-) -> Job<Part> {
-    let id = id.clone();
-    spawn(client, bell, move |c| {
-        c.upload_part(&key, &id, number, &bytes)
-    })
 }
 
 /// Runs `work` on a thread of its own, which rings `bell` when it ends.
