@@ -169,7 +169,9 @@ impl From<s3_syncr::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs only when asked for: by default the one-line error says what failed.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off"))
+        .format_timestamp_millis()
+        .init();
     // The library owns the retry policy; rust-s3's own retries would stack under it.
     s3::set_retries(0);
 
