@@ -370,26 +370,32 @@ impl Writer {
         let Some(copy) = self.copy else {
             return Ok(());
         };
-        loop {
-            let Some(tail) = self.objects.back_mut() else {
-                return Ok(());
-            };
-            let open = tail.upload.as_ref().map(|u| !u.closed);
-            let len = tail.buf.len();
-            if open == Some(false) || (len < copy.part && !(last && open == Some(true))) {
-                break;
-            }
-            if len == 0 {
-                if let Some(upload) = tail.upload.as_mut() {
-                    upload.closed = true;
-                }
-                break;
-            }
+        while self.next_cut(copy.part, last).is_some() {
             self.make_room(index, false)?;
-            self.cut(len.min(copy.part), copy.part);
-            self.pump(index)?;
+            // Making room may have completed the tail's upload, which changes what is left.
+            if let Some(n) = self.next_cut(copy.part, last) {
+                self.cut(n, copy.part);
+                self.pump(index)?;
+            }
         }
         Ok(())
+    }
+
+    /// How many bytes of the tail's buffer go out as the next part, if any. An upload with
+    /// nothing left to send is closed when `last`.
+    fn next_cut(&mut self, part: usize, last: bool) -> Option<usize> {
+        let tail = self.objects.back_mut()?;
+        let len = tail.buf.len();
+        match tail.upload.as_mut() {
+            Some(upload) if upload.closed => None,
+            Some(upload) if last && len == 0 => {
+                upload.closed = true;
+                None
+            }
+            Some(_) if last => Some(len.min(part)),
+            _ if len >= part => Some(part),
+            _ => None,
+        }
     }
 
     /// Moves the first `n` bytes of the tail's buffer into a new part, to be sent once the
@@ -542,7 +548,10 @@ impl Writer {
                     Ok(etag) => self.finished(index, etag),
                     Err(err) => failure = Some(err),
                 },
-                None if !(oldest.sealed || flushing) || !oldest.ready() => break,
+                // A closed upload (its last part cut by a seal, or by a flush that failed) is
+                // completed as soon as it can be, flush or not, so that the bytes written
+                // after it can stream out again.
+                None if !(oldest.sealed || flushing || oldest.closed()) || !oldest.ready() => break,
                 None if oldest.upload.is_none() && oldest.unflushed() == 0 => {
                     if !oldest.sealed {
                         break;
@@ -635,6 +644,10 @@ impl Object {
     /// Bytes not yet in the object in S3.
     fn unflushed(&self) -> usize {
         self.len() - self.held - self.stored
+    }
+
+    fn closed(&self) -> bool {
+        self.upload.as_ref().is_some_and(|u| u.closed)
     }
 
     /// Whether its final upload may start: every part is in S3 and no more will be added.

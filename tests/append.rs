@@ -291,6 +291,34 @@ fn a_flush_of_more_than_a_part_streams_it_and_sends_nothing_else() {
 }
 
 #[test]
+fn writes_after_a_flush_failed_mid_upload_stream_out_once_it_completes() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let through_proxy = proxy.bucket(&server, &bucket.name());
+    let options = Options {
+        retry_attempts: 2,
+        ..streaming_options(2)
+    };
+    let mut writer = Storage::new(through_proxy, "failed.log", options).unwrap();
+    let mut expected = pattern(PART, 12);
+    writer.write_all(&expected).unwrap();
+    // The part goes out, its upload fails: the flush fails and keeps every byte.
+    for _ in 0..2 {
+        proxy.inject(Some("PUT"), Fault::Status(503));
+    }
+    assert!(writer.flush().is_err());
+    assert!(writer.unflushed() == expected);
+    // Found by the model test: completing that upload while cutting the next part once read
+    // a stale length, and panicked.
+    let more = pattern(PART + PART / 2, 13);
+    writer.write_all(&more).unwrap();
+    expected.extend_from_slice(&more);
+    writer.close().unwrap();
+    assert!(stream_contents(&bucket, "failed.log") == expected);
+}
+
+#[test]
 fn a_tail_larger_than_the_write_budget_lets_go_of_parts_s3_has() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
