@@ -15,7 +15,7 @@ use s3::error::S3Error;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
 
-use crate::layout::{Layout, Segment};
+use crate::layout::{Layout, PendingUpload, Segment};
 use crate::{Error, Options};
 
 mod append;
@@ -305,6 +305,28 @@ impl Client {
         // Lexicographic order is numeric order for fixed-width keys, but not every server sorts.
         segments.sort_by_key(|s| s.seq);
         Ok(segments)
+    }
+
+    /// The multipart uploads to the stream's objects that were neither completed nor aborted,
+    /// oldest object first.
+    pub(crate) fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
+        let prefix = self.layout.prefix();
+        let pages = self.request("LIST-UPLOADS", prefix, 0, |bucket| {
+            bucket.list_multiparts_uploads(Some(prefix), None)
+        })?;
+        let mut uploads: Vec<PendingUpload> = (pages.into_iter())
+            .flat_map(|page| page.uploads)
+            .filter_map(|upload| {
+                let seq = self.layout.seq(&upload.key)?;
+                Some(PendingUpload {
+                    key: upload.key,
+                    seq,
+                    initiated: upload.initiated,
+                })
+            })
+            .collect();
+        uploads.sort_by(|a, b| (a.seq, &a.initiated).cmp(&(b.seq, &b.initiated)));
+        Ok(uploads)
     }
 
     /// Runs one request under the retry policy: each attempt gets a deadline for `bytes` bytes,

@@ -165,6 +165,8 @@ impl Error {
                 401 | 403 => K::PermissionDenied,
                 404 => K::NotFound,
                 408 | 504 => K::TimedOut,
+                // A server without the operation (s3s-fs has no ListMultipartUploads).
+                501 => K::Unsupported,
                 _ => K::Other,
             },
             Error::Transport { source, .. } => source.kind(),

@@ -43,6 +43,32 @@ pub struct Segment {
     pub last_modified: String,
 }
 
+/// A multipart upload to one of the stream's objects that was started and neither completed nor
+/// aborted: a writer's upload under way, or one left behind by a crash (see
+/// [`Storage::pending_uploads`](crate::Storage::pending_uploads)).
+///
+/// ```
+/// # let server = s3_syncr_test_server::Server::start();
+/// # let bucket = server.new_bucket();
+/// use s3_syncr::{Options, Storage};
+///
+/// let mut log = Storage::new(bucket, "logs/app.log", Options::default())?;
+/// // Nothing on a server that cannot list uploads (the in-process test server); S3 can.
+/// for upload in log.pending_uploads().unwrap_or_default() {
+///     println!("{} (object {}) since {}", upload.key, upload.seq, upload.initiated);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The object's key.
+    pub key: String,
+    /// Its sequence number.
+    pub seq: u64,
+    /// When the upload was started, as the server reports it (RFC 3339).
+    pub initiated: String,
+}
+
 /// The bucket and stream name a location names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Location {

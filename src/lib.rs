@@ -70,6 +70,6 @@ mod storage;
 mod writer;
 
 pub use error::Error;
-pub use layout::Segment;
+pub use layout::{PendingUpload, Segment};
 pub use options::Options;
 pub use storage::Storage;

@@ -8,7 +8,7 @@ use s3::Bucket;
 
 use crate::client::{Client, MIN_PART};
 use crate::index::Index;
-use crate::layout::{Layout, Location, Segment};
+use crate::layout::{Layout, Location, PendingUpload, Segment};
 use crate::reader::Reader;
 use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
@@ -216,6 +216,32 @@ impl Storage {
             start += segment.size;
         }
         Ok(segments)
+    }
+
+    /// The multipart uploads to the stream's objects that were started and neither completed
+    /// nor aborted, oldest object first: this or another writer's uploads under way, and those
+    /// a crash left behind. S3 keeps (and bills) their parts until they are aborted; an
+    /// `AbortIncompleteMultipartUpload` lifecycle rule on the bucket removes them after a while.
+    ///
+    /// One listing request. A server that cannot list uploads answers with an
+    /// [`Error::Status`] of kind `Unsupported` (501).
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// match log.pending_uploads() {
+    ///     Ok(uploads) => println!("{} uploads pending", uploads.len()),
+    ///     // The in-process test server (s3s-fs) has no ListMultipartUploads.
+    ///     Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::Unsupported),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pending_uploads(&mut self) -> Result<Vec<PendingUpload>, Error> {
+        self.check_open()?;
+        self.client.list_uploads()
     }
 
     /// The stream offset of the first byte still in S3: 0 until older objects are deleted

@@ -384,3 +384,42 @@ fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
         assert_eq!(completed.len(), 9);
     }
 }
+
+#[test]
+fn uploads_left_by_a_crash_are_listed_where_the_server_can() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let mut writer = Storage::new(bucket.clone(), "left.log", streaming_options(2)).unwrap();
+    writer.write_all(&pattern(PART, 14)).unwrap();
+    // Hands the part over: its upload is created on a thread of its own.
+    writer.write_all(b"more").unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        match writer.pending_uploads() {
+            Ok(uploads) if !uploads.is_empty() => break,
+            Ok(_) => {
+                assert!(started.elapsed() < Duration::from_secs(10), "never listed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // s3s-fs has no ListMultipartUploads: 501.
+            Err(err) => {
+                assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err}");
+                assert!(!server.is_external(), "{err}");
+                return;
+            }
+        }
+    }
+    // The process dies: nothing completes or aborts the upload.
+    std::mem::forget(writer);
+    let mut next = Storage::new(bucket.clone(), "left.log", streaming_options(2)).unwrap();
+    let uploads = next.pending_uploads().unwrap();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert_eq!(
+        (uploads[0].seq, uploads[0].key.as_str()),
+        (0, "left-00000000000000000000.log")
+    );
+    // The stream itself is as before the crash: empty, then what the next writer adds.
+    next.write_all(b"after").unwrap();
+    next.close().unwrap();
+    assert_eq!(stream_contents(&bucket, "left.log"), b"after");
+}

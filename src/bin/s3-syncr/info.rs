@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use indicatif::HumanBytes;
-use s3_syncr::Segment;
+use s3_syncr::{Error, PendingUpload, Segment};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -92,6 +92,30 @@ pub fn stat(
     }
 }
 
+/// `stat`'s last line: the multipart uploads to the stream's objects that were neither completed
+/// nor aborted, as far as the server can list them.
+pub fn uploads(out: &mut impl Write, listed: &Result<Vec<PendingUpload>, Error>) -> io::Result<()> {
+    match listed {
+        Ok(uploads) if uploads.is_empty() => writeln!(out, "uploads:  none pending"),
+        Ok(uploads) => {
+            let oldest = uploads.iter().map(|u| u.initiated.as_str()).min();
+            writeln!(
+                out,
+                "uploads:  {} pending from {} on, the oldest started {}: a writer at work, or \
+                 left by a crash (an AbortIncompleteMultipartUpload lifecycle rule removes those)",
+                uploads.len(),
+                uploads[0].key,
+                oldest.unwrap_or_default(),
+            )
+        }
+        Err(err) if err.kind() == io::ErrorKind::Unsupported => writeln!(
+            out,
+            "uploads:  not listed (the server cannot list multipart uploads)"
+        ),
+        Err(err) => writeln!(out, "uploads:  not listed ({err})"),
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -155,5 +179,39 @@ mod tests {
         let mut out = Vec::new();
         stat(&mut out, "b/log.txt", &[], 8).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("objects:  0"));
+    }
+
+    #[test]
+    fn uploads_are_counted_or_said_unlisted() {
+        let upload = |seq: u64, initiated: &str| PendingUpload {
+            key: format!("log-{seq:020}.txt"),
+            seq,
+            initiated: initiated.into(),
+        };
+        let text = |listed| {
+            let mut out = Vec::new();
+            uploads(&mut out, &listed).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(Ok(vec![])), "uploads:  none pending\n");
+        let two = text(Ok(vec![
+            upload(3, "2026-01-02T00:00:00Z"),
+            upload(4, "2026-01-01T00:00:00Z"),
+        ]));
+        assert!(
+            two.starts_with(
+                "uploads:  2 pending from log-00000000000000000003.txt on, the oldest started \
+                 2026-01-01T00:00:00Z"
+            ),
+            "{two}"
+        );
+        let unsupported = Error::Status {
+            op: "LIST-UPLOADS",
+            key: "log-".into(),
+            status: 501,
+            code: "NotImplemented".into(),
+            message: String::new(),
+        };
+        assert!(text(Err(unsupported)).contains("the server cannot list multipart uploads"));
     }
 }

@@ -288,7 +288,8 @@ fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result
     let out = &mut io::stdout().lock();
     let written = match stat_min_size {
         None => info::ls(out, &segments),
-        Some(min_size) => info::stat(out, location, &segments, min_size),
+        Some(min_size) => info::stat(out, location, &segments, min_size)
+            .and_then(|()| info::uploads(out, &session.storage.pending_uploads())),
     };
     ignore_broken_pipe(written)?;
     Ok(())
