@@ -443,9 +443,12 @@ impl Storage {
 impl Write for Storage {
     /// Appends all of `buf` to the tail object in memory and returns its length; a write is never
     /// split across objects. The first write of a handle lists the stream to find its end. A
-    /// write that finds the tail full seals it: its last upload goes on in the background while
-    /// writing continues in the next object. If that upload fails, the next write or flush
-    /// returns the error, appends nothing, and the upload is tried again.
+    /// write that finds [`Options::part_size`] bytes S3 lacks hands them to a multipart upload,
+    /// on a thread of its own, and one that finds the tail full seals it: its last upload goes
+    /// on in the background while writing continues in the next object, and it is completed
+    /// once the objects before it are. A write waits while the writer holds its budget of
+    /// bytes. If an upload fails, the next write or flush returns the error, appends nothing,
+    /// and the upload is tried again.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.check_open()?;
         if buf.is_empty() {
@@ -455,11 +458,12 @@ impl Write for Storage {
         Ok(buf.len())
     }
 
-    /// Makes every byte written so far durable: waits for a sealed object's upload, then, if
-    /// any byte was written since the tail's last upload, sends one PUT of the whole tail, or
-    /// once S3 holds [`Options::copy_threshold`] bytes of it, an append by copy of the new bytes;
-    /// otherwise sends nothing. On failure nothing is dropped, and the next flush tries again.
-    /// Flushing a closed stream is `Ok`: it holds no unflushed byte.
+    /// Makes every byte written so far durable: completes the sealed objects in order, then, if
+    /// any byte was written since the tail's last upload, completes the tail: its multipart
+    /// upload if parts went out (the rest as the last part), else one PUT of the whole tail,
+    /// or once S3 holds [`Options::copy_threshold`] bytes of it, an append by copy of the new
+    /// bytes; otherwise sends nothing. On failure nothing is dropped, and the next flush tries
+    /// again. Flushing a closed stream is `Ok`: it holds no unflushed byte.
     fn flush(&mut self) -> io::Result<()> {
         Ok(self.writer.flush(&mut self.index)?)
     }

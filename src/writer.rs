@@ -215,6 +215,9 @@ impl Writer {
         self.flushing = true;
         let result = self.drain(index);
         self.flushing = false;
+        if result.is_err() {
+            self.settle(index);
+        }
         result
     }
 
@@ -343,8 +346,12 @@ impl Writer {
     /// Seals the full tail and starts the next object. Its last bytes go out as the last
     /// part; it is completed in turn, in the background.
     fn seal(&mut self, index: &mut Index) -> Result<(), Error> {
-        self.make_room(index, true)?;
         self.stream(index, true)?;
+        if self.objects.back().is_some_and(|t| t.upload.is_none()) {
+            // Below a part, an object goes up whole, by one PUT, and PUTs go one at a time in
+            // stream order: a second sealed object waiting would only hold memory.
+            self.make_room(index, true)?;
+        }
         let tail = self.tail(index)?;
         let (seq, len) = (tail.seq, tail.len());
         tail.sealed = true;
@@ -436,14 +443,15 @@ impl Writer {
 
     /// Waits until another part may start: fewer than the most parts uploading, and the bytes
     /// held within `(ahead + 1) × part`. Parts of the tail that S3 already has are let go if
-    /// that is what it takes: the tail is larger than the budget. Without streaming, `sealing`
-    /// waits until no sealed object is left, so that memory stays at two objects.
+    /// that is what it takes: the tail is larger than the budget. With `sealing`, waits
+    /// instead until no sealed object is left.
     fn make_room(&mut self, index: &mut Index, sealing: bool) -> Result<(), Error> {
         loop {
             let seen = self.bell.seen();
             self.pump(index)?;
-            let room = match self.copy {
-                Some(copy) => {
+            let room = match (sealing, self.copy) {
+                (true, _) => self.objects.len() == 1,
+                (false, Some(copy)) => {
                     let held: usize = self.objects.iter().map(Object::in_memory).sum();
                     let over = held > (copy.ahead + 1) * copy.part;
                     if over && self.release_tail_parts() {
@@ -451,7 +459,7 @@ impl Writer {
                     }
                     !over && self.running_parts() < copy.ahead
                 }
-                None => !sealing || self.objects.len() == 1,
+                (false, None) => true,
             };
             if room || self.running() == 0 {
                 return Ok(());
@@ -475,6 +483,7 @@ impl Writer {
         released
     }
 
+    /// Parts uploading or waiting for their upload's ID: what `write_ahead` bounds.
     fn running_parts(&self) -> usize {
         (self.objects.iter().flat_map(|o| &o.upload))
             .flat_map(|u| &u.parts)
@@ -482,8 +491,14 @@ impl Writer {
             .count()
     }
 
+    /// Jobs under way, each of which rings the bell when it ends.
     fn running(&self) -> usize {
-        self.running_parts() + self.objects.iter().filter(|o| o.finish.is_some()).count()
+        let uploads = self.objects.iter().flat_map(|o| &o.upload);
+        let creating = uploads.clone().filter(|u| matches!(u.id, Id::Creating(_)));
+        let parts = uploads.flat_map(|u| &u.parts);
+        let sending = parts.filter(|p| matches!(p.state, State::Running(_)));
+        let finishing = self.objects.iter().filter(|o| o.finish.is_some());
+        creating.count() + sending.count() + finishing.count()
     }
 
     /// Takes the outcome of every job that ended, sends again the parts whose failure was
@@ -491,6 +506,26 @@ impl Writer {
     /// become whole in S3 in stream order. Reports the first failure, after the request's own
     /// retries.
     fn pump(&mut self, index: &mut Index) -> Result<(), Error> {
+        self.advance(index, true)
+    }
+
+    /// Waits for every job under way, starting none: after a failed flush, nothing of it is
+    /// left running, and the next call starts again from what S3 has. Failures met meanwhile
+    /// are tried again then (a fence is taken at once).
+    fn settle(&mut self, index: &mut Index) {
+        loop {
+            let seen = self.bell.seen();
+            // The flush already reports a failure: later ones are retried, not reported.
+            let _ = self.advance(index, false);
+            if self.running() == 0 || self.fenced.is_some() {
+                return;
+            }
+            self.bell.wait_past(seen);
+        }
+    }
+
+    /// [`pump`](Writer::pump), which with `starting` false only takes outcomes.
+    fn advance(&mut self, index: &mut Index, starting: bool) -> Result<(), Error> {
         let mut failure = None;
         let client = self.client.clone();
         for object in &mut self.objects {
@@ -500,7 +535,7 @@ impl Writer {
                 continue;
             };
             upload.id = match std::mem::replace(&mut upload.id, Id::Failed) {
-                Id::Failed => {
+                Id::Failed if starting => {
                     let key = key.clone();
                     Id::Creating(spawn(&client, &self.bell, move |c| {
                         c.create_upload(&key, start)
@@ -520,7 +555,7 @@ impl Writer {
             };
             for part in &mut upload.parts {
                 part.state = match std::mem::replace(&mut part.state, State::Failed) {
-                    State::Queued | State::Failed => {
+                    State::Queued | State::Failed if starting => {
                         State::Running(part.start(&client, &self.bell, &key, id, held))
                     }
                     State::Running(job) if job.is_finished() => match job.join() {
@@ -559,7 +594,10 @@ impl Writer {
                     index.cover(oldest.seq, oldest.len() as u64);
                     self.objects.pop_front();
                 }
-                None => oldest.finish = Some(oldest.start_finish(&client, &self.bell)),
+                None if starting => {
+                    oldest.finish = Some(oldest.start_finish(&client, &self.bell));
+                }
+                None => break,
             }
         }
         match failure {

@@ -355,12 +355,13 @@ fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
     };
     let mut writer = Storage::new(bucket.clone(), "objects.log", options).unwrap();
     let data = pattern(8 * PART + 1000, 10);
+    // Long enough for the writer to hand over the next parts, on any server, while one is held.
     for _ in 0..8 {
-        proxy.inject(Some("PUT"), Fault::Delay(Duration::from_millis(300)));
+        proxy.inject(Some("PUT"), Fault::Delay(Duration::from_millis(1000)));
     }
     server.take_requests();
     proxy.take_peak();
-    for chunk in data.chunks(256 * 1024) {
+    for chunk in data.chunks(PART) {
         writer.write_all(chunk).unwrap();
         // Whatever is complete is a prefix of the stream: no gap, ever.
         let sizes = segment_sizes(&bucket, "objects.log");
