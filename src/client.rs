@@ -308,23 +308,44 @@ impl Client {
     }
 
     /// The multipart uploads to the stream's objects that were neither completed nor aborted,
-    /// oldest object first.
+    /// oldest object first. The answer is read here: rust-s3's parser requires elements that
+    /// some servers leave out (SeaweedFS sends no `StorageClass`).
     pub(crate) fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
         let prefix = self.layout.prefix();
-        let pages = self.request("LIST-UPLOADS", prefix, 0, |bucket| {
-            bucket.list_multiparts_uploads(Some(prefix), None)
-        })?;
-        let mut uploads: Vec<PendingUpload> = (pages.into_iter())
-            .flat_map(|page| page.uploads)
-            .filter_map(|upload| {
-                let seq = self.layout.seq(&upload.key)?;
-                Some(PendingUpload {
-                    key: upload.key,
-                    seq,
-                    initiated: upload.initiated,
-                })
-            })
-            .collect();
+        let mut uploads = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let body = self.request("LIST-UPLOADS", prefix, 0, |bucket| {
+                let command = Command::ListMultipartUploads {
+                    prefix: Some(prefix),
+                    delimiter: None,
+                    key_marker: markers.0.clone(),
+                    upload_id_marker: markers.1.clone(),
+                    max_uploads: None,
+                };
+                Ok(AttoRequest::new(bucket, "/", command)?.response()?.text()?)
+            })?;
+            for upload in body.split("<Upload>").skip(1) {
+                let key = xml_unescape(&xml_text(upload, "Key"));
+                if let Some(seq) = self.layout.seq(&key) {
+                    let initiated = xml_text(upload, "Initiated");
+                    uploads.push(PendingUpload {
+                        key,
+                        seq,
+                        initiated,
+                    });
+                }
+            }
+            let next = Some(xml_unescape(&xml_text(&body, "NextKeyMarker")));
+            let next_id = Some(xml_text(&body, "NextUploadIdMarker")).filter(|id| !id.is_empty());
+            // A truncated page must move the cursor, or the listing would never end.
+            if xml_text(&body, "IsTruncated") != "true"
+                || (next.clone(), next_id.clone()) == markers
+            {
+                break;
+            }
+            markers = (next, next_id);
+        }
         uploads.sort_by(|a, b| (a.seq, &a.initiated).cmp(&(b.seq, &b.initiated)));
         Ok(uploads)
     }
@@ -486,6 +507,15 @@ fn transport_error(err: &S3Error) -> io::Error {
 
 /// The text of the first `<tag>` element of an S3 error body; the rest of the body (which may
 /// echo the string-to-sign) is dropped.
+/// `text` with XML's predefined entities replaced.
+fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
 fn xml_text(body: &str, tag: &str) -> String {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
