@@ -77,9 +77,9 @@ enum Command {
               value_parser = clap::value_parser!(u32).range(1..))]
         min_size: u32,
         /// Parts of 8 MiB uploading at once, across objects, each on its own connection (1 to
-        /// 64); memory is (N + 1) x 8 MiB at most. More than the library's default (4), as
-        /// for cat's --read-ahead
-        #[arg(long, value_name = "N", default_value_t = 8)]
+        /// 64); memory is (N + 1) x 8 MiB at most. More is not faster on a shared link: objects
+        /// are completed in stream order, so parts that all end together wait for each other
+        #[arg(long, value_name = "N", default_value_t = 4)]
         write_ahead: usize,
     },
     /// Write the stream to standard output
