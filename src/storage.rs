@@ -415,8 +415,7 @@ impl Storage {
 
     /// The stream's length as this handle knows it, without asking S3.
     fn known_len(&self) -> u64 {
-        let local: usize = self.writer.local().iter().map(|part| part.len()).sum();
-        self.index.end() + local as u64
+        self.index.end() + self.writer.local_len() as u64
     }
 
     /// The bytes accepted by `write` that are not in S3 yet: what a failed flush or a fenced

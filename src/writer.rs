@@ -159,6 +159,12 @@ impl Writer {
         local
     }
 
+    /// How many bytes the stream has after the index: those of [`Writer::local`], and those
+    /// of parts let go.
+    pub(crate) fn local_len(&self) -> usize {
+        self.objects.iter().map(|o| o.len() - o.held).sum()
+    }
+
     /// Whether memory holds every byte after the index: false once parts of an object larger
     /// than the write budget were let go, until the object is complete.
     pub(crate) fn holds_all(&self) -> bool {
