@@ -147,16 +147,7 @@ impl Writer {
 
     /// The stream's bytes after the index, in order. Only whole if [`Writer::holds_all`].
     pub(crate) fn local(&self) -> Vec<&[u8]> {
-        let mut local = Vec::new();
-        for object in &self.objects {
-            for part in object.upload.iter().flat_map(|u| &u.parts) {
-                if let Source::Bytes(bytes) = &part.source {
-                    local.push(&bytes[..]);
-                }
-            }
-            local.push(&object.buf[..]);
-        }
-        local
+        self.objects.iter().flat_map(Object::memory).collect()
     }
 
     /// How many bytes the stream has after the index: those of [`Writer::local`], and those
@@ -535,14 +526,15 @@ impl Writer {
         let mut failure = None;
         let client = self.client.clone();
         for object in &mut self.objects {
-            let key = client.key(object.seq);
+            // Called at every write: the key is only formatted for a request.
+            let key = || client.key(object.seq);
             let (start, held) = (object.start, object.held as u64);
             let Some(upload) = object.upload.as_mut() else {
                 continue;
             };
             upload.id = match std::mem::replace(&mut upload.id, Id::Failed) {
                 Id::Failed if starting => {
-                    let key = key.clone();
+                    let key = key();
                     Id::Creating(spawn(&client, &self.bell, move |c| {
                         c.create_upload(&key, start)
                     }))
@@ -562,7 +554,7 @@ impl Writer {
             for part in &mut upload.parts {
                 part.state = match std::mem::replace(&mut part.state, State::Failed) {
                     State::Queued | State::Failed if starting => {
-                        State::Running(part.start(&client, &self.bell, &key, id, held))
+                        State::Running(part.start(&client, &self.bell, &key(), id, held))
                     }
                     State::Running(job) if job.is_finished() => match job.join() {
                         Ok(done) => State::Done(done),
@@ -710,23 +702,27 @@ impl Object {
         let size = self.len() as u64;
         let key = client.key(seq);
         match &self.upload {
-            Some(upload) => {
-                let parts: Vec<Part> = (upload.parts.iter())
+            Some(Upload {
+                id: Id::Known(id),
+                parts,
+                ..
+            }) => {
+                let parts: Vec<Part> = (parts.iter())
                     .filter_map(|p| match &p.state {
                         State::Done(part) => Some(part.clone()),
                         _ => None,
                     })
                     .collect();
-                let id = match &upload.id {
-                    Id::Known(id) => id.clone(),
-                    // Every part is done, so the ID is known.
-                    _ => Arc::from(""),
-                };
+                let id = id.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
                     c.complete(&key, &id, &parts, expect, size)
                 })
             }
+            // `ready` holds only once the ID is known.
+            Some(_) => spawn(client, bell, |_| {
+                Err(failure("completed before it was created"))
+            }),
             None => {
                 let buf = self.buf.clone();
                 spawn(client, bell, move |c| {
