@@ -35,10 +35,14 @@ pub(crate) struct Writer {
     bell: Arc<Bell>,
 }
 
+/// How a writer that appends by copy streams its bytes out (from [`Options`](crate::Options)).
 #[derive(Clone, Copy)]
 pub(crate) struct Streaming {
+    /// `copy_threshold`: from this size in S3, a tail's flushed bytes leave memory.
     pub(crate) copy_from: usize,
+    /// `part_size`.
     pub(crate) part: usize,
+    /// `write_ahead`.
     pub(crate) ahead: usize,
 }
 
