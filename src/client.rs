@@ -90,16 +90,7 @@ impl Client {
             HeaderName::from_static(START_HEADER),
             HeaderValue::from(start),
         );
-        if self.options.conditional_writes {
-            match expect {
-                Expect::Absent => headers.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),
-                Expect::Etag(etag) => match HeaderValue::from_str(etag) {
-                    Ok(value) => headers.insert(IF_MATCH, value),
-                    // Not a valid header: no object can have it, so the PUT must fail.
-                    Err(_) => headers.insert(IF_MATCH, HeaderValue::from_static("\"\"")),
-                },
-            };
-        }
+        self.add_condition(&mut headers, expect);
         let headers = Some(headers);
         // Hashing costs as much as a loopback upload: only on the paths that need it.
         let md5 = || format!("\"{:x}\"", md5::compute(body));
@@ -124,6 +115,22 @@ impl Client {
             },
             Err(err) => Err(err),
         }
+    }
+
+    /// Adds to `headers` what a write expecting `expect` carries when writers are fenced:
+    /// `If-None-Match: *` or `If-Match: <etag>`.
+    fn add_condition(&self, headers: &mut HeaderMap, expect: Expect<'_>) {
+        if !self.options.conditional_writes {
+            return;
+        }
+        match expect {
+            Expect::Absent => headers.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),
+            Expect::Etag(etag) => match HeaderValue::from_str(etag) {
+                Ok(value) => headers.insert(IF_MATCH, value),
+                // Not a valid header: no object can have it, so the write must fail.
+                Err(_) => headers.insert(IF_MATCH, HeaderValue::from_static("\"\"")),
+            },
+        };
     }
 
     /// Fetches the whole of object `seq`, `size` bytes long, with its ETag and the start offset
@@ -505,17 +512,18 @@ fn transport_error(err: &S3Error) -> io::Error {
     }
 }
 
-/// The text of the first `<tag>` element of an S3 error body; the rest of the body (which may
-/// echo the string-to-sign) is dropped.
-/// `text` with XML's predefined entities replaced.
+/// `text` with XML's predefined entities (and the quote as a character reference) replaced.
 fn xml_unescape(text: &str) -> String {
     text.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
         .replace("&apos;", "'")
         .replace("&amp;", "&")
 }
 
+/// The text of the first `<tag>` element of an S3 error body; the rest of the body (which may
+/// echo the string-to-sign) is dropped.
 fn xml_text(body: &str, tag: &str) -> String {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");

@@ -5,7 +5,7 @@
 //! rust-s3 0.38 has no UploadPartCopy, and its own multipart calls drop user metadata and take
 //! no conditional headers, so every request here goes through its public request type.
 
-use attohttpc::header::{HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_NONE_MATCH};
+use attohttpc::header::{HeaderMap, HeaderName, HeaderValue};
 use s3::Bucket;
 use s3::command::{Command, Multipart};
 use s3::error::S3Error;
@@ -13,7 +13,7 @@ use s3::request::Request;
 use s3::request::blocking::AttoRequest;
 use s3::serde_types::{CompleteMultipartUploadData, Part};
 
-use super::{Client, Expect, START_HEADER, xml_text};
+use super::{Client, Expect, START_HEADER, xml_text, xml_unescape};
 use crate::Error;
 
 /// Smallest part S3 accepts before the last one: the copied object must be at least this large.
@@ -160,16 +160,7 @@ impl Client {
         size: u64,
     ) -> Result<String, Error> {
         let mut condition = HeaderMap::new();
-        if self.options.conditional_writes {
-            match expect {
-                Expect::Absent => condition.insert(IF_NONE_MATCH, HeaderValue::from_static("*")),
-                Expect::Etag(etag) => {
-                    let value =
-                        HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
-                    condition.insert(IF_MATCH, value)
-                }
-            };
-        }
+        self.add_condition(&mut condition, expect);
         let ours = multipart_etag(parts);
         let data = CompleteMultipartUploadData {
             parts: parts.to_vec(),
@@ -260,7 +251,7 @@ fn send(bucket: &Bucket, key: &str, command: Command<'_>, tag: &str) -> Result<S
             std::io::ErrorKind::UnexpectedEof,
             format!("the answer has no {tag}: cut short"),
         ))),
-        text => Ok(text.replace("&quot;", "\"").replace("&#34;", "\"")),
+        text => Ok(xml_unescape(&text)),
     }
 }
 
