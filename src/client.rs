@@ -20,7 +20,7 @@ use crate::{Error, Options};
 
 mod append;
 
-pub(crate) use append::MIN_PART;
+pub(crate) use append::{MIN_PART, is_no_such_upload};
 
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;
@@ -29,11 +29,37 @@ const BODY_SLICE: usize = 256 * 1024;
 /// decimal: offsets then survive the deletion of older objects.
 pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 
+/// The user metadata in which every object names the handle that wrote it last: a random
+/// identifier per [`Client`]. A write whose answer was lost is settled by it (a HEAD), not by
+/// comparing ETags with an MD5, which SSE-KMS and SSE-C objects do not have.
+pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
+
 /// One stream's view of a bucket.
 pub(crate) struct Client {
     bucket: Bucket,
     layout: Layout,
     options: Options,
+    /// This handle's [`WRITER_HEADER`].
+    writer: String,
+}
+
+/// An object as one HEAD saw it: its size and ETag are of the same version.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    /// The start offset it records, if any.
+    pub(crate) start: Option<u64>,
+    /// Whether this handle wrote it last: its first `size` bytes are then this handle's
+    /// view of the object, since every write of a handle to an object extends the last one.
+    pub(crate) ours: bool,
+}
+
+/// A part of a multipart upload, as S3 acknowledged it.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) number: u32,
+    pub(crate) etag: String,
 }
 
 /// What a PUT expects to find, when writers are fenced.
@@ -51,6 +77,7 @@ impl Client {
             bucket,
             layout,
             options,
+            writer: random_id(),
         }
     }
 
@@ -73,10 +100,10 @@ impl Client {
     }
 
     /// Overwrites object `seq`, which starts at stream offset `start`, with `body` and returns
-    /// its new ETag. Every PUT records `start` in the object's metadata. With conditional writes
-    /// on, the PUT carries `expect`, and a failed condition is [`Error::Fenced`] unless the
-    /// object turns out to hold exactly `body`: an earlier attempt of ours succeeded but its
-    /// answer was lost.
+    /// its new ETag. Every PUT records `start` and this handle's identity in the object's
+    /// metadata. With conditional writes on, the PUT carries `expect`, and a failed condition
+    /// is [`Error::Fenced`] unless the object turns out to be this handle's: an earlier attempt
+    /// succeeded but its answer was lost (then it is done, or sent again on top of it).
     pub(crate) fn put(
         &self,
         seq: u64,
@@ -85,36 +112,77 @@ impl Client {
         expect: Expect<'_>,
     ) -> Result<String, Error> {
         let key = self.key(seq);
+        // What the PUT expects: `None` for no object, else its ETag.
+        let mut expected = match expect {
+            Expect::Absent => None,
+            Expect::Etag(etag) => Some(etag.to_owned()),
+        };
+        loop {
+            let expect = expected.as_deref().map_or(Expect::Absent, Expect::Etag);
+            let mut headers = self.identity(start);
+            self.add_condition(&mut headers, expect);
+            let headers = Some(headers);
+            let result = self.request("PUT", &key, body.len() as u64, |bucket| {
+                bucket.put_object_with_headers(&key, body, headers.clone())
+            });
+            let err = match result {
+                Ok(response) => match response.as_str() {
+                    Ok(etag) if !etag.is_empty() => return Ok(etag.to_owned()),
+                    // A server that sends no ETag: ask for it rather than assume an MD5.
+                    _ => return Ok(self.head(&key)?.etag),
+                },
+                Err(err) => err,
+            };
+            match err {
+                // A 404 answers If-Match on a missing object (AWS, moto): someone deleted our
+                // tail.
+                Error::Status { status: 404, .. } if expected.is_some() => {
+                    return Err(Error::Fenced { key });
+                }
+                Error::Status {
+                    status: 409 | 412, ..
+                } => match self.settle(&key, body.len() as u64)? {
+                    Settled::Done(etag) => return Ok(etag),
+                    Settled::Moved { etag, .. } if expected.as_ref() != Some(&etag) => {
+                        expected = Some(etag);
+                    }
+                    _ => return Err(Error::Fenced { key }),
+                },
+                err => return Err(err),
+            }
+        }
+    }
+
+    /// Settles a write of `size` bytes to `key` that may or may not have landed: whether the
+    /// object holds it ([`Settled::Done`]), holds a shorter write of this handle's, which the
+    /// write can build on ([`Settled::Moved`]), or is someone else's.
+    pub(crate) fn settle(&self, key: &str, size: u64) -> Result<Settled, Error> {
+        let head = match self.head(key) {
+            Err(Error::Status { status: 404, .. }) => return Ok(Settled::Theirs),
+            head => head?,
+        };
+        Ok(match head {
+            Head { ours: true, .. } if head.size == size => Settled::Done(head.etag),
+            Head { ours: true, .. } if head.size < size => Settled::Moved {
+                etag: head.etag,
+                size: head.size,
+            },
+            _ => Settled::Theirs,
+        })
+    }
+
+    /// The metadata every object a writer creates carries: its start offset and this handle.
+    pub(crate) fn identity(&self, start: u64) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static(START_HEADER),
             HeaderValue::from(start),
         );
-        self.add_condition(&mut headers, expect);
-        let headers = Some(headers);
-        // Hashing costs as much as a loopback upload: only on the paths that need it.
-        let md5 = || format!("\"{:x}\"", md5::compute(body));
-        let result = self.request("PUT", &key, body.len() as u64, |bucket| {
-            bucket.put_object_with_headers(&key, body, headers.clone())
-        });
-        match result {
-            // Some servers send no ETag; that of a plain single PUT is the body's MD5.
-            Ok(response) => Ok(match response.as_str() {
-                Ok(etag) if !etag.is_empty() => etag.to_owned(),
-                _ => md5(),
-            }),
-            // A 404 answers If-Match on a missing object (AWS, moto): someone deleted our tail.
-            Err(Error::Status { status: 404, .. }) if matches!(expect, Expect::Etag(_)) => {
-                Err(Error::Fenced { key })
-            }
-            Err(Error::Status {
-                status: 409 | 412, ..
-            }) => match self.head(&key)? {
-                (etag, _) if etag.eq_ignore_ascii_case(&md5()) => Ok(etag),
-                _ => Err(Error::Fenced { key }),
-            },
-            Err(err) => Err(err),
+        // A random hex identifier is always a valid header value.
+        if let Ok(writer) = HeaderValue::from_str(&self.writer) {
+            headers.insert(HeaderName::from_static(WRITER_HEADER), writer);
         }
+        headers
     }
 
     /// Adds to `headers` what a write expecting `expect` carries when writers are fenced:
@@ -133,28 +201,12 @@ impl Client {
         };
     }
 
-    /// Fetches the whole of object `seq`, `size` bytes long, with its ETag and the start offset
-    /// it records: the tail a writer continues.
-    pub(crate) fn get_whole(&self, seq: u64, size: u64) -> Result<Whole, Error> {
+    /// Fetches the whole of object `seq`, with its ETag and the start offset it records, all of
+    /// one version: the tail a writer continues. No range: a ranged GET would carry the ETag of
+    /// the whole object, which may have grown since it was listed.
+    pub(crate) fn get_whole(&self, seq: u64) -> Result<Whole, Error> {
         let key = self.key(seq);
-        if size == 0 {
-            let (etag, start) = self.head(&key)?;
-            return Ok(Whole {
-                buf: Vec::new(),
-                etag,
-                start,
-            });
-        }
-        let response = self.request("GET", &key, size, |bucket| {
-            bucket.get_object_range(&key, 0, Some(size - 1))
-        })?;
-        if response.as_slice().len() as u64 != size {
-            return Err(Error::SegmentChanged {
-                key,
-                expected: size,
-                found: response.as_slice().len() as u64,
-            });
-        }
+        let response = self.request("GET", &key, 0, |bucket| bucket.get_object(&key))?;
         let headers = response.headers();
         let header = |wanted: &str| {
             headers
@@ -171,20 +223,23 @@ impl Client {
 
     /// The start offset object `seq` records, from a HEAD; `None` if it records none.
     pub(crate) fn recorded_start(&self, seq: u64) -> Result<Option<u64>, Error> {
-        Ok(self.stat(seq)?.1)
+        Ok(self.head(&self.key(seq))?.start)
     }
 
-    /// The ETag of object `seq` and the start offset it records, from a HEAD.
-    pub(crate) fn stat(&self, seq: u64) -> Result<(String, Option<u64>), Error> {
+    /// Object `seq` as one HEAD sees it.
+    pub(crate) fn stat(&self, seq: u64) -> Result<Head, Error> {
         self.head(&self.key(seq))
     }
 
-    /// The ETag of object `key` and the start offset it records.
-    fn head(&self, key: &str) -> Result<(String, Option<u64>), Error> {
+    fn head(&self, key: &str) -> Result<Head, Error> {
         let (head, _) = self.request("HEAD", key, 0, |bucket| bucket.head_object(key))?;
-        let meta = head.metadata.as_ref().and_then(|m| m.get(START_META));
-        let start = parse_start(key, meta.map(String::as_str));
-        Ok((head.e_tag.unwrap_or_default(), start))
+        let meta = |name| head.metadata.as_ref().and_then(|m| m.get(name));
+        Ok(Head {
+            size: head.content_length.unwrap_or(0).max(0) as u64,
+            etag: head.e_tag.clone().unwrap_or_default(),
+            start: parse_start(key, meta(START_META).map(String::as_str)),
+            ours: meta(WRITER_META).is_some_and(|w| *w == self.writer),
+        })
     }
 
     /// Deletes object `seq`. Deleting a missing object succeeds in S3, so a retry after a lost
@@ -452,6 +507,27 @@ pub(crate) struct Whole {
 
 /// [`START_HEADER`] as rust-s3 names it in a HEAD's metadata.
 const START_META: &str = "s3syncr-start";
+/// [`WRITER_HEADER`] likewise.
+const WRITER_META: &str = "s3syncr-writer";
+
+/// What a HEAD tells of a write that may or may not have landed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// It landed: the object is this handle's, as large as the write, with this ETag.
+    Done(String),
+    /// A shorter write of this handle's landed (its answer was lost too): the object is the
+    /// first `size` bytes of the write, with this ETag.
+    Moved { etag: String, size: u64 },
+    /// Someone else wrote the object, or deleted it.
+    Theirs,
+}
+
+/// A random identifier: 128 bits as hex. Each `RandomState` is keyed afresh from the
+/// operating system's randomness, so no random-number crate is needed.
+fn random_id() -> String {
+    let hash = |salt: u64| RandomState::new().hash_one((salt, Instant::now()));
+    format!("{:016x}{:016x}", hash(0), hash(1))
+}
 
 /// A recorded start offset. A value that is no decimal number was not written by s3-syncr: it
 /// counts as none (the object then starts where its predecessor ends), with a warning.

@@ -98,6 +98,23 @@ pub enum Error {
         /// The object that could not be written.
         key: String,
     },
+    /// A multipart upload of this handle's vanished (aborted by an
+    /// `AbortIncompleteMultipartUpload` lifecycle rule or by another process) after some of its
+    /// parts had left memory (see [`Options::part_size`](crate::Options::part_size)): those
+    /// `lost` bytes, accepted by `write` but never in a complete object, cannot be sent again.
+    /// The handle stops writing, as when [fenced](Error::Fenced); the bytes it still holds are
+    /// in [`Storage::unflushed`](crate::Storage::unflushed). An upload that vanishes while all
+    /// its bytes are in memory is started again without an error.
+    #[error(
+        "the upload to {key:?} vanished with {lost} bytes that are no longer in memory: they are \
+         lost, and this handle no longer writes"
+    )]
+    UploadLost {
+        /// The object whose upload vanished.
+        key: String,
+        /// How many accepted bytes are lost.
+        lost: u64,
+    },
     /// An object records a start offset (in its `x-amz-meta-s3syncr-start` metadata) other than
     /// where its predecessor ends: it is a foreign or rewritten object, and its bytes are not at
     /// the offsets the stream gives them.
@@ -138,6 +155,14 @@ pub enum Error {
          length"
     )]
     SeekPositionNotSupported,
+    /// Something that cannot happen did: a broken invariant of s3-syncr's (a bug, please
+    /// report it), a worker thread that panicked or could not be started. No byte was dropped
+    /// for it: the operation can be tried again.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What went wrong.
+        what: String,
+    },
     /// The stream was closed with [`Storage::close`](crate::Storage::close).
     #[error("the stream is closed")]
     Closed,
@@ -177,8 +202,15 @@ impl Error {
             Error::Trimmed { .. } => K::NotFound,
             Error::NoRecordedStart { .. } => K::Unsupported,
             Error::Fenced { .. } => K::AlreadyExists,
+            // Not `Interrupted`: `write_all` and `io::copy` retry that silently.
+            Error::UploadLost { .. } => K::Other,
             Error::Closed => K::BrokenPipe,
+            Error::Internal { .. } => K::Other,
         }
+    }
+
+    pub(crate) fn internal(what: impl Into<String>) -> Error {
+        Error::Internal { what: what.into() }
     }
 }
 
@@ -239,6 +271,13 @@ mod tests {
             (
                 Error::NoRecordedStart { key: "k".into() },
                 io::ErrorKind::Unsupported,
+            ),
+            (
+                Error::UploadLost {
+                    key: "k".into(),
+                    lost: 1,
+                },
+                io::ErrorKind::Other,
             ),
         ];
         for (err, kind) in cases {

@@ -63,6 +63,7 @@ mod client;
 mod env;
 mod error;
 mod index;
+mod job;
 mod layout;
 mod options;
 mod reader;

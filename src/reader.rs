@@ -11,6 +11,7 @@
 //! so the reader never holds more than `read_ahead + 1` buffers of at most `read_chunk` bytes.
 
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use crate::Error;
 use crate::client::Client;
 use crate::index::{Entry, Index};
-use crate::writer::Writer;
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
 /// ranged GET does; it starts larger for a larger read.
@@ -99,9 +99,13 @@ impl Workers {
                     while let Ok(Ok(mut job)) = queue.lock().map(|q| q.recv()) {
                         let out = room_for(&mut job.buf, job.len);
                         let (entry, cancel) = (job.entry, Some(&*job.cancel));
-                        let result = client
-                            .get_range(entry.seq, job.offset, out, cancel)
-                            .and_then(|recorded| entry.verify(&client, recorded));
+                        // A panic must still report back: the reader waits for every fetch.
+                        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                            client
+                                .get_range(entry.seq, job.offset, out, cancel)
+                                .and_then(|recorded| entry.verify(&client, recorded))
+                        }))
+                        .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
                         let done = Done {
                             id: job.id,
                             buf: job.buf,
@@ -165,34 +169,22 @@ impl Reader {
         self.free = Vec::new();
     }
 
-    /// The bytes at the read position: from the chunk fetched last, else from the writer's
-    /// objects not yet in S3, else from S3. At the end of what is known, and with no writer to
-    /// say where the end is, it lists the objects again, so bytes appended since by any handle
-    /// are found. A GET fetches at least `wanted` bytes (up to the chunk size) when the object
-    /// has them.
-    pub(crate) fn fill_buf<'a>(
-        &'a mut self,
+    /// Whether the bytes at the read position are in the chunk fetched last.
+    pub(crate) fn holds_pos(&self) -> bool {
+        self.chunk_holds(self.pos)
+    }
+
+    /// The bytes at the read position, which the index covers: from the chunk fetched last,
+    /// else from a ranged GET. Empty past the index's end. A GET fetches at least `wanted`
+    /// bytes (up to the chunk size) when the object has them.
+    pub(crate) fn fill_buf(
+        &mut self,
         client: &Arc<Client>,
-        index: &mut Index,
-        writer: &'a Writer,
+        index: &Index,
         wanted: usize,
-    ) -> Result<&'a [u8], Error> {
+    ) -> Result<&[u8], Error> {
         let pos = self.pos;
         if !self.chunk_holds(pos) {
-            if pos >= index.end() && !writer.started() {
-                index.refresh(client)?;
-            }
-            let local_start = index.end();
-            if pos >= local_start {
-                let mut offset = (pos - local_start) as usize;
-                for part in writer.local() {
-                    if offset < part.len() {
-                        return Ok(&part[offset..]);
-                    }
-                    offset -= part.len();
-                }
-                return Ok(&[]);
-            }
             let Some(entry) = index.find(pos) else {
                 return Ok(&[]);
             };

@@ -405,6 +405,23 @@ impl Storage {
         Ok(())
     }
 
+    /// The bytes at the read position: from the chunk fetched last, else from this handle's
+    /// bytes not yet in S3, else from S3. At the end of what is known, and with no writer to
+    /// say where the end is, the objects are listed again, so bytes appended since by any
+    /// handle are found. A GET fetches at least `wanted` bytes when it can.
+    fn available(&mut self, wanted: usize) -> Result<&[u8], Error> {
+        let pos = self.reader.pos;
+        if !self.reader.holds_pos() {
+            if pos >= self.index.end() && !self.writer.started() {
+                self.index.refresh(&self.client)?;
+            }
+            if let Some(offset) = pos.checked_sub(self.index.end()) {
+                return Ok(self.writer.local_at(offset as usize));
+            }
+        }
+        self.reader.fill_buf(&self.client, &self.index, wanted)
+    }
+
     /// The stream's length (the offset of its end), as of now.
     fn len(&mut self) -> Result<u64, Error> {
         if !self.writer.started() {
@@ -477,9 +494,7 @@ impl BufRead for Storage {
         self.check_open()?;
         self.check_readable()?;
         self.complete_for_read()?;
-        Ok(self
-            .reader
-            .fill_buf(&self.client, &mut self.index, &self.writer, 0)?)
+        Ok(self.available(0)?)
     }
 
     fn consume(&mut self, amt: usize) {
@@ -495,9 +510,7 @@ impl Read for Storage {
         self.check_readable()?;
         self.complete_for_read()?;
         // A GET for less than the caller asks for would only cost another request.
-        let available =
-            self.reader
-                .fill_buf(&self.client, &mut self.index, &self.writer, out.len())?;
+        let available = self.available(out.len())?;
         let n = available.len().min(out.len());
         out[..n].copy_from_slice(&available[..n]);
         self.consume(n);

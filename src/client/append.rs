@@ -5,19 +5,25 @@
 //! rust-s3 0.38 has no UploadPartCopy, and its own multipart calls drop user metadata and take
 //! no conditional headers, so every request here goes through its public request type.
 
-use attohttpc::header::{HeaderMap, HeaderName, HeaderValue};
+use attohttpc::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use hmac::Mac;
 use s3::Bucket;
 use s3::command::{Command, Multipart};
 use s3::error::S3Error;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
-use s3::serde_types::{CompleteMultipartUploadData, Part};
+use s3::serde_types::CompleteMultipartUploadData;
+use s3::signing;
 
-use super::{Client, Expect, START_HEADER, xml_text, xml_unescape};
+use super::{Client, Expect, Part, Settled, xml_text, xml_unescape};
 use crate::Error;
 
 /// Smallest part S3 accepts before the last one: the copied object must be at least this large.
 pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
+
+/// How many times an append by copy starts again after its upload vanished (aborted by a
+/// lifecycle rule or another process): its bytes are all in memory, so nothing is lost.
+const VANISHED_RETRIES: u32 = 3;
 
 const OCTETS: &str = "application/octet-stream";
 
@@ -52,10 +58,14 @@ impl Client {
         }
     }
 
-    /// Appends `new` to object `seq`, whose ETag is `etag`, by a multipart upload: part 1
-    /// copies the object whole, part 2 is `new`, and Complete carries `If-Match: <etag>` so that
-    /// another writer's change in between fences this one. On failure the upload is aborted
-    /// (best effort) and nothing else changed.
+    /// Appends `new` to object `seq`, whose ETag is `etag` and whose first `stored` bytes are
+    /// this handle's, by a multipart upload: part 1 copies exactly those bytes, on the
+    /// condition that the object is still `etag`, part 2 is `new`, and Complete carries
+    /// `If-Match: <etag>` too, so that another writer's change in between fences this one. On
+    /// failure the upload is aborted (best effort) and nothing else changed.
+    ///
+    /// A write of this handle's whose answer was lost may have moved the object on: the
+    /// append then builds on it. An upload that vanished is started again.
     fn append(
         &self,
         seq: u64,
@@ -65,26 +75,57 @@ impl Client {
         new: &[u8],
     ) -> Result<String, Error> {
         let key = self.key(seq);
-        let id = self.create_upload(&key, start)?;
+        let total = stored + new.len();
+        let (mut etag, mut base) = (etag.to_owned(), stored);
+        let mut vanished = 0;
+        loop {
+            let err = match self.append_once(&key, start, &etag, base, &new[base - stored..]) {
+                Ok(etag) => return Ok(etag),
+                Err(err) if is_no_such_upload(&err) && vanished < VANISHED_RETRIES => {
+                    vanished += 1;
+                    log::warn!("{key}: the upload vanished; starting it again");
+                    continue;
+                }
+                Err(err @ Error::Fenced { .. }) => err,
+                Err(err) => return Err(err),
+            };
+            match self.settle(&key, total as u64)? {
+                Settled::Done(etag) => return Ok(etag),
+                Settled::Moved { etag: moved, size }
+                    if moved != etag && (base..total).contains(&(size as usize)) =>
+                {
+                    (etag, base) = (moved, size as usize);
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// One attempt of [`append`](Client::append): `stored` bytes copied, `new` sent.
+    fn append_once(
+        &self,
+        key: &str,
+        start: u64,
+        etag: &str,
+        stored: usize,
+        new: &[u8],
+    ) -> Result<String, Error> {
+        let id = self.create_upload(key, start)?;
         // The server copies and assembles the whole object: deadlines in proportion.
         let size = (stored + new.len()) as u64;
-        let result = self.copy_part(&key, &id, stored as u64).and_then(|copied| {
-            let added = self.upload_part(&key, &id, 2, new)?;
-            self.complete(&key, &id, &[copied, added], Expect::Etag(etag), size)
+        let result = (self.copy_part(key, &id, stored as u64, etag)).and_then(|copied| {
+            let added = self.upload_part(key, &id, 2, new)?;
+            self.complete(key, &id, &[copied, added], Expect::Etag(etag), size)
         });
         if result.is_err() {
-            self.abort(&key, &id);
+            self.abort(key, &id);
         }
         result
     }
 
-    /// Starts a multipart upload to `key`, recording `start` in its metadata.
+    /// Starts a multipart upload to `key`, recording `start` and this handle in its metadata.
     pub(crate) fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
-        let mut meta = HeaderMap::new();
-        meta.insert(
-            HeaderName::from_static(START_HEADER),
-            HeaderValue::from(start),
-        );
+        let meta = self.identity(start);
         self.request("CREATE-UPLOAD", key, 0, |bucket| {
             let bucket = bucket.with_extra_headers(meta.clone())?;
             let command = Command::InitiateMultipartUpload {
@@ -94,27 +135,56 @@ impl Client {
         })
     }
 
-    /// Part 1: the object at `key` as it stands, copied whole by the server.
-    pub(crate) fn copy_part(&self, key: &str, id: &str, size: u64) -> Result<Part, Error> {
-        let mut source = HeaderMap::new();
+    /// Part 1: the first `size` bytes of the object at `key`, copied by the server on the
+    /// condition that the object is still `etag` (a failed condition is [`Error::Fenced`]):
+    /// exactly the bytes the writer counts, even if the object grew since.
+    pub(crate) fn copy_part(
+        &self,
+        key: &str,
+        id: &str,
+        size: u64,
+        etag: &str,
+    ) -> Result<Part, Error> {
         let path = format!("/{}/{}", self.bucket_name(), uri_encode(key));
-        // Keys are checked when the stream is opened: the encoded path is always a valid value.
-        let value = HeaderValue::from_str(&path).unwrap_or(HeaderValue::from_static("/"));
-        source.insert(HeaderName::from_static("x-amz-copy-source"), value);
+        // Keys are checked when the stream is opened and ETags come from S3: both are valid
+        // header values, and an invalid one could only fail the request.
+        let value =
+            |text: &str| HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""));
+        let mut source = HeaderMap::new();
+        source.insert(HeaderName::from_static("x-amz-copy-source"), value(&path));
+        let mut exact = HeaderMap::new();
+        let range = format!("bytes=0-{}", size.saturating_sub(1));
+        exact.insert(
+            HeaderName::from_static("x-amz-copy-source-range"),
+            value(&range),
+        );
+        exact.insert(
+            HeaderName::from_static("x-amz-copy-source-if-match"),
+            value(etag),
+        );
         // The ETag of a copied part comes in the body, not in a header.
-        let etag = self.request("COPY-PART", key, size, |bucket| {
+        let result = self.request("COPY-PART", key, size, |bucket| {
             let command = Command::PutObject {
                 content: &[],
                 content_type: OCTETS,
                 custom_headers: Some(source.clone()),
                 multipart: Some(Multipart::new(1, id)),
             };
-            send(bucket, key, command, "ETag")
-        })?;
-        Ok(Part {
-            part_number: 1,
-            etag,
-        })
+            answer(
+                send_signed(bucket, key, command, &[], &exact)?.text()?,
+                "ETag",
+            )
+        });
+        match result {
+            Ok(etag) => Ok(Part { number: 1, etag }),
+            // The object is no longer the version counted on, or gone.
+            Err(
+                err @ Error::Status {
+                    status: 404 | 412, ..
+                },
+            ) if !is_no_such_upload(&err) => Err(Error::Fenced { key: key.into() }),
+            Err(err) => Err(err),
+        }
     }
 
     /// Part `number`: bytes of the object that S3 lacks.
@@ -132,7 +202,7 @@ impl Client {
                 custom_headers: None,
                 multipart: Some(Multipart::new(number, id)),
             };
-            let response = send_borrowed(bucket, key, command, new)?;
+            let response = send_signed(bucket, key, command, new, &HeaderMap::new())?;
             Ok(response
                 .headers()
                 .get("etag")
@@ -141,16 +211,13 @@ impl Client {
         })?;
         // Some servers send no ETag for a part; it is the MD5 of the part's bytes.
         let etag = etag.unwrap_or_else(|| format!("\"{:x}\"", md5::compute(new)));
-        Ok(Part {
-            part_number: number,
-            etag,
-        })
+        Ok(Part { number, etag })
     }
 
     /// Completes the upload of `size` bytes, on the condition that `key` is as `expect` says
-    /// (`If-Match: <etag>` or `If-None-Match: *`). A failure is settled by the object's ETag:
-    /// if it is the one these parts make, an earlier attempt of ours succeeded and lost its
-    /// answer.
+    /// (`If-Match: <etag>` or `If-None-Match: *`). A failure is settled by the object's
+    /// metadata: if this handle wrote it, `size` bytes long, an earlier attempt succeeded and
+    /// lost its answer.
     pub(crate) fn complete(
         &self,
         key: &str,
@@ -161,10 +228,13 @@ impl Client {
     ) -> Result<String, Error> {
         let mut condition = HeaderMap::new();
         self.add_condition(&mut condition, expect);
-        let ours = multipart_etag(parts);
-        let data = CompleteMultipartUploadData {
-            parts: parts.to_vec(),
-        };
+        let parts = (parts.iter())
+            .map(|p| s3::serde_types::Part {
+                part_number: p.number,
+                etag: p.etag.clone(),
+            })
+            .collect();
+        let data = CompleteMultipartUploadData { parts };
         let result = self.request("COMPLETE-UPLOAD", key, size, |bucket| {
             let bucket = bucket.with_extra_headers(condition.clone())?;
             let command = Command::CompleteMultipartUpload {
@@ -173,27 +243,23 @@ impl Client {
             };
             send(&bucket, key, command, "ETag")
         });
-        // A retry after a lost answer finds the upload gone (404 `NoSuchUpload` on AWS, 403 on
-        // s3s-fs): whatever the failure, if the object is what these parts make, it is ours.
+        // A retry after a lost answer finds the upload gone (404 `NoSuchUpload` on AWS): the
+        // object says whether it was ours.
         let err = match result {
             Ok(etag) => return Ok(etag),
             Err(err) => err,
         };
-        if let Ok((found, _)) = self.head(key)
-            && ours.as_deref() == Some(found.as_str())
-        {
-            return Ok(found);
+        if let Ok(Settled::Done(etag)) = self.settle(key, size) {
+            return Ok(etag);
         }
         match err {
             Error::Status {
                 status: 409 | 412, ..
             } => Err(Error::Fenced { key: key.into() }),
             // If-Match on a missing key (AWS, moto): someone deleted our tail.
-            Error::Status {
-                status: 404,
-                ref code,
-                ..
-            } if code != "NoSuchUpload" && matches!(expect, Expect::Etag(_)) => {
+            Error::Status { status: 404, .. }
+                if !is_no_such_upload(&err) && matches!(expect, Expect::Etag(_)) =>
+            {
                 Err(Error::Fenced { key: key.into() })
             }
             err => Err(err),
@@ -213,18 +279,29 @@ impl Client {
     }
 }
 
+/// Whether `err` says that the upload it was part of is gone: aborted (by a lifecycle rule or
+/// another process) or completed.
+pub(crate) fn is_no_such_upload(err: &Error) -> bool {
+    matches!(err, Error::Status { code, .. } if code == "NoSuchUpload")
+}
+
 /// Sends `command`, whose body is `body`, as rust-s3's `AttoRequest::response` does, but from
-/// the caller's bytes: rust-s3 copies every body first, which would double the memory of each
-/// part in flight.
-fn send_borrowed(
+/// the caller's bytes (rust-s3 copies every body first, which would double the memory of each
+/// part in flight), and with `extra` headers signed too.
+fn send_signed(
     bucket: &Bucket,
     key: &str,
     command: Command<'_>,
     body: &[u8],
+    extra: &HeaderMap,
 ) -> Result<attohttpc::Response, S3Error> {
     let request = AttoRequest::new(bucket, key, command)?;
+    let mut headers = request.headers()?;
+    if !extra.is_empty() {
+        resign(&request, &mut headers, extra)?;
+    }
     let mut session = attohttpc::Session::new();
-    for (name, value) in request.headers()?.iter() {
+    for (name, value) in headers.iter() {
         session.header(name, value);
     }
     if let Some(timeout) = bucket.request_timeout {
@@ -238,11 +315,72 @@ fn send_borrowed(
     Ok(response)
 }
 
-/// Sends one request and returns the text of element `tag` in its answer, with the quotes
-/// that XML may escape. An answer without it was cut short, and is retried as such; an error
-/// in the body of a 200 (S3 may send one for a Complete) is retried as the 500 it is.
+/// Adds `extra` to `headers` and signs them again (SigV4). rust-s3 0.38 sorts its canonical
+/// headers as `name:value` strings but lists the signed ones by name, so a header whose name
+/// extends another's (`x-amz-copy-source-range` beside `x-amz-copy-source`) breaks its
+/// signature: here both are sorted by name.
+fn resign(
+    request: &AttoRequest,
+    headers: &mut HeaderMap,
+    extra: &HeaderMap,
+) -> Result<(), S3Error> {
+    headers.remove(AUTHORIZATION);
+    for (name, value) in extra {
+        headers.insert(name.clone(), value.clone());
+    }
+    let mut signed = Vec::with_capacity(headers.len());
+    for (name, value) in headers.iter() {
+        // rust-s3 adds `Date` after signing: it is not signed.
+        if name != "date" {
+            signed.push((
+                name.as_str().to_lowercase(),
+                value.to_str()?.trim().to_owned(),
+            ));
+        }
+    }
+    signed.sort();
+    let canonical_headers: Vec<String> = signed.iter().map(|(n, v)| format!("{n}:{v}")).collect();
+    let names: Vec<&str> = signed.iter().map(|(n, _)| n.as_str()).collect();
+    let names = names.join(";");
+    let url = request.url()?;
+    let canonical = format!(
+        "{}\n{}\n{}\n{}\n\n{names}\n{}",
+        request.command().http_verb(),
+        signing::canonical_uri_string(&url),
+        signing::canonical_query_string(&url),
+        canonical_headers.join("\n"),
+        request.command().sha256()?,
+    );
+    let mut hmac = signing::HmacSha256::new_from_slice(&request.signing_key()?)?;
+    hmac.update(request.string_to_sign(&canonical)?.as_bytes());
+    let signature: String = (hmac.finalize().into_bytes().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let bucket = request.bucket();
+    let access_key = bucket.access_key()?.unwrap_or_default();
+    let authorization = signing::authorization_header(
+        &access_key,
+        &request.datetime(),
+        &bucket.region(),
+        &names,
+        &signature,
+    )?;
+    headers.insert(AUTHORIZATION, authorization.parse()?);
+    Ok(())
+}
+
+/// Sends one request and returns the text of element `tag` in its answer.
 fn send(bucket: &Bucket, key: &str, command: Command<'_>, tag: &str) -> Result<String, S3Error> {
-    let body = AttoRequest::new(bucket, key, command)?.response()?.text()?;
+    answer(
+        AttoRequest::new(bucket, key, command)?.response()?.text()?,
+        tag,
+    )
+}
+
+/// The text of element `tag` in an answer, with the quotes that XML may escape. An answer
+/// without it was cut short, and is retried as such; an error in the body of a 200 (S3 may
+/// send one for a Complete) is retried as the 500 it is.
+fn answer(body: String, tag: &str) -> Result<String, S3Error> {
     if body.contains("<Error>") {
         return Err(S3Error::HttpFailWithBody(500, body));
     }
@@ -253,26 +391,6 @@ fn send(bucket: &Bucket, key: &str, command: Command<'_>, tag: &str) -> Result<S
         ))),
         text => Ok(xml_unescape(&text)),
     }
-}
-
-/// The ETag S3 gives the object completed from `parts`: the MD5 of their binary ETags, then the
-/// number of parts. A copied part's ETag may be the source's own multipart ETag (SeaweedFS):
-/// its digest counts, not its `-N`. `None` if a part's ETag is no MD5 (a server of another
-/// kind).
-fn multipart_etag(parts: &[Part]) -> Option<String> {
-    let mut digests = Vec::with_capacity(16 * parts.len());
-    for part in parts {
-        let etag = part.etag.trim_matches('"');
-        let hex = etag.split_once('-').map_or(etag, |(hex, _)| hex);
-        if hex.len() != 32 {
-            return None;
-        }
-        for pair in hex.as_bytes().chunks(2) {
-            let pair = std::str::from_utf8(pair).ok()?;
-            digests.push(u8::from_str_radix(pair, 16).ok()?);
-        }
-    }
-    Some(format!("\"{:x}-{}\"", md5::compute(&digests), parts.len()))
 }
 
 /// `key` as a URI path: every byte but unreserved characters and `/` percent-encoded.
@@ -290,34 +408,6 @@ fn uri_encode(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn part(part_number: u32, etag: &str) -> Part {
-        Part {
-            part_number,
-            etag: etag.into(),
-        }
-    }
-
-    #[test]
-    fn multipart_etag_is_the_md5_of_the_part_md5s() {
-        // Two parts whose bodies are "a" and "b".
-        let a = format!("\"{:x}\"", md5::compute(b"a"));
-        let b = format!("\"{:x}\"", md5::compute(b"b"));
-        let mut both = md5::compute(b"a").0.to_vec();
-        both.extend_from_slice(&md5::compute(b"b").0);
-        let expected = format!("\"{:x}-2\"", md5::compute(&both));
-        assert_eq!(
-            multipart_etag(&[part(1, &a), part(2, &b)]),
-            Some(expected.clone())
-        );
-        // SeaweedFS names a copied part by its source's ETag, and counts only the digest.
-        let copied = format!("{}-3", a.trim_end_matches('"'));
-        assert_eq!(
-            multipart_etag(&[part(1, &copied), part(2, &b)]),
-            Some(expected)
-        );
-        assert_eq!(multipart_etag(&[part(1, "\"not-an-md5\"")]), None);
-    }
 
     #[test]
     fn keys_are_uri_encoded_but_slashes() {

@@ -37,14 +37,27 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     /// Requests the in-process server handled.
     log: recorder::Log,
+    /// Multipart uploads the in-process server created.
+    uploads: recorder::Uploads,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts an in-process server on a new temporary directory.
+    /// Starts an in-process server on a new temporary directory. With
+    /// `S3SYNCR_TEST_OPAQUE_ETAGS` set, its ETags are opaque ([`Server::start_opaque`]).
     pub fn start() -> Server {
+        Server::start_with(std::env::var_os("S3SYNCR_TEST_OPAQUE_ETAGS").is_some())
+    }
+
+    /// Starts an in-process server whose ETags are opaque, as on SSE-KMS and SSE-C buckets: 32
+    /// hex digits (and `-N` after a multipart upload) that are not the MD5 of the body.
+    pub fn start_opaque() -> Server {
+        Server::start_with(true)
+    }
+
+    fn start_with(opaque_etags: bool) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut server = Server::start_in(dir.path());
+        let mut server = Server::serve(dir.path(), opaque_etags);
         server._dir = Some(dir);
         server
     }
@@ -52,11 +65,18 @@ impl Server {
     /// Starts an in-process server over `root`: each directory in it is a bucket, each file an
     /// object. The data stays there after the server stops.
     pub fn start_in(root: &Path) -> Server {
+        Server::serve(root, false)
+    }
+
+    fn serve(root: &Path, opaque_etags: bool) -> Server {
         let log = recorder::Log::default();
+        let uploads = recorder::Uploads::default();
         let fs = recorder::Recorder {
             inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
             log: log.clone(),
+            uploads: uploads.clone(),
             writes: tokio::sync::Mutex::new(()),
+            opaque_etags,
         };
         let (endpoint, runtime) =
             local::serve(fs, ACCESS_KEY, SECRET_KEY, AwsNameValidation::new())
@@ -69,6 +89,7 @@ impl Server {
             root: Some(root.to_owned()),
             runtime: Some(runtime),
             log,
+            uploads,
             _dir: None,
         }
     }
@@ -85,6 +106,7 @@ impl Server {
             root: None,
             runtime: None,
             log: recorder::Log::default(),
+            uploads: recorder::Uploads::default(),
             _dir: None,
         })
     }
@@ -109,6 +131,12 @@ impl Server {
     /// external server).
     pub fn take_requests(&self) -> Vec<Request> {
         std::mem::take(&mut *self.log.lock().expect("request log"))
+    }
+
+    /// The multipart uploads the in-process server created so far, as (`/bucket/key`, upload
+    /// ID), oldest first (none for an external server).
+    pub fn uploads(&self) -> Vec<(String, String)> {
+        self.uploads.lock().expect("uploads").clone()
     }
 
     /// The server's base URL, e.g. `http://127.0.0.1:41234`.

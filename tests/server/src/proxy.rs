@@ -34,6 +34,9 @@ pub enum Fault {
     Stall(Duration),
     /// Hold the request for this long, then pass it on as usual: a slow answer, not a failure.
     Delay(Duration),
+    /// Hold the request until [`Proxy::release`] (at most 30 s), then pass it on as usual: a
+    /// test orders what happens meanwhile without sleeping.
+    Hold,
 }
 
 impl Fault {
@@ -87,6 +90,9 @@ struct State {
     /// sends one after the other are never held at once, while parallel ones are.
     held: AtomicUsize,
     peak: AtomicUsize,
+    /// Releases given by [`Proxy::release`] that no held request took yet.
+    releases: Mutex<usize>,
+    released: Condvar,
     /// Set by [`Proxy::sever`]: nothing more reaches the server.
     severed: AtomicBool,
     stop: AtomicBool,
@@ -137,6 +143,8 @@ impl Proxy {
             active: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            releases: Mutex::new(0),
+            released: Condvar::new(),
             severed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
@@ -179,6 +187,26 @@ impl Proxy {
         );
         let mut faults = self.state.faults.lock().expect("faults");
         faults.push_back((method.map(str::to_owned), fault));
+    }
+
+    /// How many requests are held by [`Fault::Delay`] or [`Fault::Hold`] right now.
+    pub fn holding(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most 30 s) until `n` requests are held, and says whether they are.
+    pub fn wait_holding(&self, n: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.holding() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.holding() >= n
+    }
+
+    /// Lets one request held by [`Fault::Hold`] go on (the next one to be held, if none is).
+    pub fn release(&self) {
+        *self.state.releases.lock().expect("releases") += 1;
+        self.state.released.notify_all();
     }
 
     /// How many faults were injected so far.
@@ -274,10 +302,20 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
             client.shutdown(Shutdown::Both)
         }
         _ => {
-            if let Some(Fault::Delay(duration)) = fault {
+            if let Some(Fault::Delay(_) | Fault::Hold) = fault {
                 let held = state.held.fetch_add(1, Ordering::SeqCst) + 1;
                 state.peak.fetch_max(held, Ordering::SeqCst);
-                std::thread::sleep(duration);
+                match fault {
+                    Some(Fault::Delay(duration)) => std::thread::sleep(duration),
+                    _ => {
+                        let releases = state.releases.lock().expect("releases");
+                        let timeout = Duration::from_secs(30);
+                        let (mut releases, _) = (state.released)
+                            .wait_timeout_while(releases, timeout, |n| *n == 0)
+                            .expect("releases");
+                        *releases = releases.saturating_sub(1);
+                    }
+                }
                 state.held.fetch_sub(1, Ordering::SeqCst);
             }
             let mut server = TcpStream::connect(state.upstream)?;

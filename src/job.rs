@@ -1,0 +1,165 @@
+//! Requests run on threads of their own: a [`Job`] holds one's outcome, and a [`Bell`] tells a
+//! waiter that some job ended.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::Error;
+use crate::client::Client;
+
+/// Work on a thread of its own, whose outcome lands here before the bell rings: once rung,
+/// the outcome is there to take.
+pub(crate) struct Job<T>(Arc<Mutex<Slot<T>>>);
+
+enum Slot<T> {
+    Running,
+    /// Nobody waits for the outcome any more; a success is handed to this clean-up instead
+    /// (an upload created for a writer that stopped meanwhile is aborted).
+    Abandoned(Box<dyn FnOnce(T) + Send>),
+    Ended(Result<T, Error>),
+    Taken,
+}
+
+/// Counts ended jobs, so that a waiter misses none that ends after it looked.
+#[derive(Default)]
+pub(crate) struct Bell {
+    rung: Mutex<u64>,
+    ring: Condvar,
+}
+
+/// Runs `work` on a thread of its own, which rings `bell` when it ends. A panic in `work`, or a
+/// thread that cannot be started, is the job's failure: it ends either way, and rings.
+pub(crate) fn spawn<T: Send + 'static>(
+    client: &Arc<Client>,
+    bell: &Arc<Bell>,
+    work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
+) -> Job<T> {
+    let job = Job(Arc::new(Mutex::new(Slot::Running)));
+    let (client, ended, slot) = (client.clone(), bell.clone(), job.0.clone());
+    let spawned = std::thread::Builder::new()
+        .name("s3-syncr-upload".into())
+        .spawn(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| work(&client)))
+                .unwrap_or_else(|_| Err(Error::internal("an upload thread panicked")));
+            end(&slot, result);
+            ended.ring();
+        });
+    if let Err(err) = spawned {
+        end(&job.0, Err(Error::internal(format!("no thread: {err}"))));
+        bell.ring();
+    }
+    job
+}
+
+/// Lands `result` in `slot`, or hands it to the clean-up of an abandoned job.
+fn end<T>(slot: &Mutex<Slot<T>>, result: Result<T, Error>) {
+    let mut slot = lock(slot);
+    match std::mem::replace(&mut *slot, Slot::Taken) {
+        Slot::Abandoned(clean_up) => {
+            drop(slot);
+            if let Ok(value) = result {
+                clean_up(value);
+            }
+        }
+        _ => *slot = Slot::Ended(result),
+    }
+}
+
+impl<T> Job<T> {
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(*lock(&self.0), Slot::Ended(_))
+    }
+
+    /// The outcome; only once [`is_finished`](Job::is_finished).
+    pub(crate) fn join(self) -> Result<T, Error> {
+        match std::mem::replace(&mut *lock(&self.0), Slot::Taken) {
+            Slot::Ended(result) => result,
+            _ => Err(Error::internal("a job was joined before it ended")),
+        }
+    }
+
+    /// Gives up on the outcome: a success, now or once the job ends, goes to `clean_up`.
+    pub(crate) fn abandon(self, clean_up: impl FnOnce(T) + Send + 'static) {
+        let mut slot = lock(&self.0);
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            Slot::Running => *slot = Slot::Abandoned(Box::new(clean_up)),
+            Slot::Ended(Ok(value)) => {
+                drop(slot);
+                clean_up(value);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Bell {
+    pub(crate) fn seen(&self) -> u64 {
+        *lock(&self.rung)
+    }
+
+    fn ring(&self) {
+        *lock(&self.rung) += 1;
+        self.ring.notify_all();
+    }
+
+    /// Waits until a job ends after `seen` was read.
+    pub(crate) fn wait_past(&self, seen: u64) {
+        let rung = lock(&self.rung);
+        drop(
+            (self.ring)
+                .wait_while(rung, |rung| *rung == seen)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+}
+
+/// A lock that a panic elsewhere does not poison: every value behind one is whole at all times.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn outcome<T: Send + 'static>(result: Result<T, Error>) -> Job<T> {
+        let job = Job(Arc::new(Mutex::new(Slot::Running)));
+        end(&job.0, result);
+        job
+    }
+
+    #[test]
+    fn an_abandoned_success_is_cleaned_up_once_whenever_it_ends() {
+        let cleaned = Arc::new(AtomicUsize::new(0));
+        let count = |cleaned: &Arc<AtomicUsize>| {
+            let cleaned = cleaned.clone();
+            move |n: usize| {
+                cleaned.fetch_add(n, Ordering::SeqCst);
+            }
+        };
+        // Ended before it was abandoned.
+        outcome(Ok(1)).abandon(count(&cleaned));
+        assert_eq!(cleaned.load(Ordering::SeqCst), 1);
+        // Abandoned while running, then ended.
+        let job: Job<usize> = Job(Arc::new(Mutex::new(Slot::Running)));
+        let slot = job.0.clone();
+        job.abandon(count(&cleaned));
+        assert_eq!(cleaned.load(Ordering::SeqCst), 1);
+        end(&slot, Ok(10));
+        assert_eq!(cleaned.load(Ordering::SeqCst), 11);
+        // A failure has nothing to clean up.
+        outcome::<usize>(Err(Error::internal("x"))).abandon(count(&cleaned));
+        assert_eq!(cleaned.load(Ordering::SeqCst), 11);
+    }
+
+    #[test]
+    fn join_takes_the_outcome_once_ended() {
+        let job = outcome(Ok(5));
+        assert!(job.is_finished());
+        assert_eq!(job.join().ok(), Some(5));
+        let running: Job<u8> = Job(Arc::new(Mutex::new(Slot::Running)));
+        assert!(!running.is_finished());
+        assert!(matches!(running.join(), Err(Error::Internal { .. })));
+    }
+}

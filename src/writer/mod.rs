@@ -1,0 +1,624 @@
+//! The write side: the objects this handle has not finished writing, oldest first. The last
+//! one is the tail, which writes append to; those before it are sealed.
+//!
+//! Large writes stream out as parts of a multipart upload, several at once on threads of their
+//! own, under one budget of bytes held. Objects become whole in S3 strictly in stream order (by
+//! their Complete, or by one PUT or append by copy), so that a crash never leaves a gap: a
+//! sealed object's parts upload while the next object fills, but it is completed only once the
+//! one before it is. A fence stops the writer once another one took over the stream.
+
+mod object;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::Error;
+use crate::client::{Client, is_no_such_upload};
+use crate::index::Index;
+use crate::job::Bell;
+use object::{Chunk, Id, Object, Pass, Phase, Source, State, Upload};
+
+pub(crate) struct Writer {
+    client: Arc<Client>,
+    seal_bytes: usize,
+    /// With appending by copy, the size in S3 from which an object's bytes leave memory once
+    /// S3 has them (reads fetch them from S3), and the part size and most parts uploading at
+    /// once. `None` without appending by copy: objects are then held and uploaded whole.
+    copy: Option<Streaming>,
+    /// Oldest first; the last one is the tail. Empty until the first write finds the end.
+    objects: VecDeque<Object>,
+    /// Set while a flush waits, once the tail's bytes are all handed to its upload (if any):
+    /// the tail is then completed too, not only sealed objects.
+    flushing: bool,
+    /// Set once the handle can write no more: another writer took over, or bytes were lost.
+    stopped: Option<Stop>,
+    /// Rung by every job that ends, so that a writer short of room can wait for any of them.
+    bell: Arc<Bell>,
+}
+
+/// How a writer that appends by copy streams its bytes out (from [`Options`](crate::Options)).
+#[derive(Clone, Copy)]
+pub(crate) struct Streaming {
+    /// `copy_threshold`: from this size in S3, a tail's flushed bytes leave memory.
+    pub(crate) copy_from: usize,
+    /// `part_size`.
+    pub(crate) part: usize,
+    /// `write_ahead`.
+    pub(crate) ahead: usize,
+}
+
+/// What a stopped writer keeps: why it stopped, and the bytes that never reached S3.
+struct Stop {
+    why: Stopped,
+    unflushed: Vec<u8>,
+}
+
+/// Why a writer stopped, to report it again at every call.
+enum Stopped {
+    Fenced { key: String },
+    UploadLost { key: String, lost: u64 },
+}
+
+/// Whether the bytes short of a part go out too, as an upload's last part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    WholeParts,
+    Rest,
+}
+
+/// What [`Writer::make_room`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Another part may start.
+    Part,
+    /// No sealed object is left.
+    Seal,
+}
+
+impl Writer {
+    pub(crate) fn new(client: Arc<Client>, seal_bytes: usize, copy: Option<Streaming>) -> Writer {
+        Writer {
+            client,
+            seal_bytes,
+            copy,
+            objects: VecDeque::new(),
+            flushing: false,
+            stopped: None,
+            bell: Arc::default(),
+        }
+    }
+
+    /// Whether this handle found the end of the stream: from then on the index covers the
+    /// objects before the writer's, and the rest of the stream is in [`Writer::local_at`].
+    pub(crate) fn started(&self) -> bool {
+        !self.objects.is_empty()
+    }
+
+    /// Whether the tail is in S3 as this handle uploaded it, recording its start: the objects
+    /// before it may then all be trimmed.
+    pub(crate) fn tail_recorded(&self) -> bool {
+        self.objects.back().is_some_and(|t| t.recorded)
+    }
+
+    /// The stream's bytes in memory from `offset` bytes after the index on, up to the end of
+    /// the piece of memory that holds them; empty at the end. Only the stream's bytes if
+    /// [`Writer::holds_all`].
+    pub(crate) fn local_at(&self, mut offset: usize) -> &[u8] {
+        for piece in self.objects.iter().flat_map(Object::memory) {
+            if offset < piece.len() {
+                return &piece[offset..];
+            }
+            offset -= piece.len();
+        }
+        &[]
+    }
+
+    /// How many bytes the stream has after the index: those in memory, and those of parts let
+    /// go.
+    pub(crate) fn local_len(&self) -> usize {
+        self.objects.iter().map(|o| o.len() - o.only_in_s3).sum()
+    }
+
+    /// Whether memory holds every byte after the index: false once parts of an object larger
+    /// than the write budget were let go, until the object is complete.
+    pub(crate) fn holds_all(&self) -> bool {
+        !(self.objects.iter().flat_map(|o| &o.upload))
+            .flat_map(|u| &u.parts)
+            .any(|part| matches!(part.source, Source::Released))
+    }
+
+    /// Drops the buffers of a closed stream.
+    pub(crate) fn release(&mut self) {
+        self.objects.clear();
+    }
+
+    /// The tail's key, for messages.
+    pub(crate) fn tail_key(&self) -> Option<String> {
+        self.objects.back().map(|t| self.client.key(t.seq))
+    }
+
+    /// Whether the index holds an object this writer is still writing (the part of it that
+    /// left memory): that one must not be trimmed.
+    pub(crate) fn shares_index(&self) -> bool {
+        self.objects.front().is_some_and(|o| o.only_in_s3 > 0)
+    }
+
+    /// Appends `data` whole to the tail. The first write finds the end of the stream; a write
+    /// that finds the tail full seals it, and one that finds a part's worth of bytes hands them
+    /// to the upload. A failed upload is reported here (and nothing of `data` is appended),
+    /// then tried again.
+    pub(crate) fn write(&mut self, index: &mut Index, data: &[u8]) -> Result<(), Error> {
+        self.check_stopped()?;
+        self.pump(index)?;
+        let tail = self.tail(index)?;
+        if tail.len() >= self.seal_bytes {
+            self.seal(index)?;
+        } else {
+            self.stream(index, Cut::WholeParts)?;
+        }
+        let reserve = self
+            .copy
+            .map_or(self.seal_bytes, |c| c.part.min(self.seal_bytes));
+        let tail = self.tail(index)?;
+        let buf = Arc::make_mut(&mut tail.buf);
+        if buf.capacity() - buf.len() < data.len() {
+            // Only the write that crosses the size reserved gets here: grow by just that much.
+            buf.reserve_exact(data.len().max(reserve.saturating_sub(buf.len())));
+        }
+        buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Makes every accepted byte durable: completes the objects in order, the tail last.
+    pub(crate) fn flush(&mut self, index: &mut Index) -> Result<(), Error> {
+        self.check_stopped()?;
+        self.flushing = true;
+        let result = self.drain(index);
+        self.flushing = false;
+        if result.is_err() {
+            self.settle(index);
+        }
+        result
+    }
+
+    fn drain(&mut self, index: &mut Index) -> Result<(), Error> {
+        loop {
+            let seen = self.bell.seen();
+            // The tail may be completed only once all its bytes are in the upload's parts:
+            // until then, a pump (making room for a part) must not start its final upload.
+            self.flushing = false;
+            self.stream(index, Cut::Rest)?;
+            self.flushing = true;
+            self.pump(index)?;
+            let Some(tail) = self.objects.back() else {
+                return Ok(());
+            };
+            if self.objects.len() == 1 && tail.upload.is_none() && tail.unflushed() == 0 {
+                return Ok(());
+            }
+            if self.running() == 0 {
+                // Every path above starts a job while anything is left: this is a bug, and
+                // reporting it beats both waiting forever and claiming durability.
+                return Err(Error::internal(format!(
+                    "{}: nothing left to upload, yet bytes remain",
+                    self.client.key(tail.seq)
+                )));
+            }
+            self.bell.wait_past(seen);
+        }
+    }
+
+    /// The bytes accepted by `write` that S3 does not hold in a complete object yet (those
+    /// already uploaded as parts included, unless they were let go: see
+    /// [`Options::part_size`](crate::Options::part_size)).
+    pub(crate) fn unflushed(&self) -> Vec<u8> {
+        if let Some(stop) = &self.stopped {
+            return stop.unflushed.clone();
+        }
+        let mut out = Vec::new();
+        for object in &self.objects {
+            let mut skip = object.in_s3;
+            for bytes in object.memory() {
+                let from = skip.min(bytes.len());
+                out.extend_from_slice(&bytes[from..]);
+                skip -= from;
+            }
+        }
+        out
+    }
+
+    fn check_stopped(&self) -> Result<(), Error> {
+        match self.stopped.as_ref().map(|stop| &stop.why) {
+            None => Ok(()),
+            Some(Stopped::Fenced { key }) => Err(Error::Fenced { key: key.clone() }),
+            Some(Stopped::UploadLost { key, lost }) => Err(Error::UploadLost {
+                key: key.clone(),
+                lost: *lost,
+            }),
+        }
+    }
+
+    /// A fence, or bytes lost with a vanished upload, turn the writer off: the bytes S3 lacks
+    /// are kept aside, the uploads under way are aborted (best effort), and reads show what
+    /// S3 holds from the index on.
+    fn fail(&mut self, err: Error) -> Error {
+        let why = match &err {
+            Error::Fenced { key } => {
+                log::error!("{key} was changed by another writer: this handle stops writing");
+                Stopped::Fenced { key: key.clone() }
+            }
+            Error::UploadLost { key, lost } => {
+                log::error!("{err}");
+                Stopped::UploadLost {
+                    key: key.clone(),
+                    lost: *lost,
+                }
+            }
+            _ => return err,
+        };
+        let unflushed = self.unflushed();
+        self.stopped = Some(Stop { why, unflushed });
+        self.abort_uploads();
+        err
+    }
+
+    /// Aborts every upload of this handle, best effort; one still being created is aborted
+    /// once its ID arrives.
+    fn abort_uploads(&mut self) {
+        for object in std::mem::take(&mut self.objects) {
+            let key = self.client.key(object.seq);
+            match object.upload.map(|u| u.id) {
+                Some(Id::Known(id)) => self.client.abort(&key, &id),
+                Some(Id::Creating(job)) => {
+                    let client = self.client.clone();
+                    job.abandon(move |id| client.abort(&key, &id));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The tail, found on first use: a last object below the sealing size is continued,
+    /// otherwise a new object is started after it. The index is anchored on the way, with no
+    /// request of its own when the stream is new or the continued tail records its start.
+    fn tail(&mut self, index: &mut Index) -> Result<&mut Object, Error> {
+        if self.objects.is_empty() {
+            index.list(&self.client)?;
+            let tail = self.find_tail(index)?;
+            self.objects.push_back(tail);
+        }
+        Ok(self.objects.back_mut().expect("a tail was just found"))
+    }
+
+    /// Continues the last object, as one response tells its size and ETag: every later
+    /// conditional write counts on that pair, so both must be of the same version. A small
+    /// one is fetched whole (one GET); one large enough to append to by copy stays in S3 and
+    /// in the index for reads (one HEAD). One found full, maybe grown since it was listed, is
+    /// followed by a new object.
+    fn find_tail(&self, index: &mut Index) -> Result<Object, Error> {
+        let seal = self.seal_bytes as u64;
+        let large = |size: u64| self.copy.is_some_and(|c| size >= c.copy_from as u64);
+        let last = index.last();
+        let Some(last) = last.filter(|last| last.size < seal) else {
+            return self.after(index, last.map(|last| last.seq));
+        };
+        let (etag, start, size, buf) = if large(last.size) {
+            let head = self.client.stat(last.seq)?;
+            (head.etag, head.start, head.size, None)
+        } else {
+            let whole = self.client.get_whole(last.seq)?;
+            let size = whole.buf.len() as u64;
+            (whole.etag, whole.start, size, Some(whole.buf))
+        };
+        index.cover(last.seq, size);
+        index.anchor_with(&self.client, last.seq, start)?;
+        if size >= seal {
+            return self.after(index, Some(last.seq));
+        }
+        let start = index.last().map_or(0, |last| last.start);
+        match buf {
+            Some(buf) if !large(size) => {
+                index.truncate_from(last.seq);
+                Ok(Object::new(last.seq, start, buf, Some(etag)))
+            }
+            // Appending by copy needs the object's ETag, not its bytes: they stay in S3, and
+            // in the index for reads.
+            _ => {
+                let mut tail = Object::new(last.seq, start, Vec::new(), Some(etag));
+                tail.only_in_s3 = size as usize;
+                Ok(tail)
+            }
+        }
+    }
+
+    /// A new object after `last` (the first one if `None`), where the index ends.
+    fn after(&self, index: &mut Index, last: Option<u64>) -> Result<Object, Error> {
+        index.anchor_empty();
+        index.anchor(&self.client)?;
+        Ok(Object::new(next_seq(last)?, index.end(), Vec::new(), None))
+    }
+
+    /// Seals the full tail and starts the next object. Its last bytes go out as the last
+    /// part; it is completed in turn, in the background.
+    fn seal(&mut self, index: &mut Index) -> Result<(), Error> {
+        self.stream(index, Cut::Rest)?;
+        if self.objects.back().is_some_and(|t| t.upload.is_none()) {
+            // Below a part, an object goes up whole, by one PUT, and PUTs go one at a time in
+            // stream order: a second sealed object waiting would only hold memory.
+            self.make_room(index, Room::Seal)?;
+        }
+        let tail = self.tail(index)?;
+        let (seq, len) = (tail.seq, tail.len());
+        tail.phase = Phase::Sealed;
+        let next = Object::new(
+            next_seq(Some(seq))?,
+            tail.start + len as u64,
+            Vec::new(),
+            None,
+        );
+        log::info!(
+            "sealed {} at {len} bytes; continuing in {}",
+            self.client.key(seq),
+            self.client.key(next.seq)
+        );
+        self.objects.push_back(next);
+        self.pump(index)
+    }
+
+    /// Hands the tail's bytes to its upload, a part at a time, starting the upload once a
+    /// part's worth is there. With [`Cut::Rest`], the bytes short of a part go too, as the
+    /// upload's last part, if an upload is under way (else the object's final upload sends
+    /// them).
+    fn stream(&mut self, index: &mut Index, cut: Cut) -> Result<(), Error> {
+        let Some(copy) = self.copy else {
+            return Ok(());
+        };
+        while self.next_cut(copy.part, cut).is_some() {
+            self.make_room(index, Room::Part)?;
+            // Making room may have completed the tail's upload, which changes what is left.
+            if let Some(n) = self.next_cut(copy.part, cut) {
+                self.cut(n, copy.part);
+                self.pump(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many bytes of the tail's buffer go out as the next part, if any. An upload with
+    /// nothing left to send is closed by [`Cut::Rest`].
+    fn next_cut(&mut self, part: usize, cut: Cut) -> Option<usize> {
+        let tail = self.objects.back_mut()?;
+        let len = tail.buf.len();
+        let rest = cut == Cut::Rest;
+        match tail.upload.as_mut() {
+            Some(upload) if upload.closed => None,
+            Some(upload) if rest && len == 0 => {
+                upload.closed = true;
+                None
+            }
+            Some(_) if rest => Some(len.min(part)),
+            _ if len >= part => Some(part),
+            _ => None,
+        }
+    }
+
+    /// Moves the first `n` bytes of the tail's buffer into a new part, to be sent once the
+    /// upload has an ID (asked for now if there is no upload yet).
+    fn cut(&mut self, n: usize, part: usize) {
+        let tail = self.objects.back_mut().expect("only the tail is cut");
+        let upload = tail.upload.get_or_insert_with(|| {
+            // The object as S3 holds it is part 1, copied by the server.
+            let copy = (tail.only_in_s3 > 0).then_some(Chunk {
+                number: 1,
+                len: tail.only_in_s3,
+                source: Source::Copy,
+                state: State::Queued,
+            });
+            Upload {
+                // Created at the next pump.
+                id: Id::Wanted,
+                parts: copy.into_iter().collect(),
+                closed: false,
+            }
+        });
+        let buf = Arc::make_mut(&mut tail.buf);
+        let mut rest = Vec::with_capacity(part.max(buf.len() - n));
+        rest.extend_from_slice(&buf[n..]);
+        buf.truncate(n);
+        let bytes = Arc::new(std::mem::replace(buf, rest));
+        upload.parts.push(Chunk {
+            number: upload.parts.last().map_or(1, |p| p.number + 1),
+            len: n,
+            source: Source::Bytes(bytes),
+            state: State::Queued,
+        });
+        upload.closed = n < part;
+    }
+
+    /// Waits until another part may start: fewer than the most parts uploading, and the bytes
+    /// held within `(ahead + 1) × part`. Parts of the tail that S3 already has are let go if
+    /// that is what it takes: the tail is larger than the budget. For [`Room::Seal`], waits
+    /// instead until no sealed object is left.
+    fn make_room(&mut self, index: &mut Index, room: Room) -> Result<(), Error> {
+        loop {
+            let seen = self.bell.seen();
+            self.pump(index)?;
+            let room = match (room, self.copy) {
+                (Room::Seal, _) => self.objects.len() == 1,
+                (Room::Part, Some(copy)) => {
+                    let held: usize = self.objects.iter().map(Object::in_memory).sum();
+                    let over = held > (copy.ahead + 1) * copy.part;
+                    if over && self.release_tail_parts() {
+                        continue;
+                    }
+                    !over && self.running_parts() < copy.ahead
+                }
+                (Room::Part, None) => true,
+            };
+            if room || self.running() == 0 {
+                return Ok(());
+            }
+            self.bell.wait_past(seen);
+        }
+    }
+
+    /// Lets go of the bytes of the tail's parts that S3 has; whether there were any.
+    fn release_tail_parts(&mut self) -> bool {
+        let Some(upload) = self.objects.back_mut().and_then(|t| t.upload.as_mut()) else {
+            return false;
+        };
+        let mut released = false;
+        for part in &mut upload.parts {
+            if matches!(part.state, State::Done(_)) && matches!(part.source, Source::Bytes(_)) {
+                part.source = Source::Released;
+                released = true;
+            }
+        }
+        released
+    }
+
+    /// Parts uploading or waiting for their upload's ID: what `write_ahead` bounds.
+    fn running_parts(&self) -> usize {
+        (self.objects.iter().flat_map(|o| &o.upload))
+            .flat_map(|u| &u.parts)
+            .filter(|p| matches!(p.state, State::Running(_) | State::Queued))
+            .count()
+    }
+
+    /// Jobs under way, each of which rings the bell when it ends.
+    fn running(&self) -> usize {
+        let uploads = self.objects.iter().flat_map(|o| &o.upload);
+        let creating = uploads.clone().filter(|u| matches!(u.id, Id::Creating(_)));
+        let parts = uploads.flat_map(|u| &u.parts);
+        let sending = parts.filter(|p| matches!(p.state, State::Running(_)));
+        let finishing = self.objects.iter().filter(|o| o.finish.is_some());
+        creating.count() + sending.count() + finishing.count()
+    }
+
+    /// Takes the outcome of every job that ended, sends again the parts whose failure was
+    /// reported before, and starts the final upload of the oldest object once it can: objects
+    /// become whole in S3 in stream order. Reports the first failure, after the request's own
+    /// retries.
+    fn pump(&mut self, index: &mut Index) -> Result<(), Error> {
+        self.advance(index, Pass::Start)
+    }
+
+    /// Waits for every job under way, starting none: after a failed flush, nothing of it is
+    /// left running, and the next call starts again from what S3 has. Failures met meanwhile
+    /// are tried again then (a fence is taken at once).
+    fn settle(&mut self, index: &mut Index) {
+        loop {
+            let seen = self.bell.seen();
+            // The flush already reports a failure: later ones are retried, not reported.
+            let _ = self.advance(index, Pass::Collect);
+            if self.running() == 0 || self.stopped.is_some() {
+                return;
+            }
+            self.bell.wait_past(seen);
+        }
+    }
+
+    /// [`pump`](Writer::pump), or with [`Pass::Collect`] only taking outcomes.
+    fn advance(&mut self, index: &mut Index, pass: Pass) -> Result<(), Error> {
+        let mut failure = None;
+        for object in &mut self.objects {
+            if let Err(err) = object.advance_upload(&self.client, &self.bell, pass) {
+                failure.get_or_insert(err);
+            }
+        }
+        while failure.is_none() {
+            let flushing = self.flushing && self.objects.len() == 1;
+            let Some(oldest) = self.objects.front_mut() else {
+                break;
+            };
+            let sealed = oldest.phase == Phase::Sealed;
+            match oldest.finish.take() {
+                Some(job) if !job.is_finished() => {
+                    oldest.finish = Some(job);
+                    break;
+                }
+                Some(job) => match job.join() {
+                    Ok(etag) => self.finished(index, etag),
+                    // Its Complete found the upload gone, and the object is not ours.
+                    Err(err) if is_no_such_upload(&err) => {
+                        if let Err(err) = oldest.restart_upload(&self.client, &self.bell, pass) {
+                            failure = Some(err);
+                        }
+                    }
+                    Err(err) => failure = Some(err),
+                },
+                // A closed upload (its last part cut by a seal, or by a flush that failed) is
+                // completed as soon as it can be, flush or not, so that the bytes written
+                // after it can stream out again.
+                None if !(sealed || flushing || oldest.closed()) || !oldest.ready() => break,
+                None if oldest.upload.is_none() && oldest.unflushed() == 0 => {
+                    if !sealed {
+                        break;
+                    }
+                    index.cover(oldest.seq, oldest.len() as u64);
+                    self.objects.pop_front();
+                }
+                None if pass == Pass::Start => {
+                    oldest.finish = Some(oldest.start_finish(&self.client, &self.bell));
+                }
+                None => break,
+            }
+        }
+        match failure {
+            Some(err) => Err(self.fail(err)),
+            None => Ok(()),
+        }
+    }
+
+    /// The oldest object is whole in S3 with ETag `etag`, as far as its final upload took
+    /// it. After a multipart upload, or once it is large enough to append to by copy, its
+    /// bytes leave memory and reads go to S3.
+    fn finished(&mut self, index: &mut Index, etag: String) {
+        let copy_from = self.copy.map(|c| c.copy_from);
+        let reserve = self.copy.map_or(0, |c| c.part.min(self.seal_bytes));
+        let Some(object) = self.objects.front_mut() else {
+            return;
+        };
+        object.etag = Some(etag);
+        object.recorded = true;
+        let total = object.len();
+        let completed = match object.upload.take() {
+            // Bytes written after a failed flush closed the upload are not in it: they stay.
+            Some(upload) => upload.parts.iter().map(|p| p.len).sum(),
+            None if copy_from.is_some_and(|from| total >= from) => total,
+            None => {
+                object.in_s3 = object.buf.len();
+                return;
+            }
+        };
+        // What is left in `buf` is what the upload lacked.
+        let unsent = total - completed;
+        let buf = Arc::make_mut(&mut object.buf);
+        let mut rest = Vec::with_capacity(reserve.max(unsent));
+        rest.extend_from_slice(&buf[buf.len() - unsent..]);
+        *buf = rest;
+        object.only_in_s3 = completed;
+        object.in_s3 = 0;
+        index.cover(object.seq, completed as u64);
+    }
+}
+
+impl Drop for Writer {
+    /// Uploads left open by a failed flush would hold their parts until a lifecycle rule
+    /// removes them: abort them, best effort (not while panicking, as `BufWriter` skips its
+    /// flush).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.abort_uploads();
+        }
+    }
+}
+
+fn next_seq(last: Option<u64>) -> Result<u64, Error> {
+    match last {
+        None => Ok(0),
+        Some(seq) => seq.checked_add(1).ok_or_else(|| {
+            Error::InvalidConfig("the stream has used every sequence number".into())
+        }),
+    }
+}

@@ -1,0 +1,312 @@
+//! One object a writer has not finished: where its bytes are (S3 only, parts of an upload,
+//! memory), and the requests that make it whole in S3.
+
+use std::sync::Arc;
+
+use crate::Error;
+use crate::client::{Client, Expect, Part, is_no_such_upload};
+use crate::job::{Bell, Job, spawn};
+
+/// An object this handle writes. Its bytes, in order: `only_in_s3` bytes that S3 has and
+/// memory let go of (the index covers them), then those of the upload's parts, then `buf`.
+pub(super) struct Object {
+    pub(super) seq: u64,
+    /// Stream offset of its first byte, recorded with every upload.
+    pub(super) start: u64,
+    pub(super) only_in_s3: usize,
+    /// How many bytes of memory, from its first one, the object in S3 holds after
+    /// `only_in_s3`.
+    pub(super) in_s3: usize,
+    /// The object's ETag as we last wrote or read it; `None` while it does not exist.
+    pub(super) etag: Option<String>,
+    /// Whether S3's copy is one this handle uploaded, and so records its start.
+    pub(super) recorded: bool,
+    pub(super) upload: Option<Upload>,
+    /// The bytes not handed to the upload. Shared with the job that PUTs it whole.
+    pub(super) buf: Arc<Vec<u8>>,
+    pub(super) phase: Phase,
+    /// The request that makes the object whole in S3, while under way.
+    pub(super) finish: Option<Job<String>>,
+}
+
+/// Whether an object takes more bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// The tail: writes append to it.
+    Open,
+    /// Full: the next object took over, and this one is completed in its turn.
+    Sealed,
+}
+
+/// A multipart upload to an object's key, while its parts go out.
+pub(super) struct Upload {
+    pub(super) id: Id,
+    pub(super) parts: Vec<Chunk>,
+    /// No part follows: the last one may be short. Set by a flush or a seal.
+    pub(super) closed: bool,
+}
+
+/// The upload's ID: parts wait for it, while writing goes on.
+pub(super) enum Id {
+    Creating(Job<String>),
+    /// Failed and reported, or vanished: asked for again at the next call.
+    Wanted,
+    Known(Arc<str>),
+}
+
+pub(super) struct Chunk {
+    pub(super) number: u32,
+    pub(super) len: usize,
+    pub(super) source: Source,
+    pub(super) state: State,
+}
+
+pub(super) enum Source {
+    /// Part 1, copied by the server from the object as S3 holds it: its `only_in_s3` bytes.
+    Copy,
+    Bytes(Arc<Vec<u8>>),
+    /// Bytes S3 has as a part, let go to bound memory: they are readable once completed.
+    Released,
+}
+
+pub(super) enum State {
+    /// Waiting for the upload's ID, or to be sent again after a reported failure.
+    Queued,
+    Running(Job<Part>),
+    Done(Part),
+}
+
+/// Whether a pass over the jobs starts requests, or only takes the outcomes of those that
+/// ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    Start,
+    Collect,
+}
+
+impl Object {
+    pub(super) fn new(seq: u64, start: u64, buf: Vec<u8>, etag: Option<String>) -> Object {
+        Object {
+            seq,
+            start,
+            only_in_s3: 0,
+            in_s3: buf.len(),
+            etag,
+            recorded: false,
+            upload: None,
+            buf: Arc::new(buf),
+            phase: Phase::Open,
+            finish: None,
+        }
+    }
+
+    /// The object's size, as written so far.
+    pub(super) fn len(&self) -> usize {
+        let parts = self.upload.iter().flat_map(|u| &u.parts);
+        let sent: usize = parts
+            .filter(|p| !matches!(p.source, Source::Copy))
+            .map(|p| p.len)
+            .sum();
+        self.only_in_s3 + sent + self.buf.len()
+    }
+
+    /// Its bytes in memory, in order (those let go are missing).
+    pub(super) fn memory(&self) -> impl Iterator<Item = &[u8]> {
+        let parts = self.upload.iter().flat_map(|u| &u.parts);
+        (parts.filter_map(|p| match &p.source {
+            Source::Bytes(bytes) => Some(&bytes[..]),
+            _ => None,
+        }))
+        .chain(std::iter::once(&self.buf[..]))
+    }
+
+    pub(super) fn in_memory(&self) -> usize {
+        self.memory().map(<[u8]>::len).sum()
+    }
+
+    /// Bytes not yet in the object in S3.
+    pub(super) fn unflushed(&self) -> usize {
+        self.len() - self.only_in_s3 - self.in_s3
+    }
+
+    pub(super) fn closed(&self) -> bool {
+        self.upload.as_ref().is_some_and(|u| u.closed)
+    }
+
+    /// Whether its final upload may start: every part is in S3 and no more will be added.
+    pub(super) fn ready(&self) -> bool {
+        self.upload.as_ref().is_none_or(|u| {
+            let done = u.parts.iter().all(|p| matches!(p.state, State::Done(_)));
+            matches!(u.id, Id::Known(_)) && u.closed && done
+        })
+    }
+
+    /// Takes the outcomes of its upload's jobs that ended and, on a [`Pass::Start`], starts
+    /// what is wanted: the upload's creation, parts that wait for it or failed before. An
+    /// upload that vanished is started again from the bytes in memory. Returns the first
+    /// failure, after the request's own retries.
+    pub(super) fn advance_upload(
+        &mut self,
+        client: &Arc<Client>,
+        bell: &Arc<Bell>,
+        pass: Pass,
+    ) -> Result<(), Error> {
+        let mut failure = None;
+        let mut vanished = false;
+        let (seq, start, copied) = (self.seq, self.start, self.only_in_s3 as u64);
+        let Some(upload) = self.upload.as_mut() else {
+            return Ok(());
+        };
+        upload.id = match std::mem::replace(&mut upload.id, Id::Wanted) {
+            Id::Wanted if pass == Pass::Start => Id::Creating(create(client, bell, seq, start)),
+            Id::Creating(job) if job.is_finished() => match job.join() {
+                Ok(id) => Id::Known(id.into()),
+                Err(err) => {
+                    failure.get_or_insert(err);
+                    Id::Wanted
+                }
+            },
+            id => id,
+        };
+        let Id::Known(id) = &upload.id else {
+            return failure.map_or(Ok(()), Err);
+        };
+        for part in &mut upload.parts {
+            part.state = match std::mem::replace(&mut part.state, State::Queued) {
+                State::Queued if pass == Pass::Start => {
+                    let etag = self.etag.clone().unwrap_or_default();
+                    State::Running(part.start(client, bell, seq, id, copied, etag))
+                }
+                State::Running(job) if job.is_finished() => match job.join() {
+                    Ok(done) => State::Done(done),
+                    Err(err) if is_no_such_upload(&err) => {
+                        vanished = true;
+                        State::Queued
+                    }
+                    Err(err) => {
+                        failure.get_or_insert(err);
+                        State::Queued
+                    }
+                },
+                state => state,
+            };
+        }
+        if vanished {
+            self.restart_upload(client, bell, pass)?;
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Its upload vanished (aborted by a lifecycle rule or another process): a new one takes
+    /// every part again, unless some were let go, which are lost ([`Error::UploadLost`]).
+    pub(super) fn restart_upload(
+        &mut self,
+        client: &Arc<Client>,
+        bell: &Arc<Bell>,
+        pass: Pass,
+    ) -> Result<(), Error> {
+        let (seq, start) = (self.seq, self.start);
+        let Some(upload) = self.upload.as_mut() else {
+            return Ok(());
+        };
+        let lost: usize = (upload.parts.iter())
+            .filter(|p| matches!(p.source, Source::Released))
+            .map(|p| p.len)
+            .sum();
+        if lost > 0 {
+            return Err(Error::UploadLost {
+                key: client.key(seq),
+                lost: lost as u64,
+            });
+        }
+        log::warn!(
+            "the upload to {} vanished; starting it again",
+            client.key(seq)
+        );
+        upload.id = match pass {
+            Pass::Start => Id::Creating(create(client, bell, seq, start)),
+            Pass::Collect => Id::Wanted,
+        };
+        for part in &mut upload.parts {
+            part.state = State::Queued;
+        }
+        Ok(())
+    }
+
+    /// Starts the upload that makes the object whole in S3: the Complete of its multipart
+    /// upload, or one PUT (or append by copy) of the bytes it holds.
+    pub(super) fn start_finish(&self, client: &Arc<Client>, bell: &Arc<Bell>) -> Job<String> {
+        let (seq, start, only_in_s3, in_s3) = (self.seq, self.start, self.only_in_s3, self.in_s3);
+        let etag = self.etag.clone();
+        let size = self.len() as u64;
+        match &self.upload {
+            Some(Upload {
+                id: Id::Known(id),
+                parts,
+                ..
+            }) => {
+                let parts: Vec<Part> = (parts.iter())
+                    .filter_map(|p| match &p.state {
+                        State::Done(part) => Some(part.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let id = id.clone();
+                spawn(client, bell, move |c| {
+                    let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+                    c.complete(&c.key(seq), &id, &parts, expect, size)
+                })
+            }
+            // `ready` holds only once the ID is known.
+            Some(_) => spawn(client, bell, |_| {
+                Err(Error::internal(
+                    "an upload was completed before it was created",
+                ))
+            }),
+            None => {
+                let buf = self.buf.clone();
+                spawn(client, bell, move |c| {
+                    let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+                    c.overwrite(seq, start, only_in_s3, &buf, in_s3, expect)
+                })
+            }
+        }
+    }
+}
+
+/// Creates the multipart upload of object `seq`, which starts at stream offset `start`.
+fn create(client: &Arc<Client>, bell: &Arc<Bell>, seq: u64, start: u64) -> Job<String> {
+    spawn(client, bell, move |c| c.create_upload(&c.key(seq), start))
+}
+
+impl Chunk {
+    /// Sends this part of upload `id` to object `seq`; a copy part copies the first `copied`
+    /// bytes of the object, on the condition that it is still `etag`.
+    fn start(
+        &self,
+        client: &Arc<Client>,
+        bell: &Arc<Bell>,
+        seq: u64,
+        id: &Arc<str>,
+        copied: u64,
+        etag: String,
+    ) -> Job<Part> {
+        let (id, number) = (id.clone(), self.number);
+        match &self.source {
+            Source::Copy => spawn(client, bell, move |c| {
+                c.copy_part(&c.key(seq), &id, copied, &etag)
+            }),
+            Source::Bytes(bytes) => {
+                let bytes = bytes.clone();
+                spawn(client, bell, move |c| {
+                    c.upload_part(&c.key(seq), &id, number, &bytes)
+                })
+            }
+            // Only parts S3 has are let go, and those are sent again only if their upload
+            // vanished, which `restart_upload` reports instead.
+            Source::Released => spawn(client, bell, |_| {
+                Err(Error::internal("a part that was let go was sent again"))
+            }),
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Writers racing on one stream. The promise: among writers that found the same end, the first
+//! flush wins and the others are fenced; every record whose flush returned `Ok` is in the stream
+//! exactly once, in its writer's order, and no record that was refused is.
+//!
+//! Three threads loop: write a record, flush; a fenced writer drops its handle and opens a new
+//! one, which continues the tail as it finds it. Then the same races, one at a time, with the
+//! proxy holding the continuing writer's request while the other flushes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use s3::Bucket;
+use s3_syncr::{Error, Options, Storage};
+use s3_syncr_test_server::{Fault, Proxy};
+
+/// A record: `<writer:number:padding>` and a newline, `len` bytes in all.
+fn record(writer: usize, n: u64, len: usize) -> Vec<u8> {
+    let mut record = format!("<{writer}:{n:08}:").into_bytes();
+    record.resize(len - 2, b'.');
+    record.extend_from_slice(b">\n");
+    record
+}
+
+/// The records of a stream, as (writer, number), in stream order; a line that is no record
+/// fails the test (a torn or interleaved write).
+fn records(stream: &[u8]) -> Vec<(usize, u64)> {
+    stream
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty() && !line.starts_with(b"<seed"))
+        .map(|line| {
+            let text = std::str::from_utf8(line).expect("records are text");
+            let mut fields = text.trim_start_matches('<').split(':');
+            let parsed = (fields.next(), fields.next(), fields.next());
+            match parsed {
+                (Some(w), Some(n), Some(pad)) if pad.ends_with('>') => (
+                    w.parse().unwrap_or_else(|_| panic!("torn record {text:?}")),
+                    n.parse().unwrap_or_else(|_| panic!("torn record {text:?}")),
+                ),
+                _ => panic!("torn record {:?}", &text[..text.len().min(40)]),
+            }
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Per writer, the numbers of its records whose flush returned `Ok`, in order.
+    acked: BTreeMap<usize, Vec<u64>>,
+    /// Records that a fence refused.
+    refused: usize,
+    fences: usize,
+}
+
+/// Runs three writers on stream `name` until they acknowledged `flushes` records in all (or a
+/// time limit passed), and returns what they were told.
+fn race(bucket: &Bucket, name: &str, options: &Options, len: usize, flushes: usize) -> Tally {
+    let acked = Arc::new(AtomicUsize::new(0));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let threads: Vec<_> = (0..3)
+        .map(|w| {
+            let (bucket, name, options) = (bucket.clone(), name.to_owned(), options.clone());
+            let (acked, tally) = (acked.clone(), tally.clone());
+            std::thread::spawn(move || {
+                let mut handle: Option<Storage> = None;
+                let mut mine = Vec::new();
+                let (mut refused, mut fences) = (0, 0);
+                for n in 0u64.. {
+                    if acked.load(Ordering::SeqCst) >= flushes || Instant::now() > deadline {
+                        break;
+                    }
+                    let storage = handle.get_or_insert_with(|| {
+                        Storage::new(bucket.clone(), &name, options.clone()).expect("open")
+                    });
+                    let data = record(w, n, len);
+                    let result = storage.write_all(&data).and_then(|()| storage.flush());
+                    match result {
+                        Ok(()) => {
+                            mine.push(n);
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(err) if matches!(inner(&err), Error::Fenced { .. }) => {
+                            // The flush before this one succeeded: only this record is left.
+                            assert_eq!(storage.unflushed(), data, "writer {w}: what was refused");
+                            refused += 1;
+                            fences += 1;
+                            handle = None;
+                        }
+                        Err(err) => panic!("writer {w}, record {n}: {err}"),
+                    }
+                }
+                let mut tally = tally.lock().unwrap();
+                tally.acked.insert(w, mine);
+                tally.refused += refused;
+                tally.fences += fences;
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a writer panicked");
+    }
+    Arc::try_unwrap(tally).ok().unwrap().into_inner().unwrap()
+}
+
+/// Checks the stream against what the writers were told, and prints the counts.
+fn check(bucket: &Bucket, name: &str, tally: &Tally) {
+    let mut stored: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for (w, n) in records(&stream_contents(bucket, name)) {
+        stored.entry(w).or_default().push(n);
+    }
+    for (w, acked) in &tally.acked {
+        let found = stored.remove(w).unwrap_or_default();
+        // Equal lists: every acknowledged record once, in order, and nothing else of its.
+        assert!(
+            found == *acked,
+            "writer {w}: {} records acknowledged, {} stored; first difference at {:?}",
+            acked.len(),
+            found.len(),
+            acked.iter().zip(&found).position(|(a, f)| a != f)
+        );
+    }
+    assert!(stored.is_empty(), "records of no writer: {stored:?}");
+    let total: usize = tally.acked.values().map(Vec::len).sum();
+    println!(
+        "{name}: {total} flushes acknowledged, {} fences, {} records refused, 0 lost or doubled",
+        tally.fences, tally.refused
+    );
+    assert!(tally.fences > 0, "the writers never raced");
+}
+
+/// How many acknowledged flushes a race runs to: fewer against an external server, where
+/// every request crosses a real server's disk.
+fn flushes(in_process: usize, external: usize) -> usize {
+    match std::env::var("S3SYNCR_CONTENTION_FLUSHES") {
+        Ok(n) => n.parse().expect("S3SYNCR_CONTENTION_FLUSHES is a number"),
+        Err(_) if Server::from_env().is_some() => external,
+        Err(_) => in_process,
+    }
+}
+
+#[test]
+fn racing_writers_on_a_small_tail_lose_and_double_nothing() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    // 1 MiB objects of 2 KiB records: each flush PUTs the whole tail, and a few seal.
+    let options = Options {
+        min_size: 1,
+        ..Options::default()
+    };
+    let tally = race(&bucket, "small.log", &options, 2048, flushes(1200, 600));
+    check(&bucket, "small.log", &tally);
+    assert!(
+        segment_sizes(&bucket, "small.log").len() > 1,
+        "no seal raced"
+    );
+}
+
+#[test]
+fn racing_writers_on_a_large_tail_lose_and_double_nothing() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    // A tail past the copy threshold: every flush is an append by copy, and a new handle
+    // continues the tail from a HEAD.
+    let options = Options {
+        min_size: 64,
+        ..Options::default()
+    };
+    seed(&bucket, "large.log", &options, 5 * MIB + 100);
+    let tally = race(&bucket, "large.log", &options, 1024, flushes(300, 150));
+    check(&bucket, "large.log", &tally);
+}
+
+/// Starts stream `name` with one `len`-byte record that is no writer's.
+fn seed(bucket: &Bucket, name: &str, options: &Options, len: usize) {
+    let mut seed = b"<seed".to_vec();
+    seed.resize(len - 1, b'.');
+    seed.push(b'\n');
+    let mut storage = Storage::new(bucket.clone(), name, options.clone()).unwrap();
+    storage.write_all(&seed).unwrap();
+    storage.close().unwrap();
+}
+
+/// A writer that continues a tail while another flushes to it: the proxy holds its request of
+/// kind `method` after `skip` others (the GET of a small tail after the LIST, the HEAD of a
+/// large one) until the other writer's flush returned. It then sees the tail as it is after
+/// that flush, size and ETag alike, and appends after it: nothing is lost, and it counts the
+/// stream's length right.
+fn continue_while_held(method: &str, skip: usize, options: Options, seed_len: usize) {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    seed(&bucket, "held.log", &options, seed_len);
+    let mut a = Storage::new(bucket.clone(), "held.log", options.clone()).unwrap();
+    a.write_all(&record(0, 0, 100)).unwrap();
+    a.flush().unwrap();
+
+    let slow = proxy.bucket(&server, &bucket.name());
+    let mut b = Storage::new(slow, "held.log", options).unwrap();
+    for _ in 0..skip {
+        proxy.inject(Some(method), Fault::Delay(Duration::ZERO));
+    }
+    proxy.inject(Some(method), Fault::Hold);
+    let continuing = std::thread::spawn(move || b.write_all(&record(1, 0, 100)).map(|()| b));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.injected() <= skip && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        proxy.wait_holding(1),
+        "the continuing writer's {method} is held"
+    );
+    a.write_all(&record(0, 1, 100)).unwrap();
+    a.flush().unwrap();
+    proxy.release();
+    let mut b = continuing.join().unwrap().unwrap();
+    b.flush()
+        .expect("b continued the tail as a's flush left it");
+    let stored = records(&stream_contents(&bucket, "held.log"));
+    assert_eq!(stored, [(0, 0), (0, 1), (1, 0)]);
+    let end = b.seek(SeekFrom::End(0)).unwrap();
+    let sizes: u64 = segment_sizes(&bucket, "held.log").iter().sum();
+    assert_eq!(end, sizes, "b's length is the stream's");
+    // And a, whose tail b moved on, is fenced with its record kept aside.
+    a.write_all(&record(0, 2, 100)).unwrap();
+    let err = a.flush().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    assert_eq!(a.unflushed(), record(0, 2, 100));
+    assert_eq!(records(&stream_contents(&bucket, "held.log")).len(), 3);
+}
+
+#[test]
+fn a_small_tail_continued_while_another_flushes_keeps_both() {
+    let options = Options {
+        min_size: 1,
+        ..Options::default()
+    };
+    continue_while_held("GET", 1, options, 1000);
+}
+
+#[test]
+fn a_large_tail_continued_while_another_flushes_keeps_both() {
+    let options = Options {
+        min_size: 64,
+        ..Options::default()
+    };
+    continue_while_held("HEAD", 0, options, 5 * MIB + 100);
+}
+
+/// A writer continues a large tail, then another appends to it before the first's flush
+/// copies it: the copy's condition fails and the first is fenced, with what it wrote kept
+/// aside; the stream holds the other's append once, and nothing of the fenced writer's.
+#[test]
+fn an_append_by_copy_of_a_tail_changed_since_is_fenced() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let options = Options {
+        min_size: 64,
+        ..Options::default()
+    };
+    seed(&bucket, "copy.log", &options, 5 * MIB + 100);
+    let slow = proxy.bucket(&server, &bucket.name());
+    let mut b = Storage::new(slow, "copy.log", options.clone()).unwrap();
+    b.write_all(&record(1, 0, 100)).unwrap(); // knows the tail from a HEAD
+    let mut a = Storage::new(bucket.clone(), "copy.log", options).unwrap();
+    a.write_all(&record(0, 0, 100)).unwrap();
+    // b's append starts with CreateMultipartUpload (a POST): hold it while a appends.
+    proxy.inject(Some("POST"), Fault::Hold);
+    let flushing = std::thread::spawn(move || {
+        let result = b.flush();
+        (b, result)
+    });
+    assert!(proxy.wait_holding(1));
+    a.flush().unwrap();
+    proxy.release();
+    let (b, result) = flushing.join().unwrap();
+    let err = result.expect_err("b copied a tail that changed");
+    assert!(matches!(inner(&err), Error::Fenced { .. }), "{err}");
+    assert_eq!(b.unflushed(), record(1, 0, 100));
+    assert_eq!(records(&stream_contents(&bucket, "copy.log")), [(0, 0)]);
+}

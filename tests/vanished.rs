@@ -1,0 +1,165 @@
+//! Multipart uploads that vanish under a writer: aborted from outside (as an
+//! `AbortIncompleteMultipartUpload` lifecycle rule or another process does) between parts,
+//! before Complete, and after parts left memory.
+
+mod common;
+
+use std::io::{ErrorKind, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use s3::Bucket;
+use s3::command::Command;
+use s3::request::Request;
+use s3::request::blocking::AttoRequest;
+use s3_syncr::{Error, Options, Storage};
+use s3_syncr_test_server::{Fault, Proxy};
+
+/// Objects of 64 MiB streamed out in 5 MiB parts, `ahead` at once.
+fn streaming(ahead: usize) -> Options {
+    Options {
+        min_size: 64,
+        part_size: 5 * MIB,
+        write_ahead: ahead,
+        ..Options::default()
+    }
+}
+
+/// The IDs of the uploads open on `key`: the in-process server's log of created uploads (it
+/// cannot list them), or a ListMultipartUploads.
+fn uploads(server: &Server, bucket: &Bucket, key: &str) -> Vec<String> {
+    if !server.is_external() {
+        let path = format!("/{}/{key}", bucket.name());
+        let created = server.uploads().into_iter();
+        return created
+            .filter(|(p, _)| *p == path)
+            .map(|(_, id)| id)
+            .collect();
+    }
+    let command = Command::ListMultipartUploads {
+        prefix: Some(key),
+        delimiter: None,
+        key_marker: None,
+        upload_id_marker: None,
+        max_uploads: None,
+    };
+    let request = AttoRequest::new(bucket, "/", command).unwrap();
+    let body = request.response().unwrap().text().unwrap();
+    let between = |text: &str, open: &str, close: &str| {
+        let (_, rest) = text.split_once(open)?;
+        Some(rest.split_once(close)?.0.to_owned())
+    };
+    (body.split("<Upload>").skip(1))
+        .filter(|u| between(u, "<Key>", "</Key>").as_deref() == Some(key))
+        .filter_map(|u| between(u, "<UploadId>", "</UploadId>"))
+        .collect()
+}
+
+/// Waits until `key` has an upload, then aborts every upload of it with raw requests.
+fn abort_from_outside(server: &Server, bucket: &Bucket, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ids = uploads(server, bucket, key);
+    while ids.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        ids = uploads(server, bucket, key);
+    }
+    assert!(!ids.is_empty(), "the writer started an upload to {key}");
+    for id in ids {
+        // One already completed or aborted is gone: only the open one matters.
+        let _ = bucket.abort_upload(key, &id);
+    }
+}
+
+const KEY: &str = "v-00000000000000000000.log";
+
+#[test]
+fn an_upload_aborted_between_parts_is_started_again() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let mut writer = Storage::new(bucket.clone(), "v.log", streaming(2)).unwrap();
+    let data = pattern(12 * MIB, 1);
+    writer.write_all(&data[..6 * MIB]).unwrap(); // part 1 goes out
+    abort_from_outside(&server, &bucket, KEY);
+    writer.write_all(&data[6 * MIB..]).unwrap(); // part 2 meets the vanished upload
+    writer
+        .flush()
+        .expect("started again from the parts in memory");
+    assert!(stream_contents(&bucket, "v.log") == data, "stream differs");
+    if !server.is_external() {
+        let creates = ops(&server)
+            .iter()
+            .filter(|op| **op == "CreateMultipartUpload")
+            .count();
+        assert_eq!(creates, 2, "one upload, then its replacement");
+    }
+}
+
+#[test]
+fn an_upload_aborted_just_before_complete_is_started_again() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let slow = proxy.bucket(&server, &bucket.name());
+    let mut writer = Storage::new(slow, "v.log", streaming(2)).unwrap();
+    let data = pattern(8 * MIB, 2);
+    writer.write_all(&data).unwrap(); // part 1 goes out
+    abort_until_complete_is_held(&server, &proxy, &bucket, writer, &data);
+}
+
+/// Holds the writer's Complete (a POST), aborts its upload meanwhile, and checks that the
+/// flush starts it again and stores `data`.
+fn abort_until_complete_is_held(
+    server: &Server,
+    proxy: &Proxy,
+    bucket: &Bucket,
+    mut writer: Storage,
+    data: &[u8],
+) {
+    // Wait for the upload to exist, so that the POST held is its Complete, not its creation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while uploads(server, bucket, KEY).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    proxy.inject(Some("POST"), Fault::Hold);
+    let flushing = std::thread::spawn(move || writer.flush().map(|()| writer));
+    assert!(proxy.wait_holding(1), "Complete is held");
+    abort_from_outside(server, bucket, KEY);
+    proxy.release();
+    let mut writer = flushing.join().unwrap().expect("started again");
+    writer.close().unwrap();
+    assert!(stream_contents(bucket, "v.log") == data, "stream differs");
+}
+
+#[test]
+fn an_upload_aborted_after_parts_left_memory_reports_the_bytes_lost() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    // One part at a time: the budget is 10 MiB, so parts of a 16 MiB tail leave memory.
+    let mut writer = Storage::new(bucket.clone(), "v.log", streaming(1)).unwrap();
+    let data = pattern(16 * MIB, 3);
+    for chunk in data.chunks(64 * 1024) {
+        writer.write_all(chunk).unwrap();
+    }
+    abort_from_outside(&server, &bucket, KEY);
+    let err = writer.flush().expect_err("parts were let go");
+    assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+    let Error::UploadLost { key, lost } = inner(&err) else {
+        panic!("not UploadLost: {err}");
+    };
+    assert_eq!(key, KEY);
+    assert!(*lost >= 5 * MIB as u64, "at least a part: {lost}");
+    // What is still in memory is handed back; the rest is what was lost.
+    let unflushed = writer.unflushed();
+    assert_eq!(unflushed.len() as u64 + lost, data.len() as u64);
+    assert!(
+        data.ends_with(&unflushed),
+        "the bytes kept are the last ones"
+    );
+    // The handle writes no more, and says why each time.
+    let again = writer.write(b"x").unwrap_err();
+    assert!(matches!(inner(&again), Error::UploadLost { .. }), "{again}");
+    assert!(
+        stream_contents(&bucket, "v.log").is_empty(),
+        "nothing half-made"
+    );
+}
