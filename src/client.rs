@@ -15,10 +15,13 @@ use s3::error::S3Error;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
 
-use crate::layout::{Layout, PendingUpload, Segment};
+use crate::layout::Layout;
+use crate::store::Store;
 use crate::{Error, Options};
 
 mod append;
+mod listing;
+mod retry;
 
 pub(crate) use append::{MIN_PART, is_no_such_upload};
 
@@ -34,8 +37,12 @@ pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 /// comparing ETags with an MD5, which SSE-KMS and SSE-C objects do not have.
 pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
 
-/// One stream's view of a bucket.
-pub(crate) struct Client {
+/// What the rest of the crate talks to: any [`Store`], S3 itself ([`S3Client`]) or a test's
+/// fake.
+pub(crate) type Client = dyn Store;
+
+/// One stream's view of a bucket in S3.
+pub(crate) struct S3Client {
     bucket: Bucket,
     layout: Layout,
     options: Options,
@@ -60,6 +67,8 @@ pub(crate) struct Head {
 pub(crate) struct Part {
     pub(crate) number: u32,
     pub(crate) etag: String,
+    /// For a part copied from the object itself, the ETag of the version it copied.
+    pub(crate) source: Option<String>,
 }
 
 /// What a PUT expects to find, when writers are fenced.
@@ -71,9 +80,9 @@ pub(crate) enum Expect<'a> {
     Etag(&'a str),
 }
 
-impl Client {
-    pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> Client {
-        Client {
+impl S3Client {
+    pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> S3Client {
+        S3Client {
             bucket,
             layout,
             options,
@@ -221,17 +230,12 @@ impl Client {
         })
     }
 
-    /// The start offset object `seq` records, from a HEAD; `None` if it records none.
-    pub(crate) fn recorded_start(&self, seq: u64) -> Result<Option<u64>, Error> {
-        Ok(self.head(&self.key(seq))?.start)
-    }
-
     /// Object `seq` as one HEAD sees it.
     pub(crate) fn stat(&self, seq: u64) -> Result<Head, Error> {
         self.head(&self.key(seq))
     }
 
-    fn head(&self, key: &str) -> Result<Head, Error> {
+    pub(crate) fn head(&self, key: &str) -> Result<Head, Error> {
         let (head, _) = self.request("HEAD", key, 0, |bucket| bucket.head_object(key))?;
         let meta = |name| head.metadata.as_ref().and_then(|m| m.get(name));
         Ok(Head {
@@ -329,172 +333,6 @@ impl Client {
             other => other.map(|()| recorded),
         }
     }
-
-    /// The stream's objects after `after` (all of them for `None`), in order, across as many
-    /// listing pages as there are.
-    pub(crate) fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
-        let prefix = self.layout.prefix();
-        let start_after = after.map(|seq| self.key(seq));
-        let mut token = None;
-        let mut segments = Vec::new();
-        loop {
-            let (page, _) = self.request("LIST", prefix, 0, |bucket| {
-                bucket.list_page(
-                    prefix.to_owned(),
-                    None,
-                    token.clone(),
-                    start_after.clone(),
-                    None,
-                )
-            })?;
-            for object in page.contents {
-                if let Some(seq) = self.layout.seq(&object.key) {
-                    segments.push(Segment {
-                        key: object.key,
-                        seq,
-                        // Known only from the first object's metadata: the caller sets it.
-                        start: 0,
-                        size: object.size,
-                        last_modified: object.last_modified,
-                    });
-                }
-            }
-            match page.next_continuation_token {
-                Some(next) if page.is_truncated => token = Some(next),
-                _ => break,
-            }
-        }
-        // Lexicographic order is numeric order for fixed-width keys, but not every server sorts.
-        segments.sort_by_key(|s| s.seq);
-        Ok(segments)
-    }
-
-    /// The multipart uploads to the stream's objects that were neither completed nor aborted,
-    /// oldest object first. The answer is read here: rust-s3's parser requires elements that
-    /// some servers leave out (SeaweedFS sends no `StorageClass`).
-    pub(crate) fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
-        let prefix = self.layout.prefix();
-        let mut uploads = Vec::new();
-        let mut markers: (Option<String>, Option<String>) = (None, None);
-        loop {
-            let body = self.request("LIST-UPLOADS", prefix, 0, |bucket| {
-                let command = Command::ListMultipartUploads {
-                    prefix: Some(prefix),
-                    delimiter: None,
-                    key_marker: markers.0.clone(),
-                    upload_id_marker: markers.1.clone(),
-                    max_uploads: None,
-                };
-                Ok(AttoRequest::new(bucket, "/", command)?.response()?.text()?)
-            })?;
-            for upload in body.split("<Upload>").skip(1) {
-                let key = xml_unescape(&xml_text(upload, "Key"));
-                if let Some(seq) = self.layout.seq(&key) {
-                    let initiated = xml_text(upload, "Initiated");
-                    uploads.push(PendingUpload {
-                        key,
-                        seq,
-                        initiated,
-                    });
-                }
-            }
-            let next = Some(xml_unescape(&xml_text(&body, "NextKeyMarker")));
-            let next_id = Some(xml_text(&body, "NextUploadIdMarker")).filter(|id| !id.is_empty());
-            // A truncated page must move the cursor, or the listing would never end.
-            if xml_text(&body, "IsTruncated") != "true"
-                || (next.clone(), next_id.clone()) == markers
-            {
-                break;
-            }
-            markers = (next, next_id);
-        }
-        uploads.sort_by(|a, b| (a.seq, &a.initiated).cmp(&(b.seq, &b.initiated)));
-        Ok(uploads)
-    }
-
-    /// Runs one request under the retry policy: each attempt gets a deadline for `bytes` bytes,
-    /// is logged at debug level (operation, key, bytes, time), and a transient failure is
-    /// retried after a jittered exponential backoff while attempts and time remain.
-    fn request<T>(
-        &self,
-        op: &'static str,
-        key: &str,
-        bytes: u64,
-        attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
-    ) -> Result<T, Error> {
-        self.request_until(op, key, bytes, || false, attempt)
-    }
-
-    /// [`request`](Client::request), with no retry once `given_up` says the answer is no
-    /// longer wanted.
-    fn request_until<T>(
-        &self,
-        op: &'static str,
-        key: &str,
-        bytes: u64,
-        given_up: impl Fn() -> bool,
-        mut attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
-    ) -> Result<T, Error> {
-        let options = &self.options;
-        let mut bucket = self.bucket.clone();
-        bucket.set_request_timeout(Some(options.timeout_for(bytes)));
-        let first = Instant::now();
-        let mut backoff = options.retry_backoff;
-        let mut number = 0;
-        loop {
-            number += 1;
-            let started = Instant::now();
-            let result = attempt(&bucket);
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            let err = match result {
-                Ok(value) => {
-                    log::debug!("{op} {key} {bytes} bytes in {ms:.1} ms");
-                    return Ok(value);
-                }
-                Err(err) => self.map_error(op, key, err),
-            };
-            log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
-            let delay = backoff.mul_f64(jitter());
-            if !is_transient(&err)
-                || given_up()
-                || number >= options.retry_attempts
-                || first.elapsed() + delay > options.retry_max_elapsed
-            {
-                return Err(err);
-            }
-            log::warn!(
-                "{op} {key}: attempt {number} of {} failed ({err}); retrying in {delay:.0?}",
-                options.retry_attempts
-            );
-            std::thread::sleep(delay);
-            backoff = backoff.saturating_mul(2);
-        }
-    }
-
-    fn map_error(&self, op: &'static str, key: &str, err: S3Error) -> Error {
-        match err {
-            S3Error::HttpFailWithBody(status, body) => {
-                let code = xml_text(&body, "Code");
-                if status == 404 && code == "NoSuchBucket" {
-                    return Error::BucketNotFound {
-                        bucket: self.bucket_name(),
-                    };
-                }
-                Error::Status {
-                    op,
-                    key: key.to_owned(),
-                    status,
-                    code,
-                    message: xml_text(&body, "Message"),
-                }
-            }
-            other => Error::Transport {
-                op,
-                key: key.to_owned(),
-                source: transport_error(&other),
-            },
-        }
-    }
 }
 
 /// An object fetched whole: a tail to continue.
@@ -540,54 +378,6 @@ fn parse_start(key: &str, value: Option<&str>) -> Option<u64> {
     parsed
 }
 
-/// Whether a failure may pass if the request is sent again.
-fn is_transient(err: &Error) -> bool {
-    match err {
-        Error::Status { status, code, .. } => {
-            matches!(status, 408 | 429 | 500..=599)
-                || code == "SlowDown"
-                || code == "RequestTimeout"
-        }
-        Error::Transport { source, .. } => !matches!(
-            source.kind(),
-            io::ErrorKind::InvalidData
-                | io::ErrorKind::InvalidInput
-                | io::ErrorKind::PermissionDenied
-        ),
-        _ => false,
-    }
-}
-
-/// A factor in [0, 1) that spreads retries of many clients apart ("full jitter").
-fn jitter() -> f64 {
-    // A fresh `RandomState` is randomly keyed: no random-number crate needed for this.
-    (RandomState::new().hash_one(Instant::now()) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// The I/O failure behind a transport error, with its kind, and only its message: the request
-/// itself (headers, signature) is never part of it.
-fn transport_error(err: &S3Error) -> io::Error {
-    let io_err = match err {
-        S3Error::Io(io_err) => Some(io_err),
-        S3Error::Atto(http_err) => match http_err.kind() {
-            attohttpc::ErrorKind::Io(io_err) => Some(io_err),
-            _ => None,
-        },
-        _ => None,
-    };
-    match io_err {
-        Some(io_err) => {
-            let kind = match io_err.kind() {
-                // A socket read timeout surfaces as EAGAIN on Linux.
-                io::ErrorKind::WouldBlock => io::ErrorKind::TimedOut,
-                kind => kind,
-            };
-            io::Error::new(kind, io_err.to_string())
-        }
-        None => io::Error::other(err.to_string()),
-    }
-}
-
 /// `text` with XML's predefined entities (and the quote as a character reference) replaced.
 fn xml_unescape(text: &str) -> String {
     text.replace("&lt;", "<")
@@ -620,50 +410,5 @@ mod tests {
         assert_eq!(xml_text(body, "Code"), "SignatureDoesNotMatch");
         assert_eq!(xml_text(body, "Message"), "nope");
         assert_eq!(xml_text("", "Code"), "");
-    }
-
-    #[test]
-    fn only_passing_failures_are_retried() {
-        let status = |status: u16, code: &str| Error::Status {
-            op: "PUT",
-            key: "k".into(),
-            status,
-            code: code.into(),
-            message: String::new(),
-        };
-        let transport = |kind: io::ErrorKind| Error::Transport {
-            op: "GET",
-            key: "k".into(),
-            source: kind.into(),
-        };
-        for transient in [
-            status(500, "InternalError"),
-            status(503, "SlowDown"),
-            status(429, ""),
-            status(408, ""),
-            status(400, "RequestTimeout"),
-            transport(io::ErrorKind::ConnectionReset),
-            transport(io::ErrorKind::ConnectionRefused),
-            transport(io::ErrorKind::TimedOut),
-            transport(io::ErrorKind::UnexpectedEof),
-        ] {
-            assert!(is_transient(&transient), "{transient}");
-        }
-        for permanent in [
-            status(403, "AccessDenied"),
-            status(404, "NoSuchKey"),
-            status(412, "PreconditionFailed"),
-            transport(io::ErrorKind::InvalidData),
-            Error::BucketNotFound { bucket: "b".into() },
-        ] {
-            assert!(!is_transient(&permanent), "{permanent}");
-        }
-    }
-
-    #[test]
-    fn jitter_is_a_fraction() {
-        let samples: Vec<f64> = (0..100).map(|_| jitter()).collect();
-        assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
-        assert!(samples.iter().any(|j| *j != samples[0]), "not constant");
     }
 }

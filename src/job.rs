@@ -39,7 +39,7 @@ pub(crate) fn spawn<T: Send + 'static>(
     let spawned = std::thread::Builder::new()
         .name("s3-syncr-upload".into())
         .spawn(move || {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| work(&client)))
+            let result = panic::catch_unwind(AssertUnwindSafe(|| work(&*client)))
                 .unwrap_or_else(|_| Err(Error::internal("an upload thread panicked")));
             end(&slot, result);
             ended.ring();

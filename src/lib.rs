@@ -68,6 +68,7 @@ mod layout;
 mod options;
 mod reader;
 mod storage;
+mod store;
 mod writer;
 
 pub use error::Error;

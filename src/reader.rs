@@ -103,7 +103,7 @@ impl Workers {
                         let result = panic::catch_unwind(AssertUnwindSafe(|| {
                             client
                                 .get_range(entry.seq, job.offset, out, cancel)
-                                .and_then(|recorded| entry.verify(&client, recorded))
+                                .and_then(|recorded| entry.verify(&*client, recorded))
                         }))
                         .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
                         let done = Done {
@@ -206,12 +206,12 @@ impl Reader {
         let sequential = self.chunk_len > 0 && pos == self.chunk_end();
         if !sequential {
             self.cancel_ahead();
-            return self.fetch_here(client, entry, pos);
+            return self.fetch_here(&**client, entry, pos);
         }
         self.top_up(client, index);
         let Some((buf, len, result)) = self.take_front() else {
             // Every slot is held by fetches a seek dropped: do not wait for them.
-            return self.fetch_here(client, entry, pos);
+            return self.fetch_here(&**client, entry, pos);
         };
         if let Err(err) = result {
             // The worker already retried. Later fetches are dropped too, so that the next read

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use s3::Bucket;
 
-use crate::client::{Client, MIN_PART};
+use crate::client::{Client, MIN_PART, S3Client};
 use crate::index::Index;
 use crate::layout::{Layout, Location, PendingUpload, Segment};
 use crate::reader::Reader;
@@ -136,8 +136,9 @@ impl Storage {
             part: options.part_size,
             ahead: options.write_ahead,
         });
-        let client = Arc::new(Client::new(bucket, layout, options));
+        let client = S3Client::new(bucket, layout, options);
         client.check_bucket()?;
+        let client: Arc<Client> = Arc::new(client);
         Ok(Storage {
             writer: Writer::new(client.clone(), seal_bytes, copy),
             reader,
@@ -269,7 +270,7 @@ impl Storage {
     /// ```
     pub fn first_offset(&mut self) -> Result<u64, Error> {
         self.check_open()?;
-        self.index.resync(&self.client, !self.writer.started())?;
+        self.index.resync(&*self.client, !self.writer.started())?;
         self.position()?;
         Ok(self.index.first())
     }
@@ -323,7 +324,7 @@ impl Storage {
         self.check_open()?;
         // From a full listing: objects deleted since this handle listed are not counted, so
         // the first offset returned is S3's. A writer's index ends where its own objects begin.
-        self.index.resync(&self.client, !self.writer.started())?;
+        self.index.resync(&*self.client, !self.writer.started())?;
         // The index's last object is the stream's, unless this handle's own tail is in S3.
         // Nor is an object this writer is still writing, part of which the index holds.
         let keep_last = !self.writer.tail_recorded() || self.writer.shares_index();
@@ -340,7 +341,7 @@ impl Storage {
                         key: self.client.key(next.seq),
                     });
                 }
-                recorded => next.verify(&self.client, recorded)?,
+                recorded => next.verify(&*self.client, recorded)?,
             }
         }
         for &seq in &doomed {
@@ -370,7 +371,7 @@ impl Storage {
     /// anyway.
     fn position(&mut self) -> Result<u64, Error> {
         if !self.index.anchored() && !self.writer.started() {
-            self.index.refresh(&self.client)?;
+            self.index.refresh(&*self.client)?;
         }
         if !self.positioned {
             if self.index.anchored() {
@@ -413,7 +414,7 @@ impl Storage {
         let pos = self.reader.pos;
         if !self.reader.holds_pos() {
             if pos >= self.index.end() && !self.writer.started() {
-                self.index.refresh(&self.client)?;
+                self.index.refresh(&*self.client)?;
             }
             if let Some(offset) = pos.checked_sub(self.index.end()) {
                 return Ok(self.writer.local_at(offset as usize));
@@ -425,7 +426,7 @@ impl Storage {
     /// The stream's length (the offset of its end), as of now.
     fn len(&mut self) -> Result<u64, Error> {
         if !self.writer.started() {
-            self.index.refresh(&self.client)?;
+            self.index.refresh(&*self.client)?;
         }
         Ok(self.known_len())
     }

@@ -405,7 +405,7 @@ fn uploads_left_by_a_crash_are_listed_where_the_server_can() {
                 assert!(started.elapsed() < Duration::from_secs(10), "never listed");
                 std::thread::sleep(Duration::from_millis(20));
             }
-            // s3s-fs has no ListMultipartUploads: 501.
+            // A server without ListMultipartUploads answers 501.
             Err(err) => {
                 assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err}");
                 assert!(!server.is_external(), "{err}");

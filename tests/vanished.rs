@@ -25,17 +25,8 @@ fn streaming(ahead: usize) -> Options {
     }
 }
 
-/// The IDs of the uploads open on `key`: the in-process server's log of created uploads (it
-/// cannot list them), or a ListMultipartUploads.
-fn uploads(server: &Server, bucket: &Bucket, key: &str) -> Vec<String> {
-    if !server.is_external() {
-        let path = format!("/{}/{key}", bucket.name());
-        let created = server.uploads().into_iter();
-        return created
-            .filter(|(p, _)| *p == path)
-            .map(|(_, id)| id)
-            .collect();
-    }
+/// The IDs of the uploads open on `key`, from a ListMultipartUploads.
+fn uploads(bucket: &Bucket, key: &str) -> Vec<String> {
     let command = Command::ListMultipartUploads {
         prefix: Some(key),
         delimiter: None,
@@ -55,13 +46,20 @@ fn uploads(server: &Server, bucket: &Bucket, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes `data` as an application would, in pieces: parts go out as they fill.
+fn write(writer: &mut Storage, data: &[u8]) {
+    for piece in data.chunks(64 * 1024) {
+        writer.write_all(piece).unwrap();
+    }
+}
+
 /// Waits until `key` has an upload, then aborts every upload of it with raw requests.
-fn abort_from_outside(server: &Server, bucket: &Bucket, key: &str) {
+fn abort_from_outside(bucket: &Bucket, key: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ids = uploads(server, bucket, key);
+    let mut ids = uploads(bucket, key);
     while ids.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
-        ids = uploads(server, bucket, key);
+        ids = uploads(bucket, key);
     }
     assert!(!ids.is_empty(), "the writer started an upload to {key}");
     for id in ids {
@@ -78,9 +76,9 @@ fn an_upload_aborted_between_parts_is_started_again() {
     let bucket = server.new_bucket();
     let mut writer = Storage::new(bucket.clone(), "v.log", streaming(2)).unwrap();
     let data = pattern(12 * MIB, 1);
-    writer.write_all(&data[..6 * MIB]).unwrap(); // part 1 goes out
-    abort_from_outside(&server, &bucket, KEY);
-    writer.write_all(&data[6 * MIB..]).unwrap(); // part 2 meets the vanished upload
+    write(&mut writer, &data[..6 * MIB]); // part 1 goes out
+    abort_from_outside(&bucket, KEY);
+    write(&mut writer, &data[6 * MIB..]); // part 2 meets the vanished upload
     writer
         .flush()
         .expect("started again from the parts in memory");
@@ -102,28 +100,22 @@ fn an_upload_aborted_just_before_complete_is_started_again() {
     let slow = proxy.bucket(&server, &bucket.name());
     let mut writer = Storage::new(slow, "v.log", streaming(2)).unwrap();
     let data = pattern(8 * MIB, 2);
-    writer.write_all(&data).unwrap(); // part 1 goes out
-    abort_until_complete_is_held(&server, &proxy, &bucket, writer, &data);
+    write(&mut writer, &data); // part 1 goes out
+    abort_until_complete_is_held(&proxy, &bucket, writer, &data);
 }
 
 /// Holds the writer's Complete (a POST), aborts its upload meanwhile, and checks that the
 /// flush starts it again and stores `data`.
-fn abort_until_complete_is_held(
-    server: &Server,
-    proxy: &Proxy,
-    bucket: &Bucket,
-    mut writer: Storage,
-    data: &[u8],
-) {
+fn abort_until_complete_is_held(proxy: &Proxy, bucket: &Bucket, mut writer: Storage, data: &[u8]) {
     // Wait for the upload to exist, so that the POST held is its Complete, not its creation.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while uploads(server, bucket, KEY).is_empty() && Instant::now() < deadline {
+    while uploads(bucket, KEY).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     proxy.inject(Some("POST"), Fault::Hold);
     let flushing = std::thread::spawn(move || writer.flush().map(|()| writer));
     assert!(proxy.wait_holding(1), "Complete is held");
-    abort_from_outside(server, bucket, KEY);
+    abort_from_outside(bucket, KEY);
     proxy.release();
     let mut writer = flushing.join().unwrap().expect("started again");
     writer.close().unwrap();
@@ -137,10 +129,8 @@ fn an_upload_aborted_after_parts_left_memory_reports_the_bytes_lost() {
     // One part at a time: the budget is 10 MiB, so parts of a 16 MiB tail leave memory.
     let mut writer = Storage::new(bucket.clone(), "v.log", streaming(1)).unwrap();
     let data = pattern(16 * MIB, 3);
-    for chunk in data.chunks(64 * 1024) {
-        writer.write_all(chunk).unwrap();
-    }
-    abort_from_outside(&server, &bucket, KEY);
+    write(&mut writer, &data);
+    abort_from_outside(&bucket, KEY);
     let err = writer.flush().expect_err("parts were let go");
     assert_eq!(err.kind(), ErrorKind::Other, "{err}");
     let Error::UploadLost { key, lost } = inner(&err) else {

@@ -15,7 +15,7 @@ use s3::request::blocking::AttoRequest;
 use s3::serde_types::CompleteMultipartUploadData;
 use s3::signing;
 
-use super::{Client, Expect, Part, Settled, xml_text, xml_unescape};
+use super::{Expect, Part, S3Client, Settled, xml_text, xml_unescape};
 use crate::Error;
 
 /// Smallest part S3 accepts before the last one: the copied object must be at least this large.
@@ -27,7 +27,7 @@ const VANISHED_RETRIES: u32 = 3;
 
 const OCTETS: &str = "application/octet-stream";
 
-impl Client {
+impl S3Client {
     /// Overwrites object `seq`, which starts at stream offset `start`, with its first `held`
     /// bytes (which S3 has and the caller no longer keeps) followed by `body`, of which S3
     /// holds the first `stored` (as the object `expect` names); returns its new ETag.
@@ -115,7 +115,8 @@ impl Client {
         let size = (stored + new.len()) as u64;
         let result = (self.copy_part(key, &id, stored as u64, etag)).and_then(|copied| {
             let added = self.upload_part(key, &id, 2, new)?;
-            self.complete(key, &id, &[copied, added], Expect::Etag(etag), size)
+            let source = copied.source.clone().unwrap_or_default();
+            self.complete(key, &id, &[copied, added], Expect::Etag(&source), size)
         });
         if result.is_err() {
             self.abort(key, &id);
@@ -136,8 +137,11 @@ impl Client {
     }
 
     /// Part 1: the first `size` bytes of the object at `key`, copied by the server on the
-    /// condition that the object is still `etag` (a failed condition is [`Error::Fenced`]):
-    /// exactly the bytes the writer counts, even if the object grew since.
+    /// condition that the object is still `etag`: exactly the bytes the writer counts, even if
+    /// the object grew since. The part names the version it copied ([`Part::source`]), which
+    /// the upload's Complete must expect: a write of this handle's whose answer was lost may
+    /// have moved the object on, and the copy then takes the same bytes from that version.
+    /// Another writer's version is [`Error::Fenced`].
     pub(crate) fn copy_part(
         &self,
         key: &str,
@@ -145,6 +149,29 @@ impl Client {
         size: u64,
         etag: &str,
     ) -> Result<Part, Error> {
+        let mut etag = etag.to_owned();
+        loop {
+            let err = match self.copy_once(key, id, size, &etag) {
+                Ok(part) => return Ok(part),
+                Err(err @ Error::Status { status: 412, .. }) => err,
+                // Gone: deleted or trimmed, not ours to copy any more.
+                Err(err @ Error::Status { status: 404, .. }) if !is_no_such_upload(&err) => err,
+                Err(err) => return Err(err),
+            };
+            match self.head(key) {
+                Ok(head) if head.ours && head.size >= size && head.etag != etag => {
+                    etag = head.etag;
+                }
+                Ok(_) | Err(Error::Status { status: 404, .. }) => {
+                    log::debug!("{key}: not the version counted on ({err})");
+                    return Err(Error::Fenced { key: key.into() });
+                }
+                Err(head_err) => return Err(head_err),
+            }
+        }
+    }
+
+    fn copy_once(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Part, Error> {
         let path = format!("/{}/{}", self.bucket_name(), uri_encode(key));
         // Keys are checked when the stream is opened and ETags come from S3: both are valid
         // header values, and an invalid one could only fail the request.
@@ -163,7 +190,7 @@ impl Client {
             value(etag),
         );
         // The ETag of a copied part comes in the body, not in a header.
-        let result = self.request("COPY-PART", key, size, |bucket| {
+        let copied = self.request("COPY-PART", key, size, |bucket| {
             let command = Command::PutObject {
                 content: &[],
                 content_type: OCTETS,
@@ -174,17 +201,12 @@ impl Client {
                 send_signed(bucket, key, command, &[], &exact)?.text()?,
                 "ETag",
             )
-        });
-        match result {
-            Ok(etag) => Ok(Part { number: 1, etag }),
-            // The object is no longer the version counted on, or gone.
-            Err(
-                err @ Error::Status {
-                    status: 404 | 412, ..
-                },
-            ) if !is_no_such_upload(&err) => Err(Error::Fenced { key: key.into() }),
-            Err(err) => Err(err),
-        }
+        })?;
+        Ok(Part {
+            number: 1,
+            etag: copied,
+            source: Some(etag.to_owned()),
+        })
     }
 
     /// Part `number`: bytes of the object that S3 lacks.
@@ -208,10 +230,28 @@ impl Client {
                 .get("etag")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned))
+        });
+        let etag = etag.map_err(|err| match err {
+            // A server may refuse a part to a vanished upload before its body is sent, and
+            // close: the answer is lost in a broken pipe.
+            Error::Transport { .. } if self.upload_is_open(key, id).is_ok_and(|open| !open) => {
+                Error::Status {
+                    op: "UPLOAD-PART",
+                    key: key.into(),
+                    status: 404,
+                    code: "NoSuchUpload".into(),
+                    message: "the upload is no longer listed".into(),
+                }
+            }
+            err => err,
         })?;
         // Some servers send no ETag for a part; it is the MD5 of the part's bytes.
         let etag = etag.unwrap_or_else(|| format!("\"{:x}\"", md5::compute(new)));
-        Ok(Part { number, etag })
+        Ok(Part {
+            number,
+            etag,
+            source: None,
+        })
     }
 
     /// Completes the upload of `size` bytes, on the condition that `key` is as `expect` says

@@ -8,6 +8,10 @@
 //! one before it is. A fence stops the writer once another one took over the stream.
 
 mod object;
+mod parts;
+mod tail;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,7 +20,8 @@ use crate::Error;
 use crate::client::{Client, is_no_such_upload};
 use crate::index::Index;
 use crate::job::Bell;
-use object::{Chunk, Id, Object, Pass, Phase, Source, State, Upload};
+use object::{Id, Object, Pass, Phase, Source, State};
+use tail::next_seq;
 
 pub(crate) struct Writer {
     client: Arc<Client>,
@@ -278,66 +283,6 @@ impl Writer {
         }
     }
 
-    /// The tail, found on first use: a last object below the sealing size is continued,
-    /// otherwise a new object is started after it. The index is anchored on the way, with no
-    /// request of its own when the stream is new or the continued tail records its start.
-    fn tail(&mut self, index: &mut Index) -> Result<&mut Object, Error> {
-        if self.objects.is_empty() {
-            index.list(&self.client)?;
-            let tail = self.find_tail(index)?;
-            self.objects.push_back(tail);
-        }
-        Ok(self.objects.back_mut().expect("a tail was just found"))
-    }
-
-    /// Continues the last object, as one response tells its size and ETag: every later
-    /// conditional write counts on that pair, so both must be of the same version. A small
-    /// one is fetched whole (one GET); one large enough to append to by copy stays in S3 and
-    /// in the index for reads (one HEAD). One found full, maybe grown since it was listed, is
-    /// followed by a new object.
-    fn find_tail(&self, index: &mut Index) -> Result<Object, Error> {
-        let seal = self.seal_bytes as u64;
-        let large = |size: u64| self.copy.is_some_and(|c| size >= c.copy_from as u64);
-        let last = index.last();
-        let Some(last) = last.filter(|last| last.size < seal) else {
-            return self.after(index, last.map(|last| last.seq));
-        };
-        let (etag, start, size, buf) = if large(last.size) {
-            let head = self.client.stat(last.seq)?;
-            (head.etag, head.start, head.size, None)
-        } else {
-            let whole = self.client.get_whole(last.seq)?;
-            let size = whole.buf.len() as u64;
-            (whole.etag, whole.start, size, Some(whole.buf))
-        };
-        index.cover(last.seq, size);
-        index.anchor_with(&self.client, last.seq, start)?;
-        if size >= seal {
-            return self.after(index, Some(last.seq));
-        }
-        let start = index.last().map_or(0, |last| last.start);
-        match buf {
-            Some(buf) if !large(size) => {
-                index.truncate_from(last.seq);
-                Ok(Object::new(last.seq, start, buf, Some(etag)))
-            }
-            // Appending by copy needs the object's ETag, not its bytes: they stay in S3, and
-            // in the index for reads.
-            _ => {
-                let mut tail = Object::new(last.seq, start, Vec::new(), Some(etag));
-                tail.only_in_s3 = size as usize;
-                Ok(tail)
-            }
-        }
-    }
-
-    /// A new object after `last` (the first one if `None`), where the index ends.
-    fn after(&self, index: &mut Index, last: Option<u64>) -> Result<Object, Error> {
-        index.anchor_empty();
-        index.anchor(&self.client)?;
-        Ok(Object::new(next_seq(last)?, index.end(), Vec::new(), None))
-    }
-
     /// Seals the full tail and starts the next object. Its last bytes go out as the last
     /// part; it is completed in turn, in the background.
     fn seal(&mut self, index: &mut Index) -> Result<(), Error> {
@@ -363,126 +308,6 @@ impl Writer {
         );
         self.objects.push_back(next);
         self.pump(index)
-    }
-
-    /// Hands the tail's bytes to its upload, a part at a time, starting the upload once a
-    /// part's worth is there. With [`Cut::Rest`], the bytes short of a part go too, as the
-    /// upload's last part, if an upload is under way (else the object's final upload sends
-    /// them).
-    fn stream(&mut self, index: &mut Index, cut: Cut) -> Result<(), Error> {
-        let Some(copy) = self.copy else {
-            return Ok(());
-        };
-        while self.next_cut(copy.part, cut).is_some() {
-            self.make_room(index, Room::Part)?;
-            // Making room may have completed the tail's upload, which changes what is left.
-            if let Some(n) = self.next_cut(copy.part, cut) {
-                self.cut(n, copy.part);
-                self.pump(index)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// How many bytes of the tail's buffer go out as the next part, if any. An upload with
-    /// nothing left to send is closed by [`Cut::Rest`].
-    fn next_cut(&mut self, part: usize, cut: Cut) -> Option<usize> {
-        let tail = self.objects.back_mut()?;
-        let len = tail.buf.len();
-        let rest = cut == Cut::Rest;
-        match tail.upload.as_mut() {
-            Some(upload) if upload.closed => None,
-            Some(upload) if rest && len == 0 => {
-                upload.closed = true;
-                None
-            }
-            Some(_) if rest => Some(len.min(part)),
-            _ if len >= part => Some(part),
-            _ => None,
-        }
-    }
-
-    /// Moves the first `n` bytes of the tail's buffer into a new part, to be sent once the
-    /// upload has an ID (asked for now if there is no upload yet).
-    fn cut(&mut self, n: usize, part: usize) {
-        let tail = self.objects.back_mut().expect("only the tail is cut");
-        let upload = tail.upload.get_or_insert_with(|| {
-            // The object as S3 holds it is part 1, copied by the server.
-            let copy = (tail.only_in_s3 > 0).then_some(Chunk {
-                number: 1,
-                len: tail.only_in_s3,
-                source: Source::Copy,
-                state: State::Queued,
-            });
-            Upload {
-                // Created at the next pump.
-                id: Id::Wanted,
-                parts: copy.into_iter().collect(),
-                closed: false,
-            }
-        });
-        let buf = Arc::make_mut(&mut tail.buf);
-        let mut rest = Vec::with_capacity(part.max(buf.len() - n));
-        rest.extend_from_slice(&buf[n..]);
-        buf.truncate(n);
-        let bytes = Arc::new(std::mem::replace(buf, rest));
-        upload.parts.push(Chunk {
-            number: upload.parts.last().map_or(1, |p| p.number + 1),
-            len: n,
-            source: Source::Bytes(bytes),
-            state: State::Queued,
-        });
-        upload.closed = n < part;
-    }
-
-    /// Waits until another part may start: fewer than the most parts uploading, and the bytes
-    /// held within `(ahead + 1) × part`. Parts of the tail that S3 already has are let go if
-    /// that is what it takes: the tail is larger than the budget. For [`Room::Seal`], waits
-    /// instead until no sealed object is left.
-    fn make_room(&mut self, index: &mut Index, room: Room) -> Result<(), Error> {
-        loop {
-            let seen = self.bell.seen();
-            self.pump(index)?;
-            let room = match (room, self.copy) {
-                (Room::Seal, _) => self.objects.len() == 1,
-                (Room::Part, Some(copy)) => {
-                    let held: usize = self.objects.iter().map(Object::in_memory).sum();
-                    let over = held > (copy.ahead + 1) * copy.part;
-                    if over && self.release_tail_parts() {
-                        continue;
-                    }
-                    !over && self.running_parts() < copy.ahead
-                }
-                (Room::Part, None) => true,
-            };
-            if room || self.running() == 0 {
-                return Ok(());
-            }
-            self.bell.wait_past(seen);
-        }
-    }
-
-    /// Lets go of the bytes of the tail's parts that S3 has; whether there were any.
-    fn release_tail_parts(&mut self) -> bool {
-        let Some(upload) = self.objects.back_mut().and_then(|t| t.upload.as_mut()) else {
-            return false;
-        };
-        let mut released = false;
-        for part in &mut upload.parts {
-            if matches!(part.state, State::Done(_)) && matches!(part.source, Source::Bytes(_)) {
-                part.source = Source::Released;
-                released = true;
-            }
-        }
-        released
-    }
-
-    /// Parts uploading or waiting for their upload's ID: what `write_ahead` bounds.
-    fn running_parts(&self) -> usize {
-        (self.objects.iter().flat_map(|o| &o.upload))
-            .flat_map(|u| &u.parts)
-            .filter(|p| matches!(p.state, State::Running(_) | State::Queued))
-            .count()
     }
 
     /// Jobs under way, each of which rings the bell when it ends.
@@ -611,14 +436,5 @@ impl Drop for Writer {
         if !std::thread::panicking() {
             self.abort_uploads();
         }
-    }
-}
-
-fn next_seq(last: Option<u64>) -> Result<u64, Error> {
-    match last {
-        None => Ok(0),
-        Some(seq) => seq.checked_add(1).ok_or_else(|| {
-            Error::InvalidConfig("the stream has used every sequence number".into())
-        }),
     }
 }

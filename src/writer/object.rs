@@ -178,7 +178,13 @@ impl Object {
                     State::Running(part.start(client, bell, seq, id, copied, etag))
                 }
                 State::Running(job) if job.is_finished() => match job.join() {
-                    Ok(done) => State::Done(done),
+                    Ok(done) => {
+                        // The Complete expects the version the copy took its bytes from.
+                        if let Some(source) = &done.source {
+                            self.etag = Some(source.clone());
+                        }
+                        State::Done(done)
+                    }
                     Err(err) if is_no_such_upload(&err) => {
                         vanished = true;
                         State::Queued
@@ -238,13 +244,14 @@ impl Object {
     pub(super) fn start_finish(&self, client: &Arc<Client>, bell: &Arc<Bell>) -> Job<String> {
         let (seq, start, only_in_s3, in_s3) = (self.seq, self.start, self.only_in_s3, self.in_s3);
         let etag = self.etag.clone();
-        let size = self.len() as u64;
         match &self.upload {
             Some(Upload {
                 id: Id::Known(id),
                 parts,
                 ..
             }) => {
+                // Bytes written after the upload was closed are not in it.
+                let size = parts.iter().map(|p| p.len as u64).sum();
                 let parts: Vec<Part> = (parts.iter())
                     .filter_map(|p| match &p.state {
                         State::Done(part) => Some(part.clone()),

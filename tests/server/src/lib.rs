@@ -37,8 +37,6 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     /// Requests the in-process server handled.
     log: recorder::Log,
-    /// Multipart uploads the in-process server created.
-    uploads: recorder::Uploads,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -70,11 +68,10 @@ impl Server {
 
     fn serve(root: &Path, opaque_etags: bool) -> Server {
         let log = recorder::Log::default();
-        let uploads = recorder::Uploads::default();
         let fs = recorder::Recorder {
             inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
             log: log.clone(),
-            uploads: uploads.clone(),
+            uploads: recorder::Uploads::default(),
             writes: tokio::sync::Mutex::new(()),
             opaque_etags,
         };
@@ -89,7 +86,6 @@ impl Server {
             root: Some(root.to_owned()),
             runtime: Some(runtime),
             log,
-            uploads,
             _dir: None,
         }
     }
@@ -106,7 +102,6 @@ impl Server {
             root: None,
             runtime: None,
             log: recorder::Log::default(),
-            uploads: recorder::Uploads::default(),
             _dir: None,
         })
     }
@@ -131,12 +126,6 @@ impl Server {
     /// external server).
     pub fn take_requests(&self) -> Vec<Request> {
         std::mem::take(&mut *self.log.lock().expect("request log"))
-    }
-
-    /// The multipart uploads the in-process server created so far, as (`/bucket/key`, upload
-    /// ID), oldest first (none for an external server).
-    pub fn uploads(&self) -> Vec<(String, String)> {
-        self.uploads.lock().expect("uploads").clone()
     }
 
     /// The server's base URL, e.g. `http://127.0.0.1:41234`.

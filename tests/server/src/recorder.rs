@@ -23,8 +23,18 @@ pub struct Request {
 /// The shared request log.
 pub(crate) type Log = Arc<Mutex<Vec<Request>>>;
 
-/// The multipart uploads created so far: path (`/bucket/key`) and upload ID.
-pub(crate) type Uploads = Arc<Mutex<Vec<(String, String)>>>;
+/// The multipart uploads created so far.
+pub(crate) type Uploads = Arc<Mutex<Vec<Upload>>>;
+
+/// A multipart upload the server created.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) id: String,
+    /// Neither completed nor aborted.
+    pub(crate) open: bool,
+}
 
 pub(crate) struct Recorder {
     pub(crate) inner: s3s_fs::FileSystem,
@@ -90,7 +100,9 @@ no_etags!(
     HeadBucketInput,
     HeadBucketOutput,
     ListObjectsInput,
-    ListObjectsV2Input
+    ListObjectsV2Input,
+    ListMultipartUploadsInput,
+    ListMultipartUploadsOutput
 );
 
 impl Etags for PutObjectInput {
@@ -218,12 +230,21 @@ macro_rules! delegate {
     (@guard read $self:ident) => { None::<()> };
     (@call upload_part_copy $self:ident $req:ident) => { $self.copy_part($req).await };
     (@call complete_multipart_upload $self:ident $req:ident) => { $self.complete($req).await };
+    (@call abort_multipart_upload $self:ident $req:ident) => { $self.abort($req).await };
+    (@call list_multipart_uploads $self:ident $req:ident) => { $self.list_uploads($req) };
     (@call $method:ident $self:ident $req:ident) => { $self.inner.$method($req).await };
     (@after create_multipart_upload $self:ident $path:ident $result:ident) => {{
         if let Ok(response) = &$result
-            && let Some(id) = &response.output.upload_id
+            && let (Some(bucket), Some(key), Some(id)) =
+                (&response.output.bucket, &response.output.key, &response.output.upload_id)
         {
-            $self.uploads.lock().expect("uploads").push(($path.clone(), id.clone()));
+            let upload = Upload {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                id: id.clone(),
+                open: true,
+            };
+            $self.uploads.lock().expect("uploads").push(upload);
         }
         $result
     }};
@@ -250,11 +271,56 @@ impl Recorder {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let id = req.input.upload_id.clone();
         let mut response = self.inner.complete_multipart_upload(req).await?;
         if let Some(future) = response.output.future.take() {
             response.output = future.await?;
         }
+        self.close_upload(&id);
         Ok(response)
+    }
+
+    async fn abort(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let id = req.input.upload_id.clone();
+        let response = self.inner.abort_multipart_upload(req).await?;
+        self.close_upload(&id);
+        Ok(response)
+    }
+
+    fn close_upload(&self, id: &str) {
+        let mut uploads = self.uploads.lock().expect("uploads");
+        for upload in uploads.iter_mut().filter(|u| u.id == id) {
+            upload.open = false;
+        }
+    }
+
+    /// ListMultipartUploads, which s3s-fs lacks (501): the uploads this server created and
+    /// that are still open, in one page.
+    fn list_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let uploads = self.uploads.lock().expect("uploads");
+        let listed = (uploads.iter())
+            .filter(|u| u.open && u.bucket == input.bucket && u.key.starts_with(&prefix))
+            .map(|u| MultipartUpload {
+                key: Some(u.key.clone()),
+                upload_id: Some(u.id.clone()),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            is_truncated: Some(false),
+            uploads: Some(listed),
+            ..Default::default()
+        }))
     }
 
     /// UploadPartCopy with `x-amz-copy-source-if-match` checked against the source's ETag
@@ -309,4 +375,5 @@ delegate! {
     read get_object(GetObjectInput) -> GetObjectOutput as "GetObject";
     read list_objects(ListObjectsInput) -> ListObjectsOutput as "ListObjects";
     read list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output as "ListObjectsV2";
+    read list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput as "ListMultipartUploads";
 }

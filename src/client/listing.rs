@@ -1,0 +1,122 @@
+//! Listing: the stream's objects, and the multipart uploads left open on them.
+
+use s3::command::Command;
+use s3::request::Request;
+use s3::request::blocking::AttoRequest;
+
+use super::{S3Client, xml_text, xml_unescape};
+use crate::Error;
+use crate::layout::{PendingUpload, Segment};
+
+impl S3Client {
+    /// The stream's objects after `after` (all of them for `None`), in order, across as many
+    /// listing pages as there are.
+    pub(crate) fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
+        let prefix = self.layout.prefix();
+        let start_after = after.map(|seq| self.key(seq));
+        let mut token = None;
+        let mut segments = Vec::new();
+        loop {
+            let (page, _) = self.request("LIST", prefix, 0, |bucket| {
+                bucket.list_page(
+                    prefix.to_owned(),
+                    None,
+                    token.clone(),
+                    start_after.clone(),
+                    None,
+                )
+            })?;
+            for object in page.contents {
+                if let Some(seq) = self.layout.seq(&object.key) {
+                    segments.push(Segment {
+                        key: object.key,
+                        seq,
+                        // Known only from the first object's metadata: the caller sets it.
+                        start: 0,
+                        size: object.size,
+                        last_modified: object.last_modified,
+                    });
+                }
+            }
+            match page.next_continuation_token {
+                Some(next) if page.is_truncated => token = Some(next),
+                _ => break,
+            }
+        }
+        // Lexicographic order is numeric order for fixed-width keys, but not every server sorts.
+        segments.sort_by_key(|s| s.seq);
+        Ok(segments)
+    }
+
+    /// The multipart uploads to the stream's objects that were neither completed nor aborted,
+    /// oldest object first.
+    pub(crate) fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
+        let mut uploads: Vec<PendingUpload> = (self.open_uploads(self.layout.prefix())?)
+            .into_iter()
+            .filter_map(|open| {
+                let seq = self.layout.seq(&open.key)?;
+                Some(PendingUpload {
+                    key: open.key,
+                    seq,
+                    initiated: open.initiated,
+                })
+            })
+            .collect();
+        uploads.sort_by(|a, b| (a.seq, &a.initiated).cmp(&(b.seq, &b.initiated)));
+        Ok(uploads)
+    }
+
+    /// Whether upload `id` to `key` is still open: `Ok(false)` once it was aborted (by a
+    /// lifecycle rule or another process) or completed. A part sent to a vanished upload may
+    /// never get its answer (the server answers and closes before the body is sent), so this
+    /// is how such a failure is told apart from a passing one.
+    pub(crate) fn upload_is_open(&self, key: &str, id: &str) -> Result<bool, Error> {
+        Ok(self
+            .open_uploads(key)?
+            .iter()
+            .any(|u| u.key == key && u.id == id))
+    }
+
+    /// The uploads open under `prefix`, across as many pages as there are. The answer is read
+    /// here: rust-s3's parser requires elements that some servers leave out (SeaweedFS sends
+    /// no `StorageClass`).
+    fn open_uploads(&self, prefix: &str) -> Result<Vec<OpenUpload>, Error> {
+        let mut uploads = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let body = self.request("LIST-UPLOADS", prefix, 0, |bucket| {
+                let command = Command::ListMultipartUploads {
+                    prefix: Some(prefix),
+                    delimiter: None,
+                    key_marker: markers.0.clone(),
+                    upload_id_marker: markers.1.clone(),
+                    max_uploads: None,
+                };
+                Ok(AttoRequest::new(bucket, "/", command)?.response()?.text()?)
+            })?;
+            for upload in body.split("<Upload>").skip(1) {
+                uploads.push(OpenUpload {
+                    key: xml_unescape(&xml_text(upload, "Key")),
+                    id: xml_unescape(&xml_text(upload, "UploadId")),
+                    initiated: xml_text(upload, "Initiated"),
+                });
+            }
+            let next = Some(xml_unescape(&xml_text(&body, "NextKeyMarker")));
+            let next_id = Some(xml_text(&body, "NextUploadIdMarker")).filter(|id| !id.is_empty());
+            // A truncated page must move the cursor, or the listing would never end.
+            if xml_text(&body, "IsTruncated") != "true"
+                || (next.clone(), next_id.clone()) == markers
+            {
+                break;
+            }
+            markers = (next, next_id);
+        }
+        Ok(uploads)
+    }
+}
+
+struct OpenUpload {
+    key: String,
+    id: String,
+    initiated: String,
+}

@@ -1,0 +1,195 @@
+//! The retry policy every request runs under, and how a failure becomes an [`Error`].
+
+use std::hash::{BuildHasher, RandomState};
+use std::io;
+use std::time::Instant;
+
+use s3::Bucket;
+use s3::error::S3Error;
+
+use super::{S3Client, xml_text};
+use crate::Error;
+
+impl S3Client {
+    /// Runs one request under the retry policy: each attempt gets a deadline for `bytes` bytes,
+    /// is logged at debug level (operation, key, bytes, time), and a transient failure is
+    /// retried after a jittered exponential backoff while attempts and time remain.
+    pub(super) fn request<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        bytes: u64,
+        attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
+    ) -> Result<T, Error> {
+        self.request_until(op, key, bytes, || false, attempt)
+    }
+
+    /// [`request`](Client::request), with no retry once `given_up` says the answer is no
+    /// longer wanted.
+    pub(super) fn request_until<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        bytes: u64,
+        given_up: impl Fn() -> bool,
+        mut attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
+    ) -> Result<T, Error> {
+        let options = &self.options;
+        let mut bucket = self.bucket.clone();
+        bucket.set_request_timeout(Some(options.timeout_for(bytes)));
+        let first = Instant::now();
+        let mut backoff = options.retry_backoff;
+        let mut number = 0;
+        loop {
+            number += 1;
+            let started = Instant::now();
+            let result = attempt(&bucket);
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let err = match result {
+                Ok(value) => {
+                    log::debug!("{op} {key} {bytes} bytes in {ms:.1} ms");
+                    return Ok(value);
+                }
+                Err(err) => self.map_error(op, key, err),
+            };
+            log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
+            let delay = backoff.mul_f64(jitter());
+            if !is_transient(&err)
+                || given_up()
+                || number >= options.retry_attempts
+                || first.elapsed() + delay > options.retry_max_elapsed
+            {
+                return Err(err);
+            }
+            log::warn!(
+                "{op} {key}: attempt {number} of {} failed ({err}); retrying in {delay:.0?}",
+                options.retry_attempts
+            );
+            std::thread::sleep(delay);
+            backoff = backoff.saturating_mul(2);
+        }
+    }
+
+    fn map_error(&self, op: &'static str, key: &str, err: S3Error) -> Error {
+        match err {
+            S3Error::HttpFailWithBody(status, body) => {
+                let code = xml_text(&body, "Code");
+                if status == 404 && code == "NoSuchBucket" {
+                    return Error::BucketNotFound {
+                        bucket: self.bucket_name(),
+                    };
+                }
+                Error::Status {
+                    op,
+                    key: key.to_owned(),
+                    status,
+                    code,
+                    message: xml_text(&body, "Message"),
+                }
+            }
+            other => Error::Transport {
+                op,
+                key: key.to_owned(),
+                source: transport_error(&other),
+            },
+        }
+    }
+}
+
+/// Whether a failure may pass if the request is sent again.
+fn is_transient(err: &Error) -> bool {
+    match err {
+        Error::Status { status, code, .. } => {
+            matches!(status, 408 | 429 | 500..=599)
+                || code == "SlowDown"
+                || code == "RequestTimeout"
+        }
+        Error::Transport { source, .. } => !matches!(
+            source.kind(),
+            io::ErrorKind::InvalidData
+                | io::ErrorKind::InvalidInput
+                | io::ErrorKind::PermissionDenied
+        ),
+        _ => false,
+    }
+}
+
+/// A factor in [0, 1) that spreads retries of many clients apart ("full jitter").
+fn jitter() -> f64 {
+    // A fresh `RandomState` is randomly keyed: no random-number crate needed for this.
+    (RandomState::new().hash_one(Instant::now()) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The I/O failure behind a transport error, with its kind, and only its message: the request
+/// itself (headers, signature) is never part of it.
+fn transport_error(err: &S3Error) -> io::Error {
+    let io_err = match err {
+        S3Error::Io(io_err) => Some(io_err),
+        S3Error::Atto(http_err) => match http_err.kind() {
+            attohttpc::ErrorKind::Io(io_err) => Some(io_err),
+            _ => None,
+        },
+        _ => None,
+    };
+    match io_err {
+        Some(io_err) => {
+            let kind = match io_err.kind() {
+                // A socket read timeout surfaces as EAGAIN on Linux.
+                io::ErrorKind::WouldBlock => io::ErrorKind::TimedOut,
+                kind => kind,
+            };
+            io::Error::new(kind, io_err.to_string())
+        }
+        None => io::Error::other(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_passing_failures_are_retried() {
+        let status = |status: u16, code: &str| Error::Status {
+            op: "PUT",
+            key: "k".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        let transport = |kind: io::ErrorKind| Error::Transport {
+            op: "GET",
+            key: "k".into(),
+            source: kind.into(),
+        };
+        for transient in [
+            status(500, "InternalError"),
+            status(503, "SlowDown"),
+            status(429, ""),
+            status(408, ""),
+            status(400, "RequestTimeout"),
+            transport(io::ErrorKind::ConnectionReset),
+            transport(io::ErrorKind::ConnectionRefused),
+            transport(io::ErrorKind::TimedOut),
+            transport(io::ErrorKind::UnexpectedEof),
+        ] {
+            assert!(is_transient(&transient), "{transient}");
+        }
+        for permanent in [
+            status(403, "AccessDenied"),
+            status(404, "NoSuchKey"),
+            status(412, "PreconditionFailed"),
+            transport(io::ErrorKind::InvalidData),
+            Error::BucketNotFound { bucket: "b".into() },
+        ] {
+            assert!(!is_transient(&permanent), "{permanent}");
+        }
+    }
+
+    #[test]
+    fn jitter_is_a_fraction() {
+        let samples: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
+        assert!(samples.iter().any(|j| *j != samples[0]), "not constant");
+    }
+}

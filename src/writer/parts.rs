@@ -1,0 +1,130 @@
+//! Cutting the tail into parts, within the budget of bytes the writer holds.
+
+use std::sync::Arc;
+
+use super::object::{Chunk, Id, Object, Source, State, Upload};
+use super::{Cut, Room, Writer};
+use crate::Error;
+use crate::index::Index;
+
+impl Writer {
+    /// Hands the tail's bytes to its upload, a part at a time, starting the upload once a
+    /// part's worth is there. With [`Cut::Rest`], the bytes short of a part go too, as the
+    /// upload's last part, if an upload is under way (else the object's final upload sends
+    /// them).
+    pub(super) fn stream(&mut self, index: &mut Index, cut: Cut) -> Result<(), Error> {
+        let Some(copy) = self.copy else {
+            return Ok(());
+        };
+        while self.next_cut(copy.part, cut).is_some() {
+            self.make_room(index, Room::Part)?;
+            // Making room may have completed the tail's upload, which changes what is left.
+            if let Some(n) = self.next_cut(copy.part, cut) {
+                self.cut(n, copy.part);
+                self.pump(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many bytes of the tail's buffer go out as the next part, if any. An upload with
+    /// nothing left to send is closed by [`Cut::Rest`].
+    fn next_cut(&mut self, part: usize, cut: Cut) -> Option<usize> {
+        let tail = self.objects.back_mut()?;
+        let len = tail.buf.len();
+        let rest = cut == Cut::Rest;
+        match tail.upload.as_mut() {
+            Some(upload) if upload.closed => None,
+            Some(upload) if rest && len == 0 => {
+                upload.closed = true;
+                None
+            }
+            Some(_) if rest => Some(len.min(part)),
+            _ if len >= part => Some(part),
+            _ => None,
+        }
+    }
+
+    /// Moves the first `n` bytes of the tail's buffer into a new part, to be sent once the
+    /// upload has an ID (asked for now if there is no upload yet).
+    fn cut(&mut self, n: usize, part: usize) {
+        let tail = self.objects.back_mut().expect("only the tail is cut");
+        let upload = tail.upload.get_or_insert_with(|| {
+            // The object as S3 holds it is part 1, copied by the server.
+            let copy = (tail.only_in_s3 > 0).then_some(Chunk {
+                number: 1,
+                len: tail.only_in_s3,
+                source: Source::Copy,
+                state: State::Queued,
+            });
+            Upload {
+                // Created at the next pump.
+                id: Id::Wanted,
+                parts: copy.into_iter().collect(),
+                closed: false,
+            }
+        });
+        let buf = Arc::make_mut(&mut tail.buf);
+        let mut rest = Vec::with_capacity(part.max(buf.len() - n));
+        rest.extend_from_slice(&buf[n..]);
+        buf.truncate(n);
+        let bytes = Arc::new(std::mem::replace(buf, rest));
+        upload.parts.push(Chunk {
+            number: upload.parts.last().map_or(1, |p| p.number + 1),
+            len: n,
+            source: Source::Bytes(bytes),
+            state: State::Queued,
+        });
+        upload.closed = n < part;
+    }
+
+    /// Waits until another part may start: fewer than the most parts uploading, and the bytes
+    /// held within `(ahead + 1) × part`. Parts of the tail that S3 already has are let go if
+    /// that is what it takes: the tail is larger than the budget. For [`Room::Seal`], waits
+    /// instead until no sealed object is left.
+    pub(super) fn make_room(&mut self, index: &mut Index, room: Room) -> Result<(), Error> {
+        loop {
+            let seen = self.bell.seen();
+            self.pump(index)?;
+            let room = match (room, self.copy) {
+                (Room::Seal, _) => self.objects.len() == 1,
+                (Room::Part, Some(copy)) => {
+                    let held: usize = self.objects.iter().map(Object::in_memory).sum();
+                    let over = held > (copy.ahead + 1) * copy.part;
+                    if over && self.release_tail_parts() {
+                        continue;
+                    }
+                    !over && self.running_parts() < copy.ahead
+                }
+                (Room::Part, None) => true,
+            };
+            if room || self.running() == 0 {
+                return Ok(());
+            }
+            self.bell.wait_past(seen);
+        }
+    }
+
+    /// Lets go of the bytes of the tail's parts that S3 has; whether there were any.
+    fn release_tail_parts(&mut self) -> bool {
+        let Some(upload) = self.objects.back_mut().and_then(|t| t.upload.as_mut()) else {
+            return false;
+        };
+        let mut released = false;
+        for part in &mut upload.parts {
+            if matches!(part.state, State::Done(_)) && matches!(part.source, Source::Bytes(_)) {
+                part.source = Source::Released;
+                released = true;
+            }
+        }
+        released
+    }
+
+    /// Parts uploading or waiting for their upload's ID: what `write_ahead` bounds.
+    fn running_parts(&self) -> usize {
+        (self.objects.iter().flat_map(|o| &o.upload))
+            .flat_map(|u| &u.parts)
+            .filter(|p| matches!(p.state, State::Running(_) | State::Queued))
+            .count()
+    }
+}
