@@ -26,11 +26,6 @@ fn large_tail_options() -> Options {
     }
 }
 
-/// Whether the server honours `If-Match` on CompleteMultipartUpload (moto ignores it).
-fn complete_is_conditional() -> bool {
-    std::env::var_os("S3SYNCR_TEST_COMPLETE_UNCONDITIONAL").is_none()
-}
-
 #[test]
 fn flushes_of_a_large_tail_send_only_the_new_bytes() {
     let server = Server::from_env_or_start();

@@ -74,3 +74,15 @@ pub fn inner(err: &io::Error) -> &s3_syncr::Error {
 pub fn ops(server: &Server) -> Vec<&'static str> {
     server.take_requests().into_iter().map(|r| r.op).collect()
 }
+
+/// Whether the server honours `If-Match` on CompleteMultipartUpload (moto ignores it, so no
+/// append by copy can be fenced there).
+pub fn complete_is_conditional() -> bool {
+    std::env::var_os("S3SYNCR_TEST_COMPLETE_UNCONDITIONAL").is_none()
+}
+
+/// Whether two CompleteMultipartUploads racing with one `If-Match` cannot both pass: not on a
+/// server that ignores the condition, nor on one that checks it, then writes (SeaweedFS 4.48).
+pub fn complete_is_atomic() -> bool {
+    complete_is_conditional() && std::env::var_os("S3SYNCR_TEST_COMPLETE_RACY").is_none()
+}
