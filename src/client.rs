@@ -468,9 +468,12 @@ fn parse_start(key: &str, value: Option<&str>) -> Option<u64> {
 fn is_transient(err: &Error) -> bool {
     match err {
         Error::Status { status, code, .. } => {
-            matches!(status, 408 | 429 | 500..=599)
-                || code == "SlowDown"
-                || code == "RequestTimeout"
+            // 501 (an operation the server lacks), 505 and 511 answer the same every time.
+            let permanent = matches!(status, 501 | 505 | 511) || code == "NotImplemented";
+            !permanent
+                && (matches!(status, 408 | 429 | 500..=599)
+                    || code == "SlowDown"
+                    || code == "RequestTimeout")
         }
         Error::Transport { source, .. } => !matches!(
             source.kind(),
@@ -577,6 +580,8 @@ mod tests {
             status(403, "AccessDenied"),
             status(404, "NoSuchKey"),
             status(412, "PreconditionFailed"),
+            status(501, "NotImplemented"),
+            status(505, ""),
             transport(io::ErrorKind::InvalidData),
             Error::BucketNotFound { bucket: "b".into() },
         ] {

@@ -108,6 +108,24 @@ impl Storage {
         Storage::new(bucket, &location.name, options)
     }
 
+    /// Checks `location` as [`open`](Storage::open) does, reading no environment and sending
+    /// no request: to refuse a malformed location before anything else happens.
+    ///
+    /// ```
+    /// use s3_syncr::Storage;
+    ///
+    /// assert!(Storage::check_location("s3://my-bucket/logs/app.log").is_ok());
+    /// assert!(Storage::check_location("s3://my-bucket/logs//app.log").is_err());
+    /// ```
+    pub fn check_location(location: &str) -> Result<(), Error> {
+        Location::parse(location).map(drop)
+    }
+
+    /// Checks a stream name as [`new`](Storage::new) does, sending no request.
+    pub fn check_name(name: &str) -> Result<(), Error> {
+        Layout::new(name).map(drop)
+    }
+
     /// Opens stream `name` in a bucket the caller built: for credentials, endpoints, timeouts or
     /// TLS settings that the environment does not cover.
     ///
