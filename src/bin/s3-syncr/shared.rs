@@ -46,12 +46,16 @@ impl StoreLock {
     // The package's rust-version is the library's; the `cli` feature needs 1.92 (s3s).
     #[clippy::msrv = "1.92"]
     pub fn acquire(&self) -> io::Result<File> {
-        let file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&self.path)
+            // A store the user may only read still has the lock file its writers made, and
+            // `flock` needs no write access.
+            .or_else(|err| File::open(&self.path).map_err(|_| err));
+        let file = opened
             .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", self.path.display())))?;
         file.lock()?;
         Ok(file)
