@@ -61,7 +61,8 @@ impl Storage {
     /// - `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, else the shared
     ///   credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
     ///   `AWS_PROFILE` or `default`);
-    /// - `AWS_REGION` or `AWS_DEFAULT_REGION` (default `us-east-1`);
+    /// - `AWS_REGION` or `AWS_DEFAULT_REGION`, else the profile's `region` in the shared config
+    ///   file (`AWS_CONFIG_FILE` or `~/.aws/config`), else `us-east-1`;
     /// - `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for S3-compatible servers, which are then
     ///   addressed path-style.
     ///

@@ -60,7 +60,8 @@ struct Global {
         help_heading = "Global options"
     )]
     endpoint: Option<String>,
-    /// Region name [default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1]
+    /// Region name [default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region in
+    /// ~/.aws/config, else us-east-1]
     #[arg(
         long,
         global = true,
