@@ -3,10 +3,10 @@
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
@@ -49,12 +49,13 @@ pub fn run(
         let _ = waker.try_send(Input::Signal);
     })
     .map_err(|err| Failure(format!("cannot handle signals: {err}")))?;
-    read_stdin(sender, progress.clone());
+    let holding = read_stdin(sender, progress.clone());
 
     let storage = &mut session.storage;
     let mut copying = Copying {
         inputs,
         progress: &progress,
+        holding: &holding,
         accepted: 0,
         bar,
     };
@@ -105,6 +106,8 @@ enum Stop {
 struct Copying<'a> {
     inputs: Receiver<Input>,
     progress: &'a Progress,
+    /// Whether the reading thread holds bytes it read and has not handed over yet.
+    holding: &'a AtomicBool,
     /// Bytes the stream accepted.
     accepted: u64,
     bar: &'a ProgressBar,
@@ -162,13 +165,23 @@ impl Copying<'_> {
         }
     }
 
-    /// After a signal: writes the chunks already read, which wait in the channel.
+    /// After a signal: writes the chunks already read, those waiting in the channel and the one
+    /// the reading thread may be handing over (it reads no more after a signal). A read still
+    /// waiting for input is left to wait: what it returns came after the signal.
     fn drain(&mut self, storage: &mut impl Write) -> Result<(), Stop> {
         loop {
-            match self.inputs.try_recv() {
-                Ok(Input::Chunk(chunk)) => self.write(storage, &chunk)?,
-                Ok(_) => {}
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return Ok(()),
+            let input = match self.inputs.try_recv() {
+                Ok(input) => input,
+                Err(TryRecvError::Empty) if self.holding.load(Ordering::SeqCst) => {
+                    match self.inputs.recv_timeout(Duration::from_millis(10)) {
+                        Ok(input) => input,
+                        Err(_) => continue,
+                    }
+                }
+                Err(_) => return Ok(()),
+            };
+            if let Input::Chunk(chunk) = input {
+                self.write(storage, &chunk)?;
             }
         }
     }
@@ -193,26 +206,34 @@ impl Copying<'_> {
 }
 
 /// Reads standard input on a thread of its own, so that an interval flush happens while the
-/// input is idle, and a signal stops the command while a read waits.
-fn read_stdin(sender: SyncSender<Input>, progress: Arc<Progress>) {
+/// input is idle, and a signal stops the command while a read waits. Returns whether the thread
+/// holds bytes it read and has not handed over yet.
+fn read_stdin(sender: SyncSender<Input>, progress: Arc<Progress>) -> Arc<AtomicBool> {
+    let holding = Arc::new(AtomicBool::new(false));
+    let held = holding.clone();
     thread::spawn(move || {
         let mut stdin = io::stdin().lock();
         // After a signal, what is left in the pipe stays there, not read and lost.
         while progress.signalled().is_none() {
             let mut chunk = vec![0; CHUNK];
-            let input = match stdin.read(&mut chunk) {
+            let read = stdin.read(&mut chunk);
+            held.store(true, Ordering::SeqCst);
+            let input = match read {
                 Ok(0) => Input::End,
                 Ok(n) => {
                     chunk.truncate(n);
                     Input::Chunk(chunk)
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => Input::Signal,
                 Err(err) => Input::Failed(err),
             };
-            let last = !matches!(input, Input::Chunk(_));
-            if sender.send(input).is_err() || last {
+            let last = matches!(input, Input::End | Input::Failed(_));
+            let sent = sender.send(input).is_ok();
+            held.store(false, Ordering::SeqCst);
+            if !sent || last {
                 return;
             }
         }
     });
+    holding
 }
