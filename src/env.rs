@@ -10,7 +10,9 @@ use crate::Error;
 ///
 /// - credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, else the
 ///   shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
-///   `AWS_PROFILE` or `default`);
+///   `AWS_PROFILE` or `default`), else web identity (`AWS_WEB_IDENTITY_TOKEN_FILE` and
+///   `AWS_ROLE_ARN`), container credentials (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` or
+///   `_FULL_URI`), EC2 instance metadata (IMDSv2);
 /// - region: `AWS_REGION`, `AWS_DEFAULT_REGION`, else the `region` of profile `AWS_PROFILE` (or
 ///   `default`) in the shared config file (`AWS_CONFIG_FILE` or `~/.aws/config`), else
 ///   `us-east-1`;
@@ -40,7 +42,14 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
                 None,
             )
         }
-        None => Credentials::from_profile(var("AWS_PROFILE").as_deref()),
+        None => Credentials::from_profile(var("AWS_PROFILE").as_deref())
+            // The rest of the AWS SDKs' chain, read by rust-s3's aws-creds from the process
+            // environment. Each source fails at once where it does not apply (its variables
+            // unset, not an EC2 machine). Their credentials are temporary and carry their
+            // source: rust-s3 fetches new ones when they have expired, before a request.
+            .or_else(|_| Credentials::from_sts_env("s3-syncr"))
+            .or_else(|_| Credentials::from_container_credentials_provider())
+            .or_else(|_| Credentials::from_instance_metadata_v2(false)),
     }
     .map_err(|_| Error::NoCredentials)?;
 

@@ -956,3 +956,63 @@ fn small_ones_missing_streams_closed_outputs_and_explicit_s3() {
     );
     assert!(!dir.path().join("s3-syncr-data").exists());
 }
+
+#[test]
+fn container_credentials_from_a_local_endpoint_are_refreshed() {
+    // The in-process server: it takes any session token the signature covers.
+    let server = Server::start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/container.log", bucket.name());
+    let (access_key, secret_key) = server.keys();
+    // Already expired: every request fetches them anew, as it would an hour later.
+    let body = format!(
+        r#"{{"AccessKeyId":"{access_key}","SecretAccessKey":"{secret_key}","Token":"t","Expiration":"2000-01-01T00:00:00Z"}}"#
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("http://{}/credentials", listener.local_addr().unwrap());
+    let (served, fetches) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                request.push(byte[0]);
+            }
+            let authorized = text(&request).contains("\r\nauthorization: container-token\r\n")
+                || text(&request).contains("\r\nAuthorization: container-token\r\n");
+            let (status, reply) = match authorized {
+                true => ("200 OK", body.as_str()),
+                false => ("401 Unauthorized", ""),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+            if served.send(authorized).is_err() {
+                return;
+            }
+        }
+    });
+    let home = tempfile::tempdir().unwrap();
+    let container = || {
+        let mut command = bare();
+        command
+            .env("HOME", home.path())
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token")
+            .args(["--endpoint", server.endpoint(), "--region", server.region()]);
+        command
+    };
+    ok(container(), &["append", &location], b"from a container\n");
+    assert_eq!(
+        ok(container(), &["cat", &location], b""),
+        b"from a container\n"
+    );
+    let fetched: Vec<bool> = fetches.try_iter().collect();
+    assert!(fetched.iter().all(|&authorized| authorized), "{fetched:?}");
+    // Two commands, each fetching at start and again before its requests.
+    assert!(fetched.len() > 2, "fetched {} times", fetched.len());
+}

@@ -133,8 +133,11 @@ fn no_credentials() -> String {
     let file = var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| "~/.aws/credentials".into());
     let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
     format!(
-        "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and {file} \
-         has no profile [{profile}] with keys (for a store on this machine, use --local DIR)"
+        "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, {file} has \
+         no profile [{profile}] with keys, no web identity (AWS_WEB_IDENTITY_TOKEN_FILE, \
+         AWS_ROLE_ARN) or container credentials (AWS_CONTAINER_CREDENTIALS_*) are configured, \
+         and this is not an EC2 instance with a role (for a store on this machine, use --local \
+         DIR)"
     )
 }
 
@@ -145,13 +148,16 @@ fn var(key: &str) -> Option<String> {
 
 /// Whether the environment names an endpoint or any source of credentials.
 fn aws_configured() -> bool {
-    const VARS: [&str; 6] = [
+    const VARS: [&str; 9] = [
         "AWS_ENDPOINT_URL_S3",
         "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_PROFILE",
         "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     ];
     VARS.iter().any(|key| var(key).is_some()) || Credentials::from_profile(None).is_ok()
 }
