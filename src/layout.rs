@@ -153,6 +153,14 @@ fn validate_name(name: &str) -> Result<(), &'static str> {
         Err("the stream name ends with '/'")
     } else if name.starts_with('/') {
         Err("the stream name starts with '/'")
+    } else if name.split('/').any(str::is_empty) {
+        // `dir//name` is another key than `dir/name` in S3, the same file in a local store.
+        Err("the stream name has an empty segment ('//')")
+    } else if name
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        Err("the stream name has a '.' or '..' segment")
     } else if name.chars().any(char::is_control) {
         Err("the stream name contains a control character")
     } else if name.len() + SEQ_DIGITS + 1 > 1024 {
@@ -253,6 +261,11 @@ mod tests {
             "s3://-bucket/name",
             "s3://bu..cket/name",
             "s3://bucket//name",
+            "s3://bucket/dir//name",
+            "s3://bucket/./name",
+            "s3://bucket/../name",
+            "s3://bucket/dir/..",
+            "bucket/a/./b",
             "s3://bucket/na\nme",
             "bucket_x/name",
         ] {
@@ -286,7 +299,11 @@ mod tests {
         }
 
         #[test]
-        fn seq_roundtrips_and_orders(name in "[a-z][a-z/._-]{0,20}[a-z]", a: u64, b: u64) {
+        fn seq_roundtrips_and_orders(
+            name in "([a-z][a-z._-]{0,6}/){0,2}[a-z][a-z._-]{0,6}[a-z]",
+            a: u64,
+            b: u64,
+        ) {
             let layout = Layout::new(&name).unwrap();
             prop_assert_eq!(layout.seq(&layout.key(a)), Some(a));
             prop_assert_eq!(a.cmp(&b), layout.key(a).cmp(&layout.key(b)));

@@ -61,7 +61,8 @@ impl Storage {
     /// - `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, else the shared
     ///   credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
     ///   `AWS_PROFILE` or `default`);
-    /// - `AWS_REGION` or `AWS_DEFAULT_REGION` (default `us-east-1`);
+    /// - `AWS_REGION` or `AWS_DEFAULT_REGION`, else the profile's `region` in the shared config
+    ///   file (`AWS_CONFIG_FILE` or `~/.aws/config`), else `us-east-1`;
     /// - `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for S3-compatible servers, which are then
     ///   addressed path-style.
     ///
@@ -106,6 +107,24 @@ impl Storage {
         options.seal_bytes()?;
         let bucket = crate::env::bucket(&location.bucket, var)?;
         Storage::new(bucket, &location.name, options)
+    }
+
+    /// Checks `location` as [`open`](Storage::open) does, reading no environment and sending
+    /// no request: to refuse a malformed location before anything else happens.
+    ///
+    /// ```
+    /// use s3_syncr::Storage;
+    ///
+    /// assert!(Storage::check_location("s3://my-bucket/logs/app.log").is_ok());
+    /// assert!(Storage::check_location("s3://my-bucket/logs//app.log").is_err());
+    /// ```
+    pub fn check_location(location: &str) -> Result<(), Error> {
+        Location::parse(location).map(drop)
+    }
+
+    /// Checks a stream name as [`new`](Storage::new) does, sending no request.
+    pub fn check_name(name: &str) -> Result<(), Error> {
+        Layout::new(name).map(drop)
     }
 
     /// Opens stream `name` in a bucket the caller built: for credentials, endpoints, timeouts or
@@ -454,6 +473,39 @@ impl Storage {
     /// ```
     pub fn unflushed(&self) -> Vec<u8> {
         self.writer.unflushed()
+    }
+}
+
+impl Storage {
+    /// Gives up on the bytes that S3 does not hold: aborts the uploads under way (best
+    /// effort), returns those bytes (as [`unflushed`](Storage::unflushed) does), and closes the
+    /// stream without a last flush. For a caller that already knows the flush cannot succeed
+    /// (it failed, or the handle was fenced), and would rather not wait for a drop's retries.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let mut log = Storage::new(bucket.clone(), "app.log", Options::default())?;
+    /// log.write_all(b"kept")?;
+    /// log.flush()?;
+    /// log.write_all(b" and dropped")?;
+    /// assert_eq!(log.discard(), b" and dropped");
+    /// assert!(log.write(b"x").is_err()); // closed
+    /// let mut reader = Storage::new(bucket, "app.log", Options::default())?;
+    /// let mut text = String::new();
+    /// std::io::Read::read_to_string(&mut reader, &mut text)?;
+    /// assert_eq!(text, "kept");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn discard(&mut self) -> Vec<u8> {
+        let unflushed = self.writer.discard();
+        self.closed = true;
+        self.writer.release();
+        self.reader.release();
+        unflushed
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -78,8 +78,13 @@ fn text(bytes: &[u8]) -> String {
 
 /// A failed run: status 1, nothing on stdout, exactly one line on stderr, which it returns.
 fn one_line_failure(output: &Output) -> String {
+    one_line_exit(output, 1)
+}
+
+/// A run that ended with `status`, nothing on stdout and one line on stderr, which it returns.
+fn one_line_exit(output: &Output, status: i32) -> String {
     let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(status), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
     assert!(stderr.starts_with("s3-syncr: "), "{stderr:?}");
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
@@ -240,8 +245,9 @@ fn failures_exit_with_status_1_and_one_line() {
     let output = run(against(&server), &["cat", &location, "--from", "11"], b"");
     assert!(one_line_failure(&output).contains("past the end of the stream (10 bytes)"));
 
+    // A malformed location is a usage error.
     let output = run(against(&server), &["ls", "s3://Not_A_Bucket/log.txt"], b"");
-    assert!(one_line_failure(&output).contains("invalid location"));
+    assert!(one_line_exit(&output, 2).contains("invalid location"));
 
     if server.checks_signatures() {
         let mut wrong_keys = against(&server);
@@ -446,7 +452,7 @@ fn local_store_needs_no_account() {
     assert!(one_line_failure(&output).contains("does not exist"));
     assert!(!data_dir.join("nothing").exists());
     let output = run(local(&data_dir), &["append", "../escape/log.txt"], b"x");
-    assert!(one_line_failure(&output).contains("invalid location"));
+    assert!(one_line_exit(&output, 2).contains("invalid location"));
 }
 
 #[test]
@@ -497,6 +503,7 @@ fn help_is_generated() {
     ] {
         assert!(help.contains(word), "{word}: {help}");
     }
+    assert!(help.contains("Global options:"), "{help}");
     let help = text(&ok(bare(), &["append", "--help"], b""));
     assert!(
         help.contains("--flush-every")
@@ -613,4 +620,399 @@ fn trim_then_stat_ls_and_cat_keep_every_offset() {
         let output = run(against(&server), args, b"");
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
+}
+
+/// Lines that name their writer and trial, so that any mix of two inputs shows.
+fn tagged_input(writer: &str, trial: usize, lines: usize) -> Vec<u8> {
+    (0..lines)
+        .flat_map(|n| format!("{writer} trial {trial:02} line {n:07}\n").into_bytes())
+        .collect()
+}
+
+/// An `append` that finished: how many of its bytes it says are stored.
+fn stored_count(output: &Output, input_len: usize) -> usize {
+    let stderr = text(&output.stderr);
+    match output.status.code() {
+        Some(0) => {
+            assert!(stderr.is_empty(), "{stderr}");
+            input_len
+        }
+        Some(1) => {
+            let line = one_line_failure(output);
+            let count = line
+                .rsplit_once(" bytes stored, ")
+                .and_then(|(head, _)| head.rsplit_once('(').map(|(_, n)| n.to_owned()))
+                .unwrap_or_default();
+            let stored: usize = count.parse().unwrap_or_else(|_| panic!("no count: {line}"));
+            assert!(line.contains("were not stored"), "{line}");
+            stored
+        }
+        status => panic!("append ended with {status:?}: {stderr}"),
+    }
+}
+
+/// Starts `command` as `append` with `args`, its standard input, output and error piped; returns
+/// it and its input.
+fn start_append(mut command: Command, args: &[&str]) -> (Child, ChildStdin) {
+    let mut child = command
+        .arg("append")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
+/// Starts `append` to each location at once, each with its own input, and returns their outputs.
+fn appends_at_once(dir: &Path, jobs: &[(&str, &[u8])]) -> Vec<Output> {
+    let children: Vec<(Child, thread::JoinHandle<()>)> = jobs
+        .iter()
+        .map(|(location, input)| {
+            let args = [location, "--min-size", "1", "--flush-every", "64k"];
+            let (child, mut stdin) = start_append(local(dir), &args);
+            let input = input.to_vec();
+            // A fenced writer stops reading: its end of the pipe may close first.
+            let feeder = thread::spawn(move || drop(stdin.write_all(&input)));
+            (child, feeder)
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(child, feeder)| {
+            let output = child.wait_with_output().unwrap();
+            feeder.join().unwrap();
+            output
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_appends_to_one_stream_never_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    for trial in 0..10 {
+        let location = format!("race/one-{trial}.log");
+        let a = tagged_input("A", trial, 20_000);
+        let b = tagged_input("B", trial, 20_000);
+        let outputs = appends_at_once(dir.path(), &[(&location, &a), (&location, &b)]);
+        let (stored_a, stored_b) = (
+            stored_count(&outputs[0], a.len()),
+            stored_count(&outputs[1], b.len()),
+        );
+        assert!(
+            outputs.iter().any(|o| o.status.success()),
+            "trial {trial}: no writer succeeded"
+        );
+        let stream = ok(local(dir.path()), &["cat", &location], b"");
+        // One writer's stored bytes, then perhaps the other's, each from its first byte.
+        let a_then_b = [&a[..stored_a], &b[..stored_b]].concat();
+        let b_then_a = [&b[..stored_b], &a[..stored_a]].concat();
+        assert!(
+            stream == a_then_b || stream == b_then_a,
+            "trial {trial}: the stream ({} bytes) is not what the writers say they stored \
+             (A {stored_a} of {}, B {stored_b} of {})",
+            stream.len(),
+            a.len(),
+            b.len()
+        );
+    }
+}
+
+#[test]
+fn concurrent_appends_to_two_streams_and_two_buckets_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    for trial in 0..10 {
+        for (first, second) in [
+            (format!("race/a-{trial}.log"), format!("race/b-{trial}.log")),
+            (format!("left/{trial}.log"), format!("right/{trial}.log")),
+        ] {
+            let a = tagged_input("A", trial, 20_000);
+            let b = tagged_input("B", trial, 20_000);
+            let outputs = appends_at_once(dir.path(), &[(&first, &a), (&second, &b)]);
+            for (output, (location, input)) in outputs.iter().zip([(&first, &a), (&second, &b)]) {
+                assert_eq!(stored_count(output, input.len()), input.len(), "{location}");
+                let stream = ok(local(dir.path()), &["cat", location], b"");
+                assert!(
+                    stream == *input,
+                    "trial {trial}: {location} holds {} bytes, not its own {}",
+                    stream.len(),
+                    input.len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn readers_never_disturb_a_flushing_append() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(local(dir.path()), &["append", "other/x.log"], b"other\n");
+    // Retries are logged: a reader that disturbs the writer shows, even when a retry hides it.
+    let mut logged = local(dir.path());
+    logged.env("RUST_LOG", "warn");
+    let (child, mut stdin) = start_append(logged, &["busy/log.txt", "--flush-every", "64k"]);
+    let data = pattern(8 * MIB, 11);
+    let chunks: Vec<Vec<u8>> = data.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+    let feeder = thread::spawn(move || {
+        for chunk in chunks {
+            // A writer that failed stops reading: its outcome tells why.
+            if stdin.write_all(&chunk).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let mut looks = 0;
+    while !feeder.is_finished() || looks < 20 {
+        for args in [
+            &["ls", "busy/log.txt"][..],
+            &["ls", "other/x.log"],
+            &["stat", "busy/log.txt"],
+        ] {
+            // The stream may not exist yet: only the writer's outcome counts.
+            let _ = run(local(dir.path()), args, b"");
+        }
+        looks += 1;
+    }
+    feeder.join().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+    assert!(ok(local(dir.path()), &["cat", "busy/log.txt"], b"") == data);
+}
+
+#[test]
+fn a_signal_stores_every_byte_read_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (signal, status, name) in [
+        ("INT", 130, "SIGINT"),
+        ("TERM", 143, "SIGTERM"),
+        ("HUP", 129, "SIGHUP"),
+    ] {
+        let location = format!("sig/{name}.log");
+        let (child, mut stdin) = start_append(local(dir.path()), &[&location]);
+        let data = pattern(3 * MIB, 5);
+        // Returns once the pipe holds the rest: all but a pipe's capacity (64 KiB, 1 MiB at
+        // most) was read by then. The input stays open, as a live producer's does.
+        stdin.write_all(&data).unwrap();
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.unwrap().success());
+        let output = child.wait_with_output().unwrap();
+        drop(stdin);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(status), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let stored: usize = stderr
+            .split_once(&format!("stopped by {name} ("))
+            .and_then(|(_, rest)| rest.split_once(" bytes stored, 0 bytes read"))
+            .and_then(|(count, _)| count.parse().ok())
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            stored >= data.len() - MIB,
+            "{stored} bytes stored: {stderr}"
+        );
+        let stream = ok(local(dir.path()), &["cat", &location], b"");
+        assert!(
+            stream == data[..stored],
+            "{name}: stored {} bytes",
+            stream.len()
+        );
+    }
+}
+
+#[test]
+fn malformed_locations_and_units_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    for (args, says) in [
+        (&["append", "b/dir//x.log"][..], "empty segment"),
+        (&["append", "b/./x.log"], "'.' or '..'"),
+        (&["append", "b/../x.log"], "'.' or '..'"),
+        (&["append", "b/dir/"], "ends with '/'"),
+        (&["append", "s3://My_Bucket/x.log"], "bucket name"),
+        (&["cat", "b/dir//x.log", "--follow"], "empty segment"),
+        (&["append", "b/x.log", "--flush-every", "1m"], "min"),
+        (
+            &["append", "b/x.log", "--write-ahead", "0"],
+            "--write-ahead",
+        ),
+        (&["append", "b/x.log", "--min-size", "5MB"], "--min-size"),
+        (&["cat", "b/x.log", "--read-ahead", "65"], "--read-ahead"),
+        (&["cat", "b/x.log", "--from", "10s"], "--from"),
+        (&["trim", "b/x.log", "--older-than", "7m"], "min"),
+    ] {
+        let output = run(local(&store), args, b"data\n");
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        // clap adds a usage line and a hint; ours is one line.
+        if !stderr.starts_with("error:") {
+            one_line_exit(&output, 2);
+        }
+        assert!(!store.exists(), "{args:?} created {}", store.display());
+    }
+    let output = run(local(&store), &["cat", "b/x.log", "--from", "10s"], b"");
+    let stderr = text(&output.stderr);
+    assert!(
+        !stderr.contains("min") && stderr.contains("MiB"),
+        "{stderr}"
+    );
+    // What they may take instead.
+    ok(
+        local(&store),
+        &[
+            "append",
+            "b/x.log",
+            "--min-size",
+            "64MiB",
+            "--flush-every",
+            "1min",
+        ],
+        b"data\n",
+    );
+    ok(
+        local(&store),
+        &["trim", "b/x.log", "--older-than", "7d"],
+        b"",
+    );
+    ok(
+        local(&store),
+        &["stat", "b/x.log", "--min-size", "1GiB"],
+        b"",
+    );
+}
+
+#[test]
+fn small_ones_missing_streams_closed_outputs_and_explicit_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ok(local(&store), &["append", "b/here.log"], b"here\n");
+    let output = run(local(&store), &["cat", "b/missing.log"], b"");
+    assert!(one_line_failure(&output).contains("no such stream"));
+    // The local server cannot list multipart uploads (501): said at once, never retried.
+    let mut logged = local(&store);
+    logged.env("RUST_LOG", "warn");
+    let output = run(logged, &["stat", "b/here.log"], b"");
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains("uploads:  not listed"));
+
+    // trim goes on when nobody reads what it prints.
+    ok(
+        local(&store),
+        &["append", "b/big.log", "--min-size", "1"],
+        &pattern(2 * MIB + 1, 2),
+    );
+    let mut trim = local(&store)
+        .args(["trim", "b/big.log", "--before", "2MiB"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(trim.stdout.take());
+    let output = trim.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stat = text(&ok(local(&store), &["stat", "b/big.log"], b""));
+    assert!(stat.contains("objects:  1 "), "{stat}");
+
+    // cat --follow stops once its reader has gone, though the stream stays idle.
+    let mut follower = local(&store)
+        .args(["cat", "b/here.log", "--follow", "--interval", "100ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = follower.stdout.take().unwrap();
+    let mut first = [0; 5];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"here\n");
+    drop(stdout);
+    eventually("cat --follow to notice its reader left", || {
+        follower.try_wait().unwrap().is_some()
+    });
+    assert!(follower.wait().unwrap().success());
+
+    // An explicit s3:// location never lands on the local disk.
+    let output = run(
+        {
+            let mut command = bare();
+            command.current_dir(dir.path()).env("HOME", dir.path());
+            command
+        },
+        &["append", "s3://my-bucket/x.log"],
+        b"hi\n",
+    );
+    let line = one_line_failure(&output);
+    assert!(
+        line.contains("no AWS credentials") && line.contains("AWS_ACCESS_KEY_ID"),
+        "{line}"
+    );
+    assert!(!dir.path().join("s3-syncr-data").exists());
+}
+
+#[test]
+fn container_credentials_from_a_local_endpoint_are_refreshed() {
+    // The in-process server: it takes any session token the signature covers.
+    let server = Server::start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/container.log", bucket.name());
+    let (access_key, secret_key) = server.keys();
+    // Already expired: every request fetches them anew, as it would an hour later.
+    let body = format!(
+        r#"{{"AccessKeyId":"{access_key}","SecretAccessKey":"{secret_key}","Token":"t","Expiration":"2000-01-01T00:00:00Z"}}"#
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("http://{}/credentials", listener.local_addr().unwrap());
+    let (served, fetches) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                request.push(byte[0]);
+            }
+            let authorized = text(&request).contains("\r\nauthorization: container-token\r\n")
+                || text(&request).contains("\r\nAuthorization: container-token\r\n");
+            let (status, reply) = match authorized {
+                true => ("200 OK", body.as_str()),
+                false => ("401 Unauthorized", ""),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+            if served.send(authorized).is_err() {
+                return;
+            }
+        }
+    });
+    let home = tempfile::tempdir().unwrap();
+    let container = || {
+        let mut command = bare();
+        command
+            .env("HOME", home.path())
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token")
+            .args(["--endpoint", server.endpoint(), "--region", server.region()]);
+        command
+    };
+    ok(container(), &["append", &location], b"from a container\n");
+    assert_eq!(
+        ok(container(), &["cat", &location], b""),
+        b"from a container\n"
+    );
+    let fetched: Vec<bool> = fetches.try_iter().collect();
+    assert!(fetched.iter().all(|&authorized| authorized), "{fetched:?}");
+    // Two commands, each fetching at start and again before its requests.
+    assert!(fetched.len() > 2, "fetched {} times", fetched.len());
 }

@@ -100,9 +100,12 @@ impl S3Client {
 fn is_transient(err: &Error) -> bool {
     match err {
         Error::Status { status, code, .. } => {
-            matches!(status, 408 | 429 | 500..=599)
-                || code == "SlowDown"
-                || code == "RequestTimeout"
+            // 501 (an operation the server lacks), 505 and 511 answer the same every time.
+            let permanent = matches!(status, 501 | 505 | 511) || code == "NotImplemented";
+            !permanent
+                && (matches!(status, 408 | 429 | 500..=599)
+                    || code == "SlowDown"
+                    || code == "RequestTimeout")
         }
         Error::Transport { source, .. } => !matches!(
             source.kind(),
@@ -179,6 +182,8 @@ mod tests {
             status(403, "AccessDenied"),
             status(404, "NoSuchKey"),
             status(412, "PreconditionFailed"),
+            status(501, "NotImplemented"),
+            status(505, ""),
             transport(io::ErrorKind::InvalidData),
             Error::BucketNotFound { bucket: "b".into() },
         ] {

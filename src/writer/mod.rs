@@ -232,6 +232,13 @@ impl Writer {
         out
     }
 
+    /// Gives up on the bytes S3 lacks: aborts the uploads and returns those bytes.
+    pub(crate) fn discard(&mut self) -> Vec<u8> {
+        let unflushed = self.unflushed();
+        self.abort_uploads();
+        unflushed
+    }
+
     fn check_stopped(&self) -> Result<(), Error> {
         match self.stopped.as_ref().map(|stop| &stop.why) {
             None => Ok(()),

@@ -1,10 +1,11 @@
 //! `cat`: the stream to standard output, from an offset, and with `--follow` on as it grows.
 
-use std::io::{self, BufRead, IsTerminal, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Seek, SeekFrom, Write};
 use std::thread;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use s3_syncr::Storage;
 
 use crate::Failure;
@@ -14,16 +15,17 @@ use crate::Failure;
 /// process is interrupted.
 ///
 /// Standard output is flushed after every chunk, so that an interrupt (Ctrl-C ends the process)
-/// loses nothing that was read. A closed standard output ends the command quietly.
+/// loses nothing that was read. A closed standard output ends the command quietly, also while
+/// `follow` waits. Without `follow`, a stream that has no object is an error, as `cat` of a
+/// missing file is.
 pub fn run(
     storage: &mut Storage,
     from: Option<u64>,
     follow: Option<Duration>,
-    progress_bar: fn(Option<u64>, &str) -> ProgressBar,
 ) -> Result<(), Failure> {
     // The length only checks --from and sizes a progress bar: without either, the LIST that
     // finds it is one round trip saved before the first byte.
-    let bar_len = follow.is_none() && io::stderr().is_terminal();
+    let bar_len = follow.is_none() && crate::progress_wanted(true);
     let check_from = from.is_some();
     // A new handle starts at the first byte still stored.
     let from = match from {
@@ -40,14 +42,23 @@ pub fn run(
         )));
     }
     storage.seek(SeekFrom::Start(from))?;
-    let bar = progress_bar(len.filter(|_| bar_len).map(|len| len - from), "written");
+    let bar = crate::progress_bar(
+        len.filter(|_| bar_len).map(|len| len - from),
+        "written",
+        true,
+    );
     let result = copy(storage, follow, &bar);
     bar.finish_and_clear();
     match result {
         Err(Stop::Stdout(err)) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(Stop::Stdout(err)) => Err(Failure(format!("writing standard output: {err}"))),
         Err(Stop::Stream(err)) => Err(err.into()),
-        Ok(()) => Ok(()),
+        // Nothing written, not even from an empty stream: checked only then, costing no request
+        // before the first byte.
+        Ok(0) if follow.is_none() && storage.segments()?.is_empty() => Err(Failure(
+            "no such stream: the bucket holds none of its objects".into(),
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -56,17 +67,19 @@ enum Stop {
     Stream(io::Error),
 }
 
-fn copy(storage: &mut Storage, follow: Option<Duration>, bar: &ProgressBar) -> Result<(), Stop> {
+/// Copies the stream to standard output, and returns the number of bytes written.
+fn copy(storage: &mut Storage, follow: Option<Duration>, bar: &ProgressBar) -> Result<u64, Stop> {
     let mut out = io::stdout().lock();
+    let mut written = 0;
     loop {
         let chunk = storage.fill_buf().map_err(Stop::Stream)?;
         if chunk.is_empty() {
             match follow {
-                None => return Ok(()),
-                Some(interval) => {
-                    thread::sleep(interval);
-                    continue;
+                None => return Ok(written),
+                Some(interval) if output_closed(interval) => {
+                    return Err(Stop::Stdout(io::ErrorKind::BrokenPipe.into()));
                 }
+                Some(_) => continue,
             }
         }
         out.write_all(chunk).map_err(Stop::Stdout)?;
@@ -74,5 +87,23 @@ fn copy(storage: &mut Storage, follow: Option<Duration>, bar: &ProgressBar) -> R
         let n = chunk.len();
         storage.consume(n);
         bar.inc(n as u64);
+        written += n as u64;
+    }
+}
+
+/// Waits `interval`, or less if the reader of standard output goes away (`cat --follow | head -1`
+/// on a stream that no longer grows), and says whether it went. A pipe whose reader is gone
+/// polls as an error; anything else (a file, a terminal) never does, and is waited for in full.
+fn output_closed(interval: Duration) -> bool {
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let timeout = Timespec::try_from(interval).ok();
+    match poll(&mut fds, timeout.as_ref()) {
+        Ok(0) => false,
+        Ok(_) => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
+        Err(_) => {
+            thread::sleep(interval);
+            false
+        }
     }
 }

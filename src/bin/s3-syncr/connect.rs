@@ -11,8 +11,9 @@ use s3_syncr::{Error, Options, Storage};
 use s3s::validation::NameValidation;
 use tokio::runtime::Runtime;
 
-use crate::Failure;
 use crate::local;
+use crate::shared::Shared;
+use crate::{Exit, Failure};
 
 /// The directory used when nothing at all is configured.
 pub const DEFAULT_LOCAL_DIR: &str = "s3-syncr-data";
@@ -52,24 +53,61 @@ pub enum Purpose {
     WriteOrWait,
 }
 
+/// Where a location's stream is kept.
+enum Target<'a> {
+    S3,
+    Local(&'a Path),
+}
+
 impl Store {
     /// Opens the stream at `location` (`s3://bucket/name` or `bucket/name`).
+    ///
+    /// The location is checked first, before any request and before any directory is created.
+    /// An `s3://` location always means S3 (or `--local`): without credentials it fails rather
+    /// than landing on the local disk unseen.
     pub fn open(
         &self,
         location: &str,
         options: Options,
         purpose: Purpose,
-    ) -> Result<Session, Failure> {
-        if let Some(dir) = &self.local {
-            return open_local(dir, location, options, purpose);
+    ) -> Result<Session, Exit> {
+        let explicit_s3 = location.starts_with("s3://");
+        let target = match &self.local {
+            Some(dir) => Target::Local(dir),
+            None if explicit_s3 => Target::S3,
+            None if self.endpoint.is_none() && self.region.is_none() && !aws_configured() => {
+                Target::Local(Path::new(DEFAULT_LOCAL_DIR))
+            }
+            None => Target::S3,
+        };
+        match target {
+            Target::Local(_) if !explicit_s3 => Location::parse(location)
+                .and_then(|parsed| Storage::check_name(&parsed.name))
+                .map_err(|err| match err {
+                    // Named by the whole location, as the user wrote it.
+                    Error::InvalidLocation { reason, .. } => Error::InvalidLocation {
+                        location: location.to_owned(),
+                        reason,
+                    },
+                    err => err,
+                })?,
+            _ => Storage::check_location(location)?,
         }
-        if self.endpoint.is_none() && self.region.is_none() && !aws_configured() {
+        let dir = match target {
+            Target::Local(dir) => dir,
+            Target::S3 => return self.open_s3(location, options),
+        };
+        if self.local.is_none() {
             eprintln!(
-                "s3-syncr: no S3 endpoint or AWS credentials configured: using the local store \
-                 ./{DEFAULT_LOCAL_DIR} (choose one with --local DIR, or set --endpoint or AWS_*)"
+                "s3-syncr: no S3 endpoint or AWS credentials configured: using the LOCAL store \
+                 ./{DEFAULT_LOCAL_DIR}, not S3 (choose one with --local DIR, or set --endpoint \
+                 or AWS_*; an s3:// location always means S3)"
             );
-            return open_local(Path::new(DEFAULT_LOCAL_DIR), location, options, purpose);
         }
+        open_local(dir, location, options, purpose)
+    }
+
+    fn open_s3(&self, location: &str, options: Options) -> Result<Session, Exit> {
         // The library's reading of the environment, with the flags' endpoint and region first.
         let storage = Storage::open_with_env(location, options, |key| {
             let flag = match key {
@@ -78,12 +116,29 @@ impl Store {
                 _ => &None,
             };
             flag.clone().or_else(|| std::env::var(key).ok())
+        })
+        .map_err(|err| match err {
+            Error::NoCredentials => Exit::from(Failure(no_credentials())),
+            err => Exit::from(err),
         })?;
         Ok(Session {
             storage,
             server: None,
         })
     }
+}
+
+/// What was looked for when no credentials were found, in one line.
+fn no_credentials() -> String {
+    let file = var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| "~/.aws/credentials".into());
+    let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    format!(
+        "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, {file} has \
+         no profile [{profile}] with keys, no web identity (AWS_WEB_IDENTITY_TOKEN_FILE, \
+         AWS_ROLE_ARN) or container credentials (AWS_CONTAINER_CREDENTIALS_*) are configured, \
+         and this is not an EC2 instance with a role (for a store on this machine, use --local \
+         DIR)"
+    )
 }
 
 /// A non-empty environment variable.
@@ -93,25 +148,28 @@ fn var(key: &str) -> Option<String> {
 
 /// Whether the environment names an endpoint or any source of credentials.
 fn aws_configured() -> bool {
-    const VARS: [&str; 6] = [
+    const VARS: [&str; 9] = [
         "AWS_ENDPOINT_URL_S3",
         "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_PROFILE",
         "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     ];
     VARS.iter().any(|key| var(key).is_some()) || Credentials::from_profile(None).is_ok()
 }
 
 /// Serves `dir` with s3s-fs on loopback and opens the stream there: each directory in `dir` is a
-/// bucket, each file an object.
+/// bucket, each file an object. `location` was checked.
 fn open_local(
     dir: &Path,
     location: &str,
     options: Options,
     purpose: Purpose,
-) -> Result<Session, Failure> {
+) -> Result<Session, Exit> {
     let location = Location::parse(location)?;
     if purpose == Purpose::WriteOrWait {
         let bucket_dir = dir.join(&location.bucket);
@@ -121,8 +179,8 @@ fn open_local(
     // s3s-fs's own error tells less than the directory's.
     std::fs::read_dir(dir)
         .map_err(|err| Failure(format!("local store {}: {err}", dir.display())))?;
-    let fs = s3s_fs::FileSystem::new(dir)
-        .map_err(|err| Failure(format!("local store {}: {err:?}", dir.display())))?;
+    let fs =
+        Shared::new(dir).map_err(|err| Failure(format!("local store {}: {err}", dir.display())))?;
     // Fresh keys each run: nothing else on the machine can sign for this server.
     let (access_key, secret_key) = (random_hex(), random_hex());
     let (endpoint, runtime) = local::serve(fs, &access_key, &secret_key, DirectoryNames)
@@ -156,8 +214,8 @@ fn random_hex() -> String {
 }
 
 /// A local store's location split into bucket and stream name. Local buckets are directory
-/// names, looser than S3's (`x/log.txt` works), so the library's parsing does not apply; it still
-/// checks the stream name.
+/// names, looser than S3's (`x/log.txt` works), so the library's parsing does not apply to a bare
+/// `bucket/name`; an `s3://` one is checked by S3's rules first, so that it also works on S3.
 #[derive(Debug, PartialEq, Eq)]
 struct Location {
     bucket: String,
@@ -206,7 +264,7 @@ mod tests {
 
     #[test]
     fn local_locations() {
-        for good in ["x/log.txt", "s3://My_Logs/a/b", "a.b-c/x"] {
+        for good in ["x/log.txt", "My_Logs/a/b", "a.b-c/x"] {
             assert!(Location::parse(good).is_ok(), "{good:?}");
         }
         let ok = Location::parse("s3://x/dir/log.txt").unwrap();

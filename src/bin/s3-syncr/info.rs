@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use indicatif::HumanBytes;
 use s3_syncr::{Error, PendingUpload, Segment};
+use unicode_width::UnicodeWidthStr;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -18,20 +19,30 @@ pub fn ls(out: &mut impl Write, segments: &[Segment]) -> io::Result<()> {
             .max()
             .unwrap_or(0)
     };
-    let key_w = width("KEY", |s| s.key.len());
+    // Keys may hold any character: aligned by the columns they take on screen.
+    let key_w = width("KEY", |s| s.key.width());
     let seq_w = width("SEQ", |s| s.seq.to_string().len());
     let start_w = width("START", |s| s.start.to_string().len());
     let size_w = width("SIZE", |s| s.size.to_string().len());
+    let pad = |key: &str| " ".repeat(key_w - key.width());
     writeln!(
         out,
-        "{:key_w$}  {:>seq_w$}  {:>start_w$}  {:>size_w$}  LAST-MODIFIED",
-        "KEY", "SEQ", "START", "SIZE"
+        "KEY{}  {:>seq_w$}  {:>start_w$}  {:>size_w$}  LAST-MODIFIED",
+        pad("KEY"),
+        "SEQ",
+        "START",
+        "SIZE"
     )?;
     for s in segments {
         writeln!(
             out,
-            "{:key_w$}  {:>seq_w$}  {:>start_w$}  {:>size_w$}  {}",
-            s.key, s.seq, s.start, s.size, s.last_modified
+            "{}{}  {:>seq_w$}  {:>start_w$}  {:>size_w$}  {}",
+            s.key,
+            pad(&s.key),
+            s.seq,
+            s.start,
+            s.size,
+            s.last_modified
         )?;
     }
     let (first, end) = offsets(segments);
@@ -146,6 +157,22 @@ mod tests {
              log-00000000000000000001.txt    1  1048576       12  2025-01-01T00:00:00Z\n\
              total 1048588 bytes in 2 objects, offsets 0 to 1048588\n"
         );
+    }
+
+    #[test]
+    fn ls_aligns_wide_keys_by_their_width() {
+        let mut wide = segment(0, 1);
+        wide.key = "日志-00000000000000000000".into();
+        let mut out = Vec::new();
+        ls(&mut out, &[wide, segment(1, 2)]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // The screen column where the last field starts, on the header and each object's line.
+        let columns: Vec<usize> = text
+            .lines()
+            .take(3)
+            .map(|line| line[..line.rfind("  ").unwrap()].width())
+            .collect();
+        assert_eq!(columns, [columns[0]; 3], "{text}");
     }
 
     #[test]

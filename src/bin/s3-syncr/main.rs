@@ -8,11 +8,16 @@ mod cat;
 mod connect;
 mod info;
 mod local;
+mod shared;
+mod signals;
 mod trim;
 mod units;
 
 use std::fmt;
-use std::io::{self, IsTerminal};
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,14 +52,32 @@ struct Cli {
 struct Global {
     /// S3 endpoint URL, e.g. http://127.0.0.1:9000 [default: AWS_ENDPOINT_URL_S3,
     /// AWS_ENDPOINT_URL, else AWS]
-    #[arg(long, global = true, value_name = "URL", conflicts_with = "local")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        conflicts_with = "local",
+        help_heading = "Global options"
+    )]
     endpoint: Option<String>,
-    /// Region name [default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1]
-    #[arg(long, global = true, value_name = "NAME", conflicts_with = "local")]
+    /// Region name [default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region in
+    /// ~/.aws/config, else us-east-1]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        conflicts_with = "local",
+        help_heading = "Global options"
+    )]
     region: Option<String>,
     /// Serve the stream from DIR with an embedded S3 server (no account needed); a missing
     /// bucket directory is created by append and cat --follow
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     local: Option<PathBuf>,
 }
 
@@ -68,19 +91,20 @@ enum Command {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
         /// Also flush after this many bytes (64k, 1MiB, ...) or when the oldest unflushed byte
-        /// is this old (500ms, 10s, 5min, ...) [default: only at the end]. A flush re-uploads
+        /// is this old (500ms, 10s, 5min, 1h, 1d) [default: only at the end]. A flush re-uploads
         /// the tail object while it is below 5 MiB, then sends only the new bytes
         #[arg(long, value_name = "SIZE|DURATION", value_parser = units::parse_flush_every)]
         flush_every: Option<FlushEvery>,
-        /// Seal an object once it holds this many MiB and start the next one
-        #[arg(long, value_name = "MiB", default_value_t = 8,
-              value_parser = clap::value_parser!(u32).range(1..))]
+        /// Seal an object once it holds this many MiB (or 64MiB, 1GiB, ...) and start the next
+        /// one
+        #[arg(long, value_name = "MiB", default_value = "8", value_parser = units::parse_min_size)]
         min_size: u32,
         /// Parts of 8 MiB uploading at once, across objects, each on its own connection (1 to
         /// 64); memory is (N + 1) x 8 MiB at most. More is not faster on a shared link: objects
         /// are completed in stream order, so parts that all end together wait for each other
-        #[arg(long, value_name = "N", default_value_t = 4)]
-        write_ahead: usize,
+        #[arg(long, value_name = "N", default_value_t = 4,
+              value_parser = clap::value_parser!(u8).range(1..=64))]
+        write_ahead: u8,
     },
     /// Write the stream to standard output
     Cat {
@@ -101,8 +125,9 @@ enum Command {
         /// Ranged GETs kept in flight ahead of the output, each on its own connection (0 to
         /// 64); memory is (N + 1) x 8 MiB at most. More than the library's default (4): a
         /// command that only streams can spend the memory on a distant server's round trips
-        #[arg(long, value_name = "N", default_value_t = 8)]
-        read_ahead: usize,
+        #[arg(long, value_name = "N", default_value_t = 8,
+              value_parser = clap::value_parser!(u8).range(0..=64))]
+        read_ahead: u8,
     },
     /// List the stream's objects: key, sequence number, start offset, size, last modified; then
     /// the total
@@ -115,8 +140,7 @@ enum Command {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
         /// The --min-size the writers use, to tell whether the tail object is still open
-        #[arg(long, value_name = "MiB", default_value_t = 8,
-              value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, value_name = "MiB", default_value = "8", value_parser = units::parse_min_size)]
         min_size: u32,
     },
     /// Delete the stream's oldest objects, moving no offset
@@ -135,7 +159,7 @@ enum Command {
         /// Keep at least the newest SIZE bytes (64k, 1GiB, ...)
         #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
         keep: Option<u64>,
-        /// Delete the oldest objects last modified longer ago than this (30min, 24h, ...)
+        /// Delete the oldest objects last modified longer ago than this (30min, 24h, 7d, ...)
         #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
         older_than: Option<Duration>,
         /// Print what would be deleted, and delete nothing
@@ -163,6 +187,48 @@ impl From<io::Error> for Failure {
 impl From<s3_syncr::Error> for Failure {
     fn from(err: s3_syncr::Error) -> Failure {
         Failure(err.to_string())
+    }
+}
+
+/// How a command ends when it does not succeed: one line on stderr and an exit status.
+#[derive(Debug)]
+pub struct Exit {
+    pub message: String,
+    pub status: u8,
+}
+
+impl Exit {
+    /// A usage error: status 2, as clap's own.
+    pub fn usage(message: impl fmt::Display) -> Exit {
+        Exit {
+            message: message.to_string(),
+            status: 2,
+        }
+    }
+}
+
+impl From<Failure> for Exit {
+    fn from(failure: Failure) -> Exit {
+        Exit {
+            message: failure.0,
+            status: 1,
+        }
+    }
+}
+
+impl From<io::Error> for Exit {
+    fn from(err: io::Error) -> Exit {
+        Failure::from(err).into()
+    }
+}
+
+impl From<s3_syncr::Error> for Exit {
+    fn from(err: s3_syncr::Error) -> Exit {
+        match err {
+            // A malformed location is the caller's to fix, like a malformed flag.
+            s3_syncr::Error::InvalidLocation { .. } => Exit::usage(err),
+            err => Failure::from(err).into(),
+        }
     }
 }
 
@@ -229,11 +295,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
+        Err(exit) => {
             // One line, whatever the location and the message hold.
-            let line = format!("s3-syncr: {name} {location}: {failure}");
+            let line = format!("s3-syncr: {name} {location}: {}", exit.message);
             eprintln!("{}", line.split_whitespace().collect::<Vec<_>>().join(" "));
-            ExitCode::FAILURE
+            ExitCode::from(exit.status)
         }
     }
 }
@@ -250,15 +316,20 @@ fn run_append(
     location: &str,
     flush_every: Option<FlushEvery>,
     min_size: u32,
-    write_ahead: usize,
-) -> Result<(), Failure> {
+    write_ahead: u8,
+) -> Result<(), Exit> {
     let options = Options {
-        write_ahead,
+        write_ahead: write_ahead.into(),
         ..options(min_size)
     };
     let session = store.open(location, options, Purpose::WriteOrWait)?;
-    let bar = progress_bar(None, "appended");
-    let result = append::run(session, flush_every, &bar);
+    let bar = progress_bar(None, "appended", false);
+    let result = append::run(
+        session,
+        flush_every,
+        &bar,
+        format!("s3-syncr: append {location}"),
+    );
     bar.finish_and_clear();
     result
 }
@@ -268,42 +339,102 @@ fn run_cat(
     location: &str,
     from: Option<u64>,
     follow: Option<Duration>,
-    read_ahead: usize,
-) -> Result<(), Failure> {
+    read_ahead: u8,
+) -> Result<(), Exit> {
     let purpose = match follow {
         Some(_) => Purpose::WriteOrWait,
         None => Purpose::Read,
     };
     let options = Options {
-        read_ahead,
+        read_ahead: read_ahead.into(),
         ..Options::default()
     };
     let mut session = store.open(location, options, purpose)?;
-    cat::run(&mut session.storage, from, follow, progress_bar)
+    Ok(cat::run(&mut session.storage, from, follow)?)
 }
 
-fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result<(), Failure> {
+fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result<(), Exit> {
     let mut session = store.open(location, Options::default(), Purpose::Read)?;
     let segments = session.storage.segments()?;
-    let out = &mut io::stdout().lock();
-    let written = match stat_min_size {
+    let out = &mut ClosableOutput::new(io::stdout().lock());
+    match stat_min_size {
         None => info::ls(out, &segments),
         Some(min_size) => info::stat(out, location, &segments, min_size)
             .and_then(|()| info::uploads(out, &session.storage.pending_uploads())),
-    };
-    ignore_broken_pipe(written)?;
+    }?;
     Ok(())
 }
 
-fn run_trim(store: &Store, location: &str, cut: Cut, dry_run: bool) -> Result<(), Failure> {
+fn run_trim(store: &Store, location: &str, cut: Cut, dry_run: bool) -> Result<(), Exit> {
     let mut session = store.open(location, Options::default(), Purpose::Read)?;
-    trim::run(&mut io::stdout().lock(), &mut session.storage, cut, dry_run)
+    let out = &mut ClosableOutput::new(io::stdout().lock());
+    Ok(trim::run(out, &mut session.storage, cut, dry_run)?)
 }
 
-/// A progress bar on stderr when it is a terminal, else a hidden one: a bar towards `len` if it
+/// Standard output that a reader may close (`s3-syncr ls ... | head -1`): the command then goes
+/// on without it, so that `trim` deletes what it said it would whether or not anyone reads.
+struct ClosableOutput<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> ClosableOutput<W> {
+    fn new(inner: W) -> Self {
+        ClosableOutput {
+            inner,
+            closed: false,
+        }
+    }
+
+    fn unless_closed(&mut self, result: io::Result<usize>, len: usize) -> io::Result<usize> {
+        match result {
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(len)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<W: Write> Write for ClosableOutput<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let written = self.inner.write(buf);
+        self.unless_closed(written, buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let flushed = self.inner.flush().map(|()| 0);
+        self.unless_closed(flushed, 0).map(drop)
+    }
+}
+
+/// Whether a progress bar has a terminal of its own: standard error is one, and, for a command
+/// that writes to standard output (`uses_stdout`), not the one standard output goes to, where
+/// the bar would be drawn over the bytes.
+pub fn progress_wanted(uses_stdout: bool) -> bool {
+    let stderr = io::stderr();
+    if !stderr.is_terminal() {
+        return false;
+    }
+    let stdout = io::stdout();
+    let terminal = |fd: BorrowedFd<'_>| {
+        let file = File::from(fd.try_clone_to_owned().ok()?);
+        file.metadata().ok().map(|meta| meta.rdev())
+    };
+    !uses_stdout || !stdout.is_terminal() || terminal(stdout.as_fd()) != terminal(stderr.as_fd())
+}
+
+/// A progress bar on stderr if [`progress_wanted`], else a hidden one: a bar towards `len` if it
 /// is known, else a counter of bytes `done` (`appended`, `written`).
-fn progress_bar(len: Option<u64>, done: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
+pub fn progress_bar(len: Option<u64>, done: &str, uses_stdout: bool) -> ProgressBar {
+    if !progress_wanted(uses_stdout) {
         return ProgressBar::hidden();
     }
     let (bar, template) = match len {
@@ -321,12 +452,4 @@ fn progress_bar(len: Option<u64>, done: &str) -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
-}
-
-/// A closed standard output (`s3-syncr cat ... | head`) ends the command quietly.
-fn ignore_broken_pipe(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
 }

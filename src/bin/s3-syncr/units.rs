@@ -1,4 +1,5 @@
-//! Byte sizes (`64k`, `1MiB`) and durations (`500ms`, `10s`) as the command line takes them.
+//! Byte sizes (`64k`, `1MiB`) and durations (`500ms`, `10s`, `7d`) as the command line takes
+//! them.
 
 use std::time::Duration;
 
@@ -11,13 +12,25 @@ pub enum FlushEvery {
     Interval(Duration),
 }
 
+/// What each kind of flag takes, for its errors: each lists only its own units.
+const SIZES: &str = "b, k or KiB, KB, MiB, MB, g or GiB, GB";
+const DURATIONS: &str = "ms, s, min, h, d";
+
 /// Parses `--flush-every`: a size or a duration.
 pub fn parse_flush_every(text: &str) -> Result<FlushEvery, String> {
     let (_, unit) = split(text)?;
-    let flush = if duration_unit(&unit).is_some() {
+    let flush = if unit == "m" {
+        return Err(format!(
+            "{text:?}: m could mean minutes or MiB: write min for minutes, MiB for a size"
+        ));
+    } else if duration_unit(&unit).is_some() {
         FlushEvery::Interval(parse_duration(text)?)
-    } else {
+    } else if size_unit(&unit).is_some() {
         FlushEvery::Bytes(parse_size(text)?)
+    } else {
+        return Err(format!(
+            "{text:?}: unknown unit {unit:?}: a size takes {SIZES}; a duration takes {DURATIONS}"
+        ));
     };
     if matches!(flush, FlushEvery::Bytes(0)) {
         return Err("must be more than 0 bytes".into());
@@ -26,33 +39,71 @@ pub fn parse_flush_every(text: &str) -> Result<FlushEvery, String> {
 }
 
 /// Parses a byte count: a whole number with an optional unit, `k`/`KiB` (1024), `KB` (1000),
-/// `m`/`MiB`, `MB`, `g`/`GiB`, `GB`, `b` (case-insensitive).
+/// `MiB`, `MB`, `g`/`GiB`, `GB`, `b` (case-insensitive). A lone `m` is refused: next to `min`
+/// for minutes, it reads both ways.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = split(text)?;
-    let scale: u64 = match unit.as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "kb" => 1_000,
-        "m" | "mib" => 1 << 20,
-        "mb" => 1_000_000,
-        "g" | "gib" => 1 << 30,
-        "gb" => 1_000_000_000,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?}: use b, k (KiB), KB, m (MiB), MB, g (GiB), GB, or ms, s, min, h for a duration"
-            ));
+    let scale = match size_unit(&unit) {
+        Some(scale) => scale,
+        None if unit == "m" => {
+            return Err(format!("{text:?}: m is ambiguous: write MiB (or MB)"));
         }
+        None => return Err(format!("{text:?}: unknown unit {unit:?}: use {SIZES}")),
     };
     number
         .checked_mul(scale)
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// Parses a duration of at least 1 ms: a whole number followed by `ms`, `s`, `min` or `h`.
+/// Parses `--min-size`: a number of MiB, or a size with its unit (`64MiB`, `1GiB`) that is a
+/// whole number of MiB, at least 1.
+pub fn parse_min_size(text: &str) -> Result<u32, String> {
+    let (_, unit) = split(text)?;
+    let mib = match unit.as_str() {
+        "" => split(text)?.0,
+        _ => {
+            let bytes = parse_size(text)?;
+            if bytes % MIB != 0 {
+                return Err(format!("{text:?} is not a whole number of MiB"));
+            }
+            bytes / MIB
+        }
+    };
+    match u32::try_from(mib) {
+        Ok(0) => Err("must be at least 1 MiB".into()),
+        Ok(mib) => Ok(mib),
+        Err(_) => Err(format!("{text:?} is too large")),
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+fn size_unit(unit: &str) -> Option<u64> {
+    match unit {
+        "" | "b" => Some(1),
+        "k" | "kib" => Some(1 << 10),
+        "kb" => Some(1_000),
+        "mib" => Some(MIB),
+        "mb" => Some(1_000_000),
+        "g" | "gib" => Some(1 << 30),
+        "gb" => Some(1_000_000_000),
+        _ => None,
+    }
+}
+
+/// Parses a duration of at least 1 ms: a whole number followed by `ms`, `s`, `min`, `h` or `d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split(text)?;
-    let millis_per_unit = duration_unit(&unit)
-        .ok_or_else(|| format!("{text:?} has no time unit: use ms, s, min or h"))?;
+    let millis_per_unit = match duration_unit(&unit) {
+        Some(millis) => millis,
+        None if unit.is_empty() => {
+            return Err(format!("{text:?} has no time unit: use {DURATIONS}"));
+        }
+        None if unit == "m" => {
+            return Err(format!("{text:?}: m is ambiguous: write min for minutes"));
+        }
+        None => return Err(format!("{text:?}: unknown unit {unit:?}: use {DURATIONS}")),
+    };
     let millis = number
         .checked_mul(millis_per_unit)
         .ok_or_else(|| format!("{text:?} is too long"))?;
@@ -68,6 +119,7 @@ fn duration_unit(unit: &str) -> Option<u64> {
         "s" => Some(1_000),
         "min" => Some(60_000),
         "h" => Some(3_600_000),
+        "d" => Some(86_400_000),
         _ => None,
     }
 }
@@ -99,7 +151,8 @@ mod tests {
         assert_eq!(parse_size("64 KiB"), Ok(64 * 1024));
         assert_eq!(parse_size("2KB"), Ok(2000));
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("3m"), Ok(3 << 20));
+        assert_eq!(parse_size("3MiB"), Ok(3 << 20));
+        assert_eq!(parse_size("3g"), Ok(3 << 30));
         assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
         for bad in [
             "",
@@ -109,8 +162,28 @@ mod tests {
             "12 parsecs",
             "99999999999999999999",
             "1000000000000g",
+            "3m",
+            "10s",
         ] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        let ambiguous = parse_size("3m").unwrap_err();
+        assert!(ambiguous.contains("MiB"), "{ambiguous}");
+        // Each error lists only what the flag takes.
+        let not_a_size = parse_size("10s").unwrap_err();
+        assert!(!not_a_size.contains("min"), "{not_a_size}");
+        let not_a_duration = parse_duration("10k").unwrap_err();
+        assert!(!not_a_duration.contains("KiB"), "{not_a_duration}");
+    }
+
+    #[test]
+    fn min_sizes_are_mib_with_or_without_units() {
+        assert_eq!(parse_min_size("8"), Ok(8));
+        assert_eq!(parse_min_size("64MiB"), Ok(64));
+        assert_eq!(parse_min_size("1GiB"), Ok(1024));
+        assert_eq!(parse_min_size("2048k"), Ok(2));
+        for bad in ["0", "0MiB", "1000k", "5MB", "1m", "99999999999"] {
+            assert!(parse_min_size(bad).is_err(), "{bad:?}");
         }
     }
 
@@ -120,6 +193,7 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         for bad in ["0s", "10", "1m", "s", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
@@ -129,8 +203,13 @@ mod tests {
             parse_flush_every("500ms"),
             Ok(FlushEvery::Interval(Duration::from_millis(500)))
         );
-        for bad in ["0", "0ms", "fast", "10 sec"] {
+        for bad in ["0", "0ms", "fast", "10 sec", "1m"] {
             assert!(parse_flush_every(bad).is_err(), "{bad:?}");
         }
+        let ambiguous = parse_flush_every("1m").unwrap_err();
+        assert!(
+            ambiguous.contains("min") && ambiguous.contains("MiB"),
+            "{ambiguous}"
+        );
     }
 }
