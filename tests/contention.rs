@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,44 +58,60 @@ struct Tally {
     fences: usize,
 }
 
-/// Runs three writers on stream `name` until they acknowledged `flushes` records in all (or a
-/// time limit passed), and returns what they were told.
+/// One writer's loop: write a record, flush; a fenced handle is dropped and a new one opened.
+/// `more` says whether to go on; `told` hears each record's number and whether its flush
+/// returned `Ok`. Returns how many fences it met.
+fn contend(
+    w: usize,
+    open: impl Fn() -> Storage,
+    len: usize,
+    more: impl Fn() -> bool,
+    mut told: impl FnMut(u64, bool),
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut handle: Option<Storage> = None;
+    let mut fences = 0;
+    for n in 0u64.. {
+        if !more() || Instant::now() > deadline {
+            break;
+        }
+        let storage = handle.get_or_insert_with(&open);
+        let data = record(w, n, len);
+        match storage.write_all(&data).and_then(|()| storage.flush()) {
+            Ok(()) => told(n, true),
+            Err(err) if matches!(inner(&err), Error::Fenced { .. }) => {
+                // The flush before this one succeeded: only this record is left.
+                assert_eq!(storage.unflushed(), data, "writer {w}: what was refused");
+                told(n, false);
+                fences += 1;
+                handle = None;
+            }
+            Err(err) => panic!("writer {w}, record {n}: {err}"),
+        }
+    }
+    fences
+}
+
+/// Runs three writers, on threads, on stream `name` until they acknowledged `flushes` records
+/// in all (or a time limit passed), and returns what they were told.
 fn race(bucket: &Bucket, name: &str, options: &Options, len: usize, flushes: usize) -> Tally {
     let acked = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let deadline = Instant::now() + Duration::from_secs(240);
     let threads: Vec<_> = (0..3)
         .map(|w| {
             let (bucket, name, options) = (bucket.clone(), name.to_owned(), options.clone());
             let (acked, tally) = (acked.clone(), tally.clone());
             std::thread::spawn(move || {
-                let mut handle: Option<Storage> = None;
-                let mut mine = Vec::new();
-                let (mut refused, mut fences) = (0, 0);
-                for n in 0u64.. {
-                    if acked.load(Ordering::SeqCst) >= flushes || Instant::now() > deadline {
-                        break;
+                let open = || Storage::new(bucket.clone(), &name, options.clone()).unwrap();
+                let more = || acked.load(Ordering::SeqCst) < flushes;
+                let (mut mine, mut refused) = (Vec::new(), 0);
+                let fences = contend(w, open, len, more, |n, ok| match ok {
+                    true => {
+                        mine.push(n);
+                        acked.fetch_add(1, Ordering::SeqCst);
                     }
-                    let storage = handle.get_or_insert_with(|| {
-                        Storage::new(bucket.clone(), &name, options.clone()).expect("open")
-                    });
-                    let data = record(w, n, len);
-                    let result = storage.write_all(&data).and_then(|()| storage.flush());
-                    match result {
-                        Ok(()) => {
-                            mine.push(n);
-                            acked.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(err) if matches!(inner(&err), Error::Fenced { .. }) => {
-                            // The flush before this one succeeded: only this record is left.
-                            assert_eq!(storage.unflushed(), data, "writer {w}: what was refused");
-                            refused += 1;
-                            fences += 1;
-                            handle = None;
-                        }
-                        Err(err) => panic!("writer {w}, record {n}: {err}"),
-                    }
-                }
+                    false => refused += 1,
+                });
                 let mut tally = tally.lock().unwrap();
                 tally.acked.insert(w, mine);
                 tally.refused += refused;
@@ -296,4 +313,79 @@ fn an_append_by_copy_of_a_tail_changed_since_is_fenced() {
     assert!(matches!(inner(&err), Error::Fenced { .. }), "{err}");
     assert_eq!(b.unflushed(), record(1, 0, 100));
     assert_eq!(records(&stream_contents(&bucket, "copy.log")), [(0, 0)]);
+}
+
+/// Three writer processes on one stream, each until it has `flushes / 3` records acknowledged:
+/// fencing holds between processes as between threads.
+#[test]
+fn racing_writer_processes_lose_and_double_nothing() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let (access_key, secret_key) = server.keys();
+    let share = flushes(600, 300) / 3;
+    let children: Vec<_> = (0..3)
+        .map(|w| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "contend_child", "--ignored", "--nocapture"])
+                .env(
+                    "S3SYNCR_CONTEND",
+                    format!("{w} {share} s3://{}/procs.log", bucket.name()),
+                )
+                .env("AWS_ENDPOINT_URL", server.endpoint())
+                .env("AWS_REGION", server.region())
+                .env("AWS_ACCESS_KEY_ID", access_key)
+                .env("AWS_SECRET_ACCESS_KEY", secret_key)
+                .env_remove("AWS_ENDPOINT_URL_S3")
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for (w, child) in children.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "writer process {w} failed");
+        let mut mine = Vec::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            match line.split_once(' ') {
+                Some(("acked", n)) => mine.push(n.parse().unwrap()),
+                Some(("refused", _)) => {
+                    tally.refused += 1;
+                    tally.fences += 1;
+                }
+                _ => {}
+            }
+        }
+        tally.acked.insert(w, mine);
+    }
+    check(&bucket, "procs.log", &tally);
+}
+
+/// A writer process of the test above: `S3SYNCR_CONTEND` is "WRITER SHARE LOCATION".
+#[test]
+#[ignore = "run by racing_writer_processes_lose_and_double_nothing"]
+fn contend_child() {
+    let Ok(args) = std::env::var("S3SYNCR_CONTEND") else {
+        return;
+    };
+    let mut args = args.splitn(3, ' ');
+    let w: usize = args.next().unwrap().parse().unwrap();
+    let share: usize = args.next().unwrap().parse().unwrap();
+    let location = args.next().unwrap().to_owned();
+    let options = Options {
+        min_size: 1,
+        ..Options::default()
+    };
+    let open = || Storage::open(&location, options.clone()).unwrap();
+    let acked = std::cell::Cell::new(0);
+    contend(
+        w,
+        open,
+        2048,
+        || acked.get() < share,
+        |n, ok| {
+            acked.set(acked.get() + usize::from(ok));
+            println!("{} {n}", if ok { "acked" } else { "refused" });
+        },
+    );
 }
