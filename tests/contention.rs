@@ -321,21 +321,13 @@ fn an_append_by_copy_of_a_tail_changed_since_is_fenced() {
 fn racing_writer_processes_lose_and_double_nothing() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let (access_key, secret_key) = server.keys();
     let share = flushes(600, 300) / 3;
     let children: Vec<_> = (0..3)
         .map(|w| {
-            Command::new(std::env::current_exe().unwrap())
+            let location = format!("s3://{}/procs.log", bucket.name());
+            reaching(&mut Command::new(std::env::current_exe().unwrap()), &server)
                 .args(["--exact", "contend_child", "--ignored", "--nocapture"])
-                .env(
-                    "S3SYNCR_CONTEND",
-                    format!("{w} {share} s3://{}/procs.log", bucket.name()),
-                )
-                .env("AWS_ENDPOINT_URL", server.endpoint())
-                .env("AWS_REGION", server.region())
-                .env("AWS_ACCESS_KEY_ID", access_key)
-                .env("AWS_SECRET_ACCESS_KEY", secret_key)
-                .env_remove("AWS_ENDPOINT_URL_S3")
+                .env("S3SYNCR_CONTEND", format!("{w} {share} {location}"))
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()

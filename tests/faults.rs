@@ -316,22 +316,16 @@ fn a_writer_killed_during_multipart_flushes_loses_no_acknowledged_byte() {
 fn kill_writers(large: bool) {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let (access_key, secret_key) = server.keys();
     let kills = 6;
     let mut seed = 0x5eed_u64;
     for kill in 0..kills {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut child = reaching(&mut Command::new(std::env::current_exe().unwrap()), &server)
             .args(["--exact", "crash_child", "--ignored", "--nocapture"])
             .env(
                 "S3SYNCR_CRASH_LOCATION",
                 format!("s3://{}/crash.log", bucket.name()),
             )
             .env("S3SYNCR_CRASH_LARGE", if large { "1" } else { "" })
-            .env("AWS_ENDPOINT_URL", server.endpoint())
-            .env("AWS_REGION", server.region())
-            .env("AWS_ACCESS_KEY_ID", access_key)
-            .env("AWS_SECRET_ACCESS_KEY", secret_key)
-            .env_remove("AWS_ENDPOINT_URL_S3")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

@@ -86,3 +86,18 @@ pub fn complete_is_conditional() -> bool {
 pub fn complete_is_atomic() -> bool {
     complete_is_conditional() && std::env::var_os("S3SYNCR_TEST_COMPLETE_RACY").is_none()
 }
+
+/// `command` set up to reach `server` as the `s3://` locations of [`Storage::open`] do: its
+/// endpoint, region and keys in the environment.
+pub fn reaching<'a>(
+    command: &'a mut std::process::Command,
+    server: &Server,
+) -> &'a mut std::process::Command {
+    let (access_key, secret_key) = server.keys();
+    command
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_REGION", server.region())
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
+        .env_remove("AWS_ENDPOINT_URL_S3")
+}
