@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use s3_syncr::Storage;
+use s3_syncr::{Error, Storage};
 
 use crate::Failure;
 
@@ -72,7 +72,22 @@ fn copy(storage: &mut Storage, follow: Option<Duration>, bar: &ProgressBar) -> R
     let mut out = io::stdout().lock();
     let mut written = 0;
     loop {
-        let chunk = storage.fill_buf().map_err(Stop::Stream)?;
+        let chunk = match storage.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(err) => match (follow, trimmed(&err)) {
+                // A follower outlives retention: what was deleted before it could be read is
+                // skipped, and said so, rather than ending a long-running process.
+                (Some(_), Some((requested, first))) => {
+                    eprintln!(
+                        "s3-syncr: offsets {requested} to {first} were trimmed before they \
+                         were read: going on at offset {first}"
+                    );
+                    storage.seek(SeekFrom::Start(first)).map_err(Stop::Stream)?;
+                    continue;
+                }
+                _ => return Err(Stop::Stream(err)),
+            },
+        };
         if chunk.is_empty() {
             match follow {
                 None => return Ok(written),
@@ -105,5 +120,13 @@ fn output_closed(interval: Duration) -> bool {
             thread::sleep(interval);
             false
         }
+    }
+}
+
+/// The offset asked for and the first one still stored, if `err` is [`Error::Trimmed`].
+fn trimmed(err: &io::Error) -> Option<(u64, u64)> {
+    match err.get_ref()?.downcast_ref::<Error>()? {
+        Error::Trimmed { requested, first } => Some((*requested, *first)),
+        _ => None,
     }
 }
