@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{MIB, Server, open, pattern, stream_contents};
+use common::{MIB, Server, open, pattern, raw_put, stream_contents};
 use s3_syncr::{Options, Storage};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3-syncr");
@@ -433,6 +433,25 @@ fn follow_writes_what_other_processes_append() {
         let status = follower.interrupt();
         assert!(!status.success(), "{status}");
     }
+}
+
+#[test]
+fn trim_dry_run_refuses_where_the_real_run_would() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/old/data.bin", bucket.name());
+    // Objects as s3-syncr 0.1.0 wrote them, recording no start: trimming up to one is refused.
+    for seq in 0..3 {
+        raw_put(&bucket, &format!("old/data-{seq:020}.bin"), b"0123456789");
+    }
+    let args = ["trim", &location, "--before", "10"];
+    let dry = run(against(&server), &[&args[..], &["--dry-run"]].concat(), b"");
+    let line = one_line_failure(&dry);
+    assert!(line.contains("does not record its start offset"), "{line}");
+    let real = run(against(&server), &args, b"");
+    assert_eq!(line, one_line_failure(&real));
+    let segments = open(&bucket, "old/data.bin", 1).segments().unwrap();
+    assert_eq!(segments.len(), 3, "nothing deleted");
 }
 
 #[test]
