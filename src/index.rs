@@ -102,12 +102,12 @@ impl Index {
     ///
     /// A first object deleted since it was listed (a trim running beside this handle) is
     /// dropped and the next one asked: trims delete the oldest objects first, so it is the
-    /// first one now.
+    /// first one now. Trims never delete the last object, so its 404 is an error.
     pub(crate) fn anchor(&mut self, client: &Client) -> Result<(), Error> {
         while let (None, Some(first)) = (self.origin, self.entries.first()) {
             match client.recorded_start(first.seq) {
                 Ok(start) => self.anchor_at(start.unwrap_or(0)),
-                Err(Error::Status { status: 404, .. }) => {
+                Err(Error::Status { status: 404, .. }) if self.entries.len() > 1 => {
                     self.entries.remove(0);
                 }
                 Err(err) => return Err(err),

@@ -12,7 +12,8 @@ use crate::Failure;
 
 /// Writes the stream from byte `from` (by default its first byte still stored) to standard
 /// output; with `follow`, then waits for new bytes, looking every `follow` interval, until the
-/// process is interrupted.
+/// process is interrupted. A follower skips the bytes trimmed before it could read them, with a
+/// line on standard error naming their offsets.
 ///
 /// Standard output is flushed after every chunk, so that an interrupt (Ctrl-C ends the process)
 /// loses nothing that was read. A closed standard output ends the command quietly, also while
