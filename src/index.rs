@@ -99,10 +99,19 @@ impl Index {
 
     /// Anchors the index if it is not yet and holds objects: one HEAD of the first object,
     /// whose recorded start (0 if it records none) is the stream's first offset.
+    ///
+    /// A first object deleted since it was listed (a trim running beside this handle) is
+    /// dropped and the next one asked: trims delete the oldest objects first, so it is the
+    /// first one now. Trims never delete the last object, so its 404 is an error.
     pub(crate) fn anchor(&mut self, client: &Client) -> Result<(), Error> {
-        if let (None, Some(first)) = (self.origin, self.entries.first()) {
-            let start = client.recorded_start(first.seq)?.unwrap_or(0);
-            self.anchor_at(start);
+        while let (None, Some(first)) = (self.origin, self.entries.first()) {
+            match client.recorded_start(first.seq) {
+                Ok(start) => self.anchor_at(start.unwrap_or(0)),
+                Err(Error::Status { status: 404, .. }) if self.entries.len() > 1 => {
+                    self.entries.remove(0);
+                }
+                Err(err) => return Err(err),
+            }
         }
         Ok(())
     }
@@ -160,16 +169,31 @@ impl Index {
     /// since (by another handle, a lifecycle rule or by hand) are forgotten; with `extend`,
     /// objects added since are taken in as [`refresh`](Index::refresh) does (not when a writer
     /// holds the objects after the index).
+    ///
+    /// When every object the index knew is gone, it re-anchors at the first one listed, as a
+    /// new handle would, from the start that object records: offsets stay absolute, so that
+    /// start cannot lie before the end of what the index knew ([`Error::Discontinuity`]
+    /// otherwise, and the index is left as it was).
     pub(crate) fn resync(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
-        let listed = client.list(None)?;
+        let listed = contiguous(client, client.list(None)?)?;
         if let Some(first) = listed.first() {
-            let knew = !self.entries.is_empty();
+            let (knew, known_end) = (!self.entries.is_empty(), self.end());
             while self.entries.first().is_some_and(|e| e.seq < first.seq) {
                 self.pop_first();
             }
-            // Every object this handle knew is gone: where the listed ones start is unknown.
             if knew && self.entries.is_empty() && extend {
-                *self = Index::default();
+                let mut fresh = Index::default();
+                fresh.update(listed, |seq| client.key(seq))?;
+                fresh.anchor(client)?;
+                if fresh.anchored() && fresh.first() < known_end {
+                    return Err(Error::Discontinuity {
+                        key: client.key(fresh.entries[0].seq),
+                        expected: known_end,
+                        found: fresh.first(),
+                    });
+                }
+                *self = fresh;
+                return Ok(());
             }
         }
         if extend {
@@ -182,6 +206,32 @@ impl Index {
             self.anchor(client)?;
         }
         Ok(())
+    }
+
+    /// What a GET of the object holding stream offset `pos` that found it deleted (`err`, a
+    /// 404) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
+    /// `pos` (trimmed from the front), [`Error::MissingSegment`] if an older object is still
+    /// there; otherwise `err` itself. `extend` as for [`resync`](Index::resync).
+    pub(crate) fn explain_deleted(
+        &mut self,
+        client: &Client,
+        err: Error,
+        pos: u64,
+        extend: bool,
+    ) -> Error {
+        if !matches!(err, Error::Status { status: 404, .. }) {
+            return err;
+        }
+        if let Err(relisted) = self.resync(client, extend) {
+            return relisted;
+        }
+        match self.first() {
+            first if pos < first => Error::Trimmed {
+                requested: pos,
+                first,
+            },
+            _ => err,
+        }
     }
 
     /// Drops object `seq` and those after it: they are the writer's from now on.
@@ -213,10 +263,19 @@ impl Index {
 
     /// Like [`refresh`](Index::refresh), without anchoring: for a writer, whose first request
     /// after the listing may tell the first object's start for free.
+    ///
+    /// A last known object that is gone was trimmed from the front, with every object before
+    /// it, unless an older one is still there (a gap): a full listing tells, and re-anchors
+    /// the index in the first case.
     pub(crate) fn list(&mut self, client: &Client) -> Result<(), Error> {
         let after = self.last().and_then(|last| last.seq.checked_sub(1));
-        let listed = client.list(after)?;
-        self.update(listed, |seq| client.key(seq))
+        let listed = contiguous(client, client.list(after)?)?;
+        match self.last() {
+            Some(last) if listed.first().is_none_or(|s| s.seq != last.seq) => {
+                self.resync(client, true)
+            }
+            _ => self.update(listed, |seq| client.key(seq)),
+        }
     }
 
     /// Takes in a listing of the objects from the index's last one on (of all objects if the
@@ -249,6 +308,27 @@ impl Index {
         }
         Ok(())
     }
+}
+
+/// `listed` without the objects before a hole in it, once a HEAD shows that the object just
+/// before the hole is gone too: a trim deleted them between two pages of the listing (or
+/// between two listings). A hole after an object that is still there is a gap in the stream:
+/// [`Error::MissingSegment`] naming the first missing key.
+fn contiguous(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
+    while let Some(i) = listed.windows(2).position(|w| w[1].seq != w[0].seq + 1) {
+        match client.recorded_start(listed[i].seq) {
+            Ok(_) => {
+                return Err(Error::MissingSegment {
+                    key: client.key(listed[i].seq + 1),
+                });
+            }
+            Err(Error::Status { status: 404, .. }) => {
+                listed.drain(..=i);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(listed)
 }
 
 #[cfg(test)]

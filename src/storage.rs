@@ -340,6 +340,52 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trim(&mut self, before: u64) -> Result<u64, Error> {
+        let doomed = self.plan_trim(before)?;
+        let (Some(&oldest), Some(&newest)) = (doomed.first(), doomed.last()) else {
+            return Ok(self.index.first());
+        };
+        for &seq in &doomed {
+            self.client.delete(seq)?;
+            self.index.pop_first();
+        }
+        log::info!(
+            "trimmed {} to {}: the stream now starts at offset {}",
+            self.client.key(oldest),
+            self.client.key(newest),
+            self.index.first()
+        );
+        Ok(self.index.first())
+    }
+
+    /// What [`trim`](Storage::trim) with the same `before` would do, short of deleting: the
+    /// first offset it would leave, or the error it would refuse with
+    /// ([`Error::NoRecordedStart`], [`Error::Discontinuity`]), after the same requests (one
+    /// listing, and the HEAD of the object that would become the first one).
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket, "app.log", options)?;
+    /// log.write_all(&vec![b'x'; 1 << 20])?;
+    /// log.write_all(b"tail")?;
+    /// log.flush()?;
+    /// assert_eq!(log.trim_dry_run(u64::MAX)?, 1 << 20);
+    /// assert_eq!(log.first_offset()?, 0, "nothing was deleted");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim_dry_run(&mut self, before: u64) -> Result<u64, Error> {
+        let doomed = self.plan_trim(before)?;
+        let newest = doomed.last().and_then(|&seq| self.index.get(seq));
+        Ok(newest.map_or(self.index.first(), |e| e.end()))
+    }
+
+    /// The objects `trim(before)` deletes, oldest first, once the object that will become the
+    /// first one was checked.
+    fn plan_trim(&mut self, before: u64) -> Result<Vec<u64>, Error> {
         self.check_open()?;
         // From a full listing: objects deleted since this handle listed are not counted, so
         // the first offset returned is S3's. A writer's index ends where its own objects begin.
@@ -350,10 +396,7 @@ impl Storage {
         let doomed: Vec<u64> = (self.index.trimmable(before, keep_last).iter())
             .map(|e| e.seq)
             .collect();
-        let Some(&last_doomed) = doomed.last() else {
-            return Ok(self.index.first());
-        };
-        if let Some(next) = self.index.get(last_doomed + 1) {
+        if let Some(next) = doomed.last().and_then(|&seq| self.index.get(seq + 1)) {
             match self.client.recorded_start(next.seq)? {
                 None => {
                     return Err(Error::NoRecordedStart {
@@ -363,17 +406,7 @@ impl Storage {
                 recorded => next.verify(&*self.client, recorded)?,
             }
         }
-        for &seq in &doomed {
-            self.client.delete(seq)?;
-            self.index.pop_first();
-        }
-        log::info!(
-            "trimmed {} to {}: the stream now starts at offset {}",
-            self.client.key(doomed[0]),
-            self.client.key(last_doomed),
-            self.index.first()
-        );
-        Ok(self.index.first())
+        Ok(doomed)
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -434,12 +467,26 @@ impl Storage {
         if !self.reader.holds_pos() {
             if pos >= self.index.end() && !self.writer.started() {
                 self.index.refresh(&*self.client)?;
+                // The listing may have found the objects up to here trimmed.
+                let first = self.index.first();
+                if pos < first {
+                    return Err(Error::Trimmed {
+                        requested: pos,
+                        first,
+                    });
+                }
             }
             if let Some(offset) = pos.checked_sub(self.index.end()) {
                 return Ok(self.writer.local_at(offset as usize));
             }
         }
-        self.reader.fill_buf(&self.client, &self.index, wanted)
+        match self.reader.fill_buf(&self.client, &self.index, wanted) {
+            Ok(bytes) => Ok(bytes),
+            Err(err) => {
+                let extend = !self.writer.started();
+                Err((self.index).explain_deleted(&*self.client, err, pos, extend))
+            }
+        }
     }
 
     /// The stream's length (the offset of its end), as of now.

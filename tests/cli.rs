@@ -6,14 +6,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{MIB, Server, open, pattern, stream_contents};
+use common::{MIB, Server, open, pattern, raw_put, stream_contents};
+use s3_syncr::{Options, Storage};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3-syncr");
 
@@ -333,17 +334,18 @@ fn flush_every_stores_while_input_is_still_open() {
     }
 }
 
-/// A `cat --follow` process and the bytes it wrote so far.
+/// A `cat --follow` process, the bytes it wrote so far and the lines it writes to stderr.
 struct Follower {
     child: Child,
     received: mpsc::Receiver<Vec<u8>>,
     seen: Vec<u8>,
+    notes: mpsc::Receiver<String>,
 }
 
 impl Follower {
-    fn start(mut command: Command, location: &str) -> Follower {
+    fn start(mut command: Command, location: &str, interval: &str) -> Follower {
         let mut child = command
-            .args(["cat", location, "--follow", "--interval", "100ms"])
+            .args(["cat", location, "--follow", "--interval", interval])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -358,10 +360,20 @@ impl Follower {
                 }
             }
         });
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (sender, notes) = mpsc::channel();
+        thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         Follower {
             child,
             received,
             seen: Vec::new(),
+            notes,
         }
     }
 
@@ -375,6 +387,13 @@ impl Follower {
             }
         }
         assert!(self.seen == expected, "follower wrote other bytes");
+    }
+
+    /// Waits for at least one more chunk of output, for up to 20 s.
+    fn wait_for_more(&mut self) {
+        if let Ok(bytes) = self.received.recv_timeout(Duration::from_secs(20)) {
+            self.seen.extend(bytes);
+        }
     }
 
     /// Ctrl-C: SIGINT, as a terminal sends it.
@@ -404,7 +423,7 @@ fn follow_writes_what_other_processes_append() {
         (&|| local(dir.path()), "logs/follow.log"),
     ] {
         ok(command(), &["append", location], b"one\n");
-        let mut follower = Follower::start(command(), location);
+        let mut follower = Follower::start(command(), location, "100ms");
         follower.wait_for(b"one\n");
         ok(command(), &["append", location], b"two\n");
         follower.wait_for(b"one\ntwo\n");
@@ -414,6 +433,105 @@ fn follow_writes_what_other_processes_append() {
         let status = follower.interrupt();
         assert!(!status.success(), "{status}");
     }
+}
+
+#[test]
+fn trim_dry_run_refuses_where_the_real_run_would() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/old/data.bin", bucket.name());
+    // Objects as s3-syncr 0.1.0 wrote them, recording no start: trimming up to one is refused.
+    for seq in 0..3 {
+        raw_put(&bucket, &format!("old/data-{seq:020}.bin"), b"0123456789");
+    }
+    let args = ["trim", &location, "--before", "10"];
+    let dry = run(against(&server), &[&args[..], &["--dry-run"]].concat(), b"");
+    let line = one_line_failure(&dry);
+    assert!(line.contains("does not record its start offset"), "{line}");
+    let real = run(against(&server), &args, b"");
+    assert_eq!(line, one_line_failure(&real));
+    let segments = open(&bucket, "old/data.bin", 1).segments().unwrap();
+    assert_eq!(segments.len(), 3, "nothing deleted");
+}
+
+#[test]
+fn follow_outlives_a_trim_loop_beside_it() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "outlive/follow.log";
+    let location = format!("s3://{}/{name}", bucket.name());
+    let data = pattern(12 * MIB, 21);
+    let chunk = 256 * 1024;
+    let options = Options {
+        min_size: 1,
+        ..Options::default()
+    };
+    let mut writer = Storage::new(bucket.clone(), name, options).unwrap();
+    writer.write_all(&data[..chunk]).unwrap();
+    writer.flush().unwrap();
+    // It sleeps between looks, while objects are written and trimmed beside it: the objects
+    // it knew, and bytes it has not read yet, go.
+    let mut follower = Follower::start(against(&server), &location, "150ms");
+    let trim = ["trim", &location, "--keep", "1"];
+    for (round, bytes) in data[chunk..].chunks(6 * chunk).enumerate() {
+        for piece in bytes.chunks(chunk) {
+            writer.write_all(piece).unwrap();
+            writer.flush().unwrap();
+        }
+        if round % 2 == 0 {
+            follower.wait_for_more();
+        }
+        ok(against(&server), &trim, b"");
+    }
+    writer.close().unwrap();
+
+    // Its output is the stream less what it said it skipped, and it skips only what was
+    // trimmed: whole 1 MiB objects, up to the first one left.
+    let mut skips = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let expected = loop {
+        skips.extend(follower.notes.try_iter().map(|line| skipped(&line)));
+        let mut expected = Vec::new();
+        let mut pos = 0;
+        for &(requested, first) in &skips {
+            assert!(pos <= requested && requested < first, "{skips:?}");
+            assert_eq!(first % MIB, 0, "{skips:?}");
+            expected.extend_from_slice(&data[pos..requested]);
+            pos = first;
+        }
+        expected.extend_from_slice(&data[pos..]);
+        if follower.seen.len() >= expected.len() || Instant::now() > deadline {
+            break expected;
+        }
+        if let Ok(bytes) = follower.received.recv_timeout(Duration::from_millis(100)) {
+            follower.seen.extend(bytes);
+        }
+    };
+    println!("skipped {skips:?}");
+    assert!(
+        follower.seen == expected,
+        "follower wrote {} bytes, {} expected after skips {skips:?}",
+        follower.seen.len(),
+        expected.len()
+    );
+    assert!(
+        follower.child.try_wait().unwrap().is_none(),
+        "still running"
+    );
+    let status = follower.interrupt();
+    assert!(!status.success(), "{status}");
+}
+
+/// The offsets a follower's note says it skipped: from the one it asked for to the first one.
+fn skipped(line: &str) -> (usize, usize) {
+    let numbers: Vec<usize> = (line.split(' '))
+        .filter_map(|word| word.trim_end_matches(':').parse().ok())
+        .collect();
+    assert!(
+        line.contains("were trimmed before they were read") && numbers.len() == 3,
+        "{line}"
+    );
+    (numbers[0], numbers[1])
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use s3_syncr::{Options, Storage};
+use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 
 #[derive(Debug, Clone)]
@@ -46,6 +46,26 @@ enum Op {
     /// Flush, then delete this many of the oldest objects directly (never the last one), as a
     /// lifecycle rule would.
     DeleteOldest(usize),
+    /// A second handle, that only reads, reads this many bytes.
+    ReaderRead(usize),
+    /// The reading handle seeks.
+    ReaderSeek(SeekFrom),
+    /// The reading handle is replaced by a new one.
+    ReaderReopen,
+    /// A third handle trims, as a retention job running beside the reader would.
+    OtherTrim(Cut),
+}
+
+/// Where the third handle trims.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// Before this fraction (in thousandths) of the length.
+    Fraction(u64),
+    /// This many bytes past the reader's position: into what it reads ahead, or beyond.
+    PastReader(u64),
+    /// Everything but the last object: past every object the reader knew, once more were
+    /// written.
+    All,
 }
 
 /// Operations on a stream whose objects are `scale` MiB: large writes and seeks in proportion.
@@ -64,6 +84,31 @@ fn op(scale: usize) -> impl Strategy<Value = Op> {
         1 => (-back..10).prop_map(|n| Op::Seek(SeekFrom::End(n))),
         3 => (1usize..400_000).prop_map(Op::Read),
         1 => (0u64..1100).prop_map(Op::Trim),
+        1 => (1usize..3).prop_map(Op::DeleteOldest),
+    ]
+}
+
+/// Operations of a writer (1 MiB objects), a second handle reading and seeking, and trims by a
+/// third one.
+fn reader_op() -> impl Strategy<Value = Op> {
+    let far = 4 * MIB as u64;
+    let cut = prop_oneof![
+        (0u64..1100).prop_map(Cut::Fraction),
+        (0..6 * far / 4).prop_map(Cut::PastReader),
+        Just(Cut::All),
+    ];
+    prop_oneof![
+        3 => (1usize..200, any::<u64>()).prop_map(|(len, seed)| Op::Write { len, seed }),
+        3 => (100_000usize..700_000, any::<u64>()).prop_map(|(len, seed)| Op::Write { len, seed }),
+        2 => Just(Op::Flush),
+        4 => (1usize..400_000).prop_map(Op::ReaderRead),
+        1 => any::<u64>().prop_map(move |n| Op::ReaderSeek(SeekFrom::Start(n % far))),
+        1 => (-300_000i64..300_000).prop_map(|n| Op::ReaderSeek(SeekFrom::Current(n))),
+        1 => (-2_000_000i64..10).prop_map(|n| Op::ReaderSeek(SeekFrom::End(n))),
+        1 => Just(Op::ReaderReopen),
+        3 => cut.prop_map(Op::OtherTrim),
+        1 => (1usize..400_000).prop_map(Op::Read),
+        1 => any::<u64>().prop_map(move |n| Op::Seek(SeekFrom::Start(n % far))),
         1 => (1usize..3).prop_map(Op::DeleteOldest),
     ]
 }
@@ -133,6 +178,12 @@ struct Harness {
     pos: Option<u64>,
     /// Sizes of the objects as last listed, to spot a write to a sealed one.
     sizes: HashMap<String, u64>,
+    /// A second handle that only reads, reaching the bucket directly; opened on first use.
+    reader: Option<Storage>,
+    /// Its read position; `None` for a new handle until it is asked for.
+    reader_pos: Option<u64>,
+    /// A third handle that only trims; opened on first use.
+    trimmer: Option<Storage>,
 }
 
 impl Harness {
@@ -156,6 +207,9 @@ impl Harness {
             first: 0,
             pos: None,
             sizes: HashMap::new(),
+            reader: None,
+            reader_pos: None,
+            trimmer: None,
         }
     }
 
@@ -192,6 +246,42 @@ impl Harness {
         );
         self.pos = Some(pos);
         Ok(pos)
+    }
+
+    /// The reading handle and its read position, which a new handle takes from the first
+    /// offset it learns: never past the first byte still in S3.
+    fn reader(&mut self) -> Result<(&mut Storage, u64), TestCaseError> {
+        let (profile, bucket) = (self.profile, &self.bucket);
+        let reader = (self.reader).get_or_insert_with(|| Harness::open(profile, bucket));
+        let pos = match self.reader_pos {
+            Some(pos) => pos,
+            None => {
+                let pos = reader.stream_position().unwrap();
+                prop_assert!(pos <= self.first, "a new reader starts at {pos}");
+                pos
+            }
+        };
+        self.reader_pos = Some(pos);
+        Ok((reader, pos))
+    }
+
+    /// Trims with `storage` before offset `before`, and checks what it did.
+    fn trim_with(
+        &mut self,
+        storage: impl FnOnce(&mut Harness) -> &mut Storage,
+        before: u64,
+    ) -> Result<(), TestCaseError> {
+        let listed = self.listed();
+        let first = storage(self).trim(before).unwrap();
+        let left = self.listed();
+        self.forget_deleted(&listed, &left);
+        prop_assert_eq!(first, self.first, "trim returns S3's first offset");
+        if let Some(&(last, _)) = listed.last() {
+            prop_assert!(left.last().is_some_and(|l| l.0 >= last), "last object kept");
+        }
+        let seqs: Vec<u64> = left.iter().map(|&(seq, _)| seq).collect();
+        prop_assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap");
+        Ok(())
     }
 
     /// The stream's objects as S3 lists them: sequence numbers and sizes.
@@ -325,7 +415,7 @@ impl Harness {
                     // Bytes deleted under the handle: told, never replaced by others.
                     Err(err) => {
                         prop_assert!(start + (got.len() as u64) < self.first, "{err}");
-                        prop_assert_eq!(err.kind(), ErrorKind::NotFound, "{}", err);
+                        prop_assert!(trimmed(&err).is_some(), "{:?}", err);
                     }
                 }
                 self.pos = Some(start + got.len() as u64);
@@ -336,17 +426,26 @@ impl Harness {
             }
             Op::Trim(thousandths) => {
                 let before = self.model.len() as u64 * thousandths / 1000;
-                let listed = self.listed();
-                let first = self.storage.trim(before).unwrap();
-                let left = self.listed();
-                self.forget_deleted(&listed, &left);
-                prop_assert_eq!(first, self.first, "trim returns S3's first offset");
-                if let Some(&(last, _)) = listed.last() {
-                    prop_assert!(left.last().is_some_and(|l| l.0 >= last), "last object kept");
-                }
-                let seqs: Vec<u64> = left.iter().map(|&(seq, _)| seq).collect();
-                prop_assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap");
+                self.trim_with(|h| &mut h.storage, before)?;
                 prop_assert_eq!(self.storage.first_offset().unwrap(), self.first);
+            }
+            Op::OtherTrim(cut) => {
+                let before = match *cut {
+                    Cut::Fraction(thousandths) => self.model.len() as u64 * thousandths / 1000,
+                    Cut::PastReader(ahead) => self.reader()?.1 + ahead,
+                    Cut::All => u64::MAX,
+                };
+                let (profile, bucket) = (self.profile, self.bucket.clone());
+                self.trim_with(
+                    |h| (h.trimmer).get_or_insert_with(|| Harness::open(profile, &bucket)),
+                    before,
+                )?;
+            }
+            Op::ReaderRead(n) => self.reader_read(*n)?,
+            Op::ReaderSeek(to) => self.reader_seek(*to)?,
+            Op::ReaderReopen => {
+                self.reader = None;
+                self.reader_pos = None;
             }
             Op::DeleteOldest(count) => {
                 self.storage.flush().unwrap();
@@ -363,6 +462,77 @@ impl Harness {
         // Faults not met by this step would land on the next one's requests.
         self.proxy.clear();
         self.check_sealed_objects_untouched()
+    }
+
+    /// The reading handle reads `n` bytes: the model's, as many as S3 surely holds (the
+    /// flushed ones), or fewer only if the rest was trimmed, which must be [`Error::Trimmed`]:
+    /// never a gap, whatever the trims did to the objects it knew.
+    fn reader_read(&mut self, n: usize) -> Result<(), TestCaseError> {
+        let (reader, start) = self.reader()?;
+        let mut got = Vec::new();
+        let result = reader.take(n as u64).read_to_end(&mut got);
+        let read_to = reader.stream_position().unwrap();
+        let expected = self.model.get(start as usize..start as usize + got.len());
+        prop_assert!(expected == Some(&got[..]), "reader read {} at {}", n, start);
+        match result {
+            Ok(_) => {
+                let stored = (self.durable as u64).saturating_sub(start).min(n as u64);
+                prop_assert!(got.len() as u64 >= stored, "short read at {}", start);
+            }
+            Err(err) => {
+                prop_assert!(
+                    trimmed(&err).is_some(),
+                    "reader read at {}: {:?}",
+                    start,
+                    err
+                );
+                prop_assert!(start + (got.len() as u64) < self.first, "{}", err);
+            }
+        }
+        prop_assert_eq!(read_to, start + got.len() as u64);
+        self.reader_pos = Some(read_to);
+        Ok(())
+    }
+
+    /// The reading handle seeks: where `Cursor` would, or [`Error::Trimmed`] before the first
+    /// byte, or `InvalidInput` out of the stream; never a gap.
+    fn reader_seek(&mut self, to: SeekFrom) -> Result<(), TestCaseError> {
+        let (len, durable, first) = (self.model.len() as i128, self.durable as i128, self.first);
+        let (reader, pos) = self.reader()?;
+        // From the end, the target depends on what S3 holds: at least the flushed bytes.
+        let target = match to {
+            SeekFrom::Start(n) => Some(n as i128),
+            SeekFrom::Current(d) => Some(pos as i128 + d as i128),
+            SeekFrom::End(_) => None,
+        };
+        match reader.seek(to) {
+            Ok(got) => {
+                prop_assert!(target.is_none_or(|t| t == got as i128), "seek to {:?}", to);
+                prop_assert!(got as i128 <= len);
+                if let SeekFrom::End(d) = to {
+                    prop_assert!(got as i128 - d as i128 >= durable, "length seen");
+                }
+                self.reader_pos = Some(got);
+            }
+            Err(err) => {
+                match (err.kind(), trimmed(&err)) {
+                    (ErrorKind::NotFound, Some(requested)) => {
+                        prop_assert!(target.is_none_or(|t| t == requested as i128));
+                        prop_assert!(requested < first, "{}", err);
+                    }
+                    (ErrorKind::InvalidInput, _) => {
+                        let target = target.unwrap_or(match to {
+                            SeekFrom::End(d) if d > 0 => len + 1,
+                            _ => -1,
+                        });
+                        prop_assert!(target < 0 || target > durable, "{}", err);
+                    }
+                    _ => prop_assert!(false, "reader seek {:?}: {:?}", to, err),
+                }
+                prop_assert_eq!(reader.stream_position().unwrap(), pos, "unchanged");
+            }
+        }
+        Ok(())
     }
 
     /// No PUT or Complete may be applied to an object that was already `min_size` long
@@ -407,6 +577,14 @@ impl Harness {
     }
 }
 
+/// The offset asked for, if `err` is [`Error::Trimmed`] (kind `NotFound`).
+fn trimmed(err: &std::io::Error) -> Option<u64> {
+    match err.get_ref()?.downcast_ref::<Error>()? {
+        Error::Trimmed { requested, .. } if err.kind() == ErrorKind::NotFound => Some(*requested),
+        _ => None,
+    }
+}
+
 fn run(
     profile: Profile,
     steps: &[(Op, Option<(&'static str, Fault)>)],
@@ -431,6 +609,15 @@ proptest! {
 
     #[test]
     fn stream_matches_the_model(steps in prop::collection::vec((op(1), fault()), 1..30)) {
+        run(SMALL, &steps)?;
+    }
+
+    /// A reader that outlives retention: a second handle reads and seeks while a third trims
+    /// at random points, past the reader's position, its read-ahead and every object it knew.
+    #[test]
+    fn readers_outlive_trims_by_another_handle(
+        steps in prop::collection::vec((reader_op(), fault()), 1..40),
+    ) {
         run(SMALL, &steps)?;
     }
 }

@@ -15,7 +15,7 @@ use s3_syncr_test_server::{Fault, Proxy};
 const M: u64 = MIB as u64;
 const START: &str = "x-amz-meta-s3syncr-start";
 
-/// Writes `data` as objects of 1 MiB (the last one shorter) and returns it.
+/// Appends `data` to the stream, in objects of 1 MiB (the last one shorter).
 fn write_stream(bucket: &Bucket, name: &str, data: &[u8]) {
     let mut storage = open(bucket, name, 1);
     for chunk in data.chunks(MIB) {
@@ -249,14 +249,26 @@ fn streams_of_objects_without_metadata_read_as_before_and_mixed_streams_work() {
 
     // Trimming up to an object that records nothing would move every offset: refused.
     let mut storage = open(&bucket, name, 1);
+    let predicted = storage.trim_dry_run(M).unwrap_err();
     let err = storage.trim(M).unwrap_err();
     assert!(
         matches!(&err, Error::NoRecordedStart { key: k } if *k == key(name, 1)),
         "{err}"
     );
+    assert_eq!(
+        predicted.to_string(),
+        err.to_string(),
+        "the dry run refuses alike"
+    );
     assert_eq!(std::io::Error::from(err).kind(), ErrorKind::Unsupported);
     assert_eq!(segment_sizes(&bucket, name).len(), 4, "nothing deleted");
     // Up to an object of this version: the offsets stay.
+    assert_eq!(storage.trim_dry_run(2 * M).unwrap(), 2 * M);
+    assert_eq!(
+        segment_sizes(&bucket, name).len(),
+        4,
+        "a dry run deletes nothing"
+    );
     assert_eq!(storage.trim(2 * M).unwrap(), 2 * M);
     let mut reader = open(&bucket, name, 1);
     assert_eq!(reader.stream_position().unwrap(), 2 * M);
@@ -398,4 +410,161 @@ fn a_handle_learns_the_first_offset_with_at_most_one_request() {
         handle.close().unwrap();
     });
     assert_eq!(heads(&ops), 1, "{ops:?}");
+}
+
+#[test]
+fn a_reader_whose_known_objects_were_all_trimmed_re_anchors_and_goes_on() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "outlive/log.bin";
+    let data = pattern(8 * MIB + 77, 11);
+    write_stream(&bucket, name, &data[..3 * MIB]);
+    let mut reader = open(&bucket, name, 1);
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert!(got == data[..3 * MIB], "objects 0 to 2, the last one known");
+
+    // Another process appends, and a retention job deletes every object the reader knew.
+    write_stream(&bucket, name, &data[3 * MIB..6 * MIB]);
+    assert_eq!(open(&bucket, name, 1).trim(4 * M).unwrap(), 4 * M);
+    // Following on from where the reader was: that offset is gone.
+    let err = reader.read(&mut [0; 10]).unwrap_err();
+    assert_eq!(trimmed(&err), (3 * M, 4 * M));
+    // A position still stored works, seek and read (the false "gap").
+    assert_eq!(
+        read_at(&mut reader, 5 * M + 3, 100),
+        data[5 * MIB + 3..][..100]
+    );
+    let err = reader.seek(SeekFrom::Start(M)).unwrap_err();
+    assert_eq!(trimmed(&err), (M, 4 * M));
+
+    // Exactly at the end of the last object it knew: the next one starts there.
+    let mut follower = open(&bucket, name, 1);
+    assert_eq!(follower.seek(SeekFrom::End(0)).unwrap(), 6 * M);
+    write_stream(&bucket, name, &data[6 * MIB..]);
+    assert_eq!(open(&bucket, name, 1).trim(6 * M).unwrap(), 6 * M);
+    let mut rest = Vec::new();
+    follower.read_to_end(&mut rest).unwrap();
+    assert!(rest == data[6 * MIB..], "follows on");
+    assert_eq!(follower.first_offset().unwrap(), 6 * M);
+}
+
+#[test]
+fn a_get_of_an_object_trimmed_under_the_reader_is_trimmed_not_a_404() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "under/log.bin";
+    let data = pattern(4 * MIB + 5, 12);
+    write_stream(&bucket, name, &data);
+    // Small GETs ahead, so that most of object 0 is still to fetch when it is deleted.
+    let options = Options {
+        read_chunk: 64 * 1024,
+        read_ahead: 2,
+        ..Options::default()
+    };
+    let mut reader = Storage::new(bucket.clone(), name, options).unwrap();
+    let mut stale = open(&bucket, name, 1);
+    for handle in [&mut reader, &mut stale] {
+        assert_eq!(handle.seek(SeekFrom::End(0)).unwrap(), 4 * M + 5);
+        handle.seek(SeekFrom::Start(0)).unwrap();
+    }
+    // Sequential reads start GETs ahead of the reader, on threads.
+    let mut head = vec![0; 3 * 4096];
+    reader.read_exact(&mut head).unwrap();
+    reader.read_exact(&mut head).unwrap();
+    assert!(head == data[3 * 4096..6 * 4096]);
+
+    assert_eq!(open(&bucket, name, 1).trim(2 * M).unwrap(), 2 * M);
+    // The bytes fetched before the trim are the stream's; then the GETs find nothing.
+    let pos = reader.stream_position().unwrap();
+    let mut got = Vec::new();
+    let err = reader.read_to_end(&mut got).unwrap_err();
+    assert!(got == data[pos as usize..][..got.len()], "bytes read ahead");
+    assert_eq!(trimmed(&err), (pos + got.len() as u64, 2 * M));
+    assert_eq!(read_at(&mut reader, 2 * M, 10), data[2 * MIB..][..10]);
+    // A handle that still lists the deleted objects: its seek succeeds, the GET does not.
+    assert_eq!(stale.seek(SeekFrom::Start(M + 10)).unwrap(), M + 10);
+    let err = stale.read(&mut [0; 10]).unwrap_err();
+    assert_eq!(trimmed(&err), (M + 10, 2 * M));
+    assert_eq!(read_at(&mut stale, 4 * M, 5), data[4 * MIB..]);
+}
+
+#[test]
+fn a_missing_object_between_two_present_ones_stays_a_gap() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "gap/log.bin";
+    let data = pattern(5 * MIB + 5, 13);
+    write_stream(&bucket, name, &data[..3 * MIB]);
+    let mut reader = open(&bucket, name, 1);
+    assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), 3 * M);
+    write_stream(&bucket, name, &data[3 * MIB..]);
+    // The reader's last known object goes, an older one stays.
+    bucket.delete_object(key(name, 2)).unwrap();
+    let err = reader.seek(SeekFrom::End(0)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(
+        matches!(inner(&err), Error::MissingSegment { key: k } if *k == key(name, 2)),
+        "{err}"
+    );
+    let err = open(&bucket, name, 1).first_offset().unwrap_err();
+    assert!(matches!(err, Error::MissingSegment { key: k } if k == key(name, 2)));
+}
+
+/// A new handle's `stream_position()`, with its first HEAD held until `seqs` are deleted: as if
+/// a trim ran between its listing and that HEAD. The handle goes through the proxy returned.
+fn position_while_deleting(
+    server: &Server,
+    bucket: &Bucket,
+    name: &'static str,
+    seqs: &[u64],
+) -> (Storage, u64, Proxy) {
+    s3::set_retries(0);
+    let proxy = Proxy::start(server);
+    let slow = proxy.bucket(server, &bucket.name());
+    proxy.inject(Some("HEAD"), Fault::Delay(Duration::from_secs(2)));
+    let anchoring = std::thread::spawn(move || {
+        let mut reader = Storage::new(slow, name, Options::default()).unwrap();
+        let pos = reader.stream_position();
+        (reader, pos)
+    });
+    while proxy.injected() == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for &seq in seqs {
+        bucket.delete_object(key(name, seq)).unwrap();
+    }
+    let (reader, pos) = anchoring.join().unwrap();
+    (reader, pos.unwrap(), proxy)
+}
+
+#[test]
+fn a_first_object_trimmed_between_listing_and_head_is_skipped() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "race/log.bin";
+    let data = pattern(3 * MIB + 5, 14);
+    write_stream(&bucket, name, &data);
+    let (mut reader, pos, _proxy) = position_while_deleting(&server, &bucket, name, &[0]);
+    assert_eq!(pos, M, "starts at the first object left");
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert!(got == data[MIB..]);
+}
+
+#[test]
+fn a_hole_whose_older_side_was_trimmed_meanwhile_is_no_gap() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "hole/log.bin";
+    let data = pattern(4 * MIB + 5, 15);
+    write_stream(&bucket, name, &data);
+    // Listed with a hole at 2 (deleted by hand); objects 0 and 1 go before the HEAD that
+    // checks whether object 1, before the hole, is still there: the stream starts at 3 now.
+    bucket.delete_object(key(name, 2)).unwrap();
+    let (mut reader, pos, _proxy) = position_while_deleting(&server, &bucket, name, &[0, 1]);
+    assert_eq!(pos, 3 * M);
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert!(got == data[3 * MIB..]);
 }

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use s3_syncr::Storage;
+use s3_syncr::{Error, Storage};
 
 use crate::Failure;
 
 /// Writes the stream from byte `from` (by default its first byte still stored) to standard
 /// output; with `follow`, then waits for new bytes, looking every `follow` interval, until the
-/// process is interrupted.
+/// process is interrupted. A follower skips the bytes trimmed before it could read them, with a
+/// line on standard error naming their offsets.
 ///
 /// Standard output is flushed after every chunk, so that an interrupt (Ctrl-C ends the process)
 /// loses nothing that was read. A closed standard output ends the command quietly, also while
@@ -72,7 +73,22 @@ fn copy(storage: &mut Storage, follow: Option<Duration>, bar: &ProgressBar) -> R
     let mut out = io::stdout().lock();
     let mut written = 0;
     loop {
-        let chunk = storage.fill_buf().map_err(Stop::Stream)?;
+        let chunk = match storage.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(err) => match (follow, trimmed(&err)) {
+                // A follower outlives retention: what was deleted before it could be read is
+                // skipped, and said so, rather than ending a long-running process.
+                (Some(_), Some((requested, first))) => {
+                    eprintln!(
+                        "s3-syncr: offsets {requested} to {first} were trimmed before they \
+                         were read: going on at offset {first}"
+                    );
+                    storage.seek(SeekFrom::Start(first)).map_err(Stop::Stream)?;
+                    continue;
+                }
+                _ => return Err(Stop::Stream(err)),
+            },
+        };
         if chunk.is_empty() {
             match follow {
                 None => return Ok(written),
@@ -105,5 +121,13 @@ fn output_closed(interval: Duration) -> bool {
             thread::sleep(interval);
             false
         }
+    }
+}
+
+/// The offset asked for and the first one still stored, if `err` is [`Error::Trimmed`].
+fn trimmed(err: &io::Error) -> Option<(u64, u64)> {
+    match err.get_ref()?.downcast_ref::<Error>()? {
+        Error::Trimmed { requested, first } => Some((*requested, *first)),
+        _ => None,
     }
 }

@@ -72,15 +72,16 @@ pub fn run(
 ) -> Result<(), Failure> {
     let segments = storage.segments()?;
     let before = cut.before(&segments, SystemTime::now())?;
-    let end = |s: &&Segment| s.start + s.size;
-    // As `Storage::trim` chooses: whole objects ending by `before`, oldest first, never the last.
-    let candidates = &segments[..segments.len().saturating_sub(1)];
+    // The dry run asks what the real one would, so it refuses where the real one would.
     let first = match dry_run {
-        true => (candidates.iter().take_while(|s| end(s) <= before).last())
-            .map_or(segments.first().map_or(0, |s| s.start), |s| end(&s)),
+        true => storage.trim_dry_run(before)?,
         false => storage.trim(before)?,
     };
-    let gone: Vec<&Segment> = candidates.iter().take_while(|s| end(s) <= first).collect();
+    // Whole objects, oldest first, never the last: as `Storage::trim` chooses.
+    let candidates = &segments[..segments.len().saturating_sub(1)];
+    let gone: Vec<&Segment> = (candidates.iter())
+        .take_while(|s| s.start + s.size <= first)
+        .collect();
     write(out, &gone, first, dry_run).map_err(Failure::from)
 }
 
