@@ -34,16 +34,24 @@ pub(crate) fn spawn<T: Send + 'static>(
     bell: &Arc<Bell>,
     work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
 ) -> Job<T> {
+    let thread = std::thread::Builder::new().name("s3-syncr-upload".into());
+    spawn_on(thread, client, bell, work)
+}
+
+fn spawn_on<T: Send + 'static>(
+    thread: std::thread::Builder,
+    client: &Arc<Client>,
+    bell: &Arc<Bell>,
+    work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
+) -> Job<T> {
     let job = Job(Arc::new(Mutex::new(Slot::Running)));
     let (client, ended, slot) = (client.clone(), bell.clone(), job.0.clone());
-    let spawned = std::thread::Builder::new()
-        .name("s3-syncr-upload".into())
-        .spawn(move || {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| work(&*client)))
-                .unwrap_or_else(|_| Err(Error::internal("an upload thread panicked")));
-            end(&slot, result);
-            ended.ring();
-        });
+    let spawned = thread.spawn(move || {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| work(&*client)))
+            .unwrap_or_else(|_| Err(Error::internal("an upload thread panicked")));
+        end(&slot, result);
+        ended.ring();
+    });
     if let Err(err) = spawned {
         end(&job.0, Err(Error::internal(format!("no thread: {err}"))));
         bell.ring();
@@ -151,6 +159,31 @@ mod tests {
         // A failure has nothing to clean up.
         outcome::<usize>(Err(Error::internal("x"))).abandon(count(&cleaned));
         assert_eq!(cleaned.load(Ordering::SeqCst), 11);
+    }
+
+    #[test]
+    fn a_thread_that_cannot_start_ends_its_job_and_rings() {
+        let client: Arc<Client> = Arc::new(crate::store::fake::Fake::new([]));
+        let bell = Arc::new(Bell::default());
+        let seen = bell.seen();
+        // No system gives a thread a stack this large.
+        let thread = std::thread::Builder::new().stack_size(usize::MAX / 2);
+        let job = spawn_on(thread, &client, &bell, |_| Ok(1));
+        bell.wait_past(seen); // returns: it rang
+        assert!(job.is_finished());
+        assert!(matches!(job.join(), Err(Error::Internal { .. })));
+    }
+
+    #[test]
+    fn a_job_that_panics_ends_with_an_error_and_rings() {
+        let client: Arc<Client> = Arc::new(crate::store::fake::Fake::new([]));
+        let bell = Arc::new(Bell::default());
+        let seen = bell.seen();
+        let job = spawn(&client, &bell, |_| -> Result<u8, Error> {
+            std::panic::resume_unwind(Box::new("scripted"))
+        });
+        bell.wait_past(seen);
+        assert!(matches!(job.join(), Err(Error::Internal { .. })));
     }
 
     #[test]

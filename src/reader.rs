@@ -376,3 +376,42 @@ impl Drop for Reader {
         self.cancel_ahead();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Expect;
+    use crate::store::Store;
+    use crate::store::fake::{Fake, Step};
+
+    /// A worker that panics in a GET still reports back: the read that needs its bytes fails
+    /// with `Internal`, instead of waiting forever, and the next read starts again there.
+    #[test]
+    fn a_panicking_read_worker_is_an_error_at_the_read_that_needs_it() {
+        let fake = Fake::new([]);
+        let data: Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
+        fake.overwrite(0, 0, 0, &data, 0, Expect::Absent).unwrap();
+        // LIST and HEAD (anchoring), the first GET in the caller: they pass; the first GET
+        // ahead, on a worker, panics.
+        fake.script([Step::Pass, Step::Pass, Step::Pass, Step::Panic]);
+        let client: Arc<Client> = Arc::new(fake);
+        let mut index = Index::default();
+        index.refresh(&*client).unwrap();
+        let mut reader = Reader::new(8 * 1024, 2);
+        let mut read = Vec::new();
+        let mut failures = 0;
+        while read.len() < data.len() && failures < 3 {
+            match reader.fill_buf(&client, &index, 0) {
+                Ok(bytes) => {
+                    let n = bytes.len();
+                    read.extend_from_slice(bytes);
+                    reader.pos += n as u64;
+                }
+                Err(Error::Internal { .. }) => failures += 1,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        assert_eq!(failures, 1, "the panic surfaced once");
+        assert!(read == data, "every byte once, in order");
+    }
+}
