@@ -473,7 +473,7 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trim_before_gap(&mut self) -> Result<u64, Error> {
-        let (first, doomed) = self.plan_gap_trim()?;
+        let (first, doomed, next) = self.plan_gap_trim()?;
         let (Some(&oldest), Some(&newest)) = (doomed.first(), doomed.last()) else {
             return Ok(first);
         };
@@ -481,7 +481,8 @@ impl Storage {
             self.client.delete(seq)?;
         }
         if self.writer.started() {
-            self.index.pop_before(newest + 1);
+            // The missing objects too, if the index knew them before they went.
+            self.index.pop_before(next);
         } else {
             // Not anchored any more: the next read lists and anchors as a new handle does.
             self.index = Index::default();
@@ -510,15 +511,21 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trim_before_gap_dry_run(&mut self) -> Result<u64, Error> {
-        self.plan_gap_trim().map(|(first, _)| first)
+        self.plan_gap_trim().map(|(first, _, _)| first)
     }
 
-    /// The first offset `trim_before_gap` leaves and the objects it deletes, oldest first.
-    fn plan_gap_trim(&mut self) -> Result<(u64, Vec<u64>), Error> {
+    /// The first offset `trim_before_gap` leaves, the objects it deletes, oldest first, and the
+    /// object that becomes the first one.
+    fn plan_gap_trim(&mut self) -> Result<(u64, Vec<u64>, u64), Error> {
         let listing = self.listing()?;
         let Some(gap) = listing.gaps.last() else {
             let first = listing.segments.first();
-            return Ok((first.map_or(self.index.first(), |s| s.start), Vec::new()));
+            let seq = first.map_or(0, |s| s.seq);
+            return Ok((
+                first.map_or(self.index.first(), |s| s.start),
+                Vec::new(),
+                seq,
+            ));
         };
         let next = gap.last_seq + 1;
         let Some(resume) = gap.resume else {
@@ -542,7 +549,7 @@ impl Storage {
             .map(|s| s.seq)
             .take_while(|&seq| seq < next)
             .collect();
-        Ok((resume, doomed))
+        Ok((resume, doomed, next))
     }
 
     /// The objects `trim(before)` deletes, oldest first, once the object that will become the

@@ -655,3 +655,22 @@ fn trim_before_gap_refuses_an_object_after_it_that_records_no_start() {
     }
     assert_eq!(storage.listing().unwrap(), listing, "nothing deleted");
 }
+
+#[test]
+fn a_writer_trims_before_a_gap_made_under_it_and_appends_on() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "wgap/log.bin";
+    let data = pattern(4 * MIB + 7, 17);
+    let mut writer = open(&bucket, name, 1);
+    for chunk in data[..3 * MIB + 3].chunks(MIB) {
+        writer.write_all(chunk).unwrap();
+    }
+    writer.flush().unwrap();
+    bucket.delete_object(key(name, 1)).unwrap();
+    assert_eq!(writer.trim_before_gap().unwrap(), 2 * M);
+    assert_eq!(writer.first_offset().unwrap(), 2 * M);
+    writer.write_all(&data[3 * MIB + 3..]).unwrap();
+    writer.close().unwrap();
+    assert!(stream_contents(&bucket, name) == data[2 * MIB..]);
+}
