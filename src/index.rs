@@ -87,6 +87,13 @@ impl Index {
         }
     }
 
+    /// Forgets the objects before object `seq`, once they were deleted.
+    pub(crate) fn pop_before(&mut self, seq: u64) {
+        while self.entries.first().is_some_and(|e| e.seq < seq) {
+            self.pop_first();
+        }
+    }
+
     /// Sets the first object's start (or, with no entry, where the stream starts), moving every
     /// entry with it.
     fn anchor_at(&mut self, origin: u64) {
@@ -315,20 +322,45 @@ impl Index {
 /// between two listings). A hole after an object that is still there is a gap in the stream:
 /// [`Error::MissingSegment`] naming the first missing key.
 fn contiguous(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
-    while let Some(i) = listed.windows(2).position(|w| w[1].seq != w[0].seq + 1) {
+    match next_gap(client, &mut listed, 0)? {
+        Some(i) => Err(Error::MissingSegment {
+            key: client.key(listed[i].seq + 1),
+        }),
+        None => Ok(listed),
+    }
+}
+
+/// `listed` as [`contiguous`] takes it, with every hole left in it a gap.
+pub(crate) fn settled(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
+    let mut from = 0;
+    while let Some(i) = next_gap(client, &mut listed, from)? {
+        from = i + 1;
+    }
+    Ok(listed)
+}
+
+/// The index in `listed` of the object just before its first hole at or after index `from`
+/// whose older side is still there, once the objects before a hole whose older side is gone
+/// (trimmed meanwhile: trims delete oldest first) were dropped from `listed`.
+fn next_gap(
+    client: &Client,
+    listed: &mut Vec<Segment>,
+    mut from: usize,
+) -> Result<Option<usize>, Error> {
+    while let Some(i) = (listed.get(from..).unwrap_or_default().windows(2))
+        .position(|w| w[1].seq != w[0].seq + 1)
+        .map(|i| i + from)
+    {
         match client.recorded_start(listed[i].seq) {
-            Ok(_) => {
-                return Err(Error::MissingSegment {
-                    key: client.key(listed[i].seq + 1),
-                });
-            }
+            Ok(_) => return Ok(Some(i)),
             Err(Error::Status { status: 404, .. }) => {
                 listed.drain(..=i);
+                from = 0;
             }
             Err(err) => return Err(err),
         }
     }
-    Ok(listed)
+    Ok(None)
 }
 
 #[cfg(test)]

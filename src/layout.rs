@@ -12,8 +12,9 @@ const SEQ_DIGITS: usize = 20;
 /// One object of a stream, as [`Storage::segments`](crate::Storage::segments) lists it.
 ///
 /// `start` is the stream offset of the object's first byte: the first object's recorded start
-/// (0 if it records none), then each object's predecessor's start plus its size. It stays the
-/// same when older objects are deleted.
+/// (0 if it records none), then each object's predecessor's start plus its size (after a gap, in
+/// [`Storage::listing`](crate::Storage::listing), the start the next object records). It stays
+/// the same when older objects are deleted.
 ///
 /// ```
 /// # let server = s3_syncr_test_server::Server::start();
@@ -41,6 +42,61 @@ pub struct Segment {
     pub size: u64,
     /// When it was last written, as the server reports it (RFC 3339).
     pub last_modified: String,
+}
+
+/// Missing sequence numbers between two present objects of a stream: a gap, as
+/// [`Storage::listing`](crate::Storage::listing) reports it. Reads stop at its `stop` offset
+/// with [`Error::MissingSegment`] (`InvalidData`) naming `first_key`;
+/// [`Storage::trim_before_gap`](crate::Storage::trim_before_gap) deletes the objects before the
+/// last gap, so that the stream starts again at the object after it.
+///
+/// ```
+/// # let server = s3_syncr_test_server::Server::start();
+/// # let bucket = server.new_bucket();
+/// use std::io::Write;
+/// use s3_syncr::{Options, Storage};
+///
+/// let options = Options { min_size: 1, ..Options::default() };
+/// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
+/// for _ in 0..3 {
+///     log.write_all(&vec![b'x'; 1 << 20])?;
+/// }
+/// log.close()?;
+/// bucket.delete_object("app-00000000000000000001.log")?; // by hand
+/// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+/// let gap = &log.listing()?.gaps[0];
+/// assert_eq!((gap.first_seq, gap.last_seq), (1, 1));
+/// assert_eq!(gap.first_key, "app-00000000000000000001.log");
+/// assert_eq!((gap.stop, gap.resume), (1 << 20, Some(2 << 20)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The first missing sequence number.
+    pub first_seq: u64,
+    /// The last missing one: the next object present has the one after it.
+    pub last_seq: u64,
+    /// The key of the first missing object, the one reads name.
+    pub first_key: String,
+    /// The key of the last missing object.
+    pub last_key: String,
+    /// The stream offset where the objects before the gap end: reads stop there.
+    pub stop: u64,
+    /// The start the first object after the gap records, where the stream would resume; `None`
+    /// if it records none (an object of s3-syncr 0.1.0 or another tool), so that nothing can
+    /// tell its offset, and the objects after it are counted on from `stop` instead.
+    pub resume: Option<u64>,
+}
+
+/// A stream's objects and the gaps between them, as
+/// [`Storage::listing`](crate::Storage::listing) finds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The objects present, in order. Those after a gap start where its
+    /// [`resume`](Gap::resume) says.
+    pub segments: Vec<Segment>,
+    /// The gaps, oldest first; none for a stream that reads through.
+    pub gaps: Vec<Gap>,
 }
 
 /// A multipart upload to one of the stream's objects that was started and neither completed nor

@@ -72,6 +72,6 @@ mod store;
 mod writer;
 
 pub use error::Error;
-pub use layout::{PendingUpload, Segment};
+pub use layout::{Gap, Listing, PendingUpload, Segment};
 pub use options::Options;
 pub use storage::Storage;

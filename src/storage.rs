@@ -7,8 +7,8 @@ use std::sync::Arc;
 use s3::Bucket;
 
 use crate::client::{Client, MIN_PART, S3Client};
-use crate::index::Index;
-use crate::layout::{Layout, Location, PendingUpload, Segment};
+use crate::index::{self, Index};
+use crate::layout::{Gap, Layout, Listing, Location, PendingUpload, Segment};
 use crate::reader::Reader;
 use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
@@ -216,26 +216,76 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn segments(&mut self) -> Result<Vec<Segment>, Error> {
-        self.check_open()?;
-        let mut segments = self.client.list(None)?;
-        if let Some(gap) = segments.windows(2).find(|w| w[1].seq != w[0].seq + 1) {
-            return Err(Error::MissingSegment {
-                key: self.client.key(gap[0].seq + 1),
-            });
+        let listing = self.listing()?;
+        match listing.gaps.first() {
+            Some(gap) => Err(Error::MissingSegment {
+                key: gap.first_key.clone(),
+            }),
+            None => Ok(listing.segments),
         }
+    }
+
+    /// The stream's objects as [`segments`](Storage::segments) lists them, and its gaps
+    /// instead of the error a gap is there: to show a stream that cannot be read through, and
+    /// what [`trim_before_gap`](Storage::trim_before_gap) would leave.
+    ///
+    /// One listing, the HEAD of the first object (unless the handle knows where it starts),
+    /// and for each hole in the listing, the HEADs of the objects on either side of it: one
+    /// whose older side is gone too was trimmed meanwhile, not a gap, and the object after a
+    /// gap tells its recorded start, [`Gap::resume`].
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
+    /// for _ in 0..3 {
+    ///     log.write_all(&vec![b'x'; 1 << 20])?;
+    /// }
+    /// log.close()?;
+    /// bucket.delete_object("app-00000000000000000001.log")?; // by hand
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// assert!(log.segments().is_err(), "a gap is an error there");
+    /// let listing = log.listing()?;
+    /// let starts: Vec<u64> = listing.segments.iter().map(|s| s.start).collect();
+    /// assert_eq!(starts, [0, 2 << 20], "the last object starts where it records");
+    /// assert_eq!(listing.gaps[0].first_key, "app-00000000000000000001.log");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listing(&mut self) -> Result<Listing, Error> {
+        self.check_open()?;
+        let mut segments = index::settled(&*self.client, self.client.list(None)?)?;
         let Some(first) = segments.first() else {
-            return Ok(segments);
+            return Ok(Listing::default());
         };
         // Where this handle already placed the first object, else what it records.
         let mut start = match self.index.get(first.seq).filter(|_| self.index.anchored()) {
             Some(entry) => entry.start,
             None => self.client.recorded_start(first.seq)?.unwrap_or(0),
         };
+        let mut gaps = Vec::new();
+        let mut previous: Option<u64> = None;
         for segment in &mut segments {
+            if let Some(before) = previous.filter(|&before| before + 1 != segment.seq) {
+                let resume = self.client.recorded_start(segment.seq)?;
+                gaps.push(Gap {
+                    first_seq: before + 1,
+                    last_seq: segment.seq - 1,
+                    first_key: self.client.key(before + 1),
+                    last_key: self.client.key(segment.seq - 1),
+                    stop: start,
+                    resume,
+                });
+                start = resume.unwrap_or(start);
+            }
+            previous = Some(segment.seq);
             segment.start = start;
             start += segment.size;
         }
-        Ok(segments)
+        Ok(Listing { segments, gaps })
     }
 
     /// The multipart uploads to the stream's objects that were started and neither completed
@@ -381,6 +431,125 @@ impl Storage {
         let doomed = self.plan_trim(before)?;
         let newest = doomed.last().and_then(|&seq| self.index.get(seq));
         Ok(newest.map_or(self.index.first(), |e| e.end()))
+    }
+
+    /// Deletes every object before the stream's last gap (see [`listing`](Storage::listing)),
+    /// oldest first, so that the stream starts again at the first object after it, at the
+    /// offset that object records, and returns that offset. Offsets after the gap do not move;
+    /// the bytes before it are given up. A stream with no gap is left as it is (its first
+    /// offset is returned).
+    ///
+    /// - Nothing is deleted if the object after the gap records no start
+    ///   ([`Error::NoRecordedStart`]: its offset cannot be known), or, on a handle that knows
+    ///   where that object starts (it wrote after it, or listed it before the gap appeared),
+    ///   if it records another start ([`Error::Discontinuity`]).
+    /// - An interrupted run leaves the stream with its oldest objects gone and the gap still
+    ///   there; running it again finishes it.
+    /// - Reads of a stream with a gap fail with [`Error::MissingSegment`] until then: a gap is
+    ///   never skipped silently.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::{Read, Write};
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
+    /// for byte in [b'a', b'b', b'c'] {
+    ///     log.write_all(&vec![byte; 1 << 20])?;
+    /// }
+    /// log.close()?;
+    /// bucket.delete_object("app-00000000000000000001.log")?; // by hand
+    ///
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// assert!(log.read(&mut [0; 16]).is_err(), "a gap is invalid data");
+    /// assert_eq!(log.trim_before_gap_dry_run()?, 2 << 20);
+    /// assert_eq!(log.trim_before_gap()?, 2 << 20);
+    /// assert_eq!(log.first_offset()?, 2 << 20);
+    /// let mut rest = Vec::new();
+    /// log.read_to_end(&mut rest)?;
+    /// assert_eq!(rest, vec![b'c'; 1 << 20]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim_before_gap(&mut self) -> Result<u64, Error> {
+        let (first, doomed, next) = self.plan_gap_trim()?;
+        let (Some(&oldest), Some(&newest)) = (doomed.first(), doomed.last()) else {
+            return Ok(first);
+        };
+        for &seq in &doomed {
+            self.client.delete(seq)?;
+        }
+        if self.writer.started() {
+            // The missing objects too, if the index knew them before they went.
+            self.index.pop_before(next);
+        } else {
+            // Not anchored any more: the next read lists and anchors as a new handle does.
+            self.index = Index::default();
+        }
+        log::info!(
+            "trimmed {} to {}, before a gap: the stream now starts at offset {first}",
+            self.client.key(oldest),
+            self.client.key(newest),
+        );
+        Ok(first)
+    }
+
+    /// What [`trim_before_gap`](Storage::trim_before_gap) would do, short of deleting: the
+    /// first offset it would leave, or the error it would refuse with, after the same requests.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// log.write_all(b"no gap")?;
+    /// log.flush()?;
+    /// assert_eq!(log.trim_before_gap_dry_run()?, 0, "nothing to trim");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim_before_gap_dry_run(&mut self) -> Result<u64, Error> {
+        self.plan_gap_trim().map(|(first, _, _)| first)
+    }
+
+    /// The first offset `trim_before_gap` leaves, the objects it deletes, oldest first, and the
+    /// object that becomes the first one.
+    fn plan_gap_trim(&mut self) -> Result<(u64, Vec<u64>, u64), Error> {
+        let listing = self.listing()?;
+        let Some(gap) = listing.gaps.last() else {
+            let first = listing.segments.first();
+            let seq = first.map_or(0, |s| s.seq);
+            return Ok((
+                first.map_or(self.index.first(), |s| s.start),
+                Vec::new(),
+                seq,
+            ));
+        };
+        let next = gap.last_seq + 1;
+        let Some(resume) = gap.resume else {
+            return Err(Error::NoRecordedStart {
+                key: self.client.key(next),
+            });
+        };
+        // A writer's own objects start where its index ends.
+        let known = match self.index.get(next).filter(|_| self.index.anchored()) {
+            Some(entry) => Some(entry.start),
+            None => self.writer.started().then(|| self.index.end()),
+        };
+        if let Some(expected) = known.filter(|&expected| expected != resume) {
+            return Err(Error::Discontinuity {
+                key: self.client.key(next),
+                expected,
+                found: resume,
+            });
+        }
+        let doomed = (listing.segments.iter())
+            .map(|s| s.seq)
+            .take_while(|&seq| seq < next)
+            .collect();
+        Ok((resume, doomed, next))
     }
 
     /// The objects `trim(before)` deletes, oldest first, once the object that will become the

@@ -1134,3 +1134,85 @@ fn container_credentials_from_a_local_endpoint_are_refreshed() {
     // Two commands, each fetching at start and again before its requests.
     assert!(fetched.len() > 2, "fetched {} times", fetched.len());
 }
+
+#[test]
+fn a_gap_is_shown_by_ls_and_stat_and_trim_before_gap_reads_on_after_it() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/gap/data.bin", bucket.name());
+    let data = pattern(3 * MIB + 100, 21);
+    ok(
+        against(&server),
+        &["append", &location, "--min-size", "1"],
+        &data,
+    );
+    let key = |seq: u64| format!("gap/data-{seq:020}.bin");
+    bucket.delete_object(key(1)).unwrap();
+    let command = |args: &[&str]| {
+        let mut all = vec![args[0], &location];
+        all.extend(&args[1..]);
+        run(against(&server), &all, b"")
+    };
+
+    let ls = text(&ok(against(&server), &["ls", &location], b""));
+    let missing = format!(
+        "-- gap: {} missing (sequence 1): reads stop at offset 1048576 with invalid data",
+        key(1)
+    );
+    assert!(ls.contains(&missing), "{ls}");
+    assert!(
+        ls.contains("trim --before-gap deletes the 1 object"),
+        "{ls}"
+    );
+    let stat = text(&ok(against(&server), &["stat", &location], b""));
+    assert!(
+        stat.contains(&format!("gap:      {} missing", key(1))),
+        "{stat}"
+    );
+    assert!(
+        stat.contains(&format!("length:   {} bytes", data.len())),
+        "{stat}"
+    );
+
+    // Reads and offset cuts still stop at the gap, naming it.
+    let line = one_line_failure(&command(&["cat"]));
+    assert!(
+        line.contains(&format!("object {:?} is missing", key(1))),
+        "{line}"
+    );
+    let line = one_line_failure(&command(&["trim", "--before", "1MiB"]));
+    assert!(line.contains("--before-gap"), "{line}");
+
+    let dry = text(&command(&["trim", "--before-gap", "--dry-run"]).stdout);
+    assert_eq!(
+        dry,
+        format!(
+            "would delete {} (offset 0, 1048576 bytes)\n\
+             would delete 1 object (1048576 bytes): the stream would start at offset 2097152\n",
+            key(0)
+        )
+    );
+    let out = text(&ok(
+        against(&server),
+        &["trim", &location, "--before-gap"],
+        b"",
+    ));
+    assert!(
+        out.ends_with("the stream starts at offset 2097152\n"),
+        "{out}"
+    );
+    let cat = ok(against(&server), &["cat", &location], b"");
+    assert!(cat == data[2 * MIB..], "{} bytes", cat.len());
+    let ls = text(&ok(against(&server), &["ls", &location], b""));
+    assert!(!ls.contains("-- gap") && !ls.contains("before-gap"), "{ls}");
+    assert!(ls.contains(&key(2)) && !ls.contains(&key(0)), "{ls}");
+    let again = text(&ok(
+        against(&server),
+        &["trim", &location, "--before-gap"],
+        b"",
+    ));
+    assert_eq!(
+        again,
+        "deleted 0 objects (0 bytes): the stream starts at offset 2097152\n"
+    );
+}

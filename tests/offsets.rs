@@ -568,3 +568,109 @@ fn a_hole_whose_older_side_was_trimmed_meanwhile_is_no_gap() {
     reader.read_to_end(&mut got).unwrap();
     assert!(got == data[3 * MIB..]);
 }
+
+#[test]
+fn a_gap_is_listed_not_refused_and_trim_before_gap_reads_on_after_the_last_one() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "gaps/log.bin";
+    let data = pattern(5 * MIB + 5, 16);
+    write_stream(&bucket, name, &data);
+    bucket.delete_object(key(name, 1)).unwrap();
+    bucket.delete_object(key(name, 3)).unwrap();
+
+    let mut storage = open(&bucket, name, 1);
+    let listing = storage.listing().unwrap();
+    let seqs: Vec<(u64, u64)> = listing.segments.iter().map(|s| (s.seq, s.start)).collect();
+    assert_eq!(seqs, [(0, 0), (2, 2 * M), (4, 4 * M), (5, 5 * M)]);
+    let gaps: Vec<_> = (listing.gaps.iter())
+        .map(|g| {
+            (
+                g.first_seq,
+                g.last_seq,
+                g.first_key.clone(),
+                g.stop,
+                g.resume,
+            )
+        })
+        .collect();
+    assert_eq!(
+        gaps,
+        [
+            (1, 1, key(name, 1), M, Some(2 * M)),
+            (3, 3, key(name, 3), 3 * M, Some(4 * M))
+        ]
+    );
+    // Reads and the other calls still refuse the gap.
+    let err = storage.read(&mut [0; 16]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(matches!(inner(&err), Error::MissingSegment { key: k } if *k == key(name, 1)));
+    assert!(matches!(
+        storage.segments(),
+        Err(Error::MissingSegment { .. })
+    ));
+    assert!(matches!(storage.trim(M), Err(Error::MissingSegment { .. })));
+
+    assert_eq!(storage.trim_before_gap_dry_run().unwrap(), 4 * M);
+    assert_eq!(
+        storage.listing().unwrap(),
+        listing,
+        "a dry run deletes nothing"
+    );
+    assert_eq!(storage.trim_before_gap().unwrap(), 4 * M);
+    let left: Vec<u64> = (storage.listing().unwrap().segments.iter())
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(left, [4, 5], "every object before the last gap");
+    // The handle that trimmed reads on, as a new one does.
+    assert_eq!(storage.first_offset().unwrap(), 4 * M);
+    let (requested, first) = trimmed(&storage.seek(SeekFrom::Start(0)).unwrap_err());
+    assert_eq!((requested, first), (0, 4 * M));
+    assert!(read_at(&mut storage, 4 * M, MIB + 5) == data[4 * MIB..]);
+    assert!(stream_contents(&bucket, name) == data[4 * MIB..]);
+    assert_eq!(
+        storage.trim_before_gap().unwrap(),
+        4 * M,
+        "no gap: nothing to do"
+    );
+}
+
+#[test]
+fn trim_before_gap_refuses_an_object_after_it_that_records_no_start() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "oldgap/log.bin";
+    // As s3-syncr 0.1.0 wrote them: no recorded start, so nothing can tell where 2 starts.
+    for seq in [0, 2] {
+        raw_put(&bucket, &key(name, seq), b"0123456789");
+    }
+    let mut storage = open(&bucket, name, 1);
+    let listing = storage.listing().unwrap();
+    assert_eq!(listing.gaps[0].resume, None);
+    assert_eq!(listing.segments[1].start, 10, "counted on from the stop");
+    for result in [storage.trim_before_gap_dry_run(), storage.trim_before_gap()] {
+        let err = result.unwrap_err();
+        assert!(matches!(&err, Error::NoRecordedStart { key: k } if *k == key(name, 2)));
+        assert_eq!(std::io::Error::from(err).kind(), ErrorKind::Unsupported);
+    }
+    assert_eq!(storage.listing().unwrap(), listing, "nothing deleted");
+}
+
+#[test]
+fn a_writer_trims_before_a_gap_made_under_it_and_appends_on() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "wgap/log.bin";
+    let data = pattern(4 * MIB + 7, 17);
+    let mut writer = open(&bucket, name, 1);
+    for chunk in data[..3 * MIB + 3].chunks(MIB) {
+        writer.write_all(chunk).unwrap();
+    }
+    writer.flush().unwrap();
+    bucket.delete_object(key(name, 1)).unwrap();
+    assert_eq!(writer.trim_before_gap().unwrap(), 2 * M);
+    assert_eq!(writer.first_offset().unwrap(), 2 * M);
+    writer.write_all(&data[3 * MIB + 3..]).unwrap();
+    writer.close().unwrap();
+    assert!(stream_contents(&bucket, name) == data[2 * MIB..]);
+}

@@ -3,14 +3,15 @@
 use std::io::{self, Write};
 
 use indicatif::HumanBytes;
-use s3_syncr::{Error, PendingUpload, Segment};
+use s3_syncr::{Error, Gap, Listing, PendingUpload, Segment};
 use unicode_width::UnicodeWidthStr;
 
 const MIB: u64 = 1024 * 1024;
 
-/// One line per object: key, sequence number, start offset, size in bytes, last modified; then
-/// the total.
-pub fn ls(out: &mut impl Write, segments: &[Segment]) -> io::Result<()> {
+/// One line per object: key, sequence number, start offset, size in bytes, last modified, with a
+/// line for each gap where it is; then the total.
+pub fn ls(out: &mut impl Write, listing: &Listing) -> io::Result<()> {
+    let segments = &listing.segments;
     let width = |header: &str, cell: fn(&Segment) -> usize| {
         segments
             .iter()
@@ -33,7 +34,11 @@ pub fn ls(out: &mut impl Write, segments: &[Segment]) -> io::Result<()> {
         "START",
         "SIZE"
     )?;
+    let mut gaps = listing.gaps.iter().peekable();
     for s in segments {
+        if let Some(gap) = gaps.next_if(|gap| gap.last_seq < s.seq) {
+            writeln!(out, "-- gap: {}", describe(gap))?;
+        }
         writeln!(
             out,
             "{}{}  {:>seq_w$}  {:>start_w$}  {:>size_w$}  {}",
@@ -49,10 +54,59 @@ pub fn ls(out: &mut impl Write, segments: &[Segment]) -> io::Result<()> {
     writeln!(
         out,
         "total {} bytes in {} object{}, offsets {first} to {end}",
-        end - first,
+        segments.iter().map(|s| s.size).sum::<u64>(),
         segments.len(),
         plural(segments.len())
+    )?;
+    if let (Some(oldest), Some(last)) = (listing.gaps.first(), listing.gaps.last()) {
+        writeln!(
+            out,
+            "{} gap{}: reads stop at offset {}; {}",
+            listing.gaps.len(),
+            plural(listing.gaps.len()),
+            oldest.stop,
+            repair(listing, last)
+        )?;
+    }
+    Ok(())
+}
+
+/// What is missing, and what reading meets there.
+fn describe(gap: &Gap) -> String {
+    let missing = match gap.first_seq == gap.last_seq {
+        true => format!("{} missing (sequence {})", gap.first_key, gap.first_seq),
+        false => format!(
+            "{} to {} missing (sequences {} to {})",
+            gap.first_key, gap.last_key, gap.first_seq, gap.last_seq
+        ),
+    };
+    let after = match gap.resume {
+        Some(resume) => format!("the next object records offset {resume}"),
+        None => "the next object records no start offset".to_owned(),
+    };
+    format!(
+        "{missing}: reads stop at offset {} with invalid data; {after}",
+        gap.stop
     )
+}
+
+/// What `trim --before-gap` would do about the `last` gap of `listing`.
+fn repair(listing: &Listing, last: &Gap) -> String {
+    let doomed = (listing.segments.iter())
+        .take_while(|s| s.seq < last.first_seq)
+        .count();
+    match last.resume {
+        Some(resume) => format!(
+            "trim --before-gap deletes the {doomed} object{} before the last gap, so that the \
+             stream starts at offset {resume}",
+            plural(doomed)
+        ),
+        None => format!(
+            "trim --before-gap refuses: the object after the last gap records no start offset, \
+             so delete the {doomed} object{} before it by hand to read on from there",
+            plural(doomed)
+        ),
+    }
 }
 
 /// The stream's first offset and its end (its length).
@@ -65,9 +119,10 @@ fn offsets(segments: &[Segment]) -> (u64, u64) {
 pub fn stat(
     out: &mut impl Write,
     location: &str,
-    segments: &[Segment],
+    listing: &Listing,
     min_size: u32,
 ) -> io::Result<()> {
+    let segments = &listing.segments;
     let (first, end) = offsets(segments);
     writeln!(out, "stream:   {location}")?;
     writeln!(out, "length:   {end} bytes ({})", HumanBytes(end))?;
@@ -85,6 +140,12 @@ pub fn stat(
                 first.seq,
                 last.seq
             )?;
+            for gap in &listing.gaps {
+                writeln!(out, "gap:      {}", describe(gap))?;
+            }
+            if let Some(last) = listing.gaps.last() {
+                writeln!(out, "repair:   {}", repair(listing, last))?;
+            }
             let min_bytes = u64::from(min_size) * MIB;
             let state = if last.size < min_bytes {
                 format!("open (below --min-size {min_size} MiB: the next append continues it)")
@@ -145,10 +206,74 @@ mod tests {
         }
     }
 
+    fn listed(segments: &[Segment]) -> Listing {
+        Listing {
+            segments: segments.to_vec(),
+            gaps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn gaps_are_shown_where_they_are_with_what_trim_would_do() {
+        let gap = |first_seq: u64, last_seq: u64, resume: Option<u64>| Gap {
+            first_seq,
+            last_seq,
+            first_key: segment(first_seq, 0).key,
+            last_key: segment(last_seq, 0).key,
+            stop: first_seq * MIB,
+            resume,
+        };
+        let listing = Listing {
+            segments: vec![segment(0, MIB), segment(2, MIB), segment(5, 3)],
+            gaps: vec![gap(1, 1, Some(2 * MIB)), gap(3, 4, Some(5 * MIB))],
+        };
+        let mut out = Vec::new();
+        ls(&mut out, &listing).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8, "{text}");
+        assert_eq!(
+            lines[2],
+            "-- gap: log-00000000000000000001.txt missing (sequence 1): reads stop at offset \
+             1048576 with invalid data; the next object records offset 2097152"
+        );
+        assert!(
+            lines[4].starts_with("-- gap: log-00000000000000000003.txt to "),
+            "{text}"
+        );
+        assert!(lines[4].contains("(sequences 3 to 4)"), "{text}");
+        assert!(
+            lines[5].starts_with("log-00000000000000000005.txt"),
+            "{text}"
+        );
+        assert_eq!(
+            lines[7],
+            "2 gaps: reads stop at offset 1048576; trim --before-gap deletes the 2 objects \
+             before the last gap, so that the stream starts at offset 5242880"
+        );
+
+        let mut out = Vec::new();
+        let listing = Listing {
+            segments: vec![segment(0, MIB), segment(2, MIB)],
+            gaps: vec![gap(1, 1, None)],
+        };
+        stat(&mut out, "b/log.txt", &listing, 1).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\ngap:      log-00000000000000000001.txt missing"),
+            "{text}"
+        );
+        assert!(text.contains("records no start offset\n"), "{text}");
+        assert!(
+            text.contains("\nrepair:   trim --before-gap refuses"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn ls_aligns_and_totals() {
         let mut out = Vec::new();
-        ls(&mut out, &[segment(0, MIB), segment(1, 12)]).unwrap();
+        ls(&mut out, &listed(&[segment(0, MIB), segment(1, 12)])).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -164,7 +289,7 @@ mod tests {
         let mut wide = segment(0, 1);
         wide.key = "日志-00000000000000000000".into();
         let mut out = Vec::new();
-        ls(&mut out, &[wide, segment(1, 2)]).unwrap();
+        ls(&mut out, &listed(&[wide, segment(1, 2)])).unwrap();
         let text = String::from_utf8(out).unwrap();
         // The screen column where the last field starts, on the header and each object's line.
         let columns: Vec<usize> = text
@@ -178,7 +303,13 @@ mod tests {
     #[test]
     fn stat_tells_open_from_sealed() {
         let mut out = Vec::new();
-        stat(&mut out, "b/log.txt", &[segment(0, MIB), segment(1, 12)], 1).unwrap();
+        stat(
+            &mut out,
+            "b/log.txt",
+            &listed(&[segment(0, MIB), segment(1, 12)]),
+            1,
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains("length:   1048588 bytes (1.00 MiB)"),
@@ -193,7 +324,7 @@ mod tests {
         assert!(text.contains("first:    offset 0\n"), "{text}");
 
         let mut out = Vec::new();
-        stat(&mut out, "b/log.txt", &[segment(1, MIB)], 1).unwrap();
+        stat(&mut out, "b/log.txt", &listed(&[segment(1, MIB)]), 1).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("length:   2097152 bytes"), "{text}");
         assert!(
@@ -204,7 +335,7 @@ mod tests {
         assert!(text.contains("starts sequence 2"), "{text}");
 
         let mut out = Vec::new();
-        stat(&mut out, "b/log.txt", &[], 8).unwrap();
+        stat(&mut out, "b/log.txt", &listed(&[]), 8).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("objects:  0"));
     }
 

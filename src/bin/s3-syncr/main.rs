@@ -148,8 +148,8 @@ enum Command {
     /// Deletes whole objects, oldest first, that end at or before the offset given by one of
     /// --before, --keep or --older-than; never the last object. Offsets stay as they were: a
     /// reader reads from the first byte left, and one that saved a later offset finds the
-    /// same bytes there.
-    #[command(group(ArgGroup::new("cut").required(true).args(["before", "keep", "older_than"])))]
+    /// same bytes there. On a stream with a gap, only --before-gap works.
+    #[command(group(ArgGroup::new("cut").required(true).args(["before", "keep", "older_than", "before_gap"])))]
     Trim {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
@@ -162,6 +162,12 @@ enum Command {
         /// Delete the oldest objects last modified longer ago than this (30min, 24h, 7d, ...)
         #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
         older_than: Option<Duration>,
+        /// Delete every object before the stream's last gap (objects missing between two
+        /// present ones, as ls shows), so that it reads again from the object after the gap, at
+        /// the offset that object records; refused if it records none. The bytes before the
+        /// gap are lost
+        #[arg(long)]
+        before_gap: bool,
         /// Print what would be deleted, and delete nothing
         #[arg(long)]
         dry_run: bool,
@@ -280,13 +286,15 @@ fn main() -> ExitCode {
             before,
             keep,
             older_than,
+            before_gap,
             dry_run,
         } => {
             let cut = match (before, keep, older_than) {
                 (Some(offset), _, _) => Cut::Before(offset),
                 (_, Some(size), _) => Cut::Keep(size),
                 (_, _, Some(age)) => Cut::OlderThan(age),
-                // clap requires one of them.
+                // clap requires one of the four.
+                (None, None, None) if before_gap => Cut::BeforeGap,
                 (None, None, None) => Cut::Before(0),
             };
             let result = run_trim(&store, &location, cut, dry_run);
@@ -355,11 +363,12 @@ fn run_cat(
 
 fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result<(), Exit> {
     let mut session = store.open(location, Options::default(), Purpose::Read)?;
-    let segments = session.storage.segments()?;
+    // A gap is shown, not refused: these are the commands to look at it with.
+    let listing = session.storage.listing()?;
     let out = &mut ClosableOutput::new(io::stdout().lock());
     match stat_min_size {
-        None => info::ls(out, &segments),
-        Some(min_size) => info::stat(out, location, &segments, min_size)
+        None => info::ls(out, &listing),
+        Some(min_size) => info::stat(out, location, &listing, min_size)
             .and_then(|()| info::uploads(out, &session.storage.pending_uploads())),
     }?;
     Ok(())

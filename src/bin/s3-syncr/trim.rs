@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
-use s3_syncr::{Segment, Storage};
+use s3_syncr::{Error, Segment, Storage};
 use s3s::dto::{Timestamp, TimestampFormat};
 
 use crate::Failure;
@@ -17,6 +17,8 @@ pub enum Cut {
     Keep(u64),
     /// `--older-than DURATION`: objects last modified longer ago than that.
     OlderThan(Duration),
+    /// `--before-gap`: every object before the stream's last gap.
+    BeforeGap,
 }
 
 impl Cut {
@@ -25,6 +27,8 @@ impl Cut {
         let end = segments.last().map_or(0, |s| s.start + s.size);
         Ok(match self {
             Cut::Before(offset) => offset,
+            // `run` leaves this one to the library: a gap is no offset.
+            Cut::BeforeGap => 0,
             Cut::Keep(size) => end.saturating_sub(size),
             Cut::OlderThan(age) => {
                 let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -70,9 +74,28 @@ pub fn run(
     cut: Cut,
     dry_run: bool,
 ) -> Result<(), Failure> {
-    let segments = storage.segments()?;
-    let before = cut.before(&segments, SystemTime::now())?;
-    // The dry run asks what the real one would, so it refuses where the real one would.
+    let listing = storage.listing()?;
+    let segments = &listing.segments;
+    // The dry runs ask what the real ones would, so they refuse where the real ones would.
+    if cut == Cut::BeforeGap {
+        let first = match dry_run {
+            true => storage.trim_before_gap_dry_run()?,
+            false => storage.trim_before_gap()?,
+        };
+        let next = listing.gaps.last().map_or(0, |gap| gap.last_seq + 1);
+        let gone: Vec<&Segment> = segments.iter().take_while(|s| s.seq < next).collect();
+        return write(out, &gone, first, dry_run).map_err(Failure::from);
+    }
+    if let Some(gap) = listing.gaps.first() {
+        // Offsets do not cross a gap, so no offset, size or age can cut there.
+        let err = Error::MissingSegment {
+            key: gap.first_key.clone(),
+        };
+        return Err(Failure(format!(
+            "{err} (s3-syncr ls shows it; trim --before-gap deletes the objects before it)"
+        )));
+    }
+    let before = cut.before(segments, SystemTime::now())?;
     let first = match dry_run {
         true => storage.trim_dry_run(before)?,
         false => storage.trim(before)?,
