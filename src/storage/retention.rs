@@ -1,0 +1,390 @@
+//! Inspecting and trimming the stream: its objects, gaps and pending uploads, its first offset,
+//! and deleting its oldest objects.
+
+use super::Storage;
+use crate::Error;
+use crate::index::{self, Index};
+use crate::layout::{Gap, Listing, PendingUpload, Segment};
+
+impl Storage {
+    /// The stream's objects in S3, in order: key, sequence number, size. Bytes not yet flushed
+    /// are not in any object, so they are not counted.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket, "app.log", options)?;
+    /// log.write_all(&vec![b'a'; 1 << 20])?; // fills the first object
+    /// log.write_all(b"tail")?; // seals it and starts the second
+    /// log.flush()?;
+    /// let sizes: Vec<u64> = log.segments()?.iter().map(|s| s.size).collect();
+    /// assert_eq!(sizes, [1 << 20, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn segments(&mut self) -> Result<Vec<Segment>, Error> {
+        let listing = self.listing()?;
+        match listing.gaps.first() {
+            Some(gap) => Err(Error::MissingSegment {
+                key: gap.first_key.clone(),
+            }),
+            None => Ok(listing.segments),
+        }
+    }
+
+    /// The stream's objects as [`segments`](Storage::segments) lists them, and its gaps
+    /// instead of the error a gap is there: to show a stream that cannot be read through, and
+    /// what [`trim_before_gap`](Storage::trim_before_gap) would leave.
+    ///
+    /// One listing, the HEAD of the first object (unless the handle knows where it starts),
+    /// and for each hole in the listing, the HEADs of the objects on either side of it: one
+    /// whose older side is gone too was trimmed meanwhile, not a gap, and the object after a
+    /// gap tells its recorded start, [`Gap::resume`].
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
+    /// for _ in 0..3 {
+    ///     log.write_all(&vec![b'x'; 1 << 20])?;
+    /// }
+    /// log.close()?;
+    /// bucket.delete_object("app-00000000000000000001.log")?; // by hand
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// assert!(log.segments().is_err(), "a gap is an error there");
+    /// let listing = log.listing()?;
+    /// let starts: Vec<u64> = listing.segments.iter().map(|s| s.start).collect();
+    /// assert_eq!(starts, [0, 2 << 20], "the last object starts where it records");
+    /// assert_eq!(listing.gaps[0].first_key, "app-00000000000000000001.log");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listing(&mut self) -> Result<Listing, Error> {
+        self.check_open()?;
+        let mut segments = index::settled(&*self.client, self.client.list(None)?)?;
+        let Some(first) = segments.first() else {
+            return Ok(Listing::default());
+        };
+        // Where this handle already placed the first object, else what it records.
+        let mut start = match self.index.get(first.seq).filter(|_| self.index.anchored()) {
+            Some(entry) => entry.start,
+            None => self.client.recorded_start(first.seq)?.unwrap_or(0),
+        };
+        let mut gaps = Vec::new();
+        let mut previous: Option<u64> = None;
+        for segment in &mut segments {
+            if let Some(before) = previous.filter(|&before| before + 1 != segment.seq) {
+                let resume = self.client.recorded_start(segment.seq)?;
+                gaps.push(Gap {
+                    first_seq: before + 1,
+                    last_seq: segment.seq - 1,
+                    first_key: self.client.key(before + 1),
+                    last_key: self.client.key(segment.seq - 1),
+                    stop: start,
+                    resume,
+                });
+                start = resume.unwrap_or(start);
+            }
+            previous = Some(segment.seq);
+            segment.start = start;
+            start += segment.size;
+        }
+        Ok(Listing { segments, gaps })
+    }
+
+    /// The multipart uploads to the stream's objects that were started and neither completed
+    /// nor aborted, oldest object first: this or another writer's uploads under way, and those
+    /// a crash left behind. S3 keeps (and bills) their parts until they are aborted; an
+    /// `AbortIncompleteMultipartUpload` lifecycle rule on the bucket removes them after a while.
+    ///
+    /// One listing request. A server that cannot list uploads answers with an
+    /// [`Error::Status`] of kind `Unsupported` (501).
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// match log.pending_uploads() {
+    ///     Ok(uploads) => println!("{} uploads pending", uploads.len()),
+    ///     // The in-process test server (s3s-fs) has no ListMultipartUploads.
+    ///     Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::Unsupported),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pending_uploads(&mut self) -> Result<Vec<PendingUpload>, Error> {
+        self.check_open()?;
+        self.client.list_uploads()
+    }
+
+    /// The stream offset of the first byte still in S3: 0 until older objects are deleted
+    /// (by [`trim`](Storage::trim), a lifecycle rule or by hand), since offsets never move.
+    ///
+    /// Each call lists the stream, so objects deleted by others since count; the first call
+    /// also asks the first object where it starts (one HEAD), unless the handle knows it
+    /// already. A new handle reads from there.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket, "app.log", options)?;
+    /// log.write_all(&vec![b'a'; 1 << 20])?; // the first object, sealed by the next write
+    /// log.write_all(b"tail")?;
+    /// log.flush()?;
+    /// assert_eq!(log.first_offset()?, 0);
+    /// assert_eq!(log.trim(1 << 20)?, 1 << 20);
+    /// assert_eq!(log.first_offset()?, 1 << 20);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn first_offset(&mut self) -> Result<u64, Error> {
+        self.check_open()?;
+        self.index.resync(&*self.client, !self.writer.started())?;
+        self.position()?;
+        Ok(self.index.first())
+    }
+
+    /// Deletes the stream's oldest objects that end at or before offset `before`, whole and
+    /// oldest first, and returns the new first offset. No other offset moves: every object
+    /// records where it starts.
+    ///
+    /// - The stream's last object is never deleted, so the stream keeps its length (on a
+    ///   writing handle, that is its own tail once flushed; before that, the last object
+    ///   before it).
+    /// - An interrupted trim leaves a shorter stream with no gap; running it again finishes it
+    ///   (deleting an object that is already gone succeeds).
+    /// - Before deleting anything it asks the object that will become the first one (one
+    ///   HEAD) where it starts: [`Error::NoRecordedStart`] if it does not record it (an object
+    ///   of s3-syncr 0.1.0 or another tool), [`Error::Discontinuity`] if that is not where the
+    ///   stream puts it. Nothing is deleted then.
+    /// - The read position is unchanged; reading before the new first offset is
+    ///   [`Error::Trimmed`].
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::{Read, Seek, SeekFrom, Write};
+    /// use s3_syncr::{Error, Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket, "app.log", options)?;
+    /// for _ in 0..3 {
+    ///     log.write_all(&vec![b'x'; 1 << 20])?; // three sealed 1 MiB objects...
+    /// }
+    /// log.write_all(b"the end")?; // ...and a tail
+    /// log.flush()?;
+    ///
+    /// // Keeps the object holding offset 2.5 MiB and everything after it.
+    /// let first = log.trim(5 << 19)?;
+    /// assert_eq!(first, 2 << 20);
+    /// let end = log.seek(SeekFrom::End(0))?;
+    /// assert_eq!(end, (3 << 20) + 7, "the length is unchanged");
+    /// log.seek(SeekFrom::Start((3 << 20) + 4))?;
+    /// let mut text = String::new();
+    /// log.read_to_string(&mut text)?;
+    /// assert_eq!(text, "end");
+    ///
+    /// let err = log.seek(SeekFrom::Start(0)).unwrap_err();
+    /// let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+    /// assert!(matches!(inner, Some(Error::Trimmed { requested: 0, first: 2097152 })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim(&mut self, before: u64) -> Result<u64, Error> {
+        let doomed = self.plan_trim(before)?;
+        let (Some(&oldest), Some(&newest)) = (doomed.first(), doomed.last()) else {
+            return Ok(self.index.first());
+        };
+        for &seq in &doomed {
+            self.client.delete(seq)?;
+            self.index.pop_first();
+        }
+        log::info!(
+            "trimmed {} to {}: the stream now starts at offset {}",
+            self.client.key(oldest),
+            self.client.key(newest),
+            self.index.first()
+        );
+        Ok(self.index.first())
+    }
+
+    /// What [`trim`](Storage::trim) with the same `before` would do, short of deleting: the
+    /// first offset it would leave, or the error it would refuse with
+    /// ([`Error::NoRecordedStart`], [`Error::Discontinuity`]), after the same requests (one
+    /// listing, and the HEAD of the object that would become the first one).
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket, "app.log", options)?;
+    /// log.write_all(&vec![b'x'; 1 << 20])?;
+    /// log.write_all(b"tail")?;
+    /// log.flush()?;
+    /// assert_eq!(log.trim_dry_run(u64::MAX)?, 1 << 20);
+    /// assert_eq!(log.first_offset()?, 0, "nothing was deleted");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim_dry_run(&mut self, before: u64) -> Result<u64, Error> {
+        let doomed = self.plan_trim(before)?;
+        let newest = doomed.last().and_then(|&seq| self.index.get(seq));
+        Ok(newest.map_or(self.index.first(), |e| e.end()))
+    }
+
+    /// Deletes every object before the stream's last gap (see [`listing`](Storage::listing)),
+    /// oldest first, so that the stream starts again at the first object after it, at the
+    /// offset that object records, and returns that offset. Offsets after the gap do not move;
+    /// the bytes before it are given up. A stream with no gap is left as it is (its first
+    /// offset is returned).
+    ///
+    /// - Nothing is deleted if the object after the gap records no start
+    ///   ([`Error::NoRecordedStart`]: its offset cannot be known), or, on a handle that knows
+    ///   where that object starts (it wrote after it, or listed it before the gap appeared),
+    ///   if it records another start ([`Error::Discontinuity`]).
+    /// - An interrupted run leaves the stream with its oldest objects gone and the gap still
+    ///   there; running it again finishes it.
+    /// - Reads of a stream with a gap fail with [`Error::MissingSegment`] until then: a gap is
+    ///   never skipped silently.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::{Read, Write};
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
+    /// for byte in [b'a', b'b', b'c'] {
+    ///     log.write_all(&vec![byte; 1 << 20])?;
+    /// }
+    /// log.close()?;
+    /// bucket.delete_object("app-00000000000000000001.log")?; // by hand
+    ///
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// assert!(log.read(&mut [0; 16]).is_err(), "a gap is invalid data");
+    /// assert_eq!(log.trim_before_gap_dry_run()?, 2 << 20);
+    /// assert_eq!(log.trim_before_gap()?, 2 << 20);
+    /// assert_eq!(log.first_offset()?, 2 << 20);
+    /// let mut rest = Vec::new();
+    /// log.read_to_end(&mut rest)?;
+    /// assert_eq!(rest, vec![b'c'; 1 << 20]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim_before_gap(&mut self) -> Result<u64, Error> {
+        let (first, doomed, next) = self.plan_gap_trim()?;
+        let (Some(&oldest), Some(&newest)) = (doomed.first(), doomed.last()) else {
+            return Ok(first);
+        };
+        for &seq in &doomed {
+            self.client.delete(seq)?;
+        }
+        if self.writer.started() {
+            // The missing objects too, if the index knew them before they went.
+            self.index.pop_before(next);
+        } else {
+            // Not anchored any more: the next read lists and anchors as a new handle does.
+            self.index = Index::default();
+        }
+        log::info!(
+            "trimmed {} to {}, before a gap: the stream now starts at offset {first}",
+            self.client.key(oldest),
+            self.client.key(newest),
+        );
+        Ok(first)
+    }
+
+    /// What [`trim_before_gap`](Storage::trim_before_gap) would do, short of deleting: the
+    /// first offset it would leave, or the error it would refuse with, after the same requests.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// log.write_all(b"no gap")?;
+    /// log.flush()?;
+    /// assert_eq!(log.trim_before_gap_dry_run()?, 0, "nothing to trim");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trim_before_gap_dry_run(&mut self) -> Result<u64, Error> {
+        self.plan_gap_trim().map(|(first, _, _)| first)
+    }
+
+    /// The first offset `trim_before_gap` leaves, the objects it deletes, oldest first, and the
+    /// object that becomes the first one.
+    fn plan_gap_trim(&mut self) -> Result<(u64, Vec<u64>, u64), Error> {
+        let listing = self.listing()?;
+        let Some(gap) = listing.gaps.last() else {
+            let first = listing.segments.first();
+            let seq = first.map_or(0, |s| s.seq);
+            return Ok((
+                first.map_or(self.index.first(), |s| s.start),
+                Vec::new(),
+                seq,
+            ));
+        };
+        let next = gap.last_seq + 1;
+        let Some(resume) = gap.resume else {
+            return Err(Error::NoRecordedStart {
+                key: self.client.key(next),
+            });
+        };
+        // A writer's own objects start where its index ends.
+        let known = match self.index.get(next).filter(|_| self.index.anchored()) {
+            Some(entry) => Some(entry.start),
+            None => self.writer.started().then(|| self.index.end()),
+        };
+        if let Some(expected) = known.filter(|&expected| expected != resume) {
+            return Err(Error::Discontinuity {
+                key: self.client.key(next),
+                expected,
+                found: resume,
+            });
+        }
+        let doomed = (listing.segments.iter())
+            .map(|s| s.seq)
+            .take_while(|&seq| seq < next)
+            .collect();
+        Ok((resume, doomed, next))
+    }
+
+    /// The objects `trim(before)` deletes, oldest first, once the object that will become the
+    /// first one was checked.
+    fn plan_trim(&mut self, before: u64) -> Result<Vec<u64>, Error> {
+        self.check_open()?;
+        // From a full listing: objects deleted since this handle listed are not counted, so
+        // the first offset returned is S3's. A writer's index ends where its own objects begin.
+        self.index.resync(&*self.client, !self.writer.started())?;
+        // The index's last object is the stream's, unless this handle's own tail is in S3.
+        // Nor is an object this writer is still writing, part of which the index holds.
+        let keep_last = !self.writer.tail_recorded() || self.writer.shares_index();
+        let doomed: Vec<u64> = (self.index.trimmable(before, keep_last).iter())
+            .map(|e| e.seq)
+            .collect();
+        if let Some(next) = doomed.last().and_then(|&seq| self.index.get(seq + 1)) {
+            match self.client.recorded_start(next.seq)? {
+                None => {
+                    return Err(Error::NoRecordedStart {
+                        key: self.client.key(next.seq),
+                    });
+                }
+                recorded => next.verify(&*self.client, recorded)?,
+            }
+        }
+        Ok(doomed)
+    }
+}
