@@ -53,8 +53,8 @@ fn write(writer: &mut Storage, data: &[u8]) {
     }
 }
 
-/// Waits until `key` has an upload, then aborts every upload of it with raw requests.
-fn abort_from_outside(bucket: &Bucket, key: &str) {
+/// Waits until `key` has an upload open, and returns the IDs of those open.
+fn wait_for_upload(bucket: &Bucket, key: &str) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut ids = uploads(bucket, key);
     while ids.is_empty() && Instant::now() < deadline {
@@ -62,7 +62,12 @@ fn abort_from_outside(bucket: &Bucket, key: &str) {
         ids = uploads(bucket, key);
     }
     assert!(!ids.is_empty(), "the writer started an upload to {key}");
-    for id in ids {
+    ids
+}
+
+/// Waits until `key` has an upload, then aborts every upload of it with raw requests.
+fn abort_from_outside(bucket: &Bucket, key: &str) {
+    for id in wait_for_upload(bucket, key) {
         // One already completed or aborted is gone: only the open one matters.
         let _ = bucket.abort_upload(key, &id);
     }
@@ -108,10 +113,7 @@ fn an_upload_aborted_just_before_complete_is_started_again() {
 /// flush starts it again and stores `data`.
 fn abort_until_complete_is_held(proxy: &Proxy, bucket: &Bucket, mut writer: Storage, data: &[u8]) {
     // Wait for the upload to exist, so that the POST held is its Complete, not its creation.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while uploads(bucket, KEY).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_upload(bucket, KEY);
     proxy.inject(Some("POST"), Fault::Hold);
     let flushing = std::thread::spawn(move || writer.flush().map(|()| writer));
     assert!(proxy.wait_holding(1), "Complete is held");
