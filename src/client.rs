@@ -21,6 +21,7 @@ use crate::{Error, Options};
 
 mod append;
 mod listing;
+mod renew;
 mod retry;
 
 pub(crate) use append::{MIN_PART, is_no_such_upload};
@@ -43,7 +44,7 @@ pub(crate) type Client = dyn Store;
 
 /// One stream's view of a bucket in S3.
 pub(crate) struct S3Client {
-    bucket: Bucket,
+    bucket: renew::Handle,
     layout: Layout,
     options: Options,
     /// This handle's [`WRITER_HEADER`].
@@ -83,7 +84,7 @@ pub(crate) enum Expect<'a> {
 impl S3Client {
     pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> S3Client {
         S3Client {
-            bucket,
+            bucket: renew::Handle::new(bucket),
             layout,
             options,
             writer: random_id(),

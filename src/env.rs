@@ -46,7 +46,7 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
             // The rest of the AWS SDKs' chain, read by rust-s3's aws-creds from the process
             // environment. Each source fails at once where it does not apply (its variables
             // unset, not an EC2 machine). Their credentials are temporary and carry their
-            // source: rust-s3 fetches new ones when they have expired, before a request.
+            // source, from which every request renews them before they expire (client/renew.rs).
             .or_else(|_| Credentials::from_sts_env("s3-syncr"))
             .or_else(|_| Credentials::from_container_credentials_provider())
             .or_else(|_| Credentials::from_instance_metadata_v2(false)),

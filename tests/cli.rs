@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{MIB, Server, open, pattern, raw_put, stream_contents};
 use s3_syncr::{Options, Storage};
+use s3_syncr_test_server::{Fault, Proxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3-syncr");
 
@@ -27,12 +28,17 @@ fn bare() -> Command {
 
 /// The command against `server`, with its keys in the environment and its endpoint as a flag.
 fn against(server: &Server) -> Command {
+    through(server, server.endpoint())
+}
+
+/// The command against `server` through `endpoint`: a proxy in front of it.
+fn through(server: &Server, endpoint: &str) -> Command {
     let (access_key, secret_key) = server.keys();
     let mut command = bare();
     command
         .env("AWS_ACCESS_KEY_ID", access_key)
         .env("AWS_SECRET_ACCESS_KEY", secret_key)
-        .args(["--endpoint", server.endpoint(), "--region", server.region()]);
+        .args(["--endpoint", endpoint, "--region", server.region()]);
     command
 }
 
@@ -1075,22 +1081,17 @@ fn small_ones_missing_streams_closed_outputs_and_explicit_s3() {
     assert!(!dir.path().join("s3-syncr-data").exists());
 }
 
-#[test]
-fn container_credentials_from_a_local_endpoint_are_refreshed() {
-    // The in-process server: it takes any session token the signature covers.
-    let server = Server::start();
-    let bucket = server.new_bucket();
-    let location = format!("s3://{}/container.log", bucket.name());
-    let (access_key, secret_key) = server.keys();
-    // Already expired: every request fetches them anew, as it would an hour later.
-    let body = format!(
-        r#"{{"AccessKeyId":"{access_key}","SecretAccessKey":"{secret_key}","Token":"t","Expiration":"2000-01-01T00:00:00Z"}}"#
-    );
+/// A container credentials endpoint on loopback: the `n`th fetch (from 0) gets `reply(n)`, if
+/// it carries the authorization token `container-token`. Returns its URI and, per fetch, whether
+/// it was authorized.
+fn credentials_endpoint(
+    reply: impl Fn(usize) -> String + Send + 'static,
+) -> (String, mpsc::Receiver<bool>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let uri = format!("http://{}/credentials", listener.local_addr().unwrap());
     let (served, fetches) = mpsc::channel();
     thread::spawn(move || {
-        for stream in listener.incoming() {
+        for (n, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { continue };
             let mut request = Vec::new();
             let mut byte = [0; 1];
@@ -1099,31 +1100,54 @@ fn container_credentials_from_a_local_endpoint_are_refreshed() {
             }
             let authorized = text(&request).contains("\r\nauthorization: container-token\r\n")
                 || text(&request).contains("\r\nAuthorization: container-token\r\n");
-            let (status, reply) = match authorized {
-                true => ("200 OK", body.as_str()),
-                false => ("401 Unauthorized", ""),
+            let (status, body) = match authorized {
+                true => ("200 OK", reply(n)),
+                false => ("401 Unauthorized", String::new()),
             };
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{reply}",
-                reply.len()
+                 Connection: close\r\n\r\n{body}",
+                body.len()
             );
             if served.send(authorized).is_err() {
                 return;
             }
         }
     });
+    (uri, fetches)
+}
+
+/// The command against `server` with credentials from the container endpoint `uri` only.
+fn from_container(server: &Server, home: &Path, uri: &str) -> Command {
+    let mut command = bare();
+    command
+        .env("HOME", home)
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri)
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token")
+        .args(["--endpoint", server.endpoint(), "--region", server.region()]);
+    command
+}
+
+/// The body a container endpoint answers with.
+fn container_credentials(access_key: &str, secret_key: &str, expiration: &str) -> String {
+    format!(
+        r#"{{"AccessKeyId":"{access_key}","SecretAccessKey":"{secret_key}","Token":"t","Expiration":"{expiration}"}}"#
+    )
+}
+
+#[test]
+fn container_credentials_from_a_local_endpoint_are_refreshed() {
+    // The in-process server: it takes any session token the signature covers.
+    let server = Server::start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/container.log", bucket.name());
+    let (access_key, secret_key) = server.keys();
+    // Already expired: every request fetches them anew, as it would an hour later.
+    let body = container_credentials(access_key, secret_key, "2000-01-01T00:00:00Z");
+    let (uri, fetches) = credentials_endpoint(move |_| body.clone());
     let home = tempfile::tempdir().unwrap();
-    let container = || {
-        let mut command = bare();
-        command
-            .env("HOME", home.path())
-            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri)
-            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token")
-            .args(["--endpoint", server.endpoint(), "--region", server.region()]);
-        command
-    };
+    let container = || from_container(&server, home.path(), &uri);
     ok(container(), &["append", &location], b"from a container\n");
     assert_eq!(
         ok(container(), &["cat", &location], b""),
@@ -1133,6 +1157,68 @@ fn container_credentials_from_a_local_endpoint_are_refreshed() {
     assert!(fetched.iter().all(|&authorized| authorized), "{fetched:?}");
     // Two commands, each fetching at start and again before its requests.
     assert!(fetched.len() > 2, "fetched {} times", fetched.len());
+}
+
+#[test]
+fn credentials_about_to_expire_are_renewed_before_a_request() {
+    let server = Server::start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/renewed.log", bucket.name());
+    let (access_key, secret_key) = (server.keys().0.to_owned(), server.keys().1.to_owned());
+    // Each command's first fetch expires in 2 minutes, inside the 5-minute margin, and its
+    // secret is wrong: a request signed with it fails, so only a renewal before the first
+    // request lets the command succeed. The renewal gets working keys good for years.
+    let soon = (time::OffsetDateTime::now_utc() + Duration::from_secs(120))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (uri, fetches) = credentials_endpoint(move |n| match n % 2 {
+        0 => container_credentials(&access_key, "not-the-secret", &soon),
+        _ => container_credentials(&access_key, &secret_key, "2099-01-01T00:00:00Z"),
+    });
+    let home = tempfile::tempdir().unwrap();
+    let container = || from_container(&server, home.path(), &uri);
+    ok(container(), &["append", &location], b"renewed\n");
+    let fetched: Vec<bool> = fetches.try_iter().collect();
+    assert_eq!(fetched, [true, true], "the start's fetch, then the renewal");
+    assert_eq!(ok(container(), &["cat", &location], b""), b"renewed\n");
+    assert_eq!(fetches.try_iter().count(), 2);
+}
+
+#[test]
+fn a_second_sigint_while_closing_exits_at_once() {
+    let server = Server::start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/twice.log", bucket.name());
+    let command = through(&server, proxy.endpoint());
+    // Below --min-size and with no --flush-every, the close sends the only PUT: held for 30 s.
+    proxy.inject(Some("PUT"), Fault::Hold);
+    let (child, mut stdin) = start_append(command, &[&location]);
+    let data = pattern(3 * MIB, 9);
+    // Returns once most of it was read: the signal handlers are in place by then.
+    stdin.write_all(&data).unwrap();
+    let pid = child.id().to_string();
+    let interrupt = || {
+        let sent = Command::new("kill").args(["-INT", &pid]).status();
+        assert!(sent.unwrap().success());
+    };
+    interrupt();
+    assert!(proxy.wait_holding(1), "the close never sent its PUT");
+    let second = Instant::now();
+    interrupt();
+    let output = child.wait_with_output().unwrap();
+    let waited = second.elapsed();
+    drop(stdin);
+    proxy.release();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(waited < Duration::from_secs(20), "exited after {waited:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGINT, then SIGINT again: exiting without storing the rest"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("at least 0 bytes stored"), "{stderr}");
 }
 
 #[test]

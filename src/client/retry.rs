@@ -35,13 +35,14 @@ impl S3Client {
         mut attempt: impl FnMut(&Bucket) -> Result<T, S3Error>,
     ) -> Result<T, Error> {
         let options = &self.options;
-        let mut bucket = self.bucket.clone();
-        bucket.set_request_timeout(Some(options.timeout_for(bytes)));
+        let timeout = options.timeout_for(bytes);
         let first = Instant::now();
         let mut backoff = options.retry_backoff;
         let mut number = 0;
         loop {
             number += 1;
+            // Each attempt, since a retry may start after the credentials' margin has begun.
+            let bucket = self.bucket.for_attempt(timeout);
             let started = Instant::now();
             let result = attempt(&bucket);
             let ms = started.elapsed().as_secs_f64() * 1000.0;
