@@ -156,7 +156,7 @@ impl S3Client {
                 Err(err @ Error::Status { status: 412, .. }) => err,
                 // Gone: deleted or trimmed, not ours to copy any more.
                 Err(err @ Error::Status { status: 404, .. }) if !is_no_such_upload(&err) => err,
-                Err(err) => return Err(err),
+                Err(err) => return Err(self.vanished_or("COPY-PART", key, id, err)),
             };
             match self.head(key) {
                 Ok(head) if head.ours && head.size >= size && head.etag != etag => {
@@ -231,20 +231,7 @@ impl S3Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned))
         });
-        let etag = etag.map_err(|err| match err {
-            // A server may refuse a part to a vanished upload before its body is sent, and
-            // close: the answer is lost in a broken pipe.
-            Error::Transport { .. } if self.upload_is_open(key, id).is_ok_and(|open| !open) => {
-                Error::Status {
-                    op: "UPLOAD-PART",
-                    key: key.into(),
-                    status: 404,
-                    code: "NoSuchUpload".into(),
-                    message: "the upload is no longer listed".into(),
-                }
-            }
-            err => err,
-        })?;
+        let etag = etag.map_err(|err| self.vanished_or("UPLOAD-PART", key, id, err))?;
         // Some servers send no ETag for a part; it is the MD5 of the part's bytes.
         let etag = etag.unwrap_or_else(|| format!("\"{:x}\"", md5::compute(new)));
         Ok(Part {
@@ -302,7 +289,25 @@ impl S3Client {
             {
                 Err(Error::Fenced { key: key.into() })
             }
-            err => Err(err),
+            err => Err(self.vanished_or("COMPLETE-UPLOAD", key, id, err)),
+        }
+    }
+
+    /// `err`, the failure of a request on upload `id` after its retries, or `NoSuchUpload` if
+    /// the upload is no longer listed. A server may refuse a part to a vanished upload before
+    /// its body is sent and close (the answer is lost in a broken pipe), or answer with a bare
+    /// 500 (moto): only the listing tells that the upload is gone, and so that retrying it
+    /// cannot help.
+    fn vanished_or(&self, op: &'static str, key: &str, id: &str, err: Error) -> Error {
+        if is_no_such_upload(&err) || !self.upload_is_open(key, id).is_ok_and(|open| !open) {
+            return err;
+        }
+        Error::Status {
+            op,
+            key: key.into(),
+            status: 404,
+            code: "NoSuchUpload".into(),
+            message: "the upload is no longer listed".into(),
         }
     }
 
