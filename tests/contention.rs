@@ -170,7 +170,7 @@ fn racing_writers_on_a_small_tail_lose_and_double_nothing() {
         min_size: 1,
         ..Options::default()
     };
-    let tally = race(&bucket, "small.log", &options, 2048, flushes(1200, 600));
+    let tally = race(&bucket, "small.log", &options, 2048, flushes(1000, 450));
     check(&bucket, "small.log", &tally);
     assert!(
         segment_sizes(&bucket, "small.log").len() > 1,
@@ -193,7 +193,7 @@ fn racing_writers_on_a_large_tail_lose_and_double_nothing() {
         ..Options::default()
     };
     seed(&bucket, "large.log", &options, 5 * MIB + 100);
-    let tally = race(&bucket, "large.log", &options, 1024, flushes(300, 150));
+    let tally = race(&bucket, "large.log", &options, 1024, flushes(150, 90));
     check(&bucket, "large.log", &tally);
 }
 
@@ -321,7 +321,7 @@ fn an_append_by_copy_of_a_tail_changed_since_is_fenced() {
 fn racing_writer_processes_lose_and_double_nothing() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let share = flushes(600, 300) / 3;
+    let share = flushes(300, 150) / 3;
     let children: Vec<_> = (0..3)
         .map(|w| {
             let location = format!("s3://{}/procs.log", bucket.name());

@@ -611,6 +611,16 @@ proptest! {
     fn stream_matches_the_model(steps in prop::collection::vec((op(1), fault()), 1..30)) {
         run(SMALL, &steps)?;
     }
+}
+
+proptest! {
+    // 200 in-process and on SeaweedFS; fewer on a server several times slower (moto, which
+    // `.ci/run` marks with S3SYNCR_TEST_SLOW), to keep CI's time.
+    #![proptest_config(ProptestConfig {
+        cases: if std::env::var_os("S3SYNCR_TEST_SLOW").is_some() { 48 } else { 200 },
+        max_shrink_iters: 200,
+        ..ProptestConfig::default()
+    })]
 
     /// A reader that outlives retention: a second handle reads and seeks while a third trims
     /// at random points, past the reader's position, its read-ahead and every object it knew.
