@@ -165,12 +165,13 @@ fn flushes(in_process: usize, external: usize) -> usize {
 fn racing_writers_on_a_small_tail_lose_and_double_nothing() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    // 1 MiB objects of 2 KiB records: each flush PUTs the whole tail, and a few seal.
+    // 1 MiB objects of 4 KiB records: each flush PUTs the whole tail, and some seal (one at
+    // least with the fewest flushes).
     let options = Options {
         min_size: 1,
         ..Options::default()
     };
-    let tally = race(&bucket, "small.log", &options, 2048, flushes(1000, 450));
+    let tally = race(&bucket, "small.log", &options, 4096, flushes(1000, 450));
     check(&bucket, "small.log", &tally);
     assert!(
         segment_sizes(&bucket, "small.log").len() > 1,
