@@ -6,14 +6,11 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use attohttpc::header::{
-    CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, IF_MATCH, IF_NONE_MATCH,
-};
 use s3::Bucket;
 use s3::command::Command;
 use s3::error::S3Error;
-use s3::request::Request;
-use s3::request::blocking::AttoRequest;
+use ureq::http::header::{IF_MATCH, IF_NONE_MATCH};
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::layout::Layout;
 use crate::store::Store;
@@ -23,6 +20,7 @@ mod append;
 mod listing;
 mod renew;
 mod retry;
+mod wire;
 
 pub(crate) use append::{MIN_PART, is_no_such_upload};
 
@@ -38,6 +36,8 @@ pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 /// comparing ETags with an MD5, which SSE-KMS and SSE-C objects do not have.
 pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
 
+const OCTETS: &str = "application/octet-stream";
+
 /// What the rest of the crate talks to: any [`Store`], S3 itself ([`S3Client`]) or a test's
 /// fake.
 pub(crate) type Client = dyn Store;
@@ -45,6 +45,7 @@ pub(crate) type Client = dyn Store;
 /// One stream's view of a bucket in S3.
 pub(crate) struct S3Client {
     bucket: renew::Handle,
+    wire: wire::Wire,
     layout: Layout,
     options: Options,
     /// This handle's [`WRITER_HEADER`].
@@ -82,13 +83,15 @@ pub(crate) enum Expect<'a> {
 }
 
 impl S3Client {
-    pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> S3Client {
-        S3Client {
+    /// Fails if the CA certificates to trust cannot be read.
+    pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> Result<S3Client, Error> {
+        Ok(S3Client {
             bucket: renew::Handle::new(bucket),
+            wire: wire::Wire::shared(options.ca_file.as_deref())?,
             layout,
             options,
             writer: random_id(),
-        }
+        })
     }
 
     pub(crate) fn bucket_name(&self) -> String {
@@ -103,9 +106,7 @@ impl S3Client {
     pub(crate) fn check_bucket(&self) -> Result<(), Error> {
         let prefix = self.layout.prefix();
         self.request("LIST", prefix, 0, |bucket| {
-            bucket
-                .list_page(prefix.to_owned(), None, None, None, Some(1))
-                .map(|_| ())
+            self.list_page(bucket, None, None, Some(1)).map(drop)
         })
     }
 
@@ -133,14 +134,21 @@ impl S3Client {
             self.add_condition(&mut headers, expect);
             let headers = Some(headers);
             let result = self.request("PUT", &key, body.len() as u64, |bucket| {
-                bucket.put_object_with_headers(&key, body, headers.clone())
+                let command = Command::PutObject {
+                    content: body,
+                    content_type: OCTETS,
+                    custom_headers: headers.clone(),
+                    multipart: None,
+                };
+                let answer =
+                    self.wire
+                        .send(bucket, &key, command, Some(body), &HeaderMap::new())?;
+                Ok(answer.header("etag").map(str::to_owned))
             });
             let err = match result {
-                Ok(response) => match response.as_str() {
-                    Ok(etag) if !etag.is_empty() => return Ok(etag.to_owned()),
-                    // A server that sends no ETag: ask for it rather than assume an MD5.
-                    _ => return Ok(self.head(&key)?.etag),
-                },
+                Ok(Some(etag)) if !etag.is_empty() => return Ok(etag),
+                // A server that sends no ETag: ask for it rather than assume an MD5.
+                Ok(_) => return Ok(self.head(&key)?.etag),
                 Err(err) => err,
             };
             match err {
@@ -216,18 +224,16 @@ impl S3Client {
     /// the whole object, which may have grown since it was listed.
     pub(crate) fn get_whole(&self, seq: u64) -> Result<Whole, Error> {
         let key = self.key(seq);
-        let response = self.request("GET", &key, 0, |bucket| bucket.get_object(&key))?;
-        let headers = response.headers();
-        let header = |wanted: &str| {
-            headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
-                .map(|(_, value)| value.as_str())
-        };
-        Ok(Whole {
-            etag: header("etag").unwrap_or_default().to_owned(),
-            start: parse_start(&key, header(START_HEADER)),
-            buf: response.to_vec(),
+        self.request("GET", &key, 0, |bucket| {
+            let command = Command::GetObject;
+            let mut answer = self
+                .wire
+                .send(bucket, &key, command, None, &HeaderMap::new())?;
+            Ok(Whole {
+                etag: answer.header("etag").unwrap_or_default().to_owned(),
+                start: parse_start(&key, answer.header(START_HEADER)),
+                buf: answer.bytes()?,
+            })
         })
     }
 
@@ -237,13 +243,18 @@ impl S3Client {
     }
 
     pub(crate) fn head(&self, key: &str) -> Result<Head, Error> {
-        let (head, _) = self.request("HEAD", key, 0, |bucket| bucket.head_object(key))?;
-        let meta = |name| head.metadata.as_ref().and_then(|m| m.get(name));
-        Ok(Head {
-            size: head.content_length.unwrap_or(0).max(0) as u64,
-            etag: head.e_tag.clone().unwrap_or_default(),
-            start: parse_start(key, meta(START_META).map(String::as_str)),
-            ours: meta(WRITER_META).is_some_and(|w| *w == self.writer),
+        self.request("HEAD", key, 0, |bucket| {
+            let answer =
+                self.wire
+                    .send(bucket, key, Command::HeadObject, None, &HeaderMap::new())?;
+            Ok(Head {
+                size: (answer.header("content-length"))
+                    .and_then(|size| size.parse().ok())
+                    .unwrap_or(0),
+                etag: answer.header("etag").unwrap_or_default().to_owned(),
+                start: parse_start(key, answer.header(START_HEADER)),
+                ours: answer.header(WRITER_HEADER) == Some(self.writer.as_str()),
+            })
         })
     }
 
@@ -252,7 +263,10 @@ impl S3Client {
     pub(crate) fn delete(&self, seq: u64) -> Result<(), Error> {
         let key = self.key(seq);
         let result = self.request("DELETE", &key, 0, |bucket| {
-            bucket.delete_object(&key).map(|_| ())
+            let command = Command::DeleteObject;
+            self.wire
+                .send(bucket, &key, command, None, &HeaderMap::new())
+                .map(drop)
         });
         match result {
             Err(Error::Status { status: 404, .. }) => Ok(()),
@@ -290,14 +304,13 @@ impl S3Client {
                 start: from,
                 end: Some(start + len - 1),
             };
-            let mut response = AttoRequest::new(bucket, &key, command)?.response()?;
-            let headers = response.headers();
-            let status = response.status().as_u16();
-            let sent = headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-            let header = headers.get(START_HEADER);
-            recorded = parse_start(&key, header.and_then(|value| value.to_str().ok()));
+            let mut answer = self
+                .wire
+                .send(bucket, &key, command, None, &HeaderMap::new())?;
+            let status = answer.status;
+            let sent = (answer.header("content-length")).and_then(|v| v.parse::<usize>().ok());
+            recorded = parse_start(&key, answer.header(START_HEADER));
+            let mut response = answer.reader();
             // A 200 is the whole object: the range was ignored, and unless it started at 0 the
             // bytes are not the ones asked for.
             if (status == 200 && from != 0) || sent.is_some_and(|sent| sent > out.len() - filled) {
@@ -343,11 +356,6 @@ pub(crate) struct Whole {
     /// The start offset it records, if any.
     pub(crate) start: Option<u64>,
 }
-
-/// [`START_HEADER`] as rust-s3 names it in a HEAD's metadata.
-const START_META: &str = "s3syncr-start";
-/// [`WRITER_HEADER`] likewise.
-const WRITER_META: &str = "s3syncr-writer";
 
 /// What a HEAD tells of a write that may or may not have landed.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! Tuning knobs of a [`Storage`](crate::Storage).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
@@ -58,9 +59,9 @@ pub struct Options {
     ///
     /// Failures that may pass (HTTP 5xx, 408, 429 and `SlowDown`, refused or reset connections,
     /// timeouts, cut responses) are retried with exponential backoff and full jitter; other
-    /// errors are returned at once. rust-s3 also retries GET, HEAD and LIST on its own, once by
-    /// default, under these attempts: call `s3::set_retries(0)` to leave the policy to this
-    /// crate alone.
+    /// errors are returned at once. A request that fails on a kept-alive connection which the
+    /// server closed meanwhile, before any byte of the answer, is sent again on another
+    /// connection at once and counts as no attempt.
     pub retry_attempts: u32,
     /// Upper bound of the first backoff; each retry doubles it. Default 200 ms.
     pub retry_backoff: Duration,
@@ -119,6 +120,17 @@ pub struct Options {
     /// second, one upload of `p` bytes moves `p / (t + p / r)`: more in flight make up for the
     /// round trips, as [`read_ahead`](Options::read_ahead) does for reads.
     pub write_ahead: usize,
+    /// A PEM file of CA certificates to trust for HTTPS, besides Mozilla's roots (built in),
+    /// the platform's and those of the file that `AWS_CA_BUNDLE` names, as the AWS CLI reads
+    /// it: an on-premises server (MinIO, Ceph, SeaweedFS) whose certificate comes from a
+    /// private CA. Default `None`. A file that cannot be read, or holds no certificate, fails
+    /// [`Storage::new`](crate::Storage::new); a certificate that none of these roots vouches
+    /// for fails every request, and is never let through.
+    ///
+    /// All the handles of a process that trust the same roots share one pool of connections,
+    /// kept open between requests (at most 32 idle per host, each closed after 10 s idle),
+    /// and one TLS configuration.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -137,6 +149,7 @@ impl Default for Options {
             append_by_copy: true,
             part_size: 8 * MIB,
             write_ahead: 4,
+            ca_file: None,
         }
     }
 }

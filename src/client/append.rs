@@ -3,19 +3,19 @@
 //! the object as it stands, and whose second part is the new bytes alone.
 //!
 //! rust-s3 0.38 has no UploadPartCopy, and its own multipart calls drop user metadata and take
-//! no conditional headers, so every request here goes through its public request type.
+//! no conditional headers, so every request here is built from its public request type.
 
-use attohttpc::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use hmac::Mac;
-use s3::Bucket;
 use s3::command::{Command, Multipart};
 use s3::error::S3Error;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
 use s3::serde_types::CompleteMultipartUploadData;
 use s3::signing;
+use ureq::http::header::AUTHORIZATION;
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Expect, Part, S3Client, Settled, xml_text, xml_unescape};
+use super::{Expect, OCTETS, Part, S3Client, Settled, xml_text, xml_unescape};
 use crate::Error;
 
 /// Smallest part S3 accepts before the last one: the copied object must be at least this large.
@@ -24,8 +24,6 @@ pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
 /// How many times an append by copy starts again after its upload vanished (aborted by a
 /// lifecycle rule or another process): its bytes are all in memory, so nothing is lost.
 const VANISHED_RETRIES: u32 = 3;
-
-const OCTETS: &str = "application/octet-stream";
 
 impl S3Client {
     /// Overwrites object `seq`, which starts at stream offset `start`, with its first `held`
@@ -132,7 +130,12 @@ impl S3Client {
             let command = Command::InitiateMultipartUpload {
                 content_type: OCTETS,
             };
-            send(&bucket, key, command, "UploadId")
+            answer(
+                self.wire
+                    .send(&bucket, key, command, None, &HeaderMap::new())?
+                    .text()?,
+                "UploadId",
+            )
         })
     }
 
@@ -198,7 +201,7 @@ impl S3Client {
                 multipart: Some(Multipart::new(1, id)),
             };
             answer(
-                send_signed(bucket, key, command, &[], &exact)?.text()?,
+                (self.wire.send(bucket, key, command, Some(&[]), &exact)?).text()?,
                 "ETag",
             )
         })?;
@@ -224,12 +227,10 @@ impl S3Client {
                 custom_headers: None,
                 multipart: Some(Multipart::new(number, id)),
             };
-            let response = send_signed(bucket, key, command, new, &HeaderMap::new())?;
-            Ok(response
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned))
+            let answer = self
+                .wire
+                .send(bucket, key, command, Some(new), &HeaderMap::new())?;
+            Ok(answer.header("etag").map(str::to_owned))
         });
         let etag = etag.map_err(|err| self.vanished_or("UPLOAD-PART", key, id, err))?;
         // Some servers send no ETag for a part; it is the MD5 of the part's bytes.
@@ -268,7 +269,12 @@ impl S3Client {
                 upload_id: id,
                 data: data.clone(),
             };
-            send(&bucket, key, command, "ETag")
+            answer(
+                self.wire
+                    .send(&bucket, key, command, None, &HeaderMap::new())?
+                    .text()?,
+                "ETag",
+            )
         });
         // A retry after a lost answer finds the upload gone (404 `NoSuchUpload` on AWS): the
         // object says whether it was ours.
@@ -316,7 +322,9 @@ impl S3Client {
     pub(crate) fn abort(&self, key: &str, id: &str) {
         let result = self.request("ABORT-UPLOAD", key, 0, |bucket| {
             let command = Command::AbortMultipartUpload { upload_id: id };
-            AttoRequest::new(bucket, key, command)?.response().map(drop)
+            self.wire
+                .send(bucket, key, command, None, &HeaderMap::new())
+                .map(drop)
         });
         if let Err(err) = result {
             log::warn!("could not abort an upload to {key}: {err}");
@@ -330,41 +338,11 @@ pub(crate) fn is_no_such_upload(err: &Error) -> bool {
     matches!(err, Error::Status { code, .. } if code == "NoSuchUpload")
 }
 
-/// Sends `command`, whose body is `body`, as rust-s3's `AttoRequest::response` does, but from
-/// the caller's bytes (rust-s3 copies every body first, which would double the memory of each
-/// part in flight), and with `extra` headers signed too.
-fn send_signed(
-    bucket: &Bucket,
-    key: &str,
-    command: Command<'_>,
-    body: &[u8],
-    extra: &HeaderMap,
-) -> Result<attohttpc::Response, S3Error> {
-    let request = AttoRequest::new(bucket, key, command)?;
-    let mut headers = request.headers()?;
-    if !extra.is_empty() {
-        resign(&request, &mut headers, extra)?;
-    }
-    let mut session = attohttpc::Session::new();
-    for (name, value) in headers.iter() {
-        session.header(name, value);
-    }
-    if let Some(timeout) = bucket.request_timeout {
-        session.timeout(timeout);
-    }
-    let response = session.put(request.url()?).bytes(body).send()?;
-    if !response.status().is_success() {
-        let status = response.status().as_u16();
-        return Err(S3Error::HttpFailWithBody(status, response.text()?));
-    }
-    Ok(response)
-}
-
 /// Adds `extra` to `headers` and signs them again (SigV4). rust-s3 0.38 sorts its canonical
 /// headers as `name:value` strings but lists the signed ones by name, so a header whose name
 /// extends another's (`x-amz-copy-source-range` beside `x-amz-copy-source`) breaks its
 /// signature: here both are sorted by name.
-fn resign(
+pub(super) fn resign(
     request: &AttoRequest,
     headers: &mut HeaderMap,
     extra: &HeaderMap,
@@ -412,14 +390,6 @@ fn resign(
     )?;
     headers.insert(AUTHORIZATION, authorization.parse()?);
     Ok(())
-}
-
-/// Sends one request and returns the text of element `tag` in its answer.
-fn send(bucket: &Bucket, key: &str, command: Command<'_>, tag: &str) -> Result<String, S3Error> {
-    answer(
-        AttoRequest::new(bucket, key, command)?.response()?.text()?,
-        tag,
-    )
 }
 
 /// The text of element `tag` in an answer, with the quotes that XML may escape. An answer

@@ -1,8 +1,10 @@
 //! Listing: the stream's objects, and the multipart uploads left open on them.
 
+use s3::Bucket;
 use s3::command::Command;
-use s3::request::Request;
-use s3::request::blocking::AttoRequest;
+use s3::error::S3Error;
+use s3::serde_types::ListBucketResult;
+use ureq::http::HeaderMap;
 
 use super::{S3Client, xml_text, xml_unescape};
 use crate::Error;
@@ -17,14 +19,8 @@ impl S3Client {
         let mut token = None;
         let mut segments = Vec::new();
         loop {
-            let (page, _) = self.request("LIST", prefix, 0, |bucket| {
-                bucket.list_page(
-                    prefix.to_owned(),
-                    None,
-                    token.clone(),
-                    start_after.clone(),
-                    None,
-                )
+            let page = self.request("LIST", prefix, 0, |bucket| {
+                self.list_page(bucket, token.clone(), start_after.clone(), None)
             })?;
             for object in page.contents {
                 if let Some(seq) = self.layout.seq(&object.key) {
@@ -46,6 +42,28 @@ impl S3Client {
         // Lexicographic order is numeric order for fixed-width keys, but not every server sorts.
         segments.sort_by_key(|s| s.seq);
         Ok(segments)
+    }
+
+    /// One page (ListObjectsV2) of the keys under the stream's prefix.
+    pub(super) fn list_page(
+        &self,
+        bucket: &Bucket,
+        continuation_token: Option<String>,
+        start_after: Option<String>,
+        max_keys: Option<usize>,
+    ) -> Result<ListBucketResult, S3Error> {
+        let command = Command::ListObjectsV2 {
+            prefix: self.layout.prefix().to_owned(),
+            delimiter: None,
+            continuation_token,
+            start_after,
+            max_keys,
+        };
+        let text = (self
+            .wire
+            .send(bucket, "/", command, None, &HeaderMap::new())?)
+        .text()?;
+        Ok(quick_xml::de::from_str(&text)?)
     }
 
     /// The multipart uploads to the stream's objects that were neither completed nor aborted,
@@ -92,7 +110,9 @@ impl S3Client {
                     upload_id_marker: markers.1.clone(),
                     max_uploads: None,
                 };
-                Ok(AttoRequest::new(bucket, "/", command)?.response()?.text()?)
+                self.wire
+                    .send(bucket, "/", command, None, &HeaderMap::new())?
+                    .text()
             })?;
             for upload in body.split("<Upload>").skip(1) {
                 uploads.push(OpenUpload {

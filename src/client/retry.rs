@@ -7,8 +7,12 @@ use std::time::Instant;
 use s3::Bucket;
 use s3::error::S3Error;
 
-use super::{S3Client, xml_text};
+use super::{S3Client, wire, xml_text};
 use crate::Error;
+
+/// Most resends of one request after failures on pooled connections that the server had
+/// closed: more than the pool keeps per host would mean something else is wrong.
+const STALE_RESENDS: u32 = 33;
 
 impl S3Client {
     /// Runs one request under the retry policy: each attempt gets a deadline for `bytes` bytes,
@@ -39,6 +43,7 @@ impl S3Client {
         let first = Instant::now();
         let mut backoff = options.retry_backoff;
         let mut number = 0;
+        let mut resent = 0;
         loop {
             number += 1;
             // Each attempt, since a retry may start after the credentials' margin has begun.
@@ -54,6 +59,15 @@ impl S3Client {
                 Err(err) => self.map_error(op, key, err),
             };
             log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
+            // A connection the server closed while it sat in the pool says nothing of the
+            // request: it goes again at once on another, and counts as no attempt. Each one
+            // such failure takes out of the pool, so this ends.
+            if wire::failed_stale() && resent < STALE_RESENDS && !given_up() {
+                log::debug!("{op} {key}: the pooled connection was closed; sending again");
+                number -= 1;
+                resent += 1;
+                continue;
+            }
             let delay = backoff.mul_f64(jitter());
             if !is_transient(&err)
                 || given_up()
@@ -129,10 +143,6 @@ fn jitter() -> f64 {
 fn transport_error(err: &S3Error) -> io::Error {
     let io_err = match err {
         S3Error::Io(io_err) => Some(io_err),
-        S3Error::Atto(http_err) => match http_err.kind() {
-            attohttpc::ErrorKind::Io(io_err) => Some(io_err),
-            _ => None,
-        },
         _ => None,
     };
     match io_err {

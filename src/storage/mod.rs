@@ -157,7 +157,7 @@ impl Storage {
             part: options.part_size,
             ahead: options.write_ahead,
         });
-        let client = S3Client::new(bucket, layout, options);
+        let client = S3Client::new(bucket, layout, options)?;
         client.check_bucket()?;
         let client: Arc<Client> = Arc::new(client);
         Ok(Storage {

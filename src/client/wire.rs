@@ -1,0 +1,352 @@
+//! The transport: requests signed by rust-s3 and sent over kept-alive HTTP/1.1 connections.
+//!
+//! rust-s3 0.38's own blocking transport (attohttpc) opens a TCP connection, and builds a TLS
+//! configuration, for every request: each one pays the handshakes and TCP slow start again, and
+//! trusts Mozilla's roots alone. Here rust-s3 only signs (and its types read the answers), and
+//! `ureq` sends, from one pool of connections per process and CA set, with one TLS
+//! configuration (whose session cache lets new connections resume).
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use s3::Bucket;
+use s3::command::Command;
+use s3::error::S3Error;
+use s3::request::Request;
+use s3::request::blocking::AttoRequest;
+use ureq::http::{self, HeaderMap};
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+};
+use ureq::{Agent, Body, RequestExt};
+
+use crate::Error;
+
+/// Idle connections kept per host, for all the handles of a process: enough for the default
+/// `read_ahead` and `write_ahead` of several handles at once.
+const IDLE_PER_HOST: usize = 32;
+/// Idle connections are closed after this: before the idle timeouts of common servers (S3
+/// closes after about 20 s), so that a request rarely meets a connection closed under it.
+const IDLE_AGE: Duration = Duration::from_secs(10);
+/// Most bytes of an XML answer or error body read into memory.
+const TEXT_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Connections opened by this process, for logs.
+static OPENED: AtomicU64 = AtomicU64::new(0);
+
+/// One agent (pool and TLS configuration) per extra CA file asked for, shared by every handle.
+static AGENTS: Mutex<Vec<(Option<PathBuf>, Agent)>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// Set when this thread's last request failed on a connection that had served a request
+    /// before and got no byte of the new answer: the server closed it while it sat in the pool.
+    static STALE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The transport a [`S3Client`](super::S3Client) sends with.
+#[derive(Clone)]
+pub(super) struct Wire {
+    agent: Agent,
+}
+
+impl fmt::Debug for Wire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Wire")
+    }
+}
+
+impl Wire {
+    /// The process's transport trusting, beyond the built-in and platform roots and
+    /// `AWS_CA_BUNDLE`, the certificates in PEM file `ca_file`.
+    pub(super) fn shared(ca_file: Option<&Path>) -> Result<Wire, Error> {
+        let mut agents = AGENTS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, agent)) = agents.iter().find(|(file, _)| file.as_deref() == ca_file) {
+            return Ok(Wire {
+                agent: agent.clone(),
+            });
+        }
+        let agent = new_agent(roots(ca_file)?);
+        agents.push((ca_file.map(Path::to_owned), agent.clone()));
+        Ok(Wire { agent })
+    }
+
+    /// Signs `command` on `key` with `bucket`'s credentials (adding `extra` headers to the
+    /// signature) and sends it with `body` (`None`: the body rust-s3 makes for the command),
+    /// within the bucket's request timeout. A status other than 2xx is
+    /// [`S3Error::HttpFailWithBody`].
+    pub(super) fn send(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        command: Command<'_>,
+        body: Option<&[u8]>,
+        extra: &HeaderMap,
+    ) -> Result<Answer, S3Error> {
+        let request = AttoRequest::new(bucket, key, command)?;
+        let mut headers = request.headers()?;
+        if !extra.is_empty() {
+            super::append::resign(&request, &mut headers, extra)?;
+        }
+        let made;
+        let body = match body {
+            Some(body) => body,
+            None => {
+                made = request.request_body()?;
+                &made
+            }
+        };
+        let mut builder = http::Request::builder()
+            .method(request.command().http_verb().to_string().as_str())
+            .uri(request.url()?.as_str());
+        for (name, value) in &headers {
+            // ureq writes these from the URL and the body, as signed.
+            if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+                builder = builder.header(name, value);
+            }
+        }
+        let request = builder
+            .body(body)
+            .map_err(|err| io_error(ureq::Error::Http(err)))?;
+        STALE.set(false);
+        let response = request
+            .with_agent(&self.agent)
+            .configure()
+            .timeout_global(bucket.request_timeout)
+            .build()
+            .run()
+            .map_err(io_error)?;
+        let (parts, body) = response.into_parts();
+        let mut answer = Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        };
+        if !(200..300).contains(&answer.status) {
+            let status = answer.status;
+            return Err(S3Error::HttpFailWithBody(status, answer.text()?));
+        }
+        Ok(answer)
+    }
+}
+
+/// Whether the request that failed last on this thread failed on a connection from the pool
+/// before any byte of its answer came: resending it on a fresh connection is no retry.
+pub(super) fn failed_stale() -> bool {
+    STALE.take()
+}
+
+/// A response whose status was 2xx.
+pub(super) struct Answer {
+    pub(super) status: u16,
+    headers: HeaderMap,
+    body: Body,
+}
+
+impl Answer {
+    /// Header `name`, if it is present and text.
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as text (an XML answer).
+    pub(super) fn text(&mut self) -> Result<String, S3Error> {
+        let mut text = String::new();
+        (self.body.as_reader().take(TEXT_LIMIT))
+            .read_to_string(&mut text)
+            .map_err(S3Error::Io)?;
+        Ok(text)
+    }
+
+    /// The whole body.
+    pub(super) fn bytes(&mut self) -> Result<Vec<u8>, S3Error> {
+        let mut bytes = Vec::new();
+        (self.body.as_reader().read_to_end(&mut bytes)).map_err(S3Error::Io)?;
+        Ok(bytes)
+    }
+
+    /// The body, to be read as it arrives.
+    pub(super) fn reader(&mut self) -> impl Read + '_ {
+        self.body.as_reader()
+    }
+}
+
+fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
+    let provider = if cfg!(feature = "native-tls") {
+        TlsProvider::NativeTls
+    } else {
+        TlsProvider::Rustls
+    };
+    let tls = TlsConfig::builder()
+        .provider(provider)
+        .root_certs(RootCerts::Specific(Arc::new(roots)))
+        .build();
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        // A signed request must not be sent again elsewhere; S3 redirects only to say that the
+        // bucket is in another region, which is an error to report.
+        .max_redirects(0)
+        .max_idle_connections(4 * IDLE_PER_HOST)
+        .max_idle_connections_per_host(IDLE_PER_HOST)
+        .max_idle_age(IDLE_AGE)
+        .user_agent(concat!("s3-syncr/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build();
+    Agent::with_parts(
+        config,
+        DefaultConnector::default().chain(Tracked),
+        DefaultResolver::default(),
+    )
+}
+
+/// The roots trusted: Mozilla's (built in), the platform's, `AWS_CA_BUNDLE`'s (a PEM file, as
+/// the AWS CLI reads it) and `ca_file`'s. A bundle that cannot be read is an error, not a
+/// silent fallback to fewer roots.
+fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, Error> {
+    let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()))
+        .collect();
+    let platform = rustls_native_certs::load_native_certs();
+    for err in &platform.errors {
+        log::debug!("platform root certificates: {err}");
+    }
+    roots.extend((platform.certs.iter()).map(|der| Certificate::from_der(der.as_ref()).to_owned()));
+    let bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty());
+    for (what, file) in [
+        ("AWS_CA_BUNDLE", bundle.as_deref().map(Path::new)),
+        ("the CA file", ca_file),
+    ] {
+        if let Some(file) = file {
+            roots.extend(read_pem(file).map_err(|why| {
+                Error::InvalidConfig(format!("{what} {}: {why}", file.display()))
+            })?);
+        }
+    }
+    Ok(roots)
+}
+
+/// The certificates in PEM file `file`; one that holds none is an error.
+fn read_pem(file: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let pem = std::fs::read(file).map_err(|err| err.to_string())?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.map_err(|err| err.to_string())? {
+            ureq::tls::PemItem::Certificate(cert) => certs.push(cert),
+            _ => continue,
+        }
+    }
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(certs)
+}
+
+/// A failure of ureq as an I/O error of a fitting kind, with a message that holds no header,
+/// signature or URL query.
+fn io_error(err: ureq::Error) -> S3Error {
+    let (kind, message) = match err {
+        ureq::Error::Io(err) => return S3Error::Io(err),
+        ureq::Error::Timeout(what) => (io::ErrorKind::TimedOut, format!("timed out ({what})")),
+        ureq::Error::HostNotFound => (io::ErrorKind::NotFound, "host not found".into()),
+        ureq::Error::ConnectionFailed => {
+            (io::ErrorKind::ConnectionRefused, "could not connect".into())
+        }
+        err @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_)) => (
+            io::ErrorKind::InvalidData,
+            format!(
+                "TLS: {err} (a server whose certificate comes from a private CA is trusted \
+                 with AWS_CA_BUNDLE or Options::ca_file)"
+            ),
+        ),
+        err => (io::ErrorKind::InvalidData, err.to_string()),
+    };
+    S3Error::Io(io::Error::new(kind, message))
+}
+
+/// The last link of the connector chain: counts connections, and marks a failure on a reused
+/// connection before any byte of its answer (see [`failed_stale`]).
+#[derive(Debug)]
+struct Tracked;
+
+impl Connector<Box<dyn Transport>> for Tracked {
+    type Out = Counted;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Counted>, ureq::Error> {
+        Ok(chained.map(|inner| {
+            let opened = OPENED.fetch_add(1, Ordering::Relaxed) + 1;
+            log::debug!(
+                "new connection to {} ({opened} opened by this process)",
+                details.uri.authority().map_or("?", |a| a.as_str())
+            );
+            Counted {
+                inner,
+                served: 0,
+                answered: false,
+            }
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct Counted {
+    inner: Box<dyn Transport>,
+    /// Requests this connection carried before the current one.
+    served: u32,
+    /// Whether any byte of the current request's answer came.
+    answered: bool,
+}
+
+impl Counted {
+    /// Marks a failure (or the end of the connection) before any byte of the answer of a
+    /// request that is not the connection's first.
+    fn track<T>(&mut self, result: Result<T, ureq::Error>, ended: bool) -> Result<T, ureq::Error> {
+        if (result.is_err() || ended) && self.served > 0 && !self.answered {
+            STALE.set(true);
+        }
+        result
+    }
+}
+
+impl Transport for Counted {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        // Sending after an answer came starts the next request on this connection.
+        if self.answered {
+            self.served += 1;
+            self.answered = false;
+        }
+        let result = self.inner.transmit_output(amount, timeout);
+        self.track(result, false)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let result = self.inner.await_input(timeout);
+        let ended = matches!(result, Ok(false));
+        if matches!(result, Ok(true)) {
+            self.answered = true;
+        }
+        self.track(result, ended)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
