@@ -28,6 +28,7 @@ use tokio::runtime::Runtime;
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    der: CertificateDer<'static>,
 }
 
 /// A server certificate issued by a [`TestCa`], with its private key.
@@ -59,12 +60,18 @@ impl TestCa {
         TestCa {
             issuer: Issuer::new(params, key),
             pem: cert.pem(),
+            der: cert.der().clone(),
         }
     }
 
     /// The CA's certificate (PEM): what a client is given to trust the servers it issued for.
     pub fn pem(&self) -> &str {
         &self.pem
+    }
+
+    /// The CA's certificate (DER), for a client's root store built in code.
+    pub fn der(&self) -> &[u8] {
+        &self.der
     }
 
     /// Writes [`TestCa::pem`] to `path`.
@@ -171,4 +178,108 @@ pub fn serve(
 /// `s3::Bucket` would panic instead of failing with an error.
 pub fn install_ring_default() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use rustls::pki_types::pem::PemObject;
+
+    use super::*;
+    use crate::{Proxy, Server, Wan};
+
+    /// A GET of `/` over TLS to `endpoint` by a client that trusts `ca` only; the answer's
+    /// status line, or the handshake's error.
+    fn get_root(endpoint: &str, ca: &TestCa) -> Result<String, rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(ca.der().to_vec()))
+            .expect("CA certificate");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let address = endpoint
+            .strip_prefix("https://")
+            .expect("an https endpoint");
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+        let socket = TcpStream::connect(address).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut tls = rustls::StreamOwned::new(conn, socket);
+        let request = format!("GET / HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        let mut answer = Vec::new();
+        let result = tls
+            .write_all(request.as_bytes())
+            .and_then(|()| tls.read_to_end(&mut answer));
+        if let Err(e) = result {
+            let inner = e.into_inner().expect("a TLS error");
+            return Err(*inner.downcast::<rustls::Error>().expect("a TLS error"));
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        Ok(answer.lines().next().unwrap_or_default().to_owned())
+    }
+
+    /// The in-process server speaks HTTPS with its CA's certificate, directly and through the
+    /// WAN relay, and a client that trusts another CA refuses it.
+    #[test]
+    fn https_with_the_servers_ca_only() {
+        let server = Server::start_tls();
+        assert!(server.endpoint().starts_with("https://127.0.0.1:"));
+        let path = server.ca_pem_path().expect("a CA file");
+        assert_eq!(
+            std::fs::read_to_string(path).expect("CA file"),
+            server.ca_pem().expect("a CA")
+        );
+        assert!(
+            server
+                .ca_pem()
+                .expect("a CA")
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        assert_ne!(Server::unrelated_ca_pem(), server.ca_pem().expect("a CA"));
+        // A test cannot get at the server's CA key, only at its PEM: rebuild the trust from
+        // that, as a client given AWS_CA_BUNDLE does.
+        let ca = TestCa {
+            issuer: Issuer::new(
+                CertificateParams::default(),
+                KeyPair::generate().expect("key"),
+            ),
+            pem: server.ca_pem().expect("a CA").to_owned(),
+            der: CertificateDer::from_pem_slice(server.ca_pem().expect("a CA").as_bytes())
+                .expect("CA PEM"),
+        };
+        // Unsigned: S3 refuses it, but over HTTP inside TLS.
+        let status = get_root(server.endpoint(), &ca).expect("TLS to the server");
+        assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+
+        let relay = Proxy::start_wan(
+            server.endpoint(),
+            Wan {
+                rtt: Duration::from_millis(4),
+                ..Wan::default()
+            },
+        );
+        assert!(relay.endpoint().starts_with("https://127.0.0.1:"));
+        let status = get_root(relay.endpoint(), &ca).expect("TLS through the relay");
+        assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+        assert_eq!(relay.connections(), 1);
+
+        let other = TestCa::new("some other CA");
+        let refused = get_root(server.endpoint(), &other).expect_err("another CA");
+        assert!(
+            matches!(
+                refused,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+            ),
+            "{refused:?}"
+        );
+    }
 }
