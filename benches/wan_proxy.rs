@@ -3,8 +3,11 @@
 //!
 //! ```sh
 //! cargo bench --bench wan_proxy -- --upstream http://127.0.0.1:8333 [--rtt-ms 20] [--mbps 50] \
-//!     [--handshake-rtts 2]
+//!     [--handshake-rtts 2] [--no-slow-start]
 //! ```
+//!
+//! The upstream may be `https://`: the relay passes TLS through, and its endpoint is then
+//! `https://` too. Slow start is on unless `--no-slow-start` is given (see `Wan::slow_start`).
 //!
 //! It prints the relay's endpoint (`http://127.0.0.1:PORT`, a free port) on a line of its own,
 //! then relays until it is killed. It is a `[[bench]]` so that it may use the test server crate
@@ -40,6 +43,7 @@ fn main() {
         rtt: Duration::from_millis(number("--rtt-ms", 20)),
         rate_bytes_per_sec: number("--mbps", 50) * 1_000_000,
         handshake_rtts: number("--handshake-rtts", 2) as u32,
+        slow_start: !args.iter().any(|a| a == "--no-slow-start"),
     };
     let proxy = Proxy::start_wan(upstream, wan);
     let mut stdout = std::io::stdout().lock();
@@ -53,8 +57,8 @@ fn main() {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "wan_proxy: {problem}\nusage: wan_proxy --upstream http://IP:PORT [--rtt-ms 20] \
-         [--mbps 50] [--handshake-rtts 2]"
+        "wan_proxy: {problem}\nusage: wan_proxy --upstream http(s)://IP:PORT [--rtt-ms 20] \
+         [--mbps 50] [--handshake-rtts 2] [--no-slow-start]"
     );
     std::process::exit(2);
 }

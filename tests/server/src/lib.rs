@@ -5,12 +5,17 @@
 //! [`Server::from_env_or_start`] uses an external server instead when `S3SYNCR_TEST_ENDPOINT` is
 //! set (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally `AWS_REGION`), so that
 //! the same tests run against third-party servers in CI.
+//!
+//! [`Server::start_tls`] serves HTTPS instead, with a certificate for `127.0.0.1` and
+//! `localhost` from a CA the server makes ([`TestCa`]); [`Server::ca_pem_path`] names the PEM file
+//! a client must be told about (`AWS_CA_BUNDLE`).
 
 // The embedded server is the one the `s3-syncr` command serves `--local DIR` with.
 #[path = "../../../src/bin/s3-syncr/local.rs"]
 mod local;
 mod proxy;
 mod recorder;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +27,7 @@ use s3s::validation::AwsNameValidation;
 
 pub use proxy::{Fault, Proxy, Wan};
 pub use recorder::Request;
+pub use tls::{ServerCert, TestCa};
 
 const ACCESS_KEY: &str = "s3syncr-test-access";
 const SECRET_KEY: &str = "s3syncr-test-secret-do-not-log";
@@ -37,7 +43,12 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     /// Requests the in-process server handled.
     log: recorder::Log,
+    /// The CA the server's certificate chains to (PEM) and a file holding it, if known.
+    ca: Option<(String, PathBuf)>,
     _dir: Option<tempfile::TempDir>,
+    /// Where an in-process HTTPS server keeps its CA's PEM: not in the root, where it would
+    /// look like an object.
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -55,18 +66,40 @@ impl Server {
 
     fn start_with(opaque_etags: bool) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut server = Server::serve(dir.path(), opaque_etags);
+        let mut server = Server::serve(dir.path(), opaque_etags, None);
         server._dir = Some(dir);
+        server
+    }
+
+    /// Starts an in-process server over HTTPS (`https://127.0.0.1:PORT`) on a new temporary
+    /// directory. Its certificate, for `127.0.0.1` and `localhost`, comes from a CA made for it
+    /// alone: no client trusts it until told about [`Server::ca_pem_path`].
+    pub fn start_tls() -> Server {
+        tls::install_ring_default();
+        let ca = TestCa::new("s3-syncr test CA");
+        let cert = ca.server_cert(&["127.0.0.1", "localhost"]);
+        let tls_dir = tempfile::tempdir().expect("temporary directory");
+        let ca_path = tls_dir.path().join("ca.pem");
+        ca.write_pem(&ca_path).expect("write the CA's PEM");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut server = Server::serve(dir.path(), false, Some(cert.server_config()));
+        server.ca = Some((ca.pem().to_owned(), ca_path));
+        server._dir = Some(dir);
+        server._tls_dir = Some(tls_dir);
         server
     }
 
     /// Starts an in-process server over `root`: each directory in it is a bucket, each file an
     /// object. The data stays there after the server stops.
     pub fn start_in(root: &Path) -> Server {
-        Server::serve(root, false)
+        Server::serve(root, false, None)
     }
 
-    fn serve(root: &Path, opaque_etags: bool) -> Server {
+    fn serve(
+        root: &Path,
+        opaque_etags: bool,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> Server {
         let log = recorder::Log::default();
         let fs = recorder::Recorder {
             inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
@@ -75,9 +108,12 @@ impl Server {
             writes: tokio::sync::Mutex::new(()),
             opaque_etags,
         };
-        let (endpoint, runtime) =
-            local::serve(fs, ACCESS_KEY, SECRET_KEY, AwsNameValidation::new())
-                .expect("in-process S3 server");
+        let names = AwsNameValidation::new();
+        let (endpoint, runtime) = match tls {
+            None => local::serve(fs, ACCESS_KEY, SECRET_KEY, names),
+            Some(config) => tls::serve(fs, ACCESS_KEY, SECRET_KEY, names, config),
+        }
+        .expect("in-process S3 server");
         Server {
             endpoint,
             access_key: ACCESS_KEY.into(),
@@ -86,14 +122,27 @@ impl Server {
             root: Some(root.to_owned()),
             runtime: Some(runtime),
             log,
+            ca: None,
             _dir: None,
+            _tls_dir: None,
         }
     }
 
-    /// The external server named by `S3SYNCR_TEST_ENDPOINT`, if set.
+    /// The external server named by `S3SYNCR_TEST_ENDPOINT`, if set. Over HTTPS its CA is the
+    /// one `AWS_CA_BUNDLE` names, if that is set.
     pub fn from_env() -> Option<Server> {
         let endpoint = std::env::var("S3SYNCR_TEST_ENDPOINT").ok()?;
         let var = |key: &str| std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set"));
+        let ca = match std::env::var_os("AWS_CA_BUNDLE") {
+            Some(path) if endpoint.starts_with("https://") => {
+                tls::install_ring_default();
+                let path = PathBuf::from(path);
+                let pem = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("AWS_CA_BUNDLE {}: {e}", path.display()));
+                Some((pem, path))
+            }
+            _ => None,
+        };
         Some(Server {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             access_key: var("AWS_ACCESS_KEY_ID"),
@@ -102,7 +151,9 @@ impl Server {
             root: None,
             runtime: None,
             log: recorder::Log::default(),
+            ca,
             _dir: None,
+            _tls_dir: None,
         })
     }
 
@@ -128,9 +179,27 @@ impl Server {
         std::mem::take(&mut *self.log.lock().expect("request log"))
     }
 
-    /// The server's base URL, e.g. `http://127.0.0.1:41234`.
+    /// The server's base URL, e.g. `http://127.0.0.1:41234` (`https://` for
+    /// [`Server::start_tls`]).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The PEM file of the CA that issued the server's certificate: the in-process HTTPS
+    /// server's own, or `AWS_CA_BUNDLE` for an external HTTPS server. `None` over plain HTTP.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca.as_ref().map(|(_, path)| path.as_path())
+    }
+
+    /// The contents of [`Server::ca_pem_path`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(|(pem, _)| pem.as_str())
+    }
+
+    /// The PEM of a CA that issued nothing this server presents, for a test that a client
+    /// told to trust only it refuses the server.
+    pub fn unrelated_ca_pem() -> String {
+        TestCa::new("s3-syncr unrelated test CA").pem().to_owned()
     }
 
     /// The access key and secret key the server accepts.

@@ -5,7 +5,11 @@
 //!   it (with `Connection: close`, so the server's answer ends with the connection) or breaks it
 //!   as the next queued [`Fault`] says.
 //! - [`Proxy::start_wan`] emulates a wide-area link ([`Wan`]): a byte relay, so keep-alive clients
-//!   (aws CLI, rclone) work through it too, that delays, paces and streams each direction.
+//!   (aws CLI, rclone) and HTTPS work through it too, that delays, paces and streams each
+//!   direction, with TCP's slow start.
+//!
+//! Both count the connections they accept ([`Proxy::connections`]): what a client that keeps
+//! connections open saves shows there as a count, not only as a time.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -63,15 +67,29 @@ pub struct Wan {
     /// Round trips a new connection costs before its first byte goes through: 1 for TCP's
     /// handshake, 1 more for TLS 1.3's.
     pub handshake_rtts: u32,
+    /// Whether each direction starts slow, as TCP does ([`SLOW_START_WINDOW`] bytes in the first
+    /// round trip, twice as many in each next one, until the window carries the rate), and
+    /// starts slow again after it sent nothing for longer than max(`rtt`, 200 ms), as Linux
+    /// does by default (`tcp_slow_start_after_idle`). Without it a connection carries the full
+    /// rate from its first byte, which flatters clients that open many connections.
+    pub slow_start: bool,
 }
 
+/// The bytes a new connection sends in its first round trip: 10 segments of 1460 bytes, the
+/// initial window of RFC 6928 that Linux uses.
+pub const SLOW_START_WINDOW: u64 = 10 * 1460;
+/// The shortest idle time after which a direction starts slow again (Linux's minimum RTO).
+const SLOW_START_IDLE: Duration = Duration::from_millis(200);
+
 impl Default for Wan {
-    /// 20 ms, 50 MB/s, 2 handshake round trips: an S3 region a few hundred km away, over TLS.
+    /// 20 ms, 50 MB/s, 2 handshake round trips, slow start: an S3 region a few hundred km
+    /// away, over TLS.
     fn default() -> Self {
         Wan {
             rtt: Duration::from_millis(20),
             rate_bytes_per_sec: 50_000_000,
             handshake_rtts: 2,
+            slow_start: true,
         }
     }
 }
@@ -83,6 +101,8 @@ struct State {
     /// Faults still to inject, each on the next request whose method matches (any if `None`).
     faults: Mutex<VecDeque<(Option<String>, Fault)>>,
     injected: AtomicUsize,
+    /// Connections accepted since the last [`Proxy::take_connections`].
+    connections: AtomicUsize,
     /// Connections being handled.
     active: AtomicUsize,
     /// Requests being held by [`Fault::Delay`], and the most held at once since the last
@@ -112,15 +132,17 @@ impl Proxy {
         Proxy::spawn(server.endpoint(), None)
     }
 
-    /// Starts a relay in front of `upstream` (a plain `http://ip:port`, e.g. a [`Server`]'s
-    /// endpoint or SeaweedFS's) that makes it look as far away as `wan` says.
+    /// Starts a relay in front of `upstream` (`http://ip:port` or `https://ip:port`, e.g. a
+    /// [`Server`]'s endpoint or SeaweedFS's) that makes it look as far away as `wan` says. Its
+    /// [`Proxy::endpoint`] has the upstream's scheme: TLS passes through it unchanged.
     ///
     /// Bytes are relayed as they come, on any number of requests per connection, never
     /// buffered whole. Each direction is a delay line: a byte read from one side reaches the
     /// other `rtt / 2` later, and as many bytes are in flight as the rate allows. A new
     /// connection's first byte waits `handshake_rtts` round trips more. Each direction of each
-    /// connection is paced to `rate_bytes_per_sec` from the first byte on (no slow start), with a
-    /// few milliseconds of credit so that a late wake-up does not cost throughput.
+    /// connection is paced to `rate_bytes_per_sec`, with a few milliseconds of credit so that a
+    /// late wake-up does not cost throughput, and with [`Wan::slow_start`] its window limits
+    /// it below that rate at first (and again after an idle time).
     /// Faults cannot be injected into it.
     pub fn start_wan(upstream: &str, wan: Wan) -> Proxy {
         assert!(wan.rate_bytes_per_sec > 0, "a WAN link needs a rate");
@@ -128,11 +150,17 @@ impl Proxy {
     }
 
     fn spawn(upstream: &str, wan: Option<Wan>) -> Proxy {
-        let upstream = upstream
-            .trim_end_matches('/')
-            .trim_start_matches("http://")
+        let upstream = upstream.trim_end_matches('/');
+        // The relay passes TLS through untouched: its endpoint has the upstream's scheme, and
+        // a certificate for 127.0.0.1 still matches, the proxy being on loopback too.
+        let (scheme, address) = match upstream.strip_prefix("https://") {
+            Some(address) if wan.is_some() => ("https", address),
+            Some(_) => panic!("the fault proxy reads requests: it needs a plain http:// upstream"),
+            None => ("http", upstream.trim_start_matches("http://")),
+        };
+        let upstream = address
             .parse()
-            .expect("the proxy needs a plain http://ip:port endpoint");
+            .expect("the proxy needs an http://ip:port or (WAN relay) https://ip:port endpoint");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("address");
         let state = Arc::new(State {
@@ -140,6 +168,7 @@ impl Proxy {
             wan,
             faults: Mutex::default(),
             injected: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -155,6 +184,7 @@ impl Proxy {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let state = shared.clone();
                 state.active.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
@@ -167,7 +197,7 @@ impl Proxy {
             }
         });
         Proxy {
-            endpoint: format!("http://{addr}"),
+            endpoint: format!("{scheme}://{addr}"),
             addr,
             state,
             thread: Some(thread),
@@ -207,6 +237,18 @@ impl Proxy {
     pub fn release(&self) {
         *self.state.releases.lock().expect("releases") += 1;
         self.state.released.notify_all();
+    }
+
+    /// How many connections the proxy accepted so far: one per request for a client that
+    /// opens a connection per request, far fewer for one that keeps them open.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// [`Proxy::connections`], counting from zero again afterwards: for the connections a
+    /// test's one phase opened.
+    pub fn take_connections(&self) -> usize {
+        self.state.connections.swap(0, Ordering::SeqCst)
     }
 
     /// How many faults were injected so far.
@@ -406,11 +448,13 @@ fn relay(state: &Arc<State>, wan: Wan, client: TcpStream) -> io::Result<()> {
         from: client.try_clone()?,
         to: server.try_clone()?,
         link_free: accepted + handshake,
+        window: wan.slow_start.then(|| SlowStart::new(wan)),
     };
     let down = Direction {
         from: server,
         to: client,
         link_free: accepted,
+        window: wan.slow_start.then(|| SlowStart::new(wan)),
     };
     let shared = state.clone();
     let up = std::thread::spawn(move || up.run(&shared, wan));
@@ -425,6 +469,8 @@ struct Direction {
     to: TcpStream,
     /// When the emulated link can start sending the next byte.
     link_free: Instant,
+    /// The congestion window, with [`Wan::slow_start`].
+    window: Option<SlowStart>,
 }
 
 impl Direction {
@@ -456,25 +502,116 @@ impl Direction {
                 Err(e) if is_transient(&e) => continue,
                 Err(_) => break false,
             };
-            // A token bucket as deep as RELAY_SLACK: a reader that wakes up late may catch up
-            // on the link time it missed, so scheduling jitter does not lower the rate.
-            let now = Instant::now();
-            let sent_from = self
-                .link_free
-                .max(now.checked_sub(RELAY_SLACK).unwrap_or(now));
-            self.link_free =
-                sent_from + Duration::from_secs_f64(n as f64 / wan.rate_bytes_per_sec as f64);
-            // Never earlier than rtt / 2 after it was read, whatever the credit.
-            let arrival = self.link_free.max(now) + half;
-            if !line.push(arrival, buf[..n].to_vec(), &state.stop) {
+            // A chunk larger than what the window still allows this round goes in pieces, the
+            // rest a round trip later.
+            let mut chunk = &buf[..n];
+            let mut pushed = true;
+            while pushed && !chunk.is_empty() {
+                // A token bucket as deep as RELAY_SLACK: a reader that wakes up late may catch
+                // up on the link time it missed, so scheduling jitter does not lower the rate.
+                let now = Instant::now();
+                let mut sent_from = self
+                    .link_free
+                    .max(now.checked_sub(RELAY_SLACK).unwrap_or(now));
+                let mut len = chunk.len();
+                if let Some(window) = &mut self.window {
+                    (sent_from, len) = window.admit(sent_from, len);
+                }
+                self.link_free = sent_from + link_time(len, wan);
+                // Never earlier than rtt / 2 after it was read, whatever the credit.
+                let arrival = self.link_free.max(now) + half;
+                pushed = line.push(arrival, chunk[..len].to_vec(), &state.stop);
+                chunk = &chunk[len..];
+                // Pacing the reads, not only the deliveries, holds the sender back as a full
+                // link would: its writes block instead of landing in a queue here.
+                sleep_until(self.link_free);
+            }
+            if !pushed {
                 break false;
             }
-            // Pacing the reads, not only the deliveries, holds the sender back as a full link
-            // would: its writes block instead of landing in a queue here.
-            sleep_until(self.link_free);
         };
         line.close(self.link_free.max(Instant::now()) + half, clean);
         let _ = writer.join();
+    }
+}
+
+/// How long the link takes to send `len` bytes at its rate.
+fn link_time(len: usize, wan: Wan) -> Duration {
+    Duration::from_secs_f64(len as f64 / wan.rate_bytes_per_sec as f64)
+}
+
+/// One direction's congestion window in slow start, by round trips: a round may send as many
+/// bytes as the window holds, the next round begins a round trip after the one before it began
+/// (when the acknowledgements of its first bytes are back), and the window grows by what the
+/// last round sent (so doubles when it was full; an application that sends less grows it less,
+/// as acknowledgements do). Once the window carries the rate over a round trip it no longer
+/// limits; after an idle time it starts over.
+#[derive(Debug, Clone)]
+struct SlowStart {
+    wan: Wan,
+    window: u64,
+    /// When the current round began, if one did since the last (re)start.
+    round: Option<Instant>,
+    /// Bytes sent in the current round.
+    in_round: u64,
+    /// When the link finished sending the last bytes admitted.
+    last_end: Option<Instant>,
+}
+
+impl SlowStart {
+    fn new(wan: Wan) -> SlowStart {
+        SlowStart {
+            wan,
+            window: SLOW_START_WINDOW,
+            round: None,
+            in_round: 0,
+            last_end: None,
+        }
+    }
+
+    /// The window at which slow start ends: the bytes the rate carries in a round trip.
+    fn full(&self) -> u64 {
+        (self.wan.rate_bytes_per_sec as f64 * self.wan.rtt.as_secs_f64()) as u64
+    }
+
+    /// For `len` bytes the link could start sending at `at`: when it may start, and how many
+    /// of them (at least 1) go in that round.
+    fn admit(&mut self, at: Instant, len: usize) -> (Instant, usize) {
+        let idle = self.wan.rtt.max(SLOW_START_IDLE);
+        if self
+            .last_end
+            .is_some_and(|end| at.saturating_duration_since(end) > idle)
+        {
+            *self = SlowStart::new(self.wan);
+        }
+        let (start, len) = if self.window >= self.full() {
+            (at, len)
+        } else {
+            let start = match self.round {
+                Some(round) if self.in_round < self.window && at < round + self.wan.rtt => at,
+                Some(round) => {
+                    self.window += self.in_round;
+                    self.in_round = 0;
+                    let start = at.max(round + self.wan.rtt);
+                    self.round = Some(start);
+                    start
+                }
+                None => {
+                    self.round = Some(at);
+                    at
+                }
+            };
+            let room = self.window.saturating_sub(self.in_round).max(1);
+            let len = if self.window >= self.full() {
+                len
+            } else {
+                len.min(usize::try_from(room).unwrap_or(usize::MAX))
+            };
+            self.in_round += len as u64;
+            (start, len)
+        };
+        self.last_end = Some(start + link_time(len, self.wan));
+        (start, len)
     }
 }
 
@@ -659,7 +796,7 @@ mod tests {
         let wan = Wan {
             rtt: Duration::from_millis(50),
             rate_bytes_per_sec: 20_000_000,
-            handshake_rtts: 2,
+            ..Wan::default()
         };
         let proxy = Proxy::start_wan(server.endpoint(), wan);
         let far = proxy.bucket(&server, bucket.name().as_str());
@@ -701,7 +838,7 @@ mod tests {
         let wan = Wan {
             rtt: Duration::from_millis(40),
             rate_bytes_per_sec: 10_000_000,
-            handshake_rtts: 2,
+            ..Wan::default()
         };
         let proxy = Proxy::start_wan(&format!("http://{upstream}"), wan);
         let mut conn = TcpStream::connect(proxy.addr).expect("connect");
@@ -722,5 +859,147 @@ mod tests {
         let addr = proxy.addr;
         drop(proxy);
         assert!(TcpStream::connect(addr).is_err(), "the proxy still listens");
+    }
+
+    /// Both kinds of proxy count the connections they accept.
+    #[test]
+    fn proxies_count_connections() {
+        let server = Server::start();
+        let bucket = server.new_bucket();
+        let proxy = Proxy::start(&server);
+        let near = proxy.bucket(&server, bucket.name().as_str());
+        // rust-s3's blocking client opens a connection per request.
+        near.put_object("k", b"v").expect("put");
+        near.get_object("k").expect("get");
+        near.head_object("k").expect("head");
+        assert_eq!(proxy.take_connections(), 3);
+        assert_eq!(proxy.connections(), 0);
+        near.get_object("k").expect("get");
+        assert_eq!(proxy.connections(), 1);
+
+        let wan = Wan {
+            rtt: Duration::from_millis(2),
+            ..Wan::default()
+        };
+        let relay = Proxy::start_wan(server.endpoint(), wan);
+        let far = relay.bucket(&server, bucket.name().as_str());
+        far.get_object("k").expect("get");
+        far.get_object("k").expect("get");
+        assert_eq!(relay.connections(), 2);
+    }
+
+    /// The start times `SlowStart` gives a sender that always has `total` bytes ready, in
+    /// `chunk`-byte reads, from `t0` on: (start of each piece, its length).
+    fn send(
+        window: &mut SlowStart,
+        t0: Instant,
+        total: usize,
+        chunk: usize,
+    ) -> Vec<(Instant, usize)> {
+        let mut pieces = Vec::new();
+        let mut link_free = t0;
+        let mut left = total;
+        while left > 0 {
+            let mut want = chunk.min(left);
+            while want > 0 {
+                let (start, len) = window.admit(link_free, want);
+                assert!(start >= link_free && len >= 1 && len <= want);
+                link_free = start + link_time(len, window.wan);
+                pieces.push((start, len));
+                want -= len;
+                left -= len;
+            }
+        }
+        pieces
+    }
+
+    /// The round each piece started in, counted in round trips from `t0`.
+    fn rounds(pieces: &[(Instant, usize)], t0: Instant, rtt: Duration) -> Vec<(u32, usize)> {
+        let mut out: Vec<(u32, usize)> = Vec::new();
+        for &(start, len) in pieces {
+            let round = ((start - t0).as_nanos() / rtt.as_nanos()) as u32;
+            match out.last_mut() {
+                Some((r, bytes)) if *r == round => *bytes += len,
+                _ => out.push((round, len)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn slow_start_doubles_the_window_each_round_trip_up_to_the_rate() {
+        let wan = Wan::default(); // 20 ms, 50 MB/s: slow start ends at a 1 MB window
+        let t0 = Instant::now();
+        let mut window = SlowStart::new(wan);
+        let pieces = send(&mut window, t0, 4 << 20, RELAY_CHUNK);
+        let by_round = rounds(&pieces, t0, wan.rtt);
+        let w = SLOW_START_WINDOW as usize;
+        assert_eq!(
+            &by_round[..6],
+            &[
+                (0, w),
+                (1, 2 * w),
+                (2, 4 * w),
+                (3, 8 * w),
+                (4, 16 * w),
+                (5, 32 * w)
+            ]
+        );
+        // The seventh window (934,400 bytes) is below the 1 MB a round trip carries; the
+        // eighth is not, and from then on the rate alone paces the link.
+        assert_eq!(by_round[6], (6, 64 * w));
+        assert!(window.window >= window.full());
+        let last = pieces.last().expect("pieces");
+        let end = last.0 + link_time(last.1, wan) - t0;
+        let sent_in_rounds = 127 * w;
+        let at_rate = link_time((4 << 20) - sent_in_rounds, wan);
+        assert!(
+            end >= wan.rtt * 7 + at_rate - Duration::from_millis(1),
+            "{end:?}"
+        );
+        assert!(
+            end <= wan.rtt * 7 + at_rate + Duration::from_millis(1),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn slow_start_starts_over_after_an_idle_time_only() {
+        let wan = Wan::default();
+        let w = SLOW_START_WINDOW as usize;
+        let t0 = Instant::now();
+        let mut window = SlowStart::new(wan);
+        let pieces = send(&mut window, t0, 4 << 20, RELAY_CHUNK);
+        let last = pieces.last().expect("pieces");
+        let end = last.0 + link_time(last.1, wan);
+
+        // 150 ms of silence is less than max(20 ms, 200 ms): the window stays open.
+        let t1 = end + Duration::from_millis(150);
+        let again = send(&mut window.clone(), t1, 1 << 20, RELAY_CHUNK);
+        let last = again.last().expect("pieces");
+        let took = last.0 + link_time(last.1, wan) - t1;
+        assert!(
+            took <= link_time(1 << 20, wan) + Duration::from_millis(1),
+            "{took:?}"
+        );
+
+        // 250 ms is more: one window in the first round trip again.
+        let t2 = end + Duration::from_millis(250);
+        let restarted = send(&mut window, t2, 1 << 20, RELAY_CHUNK);
+        assert_eq!(rounds(&restarted, t2, wan.rtt)[..2], [(0, w), (1, 2 * w)]);
+    }
+
+    /// An application that sends less than the window grows it by what it sent, not twofold.
+    #[test]
+    fn slow_start_grows_by_what_was_sent() {
+        let wan = Wan::default();
+        let t0 = Instant::now();
+        let mut window = SlowStart::new(wan);
+        assert_eq!(window.admit(t0, 1000), (t0, 1000));
+        let t1 = t0 + wan.rtt + Duration::from_millis(5);
+        assert_eq!(
+            window.admit(t1, 100_000),
+            (t1, SLOW_START_WINDOW as usize + 1000)
+        );
     }
 }
