@@ -143,7 +143,9 @@ impl S3Client {
                 let answer =
                     self.wire
                         .send(bucket, &key, command, Some(body), &HeaderMap::new())?;
-                Ok(answer.header("etag").map(str::to_owned))
+                let etag = answer.header("etag").map(str::to_owned);
+                answer.finish();
+                Ok(etag)
             });
             let err = match result {
                 Ok(Some(etag)) if !etag.is_empty() => return Ok(etag),
@@ -266,7 +268,7 @@ impl S3Client {
             let command = Command::DeleteObject;
             self.wire
                 .send(bucket, &key, command, None, &HeaderMap::new())
-                .map(drop)
+                .map(wire::Answer::finish)
         });
         match result {
             Err(Error::Status { status: 404, .. }) => Ok(()),
@@ -336,6 +338,8 @@ impl S3Client {
                     Err(err) => return Err(S3Error::Io(err)),
                 }
             }
+            drop(response);
+            answer.finish();
             Ok(())
         });
         match result {

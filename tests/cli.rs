@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{MIB, Server, open, pattern, raw_put, stream_contents};
 use s3_syncr::{Options, Storage};
-use s3_syncr_test_server::{Fault, Proxy};
+use s3_syncr_test_server::{Fault, Proxy, Raw};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3-syncr");
 
@@ -39,6 +39,10 @@ fn through(server: &Server, endpoint: &str) -> Command {
         .env("AWS_ACCESS_KEY_ID", access_key)
         .env("AWS_SECRET_ACCESS_KEY", secret_key)
         .args(["--endpoint", endpoint, "--region", server.region()]);
+    // Over HTTPS, the server's private CA (as CI runs SeaweedFS).
+    if let Some(ca) = server.ca_pem_path() {
+        command.env("AWS_CA_BUNDLE", ca);
+    }
     command
 }
 
@@ -228,6 +232,25 @@ fn endpoint_and_region_from_the_environment() {
     ok(env(), &["append", &location], b"line 2\n");
     assert_eq!(ok(env(), &["cat", &location], b""), b"line 1\nline 2\n");
     assert_eq!(stream_contents(&bucket, "app.log"), b"line 1\nline 2\n");
+}
+
+/// Over HTTPS with a private CA, the command trusts `AWS_CA_BUNDLE`; without it, it refuses
+/// the certificate in one line and stores nothing.
+#[test]
+fn aws_ca_bundle_makes_a_private_ca_trusted() {
+    let server = Server::start_tls();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/tls.log", bucket.name());
+    let mut untrusted = against(&server);
+    untrusted.env_remove("AWS_CA_BUNDLE");
+    let output = run(untrusted, &["append", &location], b"refused\n");
+    let line = one_line_exit(&output, 1);
+    assert!(line.contains("certificate"), "{line}");
+    assert!(line.contains("AWS_CA_BUNDLE"), "{line}");
+
+    ok(against(&server), &["append", &location], b"trusted\n");
+    let out = ok(against(&server), &["cat", &location], b"");
+    assert_eq!(text(&out), "trusted\n");
 }
 
 #[test]
@@ -1233,7 +1256,7 @@ fn a_gap_is_shown_by_ls_and_stat_and_trim_before_gap_reads_on_after_it() {
         &data,
     );
     let key = |seq: u64| format!("gap/data-{seq:020}.bin");
-    bucket.delete_object(key(1)).unwrap();
+    bucket.raw_delete(&key(1));
     let command = |args: &[&str]| {
         let mut all = vec![args[0], &location];
         all.extend(&args[1..]);

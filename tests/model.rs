@@ -454,7 +454,7 @@ impl Harness {
                 let doomed = (*count).min(listed.len().saturating_sub(1));
                 for &(seq, _) in &listed[..doomed] {
                     let key = format!("model/stream-{seq:020}.bin");
-                    self.bucket.delete_object(key).unwrap();
+                    self.bucket.raw_delete(&key);
                 }
                 self.forget_deleted(&listed, &listed[doomed..]);
             }

@@ -53,16 +53,18 @@ fn every_object_records_its_start_on_head_and_get() {
     write_stream(&bucket, "meta/a.log", &data);
     for (seq, start) in [(0, 0), (1, M), (2, 2 * M)] {
         let key = key("meta/a.log", seq);
-        let (head, _) = bucket.head_object(&key).unwrap();
-        let recorded = head.metadata.unwrap_or_default();
+        let head = bucket.raw_head(&key);
         assert_eq!(
-            recorded.get("s3syncr-start").map(String::as_str),
+            head.header(START),
             Some(start.to_string().as_str()),
             "HEAD {key}"
         );
-        let get = bucket.get_object(&key).unwrap();
-        let header = get.headers().get(START).cloned();
-        assert_eq!(header, Some(start.to_string()), "GET {key}");
+        let get = bucket.raw_get(&key);
+        assert_eq!(
+            get.header(START),
+            Some(start.to_string().as_str()),
+            "GET {key}"
+        );
     }
     let starts: Vec<u64> = open(&bucket, "meta/a.log", 1)
         .segments()
@@ -84,7 +86,7 @@ fn deleting_the_oldest_objects_by_hand_moves_no_offset() {
     let saved = [M + 12_345, 2 * M - 1, 2 * M, len - 10];
 
     for deleted in 1..=2u64 {
-        bucket.delete_object(key(name, deleted - 1)).unwrap();
+        bucket.raw_delete(&key(name, deleted - 1));
         let first = deleted * M;
         let mut reader = open(&bucket, name, 1);
         assert_eq!(reader.stream_position().unwrap(), first, "a new handle");
@@ -243,8 +245,10 @@ fn streams_of_objects_without_metadata_read_as_before_and_mixed_streams_work() {
     writer.write_all(&data[3 * MIB..]).unwrap();
     writer.close().unwrap();
     assert!(stream_contents(&bucket, name) == data);
-    let (head, _) = bucket.head_object(key(name, 3)).unwrap();
-    let start = head.metadata.unwrap_or_default().remove("s3syncr-start");
+    let start = bucket
+        .raw_head(&key(name, 3))
+        .header(START)
+        .map(str::to_owned);
     assert_eq!(start, Some((3 * M).to_string()));
 
     // Trimming up to an object that records nothing would move every offset: refused.
@@ -283,7 +287,7 @@ fn streams_of_objects_without_metadata_read_as_before_and_mixed_streams_work() {
     let mut writer = open(&bucket, mixed, 1);
     writer.write_all(&data[2 * MIB..]).unwrap();
     writer.close().unwrap();
-    bucket.delete_object(key(mixed, 0)).unwrap();
+    bucket.raw_delete(&key(mixed, 0));
     let mut reader = open(&bucket, mixed, 1);
     assert_eq!(reader.first_offset().unwrap(), 0, "cannot know better");
     let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
@@ -305,9 +309,7 @@ fn an_object_recording_a_wrong_start_is_invalid_data_naming_it() {
     // Another tool rewrites object 1 with a start of its own.
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static(START), HeaderValue::from(5u64));
-    bucket
-        .put_object_with_headers(key(name, 1), &data[MIB..2 * MIB], Some(headers))
-        .unwrap();
+    bucket.raw_put_with(&key(name, 1), &data[MIB..2 * MIB], headers);
 
     let mut reader = open(&bucket, name, 1);
     let mut first = vec![0; 1000];
@@ -325,9 +327,7 @@ fn an_object_recording_a_wrong_start_is_invalid_data_naming_it() {
     // A writer continuing a tail that records a start the stream contradicts stops too.
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static(START), HeaderValue::from(1u64));
-    bucket
-        .put_object_with_headers(key(name, 2), b"0123456789", Some(headers))
-        .unwrap();
+    bucket.raw_put_with(&key(name, 2), b"0123456789", headers);
     let mut writer = open(&bucket, name, 1);
     let err = writer.write(b"x").unwrap_err();
     assert!(
@@ -385,7 +385,7 @@ fn a_handle_learns_the_first_offset_with_at_most_one_request() {
         ops,
         ["ListObjectsV2", "ListObjectsV2", "HeadObject", "PutObject"]
     );
-    bucket.delete_object(key(name, 0)).unwrap();
+    bucket.raw_delete(&key(name, 0));
 
     // A reader: one HEAD, however it moves.
     let ops = counted("reader", &mut || {
@@ -500,7 +500,7 @@ fn a_missing_object_between_two_present_ones_stays_a_gap() {
     assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), 3 * M);
     write_stream(&bucket, name, &data[3 * MIB..]);
     // The reader's last known object goes, an older one stays.
-    bucket.delete_object(key(name, 2)).unwrap();
+    bucket.raw_delete(&key(name, 2));
     let err = reader.seek(SeekFrom::End(0)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
     assert!(
@@ -532,7 +532,7 @@ fn position_while_deleting(
         std::thread::sleep(Duration::from_millis(5));
     }
     for &seq in seqs {
-        bucket.delete_object(key(name, seq)).unwrap();
+        bucket.raw_delete(&key(name, seq));
     }
     let (reader, pos) = anchoring.join().unwrap();
     (reader, pos.unwrap(), proxy)
@@ -561,7 +561,7 @@ fn a_hole_whose_older_side_was_trimmed_meanwhile_is_no_gap() {
     write_stream(&bucket, name, &data);
     // Listed with a hole at 2 (deleted by hand); objects 0 and 1 go before the HEAD that
     // checks whether object 1, before the hole, is still there: the stream starts at 3 now.
-    bucket.delete_object(key(name, 2)).unwrap();
+    bucket.raw_delete(&key(name, 2));
     let (mut reader, pos, _proxy) = position_while_deleting(&server, &bucket, name, &[0, 1]);
     assert_eq!(pos, 3 * M);
     let mut got = Vec::new();
@@ -576,8 +576,8 @@ fn a_gap_is_listed_not_refused_and_trim_before_gap_reads_on_after_the_last_one()
     let name = "gaps/log.bin";
     let data = pattern(5 * MIB + 5, 16);
     write_stream(&bucket, name, &data);
-    bucket.delete_object(key(name, 1)).unwrap();
-    bucket.delete_object(key(name, 3)).unwrap();
+    bucket.raw_delete(&key(name, 1));
+    bucket.raw_delete(&key(name, 3));
 
     let mut storage = open(&bucket, name, 1);
     let listing = storage.listing().unwrap();
@@ -667,7 +667,7 @@ fn a_writer_trims_before_a_gap_made_under_it_and_appends_on() {
         writer.write_all(chunk).unwrap();
     }
     writer.flush().unwrap();
-    bucket.delete_object(key(name, 1)).unwrap();
+    bucket.raw_delete(&key(name, 1));
     assert_eq!(writer.trim_before_gap().unwrap(), 2 * M);
     assert_eq!(writer.first_offset().unwrap(), 2 * M);
     writer.write_all(&data[3 * MIB + 3..]).unwrap();

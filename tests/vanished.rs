@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use s3::Bucket;
 use s3::command::Command;
-use s3::request::Request;
-use s3::request::blocking::AttoRequest;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 
@@ -34,8 +32,8 @@ fn uploads(bucket: &Bucket, key: &str) -> Vec<String> {
         upload_id_marker: None,
         max_uploads: None,
     };
-    let request = AttoRequest::new(bucket, "/", command).unwrap();
-    let body = request.response().unwrap().text().unwrap();
+    let answer = bucket.raw_send("/", command).unwrap();
+    let body = String::from_utf8(answer.body).unwrap();
     let between = |text: &str, open: &str, close: &str| {
         let (_, rest) = text.split_once(open)?;
         Some(rest.split_once(close)?.0.to_owned())
@@ -69,7 +67,7 @@ fn wait_for_upload(bucket: &Bucket, key: &str) -> Vec<String> {
 fn abort_from_outside(bucket: &Bucket, key: &str) {
     for id in wait_for_upload(bucket, key) {
         // One already completed or aborted is gone: only the open one matters.
-        let _ = bucket.abort_upload(key, &id);
+        bucket.raw_abort(key, &id);
     }
 }
 

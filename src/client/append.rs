@@ -227,10 +227,10 @@ impl S3Client {
                 custom_headers: None,
                 multipart: Some(Multipart::new(number, id)),
             };
-            let answer = self
-                .wire
-                .send(bucket, key, command, Some(new), &HeaderMap::new())?;
-            Ok(answer.header("etag").map(str::to_owned))
+            let answer = (self.wire).send(bucket, key, command, Some(new), &HeaderMap::new())?;
+            let etag = answer.header("etag").map(str::to_owned);
+            answer.finish();
+            Ok(etag)
         });
         let etag = etag.map_err(|err| self.vanished_or("UPLOAD-PART", key, id, err))?;
         // Some servers send no ETag for a part; it is the MD5 of the part's bytes.
@@ -322,9 +322,10 @@ impl S3Client {
     pub(crate) fn abort(&self, key: &str, id: &str) {
         let result = self.request("ABORT-UPLOAD", key, 0, |bucket| {
             let command = Command::AbortMultipartUpload { upload_id: id };
-            self.wire
-                .send(bucket, key, command, None, &HeaderMap::new())
-                .map(drop)
+            (self
+                .wire
+                .send(bucket, key, command, None, &HeaderMap::new()))
+            .map(super::wire::Answer::finish)
         });
         if let Err(err) = result {
             log::warn!("could not abort an upload to {key}: {err}");

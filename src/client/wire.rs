@@ -38,6 +38,9 @@ const IDLE_AGE: Duration = Duration::from_secs(10);
 /// Most bytes of an XML answer or error body read into memory.
 const TEXT_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// Most bytes read past what a caller wanted to keep a connection: more is cheaper to drop.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
 /// Connections opened by this process, for logs.
 static OPENED: AtomicU64 = AtomicU64::new(0);
 
@@ -175,6 +178,15 @@ impl Answer {
     pub(super) fn reader(&mut self) -> impl Read + '_ {
         self.body.as_reader()
     }
+
+    /// Reads what is left of the body (nothing, or a few bytes): only a body read to its end
+    /// gives its connection back to the pool. A longer rest closes it instead.
+    pub(super) fn finish(mut self) {
+        let _ = io::copy(
+            &mut self.body.as_reader().take(DRAIN_LIMIT),
+            &mut io::sink(),
+        );
+    }
 }
 
 fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
@@ -252,22 +264,33 @@ fn read_pem(file: &Path) -> Result<Vec<Certificate<'static>>, String> {
 /// signature or URL query.
 fn io_error(err: ureq::Error) -> S3Error {
     let (kind, message) = match err {
+        // rustls reports a certificate it refuses as invalid data on the stream.
+        ureq::Error::Io(err)
+            if err.kind() == io::ErrorKind::InvalidData
+                && err.to_string().contains("certificate") =>
+        {
+            (io::ErrorKind::InvalidData, untrusted(&err))
+        }
         ureq::Error::Io(err) => return S3Error::Io(err),
         ureq::Error::Timeout(what) => (io::ErrorKind::TimedOut, format!("timed out ({what})")),
         ureq::Error::HostNotFound => (io::ErrorKind::NotFound, "host not found".into()),
         ureq::Error::ConnectionFailed => {
             (io::ErrorKind::ConnectionRefused, "could not connect".into())
         }
-        err @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_)) => (
-            io::ErrorKind::InvalidData,
-            format!(
-                "TLS: {err} (a server whose certificate comes from a private CA is trusted \
-                 with AWS_CA_BUNDLE or Options::ca_file)"
-            ),
-        ),
+        err @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_)) => {
+            (io::ErrorKind::InvalidData, untrusted(&err))
+        }
         err => (io::ErrorKind::InvalidData, err.to_string()),
     };
     S3Error::Io(io::Error::new(kind, message))
+}
+
+/// A TLS failure, with what to do about the likeliest cause.
+fn untrusted(err: &dyn fmt::Display) -> String {
+    format!(
+        "TLS: {err} (a server whose certificate comes from a private CA is trusted with \
+         AWS_CA_BUNDLE or Options::ca_file)"
+    )
 }
 
 /// The last link of the connector chain: counts connections, and marks a failure on a reused

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 
 use s3::Bucket;
 use s3_syncr::{Options, Storage};
-pub use s3_syncr_test_server::Server;
+pub use s3_syncr_test_server::{Raw, Server};
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -60,7 +60,7 @@ pub fn segment_sizes(bucket: &Bucket, name: &str) -> Vec<u64> {
 
 /// Puts an object directly, bypassing `Storage`.
 pub fn raw_put(bucket: &Bucket, key: &str, body: &[u8]) {
-    bucket.put_object(key, body).expect("raw put");
+    bucket.raw_put(key, body);
 }
 
 /// The inner `s3_syncr::Error` of an I/O error.

@@ -14,6 +14,7 @@
 #[path = "../../../src/bin/s3-syncr/local.rs"]
 mod local;
 mod proxy;
+mod raw;
 mod recorder;
 mod tls;
 
@@ -26,6 +27,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use s3s::validation::AwsNameValidation;
 
 pub use proxy::{Fault, Proxy, Wan};
+pub use raw::{Answer as RawAnswer, Raw};
 pub use recorder::Request;
 pub use tls::{ServerCert, TestCa};
 
@@ -83,6 +85,7 @@ impl Server {
         ca.write_pem(&ca_path).expect("write the CA's PEM");
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut server = Server::serve(dir.path(), false, Some(cert.server_config()));
+        raw::trust(ca.pem());
         server.ca = Some((ca.pem().to_owned(), ca_path));
         server._dir = Some(dir);
         server._tls_dir = Some(tls_dir);
@@ -247,16 +250,25 @@ impl Server {
         match &self.root {
             Some(root) => std::fs::create_dir(root.join(&name)).expect("bucket directory"),
             None => {
-                Bucket::create_with_path_style(
-                    &name,
-                    Region::Custom {
+                // As rust-s3's `create_with_path_style`, sent through [`Raw`].
+                let mut config = BucketConfiguration::default();
+                let skip = std::env::var("RUST_S3_SKIP_LOCATION_CONSTRAINT").unwrap_or_default();
+                if !matches!(skip.to_lowercase().as_str(), "true" | "1") {
+                    config.set_region(Region::Custom {
                         region: self.region.clone(),
                         endpoint: self.endpoint.clone(),
-                    },
-                    credentials(&self.access_key, &self.secret_key),
-                    BucketConfiguration::default(),
-                )
-                .expect("create bucket");
+                    });
+                }
+                let answer = self
+                    .bucket(&name)
+                    .raw_send("", s3::command::Command::CreateBucket { config })
+                    .expect("create bucket");
+                assert!(
+                    (200..300).contains(&answer.status),
+                    "create bucket: HTTP {}: {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
+                );
             }
         }
         self.bucket(&name)

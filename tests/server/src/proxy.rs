@@ -103,6 +103,11 @@ struct State {
     injected: AtomicUsize,
     /// Connections accepted since the last [`Proxy::take_connections`].
     connections: AtomicUsize,
+    /// Connections accepted in all, each numbered by this count when accepted.
+    accepted: AtomicUsize,
+    /// The relay's connections numbered below this are closed at their next request, without
+    /// an answer: [`Proxy::close_idle_upstream`].
+    closed_below: AtomicUsize,
     /// Connections being handled.
     active: AtomicUsize,
     /// Requests being held by [`Fault::Delay`], and the most held at once since the last
@@ -169,6 +174,8 @@ impl Proxy {
             faults: Mutex::default(),
             injected: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
+            closed_below: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -185,11 +192,12 @@ impl Proxy {
                 }
                 let Ok(conn) = conn else { continue };
                 shared.connections.fetch_add(1, Ordering::SeqCst);
+                let number = shared.accepted.fetch_add(1, Ordering::SeqCst);
                 let state = shared.clone();
                 state.active.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = match state.wan {
-                        Some(wan) => relay(&state, wan, conn),
+                        Some(wan) => relay(&state, wan, conn, number),
                         None => handle(&state, conn),
                     };
                     state.active.fetch_sub(1, Ordering::SeqCst);
@@ -276,6 +284,15 @@ impl Proxy {
         while self.state.active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Makes every connection the relay holds now act as one the server closed while the client
+    /// kept it for later, before the client noticed: the next bytes the client sends on it are
+    /// dropped, and the connection is closed without an answer. Connections accepted later
+    /// are not touched.
+    pub fn close_idle_upstream(&self) {
+        let accepted = self.state.accepted.load(Ordering::SeqCst);
+        self.state.closed_below.store(accepted, Ordering::SeqCst);
     }
 
     /// A handle on `server`'s bucket `name` whose requests go through the proxy.
@@ -434,7 +451,7 @@ const RELAY_SLACK: Duration = Duration::from_millis(4);
 const RELAY_POLL: Duration = Duration::from_millis(100);
 
 /// Relays one WAN connection until both sides have closed it or the proxy stops.
-fn relay(state: &Arc<State>, wan: Wan, client: TcpStream) -> io::Result<()> {
+fn relay(state: &Arc<State>, wan: Wan, client: TcpStream, number: usize) -> io::Result<()> {
     let accepted = Instant::now();
     let server = TcpStream::connect(state.upstream)?;
     for socket in [&client, &server] {
@@ -449,12 +466,14 @@ fn relay(state: &Arc<State>, wan: Wan, client: TcpStream) -> io::Result<()> {
         to: server.try_clone()?,
         link_free: accepted + handshake,
         window: wan.slow_start.then(|| SlowStart::new(wan)),
+        number: Some(number),
     };
     let down = Direction {
         from: server,
         to: client,
         link_free: accepted,
         window: wan.slow_start.then(|| SlowStart::new(wan)),
+        number: None,
     };
     let shared = state.clone();
     let up = std::thread::spawn(move || up.run(&shared, wan));
@@ -471,6 +490,9 @@ struct Direction {
     link_free: Instant,
     /// The congestion window, with [`Wan::slow_start`].
     window: Option<SlowStart>,
+    /// The connection's number, in the client-to-server direction only: the one that drops a
+    /// request on a connection closed by [`Proxy::close_idle_upstream`].
+    number: Option<usize>,
 }
 
 impl Direction {
@@ -502,6 +524,14 @@ impl Direction {
                 Err(e) if is_transient(&e) => continue,
                 Err(_) => break false,
             };
+            if self
+                .number
+                .is_some_and(|n| n < state.closed_below.load(Ordering::SeqCst))
+            {
+                let _ = self.from.shutdown(Shutdown::Both);
+                let _ = self.to.shutdown(Shutdown::Both);
+                break false;
+            }
             // A chunk larger than what the window still allows this round goes in pieces, the
             // rest a round trip later.
             let mut chunk = &buf[..n];

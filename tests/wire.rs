@@ -1,0 +1,241 @@
+//! The transport: connections kept open and counted at a relay, a connection the server closed
+//! meanwhile, and HTTPS with a private CA (refused until trusted, by `Options::ca_file` or
+//! `AWS_CA_BUNDLE`).
+
+mod common;
+
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use s3_syncr::{Error, Options, Storage};
+use s3_syncr_test_server::{Proxy, Wan};
+
+/// A relay that only counts: no delay to speak of, no rate cap, no slow start.
+fn counting_relay(server: &Server) -> Proxy {
+    let wan = Wan {
+        rtt: Duration::from_micros(100),
+        rate_bytes_per_sec: 10_000_000_000,
+        handshake_rtts: 0,
+        slow_start: false,
+    };
+    Proxy::start_wan(server.endpoint(), wan)
+}
+
+/// The mix: 40 small flushes, then 200 reads of 4 KiB after seeks. Every request of
+/// the handle goes through the relay; one connection per request would make 240 or more.
+#[test]
+fn connections_are_kept_open_across_requests() {
+    let server = Server::start();
+    let bucket = server.new_bucket();
+    let relay = counting_relay(&server);
+    let far = relay.bucket(&server, bucket.name().as_str());
+    let mut storage = Storage::new(far.clone(), "kept/open.log", Options::default()).unwrap();
+    let data = pattern(40 * 1000, 1);
+    for record in data.chunks(1000) {
+        storage.write_all(record).unwrap();
+        storage.flush().unwrap();
+    }
+    storage.close().unwrap();
+    // Another handle: the writer would serve reads of its own bytes from memory.
+    let mut storage = Storage::new(far, "kept/open.log", Options::default()).unwrap();
+    let mut offsets = pattern(200 * 8, 2).into_iter();
+    let mut buf = vec![0; 4096];
+    for _ in 0..200 {
+        let at = u16::from_le_bytes([offsets.next().unwrap(), offsets.next().unwrap()]) as usize
+            % (data.len() - buf.len());
+        storage.seek(SeekFrom::Start(at as u64)).unwrap();
+        storage.read_exact(&mut buf).unwrap();
+        assert!(buf == data[at..at + buf.len()], "bytes at {at}");
+    }
+    storage.close().unwrap();
+    let requests = server.take_requests().len();
+    let connections = relay.connections();
+    eprintln!("{connections} connections for {requests} requests");
+    assert!(requests >= 240, "{requests} requests");
+    assert!(
+        connections * 10 <= requests,
+        "{connections} connections for {requests} requests"
+    );
+}
+
+/// A server may close a kept-alive connection while the client holds it for later; the client
+/// learns it only when it sends the next request. That request goes again on a fresh
+/// connection at once, and it is no retry: it passes with a single attempt allowed.
+#[test]
+fn a_request_on_a_connection_the_server_closed_goes_again_at_no_cost() {
+    let server = Server::start();
+    let bucket = server.new_bucket();
+    let relay = counting_relay(&server);
+    let far = relay.bucket(&server, bucket.name().as_str());
+    let options = Options {
+        retry_attempts: 1,
+        ..Options::default()
+    };
+    let mut storage = Storage::new(far, "closed/idle.log", options).unwrap();
+    storage.write_all(b"first ").unwrap();
+    storage.flush().unwrap();
+    let before = relay.connections();
+    relay.close_idle_upstream();
+    storage.write_all(b"second").unwrap();
+    storage.flush().unwrap();
+    storage.close().unwrap();
+    assert!(relay.connections() > before, "no new connection was opened");
+    assert_eq!(stream_contents(&bucket, "closed/idle.log"), b"first second");
+}
+
+/// A handle over HTTPS with `options`, on a new bucket of `server`.
+fn open_tls(server: &Server, options: Options) -> Result<Storage, io::Error> {
+    let bucket = server.new_bucket();
+    Storage::new(bucket, "tls/a.log", options).map_err(io::Error::from)
+}
+
+fn write_and_read_back(mut storage: Storage) {
+    storage.write_all(b"over https").unwrap();
+    storage.flush().unwrap();
+    storage.seek(SeekFrom::Start(0)).unwrap();
+    let mut back = Vec::new();
+    storage.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"over https");
+    storage.close().unwrap();
+}
+
+/// A certificate from a CA nobody was told about is refused at once, in one line that says
+/// what to do; the same server works once its CA file is given.
+#[test]
+fn a_private_ca_is_refused_until_its_file_is_given() {
+    let server = Server::start_tls();
+    let quick = Options {
+        retry_backoff: Duration::from_secs(5),
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let err = open_tls(&server, quick)
+        .err()
+        .expect("an untrusted certificate");
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    let message = err.to_string();
+    assert!(message.contains("certificate"), "{message}");
+    assert!(message.contains("AWS_CA_BUNDLE"), "{message}");
+    assert!(!message.contains('\n'), "one line: {message}");
+    // Not retried: a backoff of up to 5 s would show.
+    assert!(started.elapsed() < Duration::from_secs(5), "retried");
+
+    let trusted = Options {
+        ca_file: server.ca_pem_path().map(Into::into),
+        ..Options::default()
+    };
+    write_and_read_back(open_tls(&server, trusted).unwrap());
+}
+
+/// A CA file that does not vouch for the server does not help; one that cannot be read, or
+/// holds no certificate, fails the handle with an error naming it.
+#[test]
+fn a_wrong_or_unreadable_ca_file_is_refused() {
+    let server = Server::start_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, Server::unrelated_ca_pem()).unwrap();
+    let err = open_tls(
+        &server,
+        Options {
+            ca_file: Some(other),
+            ..Options::default()
+        },
+    )
+    .err()
+    .expect("a CA that did not sign the certificate");
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+
+    for (file, why) in [
+        (dir.path().join("missing.pem"), "No such file"),
+        (dir.path().join("empty.pem"), "no PEM certificate"),
+    ] {
+        std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+        let options = Options {
+            ca_file: Some(file.clone()),
+            ..Options::default()
+        };
+        let err = open_tls(&server, options)
+            .err()
+            .expect("an unusable CA file");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&*file.to_string_lossy()), "{message}");
+        assert!(message.contains(why), "{message}");
+        assert!(matches!(inner(&err), Error::InvalidConfig(_)), "{err}");
+    }
+}
+
+/// `AWS_CA_BUNDLE`, as the AWS CLI reads it, is trusted; it is read once per process, so the
+/// handles run in children of this test binary.
+#[test]
+fn aws_ca_bundle_is_trusted() {
+    let server = Server::start_tls();
+    let bucket = server.new_bucket();
+    let (access_key, secret_key) = server.keys();
+    let run_child = |bundle: Option<&std::path::Path>| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--exact", "bundle_child", "--ignored", "--nocapture"])
+            .env(
+                "S3SYNCR_CHILD_LOCATION",
+                format!("s3://{}/bundle.log", bucket.name()),
+            )
+            .env("AWS_ENDPOINT_URL", server.endpoint())
+            .env("AWS_ACCESS_KEY_ID", access_key)
+            .env("AWS_SECRET_ACCESS_KEY", secret_key)
+            .env("AWS_REGION", server.region())
+            .env_remove("AWS_ENDPOINT_URL_S3")
+            .env_remove("AWS_CA_BUNDLE");
+        if let Some(bundle) = bundle {
+            command.env("AWS_CA_BUNDLE", bundle);
+        }
+        let output = command.output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let out = run_child(None);
+    assert!(out.contains("child failed: InvalidData"), "{out}");
+    let out = run_child(server.ca_pem_path());
+    assert!(out.contains("child wrote"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_child(Some(&dir.path().join("missing.pem")));
+    assert!(out.contains("child failed: InvalidInput"), "{out}");
+    assert!(out.contains("AWS_CA_BUNDLE"), "{out}");
+    assert_eq!(stream_contents_tls(&server, &bucket), b"from the child");
+}
+
+fn stream_contents_tls(server: &Server, bucket: &s3::Bucket) -> Vec<u8> {
+    let options = Options {
+        ca_file: server.ca_pem_path().map(Into::into),
+        ..Options::default()
+    };
+    let mut reader = Storage::new(bucket.clone(), "bundle.log", options).unwrap();
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    out
+}
+
+#[test]
+#[ignore = "run by aws_ca_bundle_is_trusted in a child process"]
+fn bundle_child() {
+    let Ok(location) = std::env::var("S3SYNCR_CHILD_LOCATION") else {
+        return;
+    };
+    let options = Options {
+        retry_attempts: 1,
+        ..Options::default()
+    };
+    match Storage::open(&location, options) {
+        Ok(mut storage) => {
+            storage.write_all(b"from the child").unwrap();
+            storage.close().unwrap();
+            println!("child wrote");
+        }
+        Err(err) => {
+            let err = io::Error::from(err);
+            println!("child failed: {:?} {err}", err.kind());
+        }
+    }
+}
