@@ -984,10 +984,9 @@ fn section_report(out: &mut String, section: &Section) {
 
 /// Opens stream `name` with `min_size` MiB objects and the default read chunk.
 fn open(bucket: &Bucket, name: &str, min_size: usize) -> Storage {
-    let options = Options {
-        min_size,
-        ..Options::default()
-    };
+    let options = (Options::builder().with_seal_size(min_size * MIB))
+        .build()
+        .expect("options");
     Storage::new(bucket.clone(), name, options).expect("open stream")
 }
 

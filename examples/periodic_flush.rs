@@ -51,7 +51,7 @@ fn main() -> io::Result<()> {
             (pending, last_flush) = (0, Instant::now());
         }
     }
-    let mut stream = writer.into_inner().map_err(|e| e.into_error())?;
+    let stream = writer.into_inner().map_err(|e| e.into_error())?;
     println!("{} bytes unflushed before close", stream.unflushed().len());
     stream.close()?; // flushes the last records and reports any error
 

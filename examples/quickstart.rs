@@ -28,10 +28,9 @@ fn main() -> io::Result<()> {
     );
 
     // 1 MiB objects, so a few MiB make several; each flush makes everything so far durable.
-    let options = Options {
-        min_size: 1,
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_seal_size(1 << 20)
+        .build()?;
     let mut writer = BufWriter::new(Storage::new(bucket, "quickstart/records.log", options)?);
     let started = Instant::now();
     let mut written = Vec::new();
@@ -62,5 +61,5 @@ fn main() -> io::Result<()> {
     for segment in storage.segments().map_err(io::Error::from)? {
         println!("  {:>8} bytes  {}", segment.size, segment.key);
     }
-    storage.close()
+    Ok(storage.close()?)
 }

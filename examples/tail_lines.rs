@@ -46,7 +46,7 @@ fn main() -> io::Result<()> {
             writeln!(writer, "request {i} served")?;
             writer.flush()?; // visible to readers from now on
         }
-        writer.close()
+        Ok(writer.close()?)
     });
     while seen.len() < 5 {
         thread::sleep(Duration::from_millis(50));
@@ -67,5 +67,5 @@ fn main() -> io::Result<()> {
     ];
     assert_eq!(seen, expected);
     println!("verified: all {} lines read, in order", seen.len());
-    reader.close()
+    Ok(reader.close()?)
 }

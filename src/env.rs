@@ -29,8 +29,8 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
     let credentials = match var("AWS_ACCESS_KEY_ID") {
         Some(access_key) => {
             let secret_key = var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| {
-                Error::InvalidConfig(
-                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into(),
+                Error::config(
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
                 )
             })?;
             let session_token = var("AWS_SESSION_TOKEN");
@@ -56,7 +56,7 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
     let region = match &endpoint {
         Some(endpoint) => {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::config(format!(
                     "endpoint {endpoint:?} must start with http:// or https://"
                 )));
             }
@@ -73,14 +73,14 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
             },
             Ok(region) => region,
             Err(_) => {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::config(format!(
                     "invalid region {region_name:?}"
                 )));
             }
         },
     };
     let mut bucket = Bucket::new(name, region, credentials)
-        .map_err(|err| Error::InvalidConfig(format!("cannot address bucket {name:?}: {err}")))?;
+        .map_err(|err| Error::config(format!("cannot address bucket {name:?}: {err}")))?;
     if endpoint.is_some() {
         bucket.set_path_style();
     }
@@ -187,10 +187,10 @@ mod tests {
     #[test]
     fn bad_configuration_is_rejected() {
         let no_secret = build(&[("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]);
-        assert!(matches!(no_secret, Err(Error::InvalidConfig(_))));
+        assert!(matches!(no_secret, Err(Error::InvalidConfig { .. })));
         let mut vars = KEYS.to_vec();
         vars.push(("AWS_ENDPOINT_URL", "127.0.0.1:9000"));
-        assert!(matches!(build(&vars), Err(Error::InvalidConfig(_))));
+        assert!(matches!(build(&vars), Err(Error::InvalidConfig { .. })));
         let no_file = build(&[("AWS_PROFILE", "s3-syncr-no-such-profile")]);
         assert!(matches!(no_file, Err(Error::NoCredentials)));
     }

@@ -33,10 +33,25 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// An option or a configuration value (from [`Options`](crate::Options) or the environment)
-    /// is out of range.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    /// A setting of [`Options`](crate::Options) is out of range, alone or with the others:
+    /// refused by [`OptionsBuilder::build`](crate::OptionsBuilder::build).
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The setting, as its builder method names it without `with_`: `seal_size`,
+        /// `part_size`, ...
+        option: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A configuration value from outside [`Options`](crate::Options) cannot be used: an AWS
+    /// environment variable (a key without its secret, an endpoint that is not a URL, an
+    /// unknown region), or a CA file (`ca_file`, `AWS_CA_BUNDLE`) that cannot be read or holds
+    /// no certificate.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong, naming the variable or file.
+        reason: String,
+    },
     /// No credentials were found in the environment or the shared credentials file.
     #[error(
         "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use ~/.aws/credentials"
@@ -163,9 +178,13 @@ pub enum Error {
         /// What went wrong.
         what: String,
     },
-    /// The stream was closed with [`Storage::close`](crate::Storage::close).
-    #[error("the stream is closed")]
-    Closed,
+    /// The stream has used every sequence number (2^64 objects): nothing more can be
+    /// appended to it. Reads still work.
+    #[error("stream {key:?} has used every sequence number: it cannot take another object")]
+    SequenceExhausted {
+        /// The key of the stream's last object.
+        key: String,
+    },
 }
 
 impl Error {
@@ -173,7 +192,8 @@ impl Error {
     ///
     /// ```
     /// use s3_syncr::Error;
-    /// assert_eq!(Error::Closed.kind(), std::io::ErrorKind::BrokenPipe);
+    /// let full = Error::SequenceExhausted { key: "app-18446744073709551615.log".into() };
+    /// assert_eq!(full.kind(), std::io::ErrorKind::StorageFull);
     /// assert_eq!(Error::SeekPositionNotSupported.kind(), std::io::ErrorKind::InvalidInput);
     /// let trimmed = Error::Trimmed { requested: 10, first: 4096 };
     /// assert_eq!(trimmed.kind(), std::io::ErrorKind::NotFound);
@@ -182,7 +202,8 @@ impl Error {
         use io::ErrorKind as K;
         match self {
             Error::InvalidLocation { .. }
-            | Error::InvalidConfig(_)
+            | Error::InvalidOption { .. }
+            | Error::InvalidConfig { .. }
             | Error::NoCredentials
             | Error::SeekPositionNotSupported => K::InvalidInput,
             Error::BucketNotFound { .. } => K::NotFound,
@@ -204,13 +225,21 @@ impl Error {
             Error::Fenced { .. } => K::AlreadyExists,
             // Not `Interrupted`: `write_all` and `io::copy` retry that silently.
             Error::UploadLost { .. } => K::Other,
-            Error::Closed => K::BrokenPipe,
+            // Like a full disk: the stream takes no more bytes, whatever is tried again.
+            Error::SequenceExhausted { .. } => K::StorageFull,
+            // Not a transport kind: retrying callers must not take a bug for a network blip.
             Error::Internal { .. } => K::Other,
         }
     }
 
     pub(crate) fn internal(what: impl Into<String>) -> Error {
         Error::Internal { what: what.into() }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Error {
+        Error::InvalidConfig {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -271,6 +300,21 @@ mod tests {
             (
                 Error::NoRecordedStart { key: "k".into() },
                 io::ErrorKind::Unsupported,
+            ),
+            (
+                Error::InvalidOption {
+                    option: "part_size",
+                    reason: "too small".into(),
+                },
+                io::ErrorKind::InvalidInput,
+            ),
+            (
+                Error::SequenceExhausted { key: "k".into() },
+                io::ErrorKind::StorageFull,
+            ),
+            (
+                Error::Internal { what: "bug".into() },
+                io::ErrorKind::Other,
             ),
             (
                 Error::UploadLost {

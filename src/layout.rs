@@ -56,7 +56,7 @@ pub struct Segment {
 /// use std::io::Write;
 /// use s3_syncr::{Options, Storage};
 ///
-/// let options = Options { min_size: 1, ..Options::default() };
+/// let options = Options::builder().with_seal_size(1 << 20).build()?;
 /// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
 /// for _ in 0..3 {
 ///     log.write_all(&vec![b'x'; 1 << 20])?;

@@ -39,19 +39,20 @@
 //! # Durability
 //! [`flush`](std::io::Write::flush) returns `Ok` only once every byte accepted by `write` so far
 //! is in S3, in order: it overwrites the tail object with the whole buffered segment, or appends
-//! the new bytes to it by a server-side copy once it is large. Once the
-//! tail holds at least [`Options::min_size`] MiB, the next write seals it (it is never written
-//! again) and starts the next object. [`Storage::close`] flushes and reports errors; dropping a
-//! `Storage` flushes best-effort and only logs a failure.
+//! the new bytes to it by a server-side copy once it is large. Once the tail holds at least
+//! [`Options::seal_size`] bytes (the original's `MinSize`), the next write seals it (it is never
+//! written again) and starts the next object. [`Storage::close`] flushes and reports errors,
+//! handing the handle back in a [`CloseError`]; dropping a `Storage` flushes best-effort and
+//! only logs a failure.
 //!
 //! # Cost
-//! A flush re-uploads the tail while it is small; once S3 holds [`Options::copy_threshold`]
+//! A flush re-uploads the tail while it is small; once S3 holds [`Options::append_by_copy`]
 //! bytes of it (5 MiB), it sends only the new bytes (an append by copy): flushing every `K`
 //! bytes into objects of `S` bytes uploads about `1 + min(S, T)² / 2KS` times the data written,
 //! `T` the threshold. From there on flushed bytes leave memory. Large writes stream out as
 //! parts of [`Options::part_size`] bytes, [`Options::write_ahead`] at once, within an object and
 //! across objects, while writing goes on; objects are completed in stream order, so a crash
-//! leaves no gap, and the writer's memory does not grow with [`Options::min_size`]. Reading
+//! leaves no gap, and the writer's memory does not grow with [`Options::seal_size`]. Reading
 //! fetches ranged GETs of at most [`Options::read_chunk`] bytes; a sequential reader keeps
 //! [`Options::read_ahead`] of them in flight, across objects, so memory stays at
 //! `read_ahead + 1` chunks whatever the object size, and a read after a seek costs one small
@@ -73,5 +74,23 @@ mod writer;
 
 pub use error::Error;
 pub use layout::{Gap, Listing, PendingUpload, Segment};
-pub use options::Options;
-pub use storage::Storage;
+pub use options::{Options, OptionsBuilder};
+/// rust-s3, the version whose [`Bucket`](s3::Bucket) [`Storage::new`] takes: build buckets
+/// through this path, and no version of your own need match it.
+///
+/// ```
+/// use s3_syncr::s3::{Bucket, Region, creds::Credentials};
+///
+/// let region = Region::Custom { region: "us-east-1".into(), endpoint: "http://127.0.0.1:9000".into() };
+/// let credentials = Credentials::new(Some("key"), Some("secret"), None, None, None)?;
+/// let bucket = Bucket::new("my-bucket", region, credentials)?.with_path_style();
+/// assert_eq!(bucket.name(), "my-bucket");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use s3;
+pub use storage::{CloseError, Storage};
+
+/// The README's examples, compiled (and run where they can be) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

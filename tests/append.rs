@@ -17,13 +17,13 @@ const STEP: usize = 512 * 1024;
 
 fn large_tail_options() -> Options {
     s3::set_retries(0);
-    Options {
-        min_size: 64,
-        retry_backoff: Duration::from_millis(5),
-        request_timeout: Duration::from_millis(700),
-        min_throughput: 1 << 30,
-        ..Options::default()
-    }
+    Options::builder()
+        .with_seal_size(64 << 20)
+        .with_retry_backoff(Duration::from_millis(5))
+        .with_request_timeout(Duration::from_millis(700))
+        .with_min_throughput(1 << 30)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -71,10 +71,10 @@ fn flushes_of_a_large_tail_send_only_the_new_bytes() {
 fn appending_by_copy_can_be_turned_off() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let options = Options {
-        append_by_copy: false,
-        ..large_tail_options()
-    };
+    let options = large_tail_options().to_builder()
+        .with_append_by_copy(None)
+        .build()
+        .unwrap();
     let mut writer = Storage::new(bucket.clone(), "put.log", options).unwrap();
     writer.write_all(&pattern(BASE, 2)).unwrap();
     writer.flush().unwrap();
@@ -210,12 +210,13 @@ fn a_large_tail_is_continued_from_a_head_not_its_bytes() {
 }
 
 fn streaming_options(ahead: usize) -> Options {
-    Options {
-        part_size: PART,
-        write_ahead: ahead,
-        request_timeout: Duration::from_secs(5),
-        ..large_tail_options()
-    }
+    large_tail_options()
+        .to_builder()
+        .with_part_size(PART)
+        .with_write_ahead(ahead)
+        .with_request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
 }
 
 /// S3's smallest part: the least that large writes stream out as.
@@ -291,10 +292,10 @@ fn writes_after_a_flush_failed_mid_upload_stream_out_once_it_completes() {
     let proxy = Proxy::start(&server);
     let bucket = server.new_bucket();
     let through_proxy = proxy.bucket(&server, &bucket.name());
-    let options = Options {
-        retry_attempts: 2,
-        ..streaming_options(2)
-    };
+    let options = streaming_options(2).to_builder()
+        .with_retry_attempts(2)
+        .build()
+        .unwrap();
     let mut writer = Storage::new(through_proxy, "failed.log", options).unwrap();
     let mut expected = pattern(PART, 12);
     writer.write_all(&expected).unwrap();
@@ -347,10 +348,10 @@ fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
     let server = Server::from_env_or_start();
     let proxy = Proxy::start(&server);
     let bucket = proxy.bucket(&server, &server.new_bucket().name());
-    let options = Options {
-        min_size: PART / MIB,
-        ..streaming_options(3)
-    };
+    let options = streaming_options(3).to_builder()
+        .with_seal_size(PART)
+        .build()
+        .unwrap();
     let mut writer = Storage::new(bucket.clone(), "objects.log", options).unwrap();
     let data = pattern(8 * PART + 1000, 10);
     // Long enough for the writer to hand over the next parts, on any server, while one is held.

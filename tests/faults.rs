@@ -3,33 +3,34 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use s3_syncr::{Error, Options, Storage};
+use s3_syncr::{CloseError, Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 
 /// Quick retries, and deadlines short enough for `Fault::Stall` to hit them.
 fn fault_options() -> Options {
     // This crate's retries only: rust-s3's own would sleep a second before each.
     s3::set_retries(0);
-    Options {
-        min_size: 1,
-        retry_backoff: Duration::from_millis(5),
-        request_timeout: Duration::from_millis(700),
-        min_throughput: 1 << 30,
-        ..Options::default()
-    }
+    Options::builder()
+        .with_seal_size(1 << 20)
+        .with_retry_backoff(Duration::from_millis(5))
+        .with_request_timeout(Duration::from_millis(700))
+        .with_min_throughput(1 << 30)
+        .build()
+        .unwrap()
 }
 
 /// [`fault_options`] with this many attempts per request.
 fn attempts(retry_attempts: u32) -> Options {
-    Options {
-        retry_attempts,
-        ..fault_options()
-    }
+    fault_options()
+        .to_builder()
+        .with_retry_attempts(retry_attempts)
+        .build()
+        .unwrap()
 }
 
 /// A server, a fault-injecting proxy in front of it, and a fresh bucket.
@@ -167,10 +168,10 @@ fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
     writer.write_all(&data).unwrap();
     writer.close().unwrap();
 
-    let options = Options {
-        read_chunk: 512 * 1024,
-        ..fault_options()
-    };
+    let options = fault_options().to_builder()
+        .with_read_chunk(512 * 1024)
+        .build()
+        .unwrap();
     let mut reader = rig.storage("cut.log", options);
     let mut got = vec![0; 1000];
     reader.read_exact(&mut got).unwrap();
@@ -298,7 +299,25 @@ fn a_writer_that_lost_the_tail_to_another_is_fenced() {
     second.write_all(b"b2").unwrap();
     second.close().unwrap();
     assert_eq!(stream_contents(&bucket, "fence.log"), b"a1 b1 b2");
-    assert!(first.close().is_err(), "close reports the fence");
+    let err = first.close().unwrap_err();
+    assert!(matches!(err.error(), Error::Fenced { .. }), "close reports the fence");
+    assert_eq!(err.unflushed(), b"a2 ", "and hands back what S3 lacks");
+    // The handle comes back: closing it again reports the fence again.
+    let err = err.into_storage().close().unwrap_err();
+    assert_eq!(io::Error::from(err).kind(), ErrorKind::AlreadyExists);
+    let err = second_close_of(&bucket);
+    assert_eq!(err.into_unflushed(), b"c1");
+}
+
+/// A writer whose close is fenced by another writer's: its `c1` is never stored.
+fn second_close_of(bucket: &s3::Bucket) -> CloseError {
+    let mut late = Storage::new(bucket.clone(), "fence.log", Options::default()).unwrap();
+    late.write_all(b"c").unwrap(); // finds the tail
+    let mut other = Storage::new(bucket.clone(), "fence.log", Options::default()).unwrap();
+    other.write_all(b"d").unwrap();
+    other.close().unwrap();
+    late.write_all(b"1").unwrap();
+    late.close().unwrap_err()
 }
 
 #[test]
@@ -390,13 +409,13 @@ fn crash_child() {
     let (options, flush_every) = match large {
         // 16 MiB objects, flushed every 6 MB: appends by copy, and 5 MiB parts in between.
         true => (
-            Options {
-                min_size: 16,
-                part_size: 5 * MIB,
-                write_ahead: 2,
-                request_timeout: Duration::from_secs(5),
-                ..fault_options()
-            },
+            fault_options().to_builder()
+                .with_seal_size(16 << 20)
+                .with_part_size(5 * MIB)
+                .with_write_ahead(2)
+                .with_request_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
             6000,
         ),
         false => (fault_options(), 7),
@@ -424,13 +443,13 @@ fn lost_answers_on_every_request_kind_with_opaque_etags_fence_nothing() {
     let server = Server::start_opaque();
     let proxy = Proxy::start(&server);
     let bucket = server.new_bucket();
-    let options = Options {
-        min_size: 16,
-        part_size: 5 * MIB,
-        write_ahead: 2,
-        request_timeout: Duration::from_secs(5),
-        ..fault_options()
-    };
+    let options = fault_options().to_builder()
+        .with_seal_size(16 << 20)
+        .with_part_size(5 * MIB)
+        .with_write_ahead(2)
+        .with_request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let faults = [
         Fault::DropResponse,
         Fault::CutResponse(300),

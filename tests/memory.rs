@@ -74,10 +74,10 @@ fn measure_memory() {
     // Held: those parts, the one filling, `io::copy`'s buffer and (in process) the server's;
     // not the objects. Against an external server, a smaller copy shows the same bound.
     let total = if server.is_external() { 96 } else { 512 } * MIB as u64;
-    let options = Options {
-        min_size: 256,
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_seal_size(256 << 20)
+        .build()
+        .unwrap();
     let grown = peak_rss_after(|| {
         let mut writer = Storage::new(bucket.clone(), "large.bin", options).unwrap();
         let copied = io::copy(&mut io::repeat(7).take(total), &mut writer).unwrap();
@@ -101,17 +101,16 @@ fn measure_memory() {
         storage.write_all(&pattern(MIB, i)).unwrap();
     }
     storage.close().unwrap();
-    drop(storage);
     assert_eq!(open(&bucket, "big.bin", 64).segments().unwrap().len(), 1);
 
     // The chunk being consumed and `read_ahead` GETs ahead, each at most `read_chunk`, plus the
     // in-process server's small read buffers: far below the object's 64 MiB either way.
     for (read_chunk, read_ahead, slack_mib) in [(2 * MIB, 4, 4), (8 * MIB, 4, 8), (2 * MIB, 0, 4)] {
-        let options = Options {
-            read_chunk,
-            read_ahead,
-            ..Options::default()
-        };
+        let options = Options::builder()
+            .with_read_chunk(read_chunk)
+            .with_read_ahead(read_ahead)
+            .build()
+            .unwrap();
         let bound = ((read_ahead + 1) * read_chunk / MIB) as u64 + slack_mib;
         let grown = peak_rss_after(|| {
             let mut reader = Storage::new(bucket.clone(), "big.bin", options).unwrap();

@@ -12,7 +12,7 @@
 //! (the handle vanishes without flushing) the stream holds every flushed byte and is a prefix of
 //! what was written, so no acknowledged byte is lost, duplicated or reordered; a flush that runs
 //! out of attempts fails, keeps its bytes, and the next one succeeds; an object that reached
-//! `min_size` is never written again.
+//! its seal size is never written again.
 
 mod common;
 
@@ -140,20 +140,20 @@ const ATTEMPTS: u32 = 4;
 /// How the stream under test cuts its objects.
 #[derive(Clone, Copy)]
 struct Profile {
-    min_size: usize,
+    seal_mib: usize,
     /// Large tails: appended to by copy, and streamed out as parts of S3's smallest size.
     large: bool,
 }
 
 /// 1 MiB objects, each sent whole.
 const SMALL: Profile = Profile {
-    min_size: 1,
+    seal_mib: 1,
     large: false,
 };
 
 /// 12 MiB objects: tails past the copy threshold, streamed out as 5 MiB parts, two at once.
 const LARGE: Profile = Profile {
-    min_size: 12,
+    seal_mib: 12,
     large: true,
 };
 
@@ -214,22 +214,15 @@ impl Harness {
     }
 
     fn open(profile: Profile, bucket: &s3::Bucket) -> Storage {
-        let mut options = Options {
-            min_size: profile.min_size,
-            retry_attempts: ATTEMPTS,
-            retry_backoff: Duration::from_millis(1),
-            ..Options::default()
-        };
+        let mut options = Options::builder()
+            .with_seal_size(profile.seal_mib * MIB)
+            .with_retry_attempts(ATTEMPTS)
+            .with_retry_backoff(Duration::from_millis(1));
         if profile.large {
-            options.part_size = 5 * MIB;
-            options.write_ahead = 2;
+            options = options.with_part_size(5 * MIB).with_write_ahead(2);
         }
+        let options = options.build().unwrap();
         Storage::new(bucket.clone(), NAME, options).unwrap()
-    }
-
-    fn reopen(&mut self) {
-        self.storage = Harness::open(self.profile, &self.faulty);
-        self.pos = None;
     }
 
     /// The handle's read position. A new handle's is the first offset it learned: never past
@@ -342,9 +335,10 @@ impl Harness {
                 }
             }
             Op::Reopen => {
-                self.storage.close().unwrap();
+                let fresh = Harness::open(self.profile, &self.faulty);
+                std::mem::replace(&mut self.storage, fresh).close().unwrap();
                 self.durable = self.model.len();
-                self.reopen();
+                self.pos = None;
             }
             Op::Crash => {
                 // The old handle is forgotten, never flushed; its proxy is severed so that its
@@ -535,7 +529,7 @@ impl Harness {
         Ok(())
     }
 
-    /// No PUT or Complete may be applied to an object that was already `min_size` long
+    /// No PUT or Complete may be applied to an object that was already as long as its seal size
     /// (in-process server only: it records requests).
     fn check_sealed_objects_untouched(&mut self) -> Result<(), TestCaseError> {
         if self.server.is_external() {
@@ -551,7 +545,7 @@ impl Harness {
                 let key = request.path.trim_start_matches(&prefix);
                 let key = key.split('?').next().unwrap_or(key);
                 let size = self.sizes.get(key).copied().unwrap_or(0);
-                let sealed = (self.profile.min_size * MIB) as u64;
+                let sealed = (self.profile.seal_mib * MIB) as u64;
                 prop_assert!(size < sealed, "sealed {} rewritten", key);
                 wrote = true;
             }
@@ -564,7 +558,7 @@ impl Harness {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(), TestCaseError> {
+    fn finish(self) -> Result<(), TestCaseError> {
         self.storage.close().unwrap();
         let stored = stream_contents(&self.bucket, NAME);
         let mut reader = Harness::open(self.profile, &self.bucket);

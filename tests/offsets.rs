@@ -195,12 +195,12 @@ fn a_trim_interrupted_by_failed_deletes_leaves_no_gap_and_completes_when_retried
     write_stream(&bucket, name, &data);
 
     let proxy = Proxy::start(&server);
-    let options = Options {
-        min_size: 1,
-        retry_attempts: 2,
-        retry_backoff: Duration::from_millis(1),
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_seal_size(1 << 20)
+        .with_retry_attempts(2)
+        .with_retry_backoff(Duration::from_millis(1))
+        .build()
+        .unwrap();
     let faulty = proxy.bucket(&server, &bucket.name());
     let mut storage = Storage::new(faulty, name, options).unwrap();
     // The first DELETE is applied but its answer lost, and its retry fails: the trim stops
@@ -457,11 +457,11 @@ fn a_get_of_an_object_trimmed_under_the_reader_is_trimmed_not_a_404() {
     let data = pattern(4 * MIB + 5, 12);
     write_stream(&bucket, name, &data);
     // Small GETs ahead, so that most of object 0 is still to fetch when it is deleted.
-    let options = Options {
-        read_chunk: 64 * 1024,
-        read_ahead: 2,
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_read_chunk(64 * 1024)
+        .with_read_ahead(2)
+        .build()
+        .unwrap();
     let mut reader = Storage::new(bucket.clone(), name, options).unwrap();
     let mut stale = open(&bucket, name, 1);
     for handle in [&mut reader, &mut stale] {

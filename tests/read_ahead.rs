@@ -29,12 +29,12 @@ fn stream_of(bucket: &s3::Bucket, name: &str, objects: u64, object_kib: usize) -
 
 fn reader_options(read_chunk: usize, read_ahead: usize) -> Options {
     s3::set_retries(0);
-    Options {
-        read_chunk,
-        read_ahead,
-        retry_backoff: Duration::from_millis(5),
-        ..Options::default()
-    }
+    Options::builder()
+        .with_read_chunk(read_chunk)
+        .with_read_ahead(read_ahead)
+        .with_retry_backoff(Duration::from_millis(5))
+        .build()
+        .unwrap()
 }
 
 /// A server, a proxy in front of it, and a stream of `objects` objects of `object_kib` KiB in a
@@ -124,10 +124,10 @@ fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
 fn a_failed_get_ahead_surfaces_at_the_read_that_needs_it_and_reading_goes_on() {
     let rig = Rig::new("fail", 6, 256);
     let (proxy, data) = (&rig.proxy, &rig.data);
-    let options = Options {
-        retry_attempts: 1,
-        ..reader_options(64 * KIB, 4)
-    };
+    let options = reader_options(64 * KIB, 4).to_builder()
+        .with_retry_attempts(1)
+        .build()
+        .unwrap();
     let mut reader = rig.reader("fail.bin", options);
     let mut got = Vec::new();
     let mut buf = vec![0; 8 * KIB];

@@ -15,12 +15,12 @@ use s3_syncr_test_server::{Fault, Proxy};
 
 /// Objects of 64 MiB streamed out in 5 MiB parts, `ahead` at once.
 fn streaming(ahead: usize) -> Options {
-    Options {
-        min_size: 64,
-        part_size: 5 * MIB,
-        write_ahead: ahead,
-        ..Options::default()
-    }
+    Options::builder()
+        .with_seal_size(64 << 20)
+        .with_part_size(5 * MIB)
+        .with_write_ahead(ahead)
+        .build()
+        .unwrap()
 }
 
 /// The IDs of the uploads open on `key`, from a ListMultipartUploads.
@@ -117,7 +117,7 @@ fn abort_until_complete_is_held(proxy: &Proxy, bucket: &Bucket, mut writer: Stor
     assert!(proxy.wait_holding(1), "Complete is held");
     abort_from_outside(bucket, KEY);
     proxy.release();
-    let mut writer = flushing.join().unwrap().expect("started again");
+    let writer = flushing.join().unwrap().expect("started again");
     writer.close().unwrap();
     assert!(stream_contents(bucket, "v.log") == data, "stream differs");
 }

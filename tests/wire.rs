@@ -69,10 +69,10 @@ fn a_request_on_a_connection_the_server_closed_goes_again_at_no_cost() {
     let bucket = server.new_bucket();
     let relay = counting_relay(&server);
     let far = relay.bucket(&server, bucket.name().as_str());
-    let options = Options {
-        retry_attempts: 1,
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_retry_attempts(1)
+        .build()
+        .unwrap();
     let mut storage = Storage::new(far, "closed/idle.log", options).unwrap();
     storage.write_all(b"first ").unwrap();
     storage.flush().unwrap();
@@ -106,10 +106,10 @@ fn write_and_read_back(mut storage: Storage) {
 #[test]
 fn a_private_ca_is_refused_until_its_file_is_given() {
     let server = Server::start_tls();
-    let quick = Options {
-        retry_backoff: Duration::from_secs(5),
-        ..Options::default()
-    };
+    let quick = Options::builder()
+        .with_retry_backoff(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let started = std::time::Instant::now();
     let err = open_tls(&server, quick)
         .err()
@@ -122,10 +122,10 @@ fn a_private_ca_is_refused_until_its_file_is_given() {
     // Not retried: a backoff of up to 5 s would show.
     assert!(started.elapsed() < Duration::from_secs(5), "retried");
 
-    let trusted = Options {
-        ca_file: server.ca_pem_path().map(Into::into),
-        ..Options::default()
-    };
+    let trusted = Options::builder()
+        .with_ca_file(server.ca_pem_path().map(Into::into))
+        .build()
+        .unwrap();
     write_and_read_back(open_tls(&server, trusted).unwrap());
 }
 
@@ -139,10 +139,10 @@ fn a_wrong_or_unreadable_ca_file_is_refused() {
     std::fs::write(&other, Server::unrelated_ca_pem()).unwrap();
     let err = open_tls(
         &server,
-        Options {
-            ca_file: Some(other),
-            ..Options::default()
-        },
+        Options::builder()
+            .with_ca_file(Some(other))
+            .build()
+            .unwrap(),
     )
     .err()
     .expect("a CA that did not sign the certificate");
@@ -153,10 +153,10 @@ fn a_wrong_or_unreadable_ca_file_is_refused() {
         (dir.path().join("empty.pem"), "no PEM certificate"),
     ] {
         std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
-        let options = Options {
-            ca_file: Some(file.clone()),
-            ..Options::default()
-        };
+        let options = Options::builder()
+            .with_ca_file(Some(file.clone()))
+            .build()
+            .unwrap();
         let err = open_tls(&server, options)
             .err()
             .expect("an unusable CA file");
@@ -164,7 +164,7 @@ fn a_wrong_or_unreadable_ca_file_is_refused() {
         let message = err.to_string();
         assert!(message.contains(&*file.to_string_lossy()), "{message}");
         assert!(message.contains(why), "{message}");
-        assert!(matches!(inner(&err), Error::InvalidConfig(_)), "{err}");
+        assert!(matches!(inner(&err), Error::InvalidConfig { .. }), "{err}");
     }
 }
 
@@ -207,10 +207,10 @@ fn aws_ca_bundle_is_trusted() {
 }
 
 fn stream_contents_tls(server: &Server, bucket: &s3::Bucket) -> Vec<u8> {
-    let options = Options {
-        ca_file: server.ca_pem_path().map(Into::into),
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_ca_file(server.ca_pem_path().map(Into::into))
+        .build()
+        .unwrap();
     let mut reader = Storage::new(bucket.clone(), "bundle.log", options).unwrap();
     let mut out = Vec::new();
     reader.read_to_end(&mut out).unwrap();
@@ -223,10 +223,10 @@ fn bundle_child() {
     let Ok(location) = std::env::var("S3SYNCR_CHILD_LOCATION") else {
         return;
     };
-    let options = Options {
-        retry_attempts: 1,
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_retry_attempts(1)
+        .build()
+        .unwrap();
     match Storage::open(&location, options) {
         Ok(mut storage) => {
             storage.write_all(b"from the child").unwrap();

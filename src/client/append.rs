@@ -30,7 +30,7 @@ impl S3Client {
     /// bytes (which S3 has and the caller no longer keeps) followed by `body`, of which S3
     /// holds the first `stored` (as the object `expect` names); returns its new ETag.
     ///
-    /// Once S3 holds [`Options::copy_threshold`](crate::Options::copy_threshold) bytes of it,
+    /// Once S3 holds [`Options::append_by_copy`](crate::Options::append_by_copy) bytes of it,
     /// only the bytes S3 lacks are sent; below it, or with appending by copy turned off, the
     /// whole body is PUT (`held` is then 0).
     pub(crate) fn overwrite(
@@ -46,8 +46,7 @@ impl S3Client {
         match expect {
             Expect::Etag(etag)
                 if held > 0
-                    || (self.options.append_by_copy
-                        && in_s3 >= self.options.copy_threshold.max(MIN_PART)
+                    || (self.options.append_by_copy.is_some_and(|from| in_s3 >= from)
                         && stored < body.len()) =>
             {
                 self.append(seq, start, etag, in_s3, &body[stored..])

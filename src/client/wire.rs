@@ -237,7 +237,7 @@ fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, Error> {
     ] {
         if let Some(file) = file {
             roots.extend(read_pem(file).map_err(|why| {
-                Error::InvalidConfig(format!("{what} {}: {why}", file.display()))
+                Error::config(format!("{what} {}: {why}", file.display()))
             })?);
         }
     }

@@ -6,22 +6,26 @@ use std::sync::Arc;
 
 use s3::Bucket;
 
-use crate::client::{Client, MIN_PART, S3Client};
+use crate::client::{Client, S3Client};
 use crate::index::Index;
 use crate::layout::{Layout, Location};
 use crate::reader::Reader;
 use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
 
+mod close;
 mod retention;
+
+pub use close::CloseError;
 
 /// An append-only byte stream kept in S3, as one `Read + Write + Seek + BufRead` handle.
 ///
 /// Writes are buffered in memory and always append to the end of the stream;
 /// [`flush`](Write::flush) makes every byte written so far durable by overwriting the tail object
-/// (sending only the new bytes once the tail is large, see [`Options::copy_threshold`]); once
-/// the tail holds at least [`Options::min_size`] MiB it is sealed and later bytes go to a new
-/// object. Reads see every object in order, then this handle's
+/// (sending only the new bytes once the tail is large, see
+/// [`OptionsBuilder::with_append_by_copy`](crate::OptionsBuilder::with_append_by_copy)); once
+/// the tail holds at least [`Options::seal_size`] bytes it is sealed and later bytes go to a
+/// new object. Reads see every object in order, then this handle's
 /// unflushed bytes; [`Seek`] moves the read position anywhere from the first offset still in S3
 /// (0 until older objects are deleted: offsets are absolute) to the stream's length.
 ///
@@ -40,6 +44,7 @@ mod retention;
 /// let mut second = String::new();
 /// log.read_to_string(&mut second)?;
 /// assert_eq!(second, "second line\n");
+/// assert_eq!(log.len()?, 23);
 /// log.close()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -52,6 +57,7 @@ pub struct Storage {
     /// Whether the read position was set: a new handle's starts at the first offset, once that
     /// is known.
     positioned: bool,
+    /// Set by `close` and `discard`, so that the drop that ends them flushes nothing.
     closed: bool,
 }
 
@@ -106,7 +112,6 @@ impl Storage {
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Storage, Error> {
         let location = Location::parse(location)?;
-        options.seal_bytes()?;
         let bucket = crate::env::bucket(&location.bucket, var)?;
         Storage::new(bucket, &location.name, options)
     }
@@ -129,12 +134,19 @@ impl Storage {
         Layout::new(name).map(drop)
     }
 
-    /// Opens stream `name` in a bucket the caller built: for credentials, endpoints, timeouts or
-    /// TLS settings that the environment does not cover.
+    /// Opens stream `name` in a bucket the caller built: for credentials, endpoints or
+    /// addressing that the environment does not cover.
+    ///
+    /// The bucket is rust-s3's [`Bucket`](s3::Bucket), of the version this crate is built
+    /// with: name it through the re-export [`s3_syncr::s3`](crate::s3), so that no other
+    /// version of rust-s3 need be in the caller's `Cargo.toml`. rust-s3 only names the bucket,
+    /// signs and parses here; every request goes through this crate's own HTTP client, so
+    /// rust-s3's transport settings (its timeouts, its TLS features) do not apply: see
+    /// [`Options`].
     ///
     /// ```
     /// # let server = s3_syncr_test_server::Server::start();
-    /// use s3::{Bucket, Region, creds::Credentials};
+    /// use s3_syncr::s3::{Bucket, Region, creds::Credentials};
     /// use s3_syncr::{Options, Storage};
     ///
     /// let region = Region::Custom {
@@ -150,61 +162,24 @@ impl Storage {
     /// ```
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
-        let seal_bytes = options.seal_bytes()?;
         let reader = Reader::new(options.read_chunk, options.read_ahead);
-        let copy = options.append_by_copy.then_some(Streaming {
-            copy_from: options.copy_threshold.max(MIN_PART),
+        let seal_size = options.seal_size;
+        let streaming = Streaming {
+            copy_from: options.append_by_copy,
             part: options.part_size,
             ahead: options.write_ahead,
-        });
+        };
         let client = S3Client::new(bucket, layout, options)?;
         client.check_bucket()?;
         let client: Arc<Client> = Arc::new(client);
         Ok(Storage {
-            writer: Writer::new(client.clone(), seal_bytes, copy),
+            writer: Writer::new(client.clone(), seal_size, streaming),
             reader,
             client,
             index: Index::default(),
             positioned: false,
             closed: false,
         })
-    }
-
-    /// Flushes, then refuses further reads, writes and seeks with [`Error::Closed`].
-    ///
-    /// If the flush fails the stream stays open and keeps every byte, so `close` can be retried.
-    /// Closing a closed stream is `Ok`. Unlike dropping, closing reports the flush's error.
-    ///
-    /// ```
-    /// # let server = s3_syncr_test_server::Server::start();
-    /// # let bucket = server.new_bucket();
-    /// use std::io::Write;
-    /// use s3_syncr::{Options, Storage};
-    ///
-    /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
-    /// log.write_all(b"kept without an explicit flush")?;
-    /// log.close()?;
-    /// log.close()?;
-    /// assert!(log.write(b"x").is_err());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn close(&mut self) -> io::Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        self.flush()?;
-        self.closed = true;
-        self.writer.release();
-        self.reader.release();
-        Ok(())
-    }
-
-    fn check_open(&self) -> Result<(), Error> {
-        if self.closed {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
     }
 
     /// Anchors the offsets and places a new handle's read position at the first offset, with
@@ -279,8 +254,30 @@ impl Storage {
         }
     }
 
-    /// The stream's length (the offset of its end), as of now.
-    fn len(&mut self) -> Result<u64, Error> {
+    /// The stream's length: the offset of its end, this handle's bytes not yet in S3
+    /// included, as `seek(SeekFrom::End(0))` finds it without moving the read position.
+    ///
+    /// A handle that has written knows where the stream ends, and asks nothing. One that has
+    /// not lists the stream (one request) at every call, so that bytes appended since by other
+    /// handles count. Offsets are absolute: deleting the oldest objects does not shorten it.
+    ///
+    /// ```
+    /// # let server = s3_syncr_test_server::Server::start();
+    /// # let bucket = server.new_bucket();
+    /// use std::io::Write;
+    /// use s3_syncr::{Options, Storage};
+    ///
+    /// let mut log = Storage::new(bucket.clone(), "app.log", Options::default())?;
+    /// log.write_all(b"flushed")?;
+    /// log.flush()?;
+    /// log.write_all(b", and not yet")?;
+    /// assert_eq!(log.len()?, 20, "this handle's unflushed bytes count");
+    ///
+    /// let mut reader = Storage::new(bucket, "app.log", Options::default())?;
+    /// assert_eq!(reader.len()?, 7, "only what is in S3");
+    /// # Ok::<(), s3_syncr::Error>(())
+    /// ```
+    pub fn len(&mut self) -> Result<u64, Error> {
         if !self.writer.started() {
             self.index.refresh(&*self.client)?;
         }
@@ -313,39 +310,6 @@ impl Storage {
     }
 }
 
-impl Storage {
-    /// Gives up on the bytes that S3 does not hold: aborts the uploads under way (best
-    /// effort), returns those bytes (as [`unflushed`](Storage::unflushed) does), and closes the
-    /// stream without a last flush. For a caller that already knows the flush cannot succeed
-    /// (it failed, or the handle was fenced), and would rather not wait for a drop's retries.
-    ///
-    /// ```
-    /// # let server = s3_syncr_test_server::Server::start();
-    /// # let bucket = server.new_bucket();
-    /// use std::io::Write;
-    /// use s3_syncr::{Options, Storage};
-    ///
-    /// let mut log = Storage::new(bucket.clone(), "app.log", Options::default())?;
-    /// log.write_all(b"kept")?;
-    /// log.flush()?;
-    /// log.write_all(b" and dropped")?;
-    /// assert_eq!(log.discard(), b" and dropped");
-    /// assert!(log.write(b"x").is_err()); // closed
-    /// let mut reader = Storage::new(bucket, "app.log", Options::default())?;
-    /// let mut text = String::new();
-    /// std::io::Read::read_to_string(&mut reader, &mut text)?;
-    /// assert_eq!(text, "kept");
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn discard(&mut self) -> Vec<u8> {
-        let unflushed = self.writer.discard();
-        self.closed = true;
-        self.writer.release();
-        self.reader.release();
-        unflushed
-    }
-}
-
 impl Write for Storage {
     /// Appends all of `buf` to the tail object in memory and returns its length; a write is never
     /// split across objects. The first write of a handle lists the stream to find its end. A
@@ -356,7 +320,6 @@ impl Write for Storage {
     /// bytes. If an upload fails, the next write or flush returns the error, appends nothing,
     /// and the upload is tried again.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.check_open()?;
         if buf.is_empty() {
             return Ok(0);
         }
@@ -367,9 +330,9 @@ impl Write for Storage {
     /// Makes every byte written so far durable: completes the sealed objects in order, then, if
     /// any byte was written since the tail's last upload, completes the tail: its multipart
     /// upload if parts went out (the rest as the last part), else one PUT of the whole tail,
-    /// or once S3 holds [`Options::copy_threshold`] bytes of it, an append by copy of the new
+    /// or once S3 holds [`Options::append_by_copy`] bytes of it, an append by copy of the new
     /// bytes; otherwise sends nothing. On failure nothing is dropped, and the next flush tries
-    /// again. Flushing a closed stream is `Ok`: it holds no unflushed byte.
+    /// again.
     fn flush(&mut self) -> io::Result<()> {
         Ok(self.writer.flush(&mut self.index)?)
     }
@@ -381,7 +344,6 @@ impl BufRead for Storage {
     /// [`Options::read_ahead`] GETs run ahead on worker threads). At the end of the stream it
     /// lists the objects again, so bytes appended since by any handle are found.
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.check_open()?;
         self.check_readable()?;
         self.complete_for_read()?;
         Ok(self.available(0)?)
@@ -394,9 +356,12 @@ impl BufRead for Storage {
 
 impl Read for Storage {
     /// Reads from the read position. `Ok(0)` means the end of the stream as of now: a later
-    /// read continues from there with whatever was appended since.
+    /// read continues from there with whatever was appended since. An empty `out` sends no
+    /// request.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        self.check_open()?;
+        if out.is_empty() {
+            return Ok(0);
+        }
         self.check_readable()?;
         self.complete_for_read()?;
         // A GET for less than the caller asks for would only cost another request.
@@ -417,7 +382,6 @@ impl Seek for Storage {
     /// [`Error::SeekPositionNotSupported`]; both leave the position unchanged. Writes still
     /// append to the end.
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        self.check_open()?;
         let pos = self.position()?;
         let target = match to {
             SeekFrom::Start(n) => Some(n),
@@ -441,7 +405,6 @@ impl Seek for Storage {
     /// The read position: the first offset for a new handle. Unlike `seek(Current(0))` it
     /// succeeds even when the position was trimmed since.
     fn stream_position(&mut self) -> io::Result<u64> {
-        self.check_open()?;
         Ok(self.position()?)
     }
 }

@@ -16,7 +16,7 @@ impl Storage {
     /// use std::io::Write;
     /// use s3_syncr::{Options, Storage};
     ///
-    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let options = Options::builder().with_seal_size(1 << 20).build()?;
     /// let mut log = Storage::new(bucket, "app.log", options)?;
     /// log.write_all(&vec![b'a'; 1 << 20])?; // fills the first object
     /// log.write_all(b"tail")?; // seals it and starts the second
@@ -25,7 +25,7 @@ impl Storage {
     /// assert_eq!(sizes, [1 << 20, 4]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn segments(&mut self) -> Result<Vec<Segment>, Error> {
+    pub fn segments(&self) -> Result<Vec<Segment>, Error> {
         let listing = self.listing()?;
         match listing.gaps.first() {
             Some(gap) => Err(Error::MissingSegment {
@@ -50,7 +50,7 @@ impl Storage {
     /// use std::io::Write;
     /// use s3_syncr::{Options, Storage};
     ///
-    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let options = Options::builder().with_seal_size(1 << 20).build()?;
     /// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
     /// for _ in 0..3 {
     ///     log.write_all(&vec![b'x'; 1 << 20])?;
@@ -65,8 +65,7 @@ impl Storage {
     /// assert_eq!(listing.gaps[0].first_key, "app-00000000000000000001.log");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn listing(&mut self) -> Result<Listing, Error> {
-        self.check_open()?;
+    pub fn listing(&self) -> Result<Listing, Error> {
         let mut segments = index::settled(&*self.client, self.client.list(None)?)?;
         let Some(first) = segments.first() else {
             return Ok(Listing::default());
@@ -119,8 +118,7 @@ impl Storage {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn pending_uploads(&mut self) -> Result<Vec<PendingUpload>, Error> {
-        self.check_open()?;
+    pub fn pending_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
         self.client.list_uploads()
     }
 
@@ -137,7 +135,7 @@ impl Storage {
     /// use std::io::Write;
     /// use s3_syncr::{Options, Storage};
     ///
-    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let options = Options::builder().with_seal_size(1 << 20).build()?;
     /// let mut log = Storage::new(bucket, "app.log", options)?;
     /// log.write_all(&vec![b'a'; 1 << 20])?; // the first object, sealed by the next write
     /// log.write_all(b"tail")?;
@@ -148,7 +146,6 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn first_offset(&mut self) -> Result<u64, Error> {
-        self.check_open()?;
         self.index.resync(&*self.client, !self.writer.started())?;
         self.position()?;
         Ok(self.index.first())
@@ -176,7 +173,7 @@ impl Storage {
     /// use std::io::{Read, Seek, SeekFrom, Write};
     /// use s3_syncr::{Error, Options, Storage};
     ///
-    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let options = Options::builder().with_seal_size(1 << 20).build()?;
     /// let mut log = Storage::new(bucket, "app.log", options)?;
     /// for _ in 0..3 {
     ///     log.write_all(&vec![b'x'; 1 << 20])?; // three sealed 1 MiB objects...
@@ -228,7 +225,7 @@ impl Storage {
     /// use std::io::Write;
     /// use s3_syncr::{Options, Storage};
     ///
-    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let options = Options::builder().with_seal_size(1 << 20).build()?;
     /// let mut log = Storage::new(bucket, "app.log", options)?;
     /// log.write_all(&vec![b'x'; 1 << 20])?;
     /// log.write_all(b"tail")?;
@@ -264,7 +261,7 @@ impl Storage {
     /// use std::io::{Read, Write};
     /// use s3_syncr::{Options, Storage};
     ///
-    /// let options = Options { min_size: 1, ..Options::default() };
+    /// let options = Options::builder().with_seal_size(1 << 20).build()?;
     /// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
     /// for byte in [b'a', b'b', b'c'] {
     ///     log.write_all(&vec![byte; 1 << 20])?;
@@ -320,13 +317,13 @@ impl Storage {
     /// assert_eq!(log.trim_before_gap_dry_run()?, 0, "nothing to trim");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn trim_before_gap_dry_run(&mut self) -> Result<u64, Error> {
+    pub fn trim_before_gap_dry_run(&self) -> Result<u64, Error> {
         self.plan_gap_trim().map(|(first, _, _)| first)
     }
 
     /// The first offset `trim_before_gap` leaves, the objects it deletes, oldest first, and the
     /// object that becomes the first one.
-    fn plan_gap_trim(&mut self) -> Result<(u64, Vec<u64>, u64), Error> {
+    fn plan_gap_trim(&self) -> Result<(u64, Vec<u64>, u64), Error> {
         let listing = self.listing()?;
         let Some(gap) = listing.gaps.last() else {
             let first = listing.segments.first();
@@ -365,7 +362,6 @@ impl Storage {
     /// The objects `trim(before)` deletes, oldest first, once the object that will become the
     /// first one was checked.
     fn plan_trim(&mut self, before: u64) -> Result<Vec<u64>, Error> {
-        self.check_open()?;
         // From a full listing: objects deleted since this handle listed are not counted, so
         // the first offset returned is S3's. A writer's index ends where its own objects begin.
         self.index.resync(&*self.client, !self.writer.started())?;

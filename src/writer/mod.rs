@@ -21,15 +21,11 @@ use crate::client::{Client, is_no_such_upload};
 use crate::index::Index;
 use crate::job::Bell;
 use object::{Id, Object, Pass, Phase, Source, State};
-use tail::next_seq;
 
 pub(crate) struct Writer {
     client: Arc<Client>,
     seal_bytes: usize,
-    /// With appending by copy, the size in S3 from which an object's bytes leave memory once
-    /// S3 has them (reads fetch them from S3), and the part size and most parts uploading at
-    /// once. `None` without appending by copy: objects are then held and uploaded whole.
-    copy: Option<Streaming>,
+    streaming: Streaming,
     /// Oldest first; the last one is the tail. Empty until the first write finds the end.
     objects: VecDeque<Object>,
     /// Set while a flush waits, once the tail's bytes are all handed to its upload (if any):
@@ -41,11 +37,13 @@ pub(crate) struct Writer {
     bell: Arc<Bell>,
 }
 
-/// How a writer that appends by copy streams its bytes out (from [`Options`](crate::Options)).
+/// How a writer streams its bytes out (from [`Options`](crate::Options)).
 #[derive(Clone, Copy)]
 pub(crate) struct Streaming {
-    /// `copy_threshold`: from this size in S3, a tail's flushed bytes leave memory.
-    pub(crate) copy_from: usize,
+    /// `append_by_copy`: from this size in S3, a flush appends by copy, so a tail's flushed
+    /// bytes leave memory (reads fetch them from S3). `None`: every flush sends the whole
+    /// tail, which memory then holds until it is sealed.
+    pub(crate) copy_from: Option<usize>,
     /// `part_size`.
     pub(crate) part: usize,
     /// `write_ahead`.
@@ -81,11 +79,11 @@ enum Room {
 }
 
 impl Writer {
-    pub(crate) fn new(client: Arc<Client>, seal_bytes: usize, copy: Option<Streaming>) -> Writer {
+    pub(crate) fn new(client: Arc<Client>, seal_bytes: usize, streaming: Streaming) -> Writer {
         Writer {
             client,
             seal_bytes,
-            copy,
+            streaming,
             objects: VecDeque::new(),
             flushing: false,
             stopped: None,
@@ -161,9 +159,7 @@ impl Writer {
         } else {
             self.stream(index, Cut::WholeParts)?;
         }
-        let reserve = self
-            .copy
-            .map_or(self.seal_bytes, |c| c.part.min(self.seal_bytes));
+        let reserve = self.streaming.part.min(self.seal_bytes);
         let tail = self.tail(index)?;
         let buf = Arc::make_mut(&mut tail.buf);
         if buf.capacity() - buf.len() < data.len() {
@@ -300,14 +296,10 @@ impl Writer {
             self.make_room(index, Room::Seal)?;
         }
         let tail = self.tail(index)?;
-        let (seq, len) = (tail.seq, tail.len());
-        tail.phase = Phase::Sealed;
-        let next = Object::new(
-            next_seq(Some(seq))?,
-            tail.start + len as u64,
-            Vec::new(),
-            None,
-        );
+        let (seq, len, start) = (tail.seq, tail.len(), tail.start);
+        // Before sealing: a stream out of sequence numbers keeps its tail open.
+        let next = Object::new(self.next_seq(Some(seq))?, start + len as u64, Vec::new(), None);
+        self.tail(index)?.phase = Phase::Sealed;
         log::info!(
             "sealed {} at {len} bytes; continuing in {}",
             self.client.key(seq),
@@ -406,8 +398,8 @@ impl Writer {
     /// it. After a multipart upload, or once it is large enough to append to by copy, its
     /// bytes leave memory and reads go to S3.
     fn finished(&mut self, index: &mut Index, etag: String) {
-        let copy_from = self.copy.map(|c| c.copy_from);
-        let reserve = self.copy.map_or(0, |c| c.part.min(self.seal_bytes));
+        let copy_from = self.streaming.copy_from;
+        let reserve = self.streaming.part.min(self.seal_bytes);
         let Some(object) = self.objects.front_mut() else {
             return;
         };
@@ -415,6 +407,21 @@ impl Writer {
         object.recorded = true;
         let total = object.len();
         let completed = match object.upload.take() {
+            // The next flush sends the whole object again, so its parts' bytes go back to
+            // memory, ahead of those written after the upload closed. Without appending by
+            // copy, no part is ever let go.
+            Some(upload) if copy_from.is_none() => {
+                let mut whole = Vec::with_capacity(total);
+                for part in &upload.parts {
+                    if let Source::Bytes(bytes) = &part.source {
+                        whole.extend_from_slice(bytes);
+                    }
+                }
+                object.in_s3 = whole.len();
+                whole.extend_from_slice(&object.buf);
+                object.buf = Arc::new(whole);
+                return;
+            }
             // Bytes written after a failed flush closed the upload are not in it: they stay.
             Some(upload) => upload.parts.iter().map(|p| p.len).sum(),
             None if copy_from.is_some_and(|from| total >= from) => total,

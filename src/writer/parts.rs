@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::object::{Chunk, Id, Object, Source, State, Upload};
-use super::{Cut, Room, Writer};
+use super::{Cut, Room, Streaming, Writer};
 use crate::Error;
 use crate::index::Index;
 
@@ -13,14 +13,12 @@ impl Writer {
     /// upload's last part, if an upload is under way (else the object's final upload sends
     /// them).
     pub(super) fn stream(&mut self, index: &mut Index, cut: Cut) -> Result<(), Error> {
-        let Some(copy) = self.copy else {
-            return Ok(());
-        };
-        while self.next_cut(copy.part, cut).is_some() {
+        let part = self.streaming.part;
+        while self.next_cut(part, cut).is_some() {
             self.make_room(index, Room::Part)?;
             // Making room may have completed the tail's upload, which changes what is left.
-            if let Some(n) = self.next_cut(copy.part, cut) {
-                self.cut(n, copy.part);
+            if let Some(n) = self.next_cut(part, cut) {
+                self.cut(n, part);
                 self.pump(index)?;
             }
         }
@@ -86,17 +84,22 @@ impl Writer {
         loop {
             let seen = self.bell.seen();
             self.pump(index)?;
-            let room = match (room, self.copy) {
-                (Room::Seal, _) => self.objects.len() == 1,
-                (Room::Part, Some(copy)) => {
+            let Streaming {
+                copy_from, part, ahead,
+            } = self.streaming;
+            let room = match room {
+                Room::Seal => self.objects.len() == 1,
+                // Without appending by copy the tail is held until it is sealed (the next
+                // flush sends it again): only the parts in flight are bounded.
+                Room::Part if copy_from.is_none() => self.running_parts() < ahead,
+                Room::Part => {
                     let held: usize = self.objects.iter().map(Object::in_memory).sum();
-                    let over = held > (copy.ahead + 1) * copy.part;
+                    let over = held > (ahead + 1) * part;
                     if over && self.release_tail_parts() {
                         continue;
                     }
-                    !over && self.running_parts() < copy.ahead
+                    !over && self.running_parts() < ahead
                 }
-                (Room::Part, None) => true,
             };
             if room || self.running() == 0 {
                 return Ok(());

@@ -25,7 +25,8 @@ impl Writer {
     /// followed by a new object.
     fn find_tail(&self, index: &mut Index) -> Result<Object, Error> {
         let seal = self.seal_bytes as u64;
-        let large = |size: u64| self.copy.is_some_and(|c| size >= c.copy_from as u64);
+        let copy_from = self.streaming.copy_from;
+        let large = |size: u64| copy_from.is_some_and(|from| size >= from as u64);
         let last = index.last();
         let Some(last) = last.filter(|last| last.size < seal) else {
             return self.after(index, last.map(|last| last.seq));
@@ -63,15 +64,18 @@ impl Writer {
     fn after(&self, index: &mut Index, last: Option<u64>) -> Result<Object, Error> {
         index.anchor_empty();
         index.anchor(&*self.client)?;
-        Ok(Object::new(next_seq(last)?, index.end(), Vec::new(), None))
+        Ok(Object::new(self.next_seq(last)?, index.end(), Vec::new(), None))
     }
 }
 
-pub(super) fn next_seq(last: Option<u64>) -> Result<u64, Error> {
-    match last {
-        None => Ok(0),
-        Some(seq) => seq.checked_add(1).ok_or_else(|| {
-            Error::InvalidConfig("the stream has used every sequence number".into())
-        }),
+impl Writer {
+    /// The sequence number after `last` (the first one if `None`).
+    pub(super) fn next_seq(&self, last: Option<u64>) -> Result<u64, Error> {
+        match last {
+            None => Ok(0),
+            Some(seq) => seq.checked_add(1).ok_or_else(|| Error::SequenceExhausted {
+                key: self.client.key(seq),
+            }),
+        }
     }
 }

@@ -9,16 +9,18 @@ use crate::Error;
 use crate::index::Index;
 use crate::store::fake::{Fake, OTHER, Step};
 
-/// Objects sealed at 1000 bytes, appended to by copy from 300, parts of 200, two at once: a
-/// memory budget of 600 bytes.
-fn writer(fake: &Arc<Fake>) -> Writer {
+/// Objects sealed at 1000 bytes, parts of 200, two at once: with appending by copy from 300
+/// (`COPY`), a memory budget of 600 bytes.
+fn writer(fake: &Arc<Fake>, copy_from: Option<usize>) -> Writer {
     let streaming = Streaming {
-        copy_from: 300,
+        copy_from,
         part: 200,
         ahead: 2,
     };
-    Writer::new(fake.clone(), 1000, Some(streaming))
+    Writer::new(fake.clone(), 1000, streaming)
 }
+
+const COPY: Option<usize> = Some(300);
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -71,9 +73,9 @@ fn stops(err: &Error) -> bool {
 
 /// Runs `ops` on a new handle of `fake`, with `before` bytes already in the stream, then
 /// flushes until it succeeds or the handle stops.
-fn run(fake: &Arc<Fake>, ops: &[Op], before: usize) -> Outcome {
+fn run(fake: &Arc<Fake>, ops: &[Op], before: usize, copy_from: Option<usize>) -> Outcome {
     let mut index = Index::default();
-    let mut w = writer(fake);
+    let mut w = writer(fake, copy_from);
     let mut out = Outcome {
         written: Vec::new(),
         acked: 0,
@@ -152,11 +154,12 @@ fn kept_in_order(lacking: &[u8], kept: &[u8]) -> bool {
 }
 
 /// Breaks each request of a run in turn, in every way, and checks every run.
-fn step_by_step(prepare: impl Fn(&Arc<Fake>) -> usize) {
+fn step_by_step(prepare: impl Fn(&Arc<Fake>) -> usize, copy_from: Option<usize>) {
     let clean = Arc::new(Fake::new([]));
     let before = prepare(&clean);
     let start = clean.requests();
-    check(&clean, &run(&clean, RUN, before), before, "clean run");
+    let out = run(&clean, RUN, before, copy_from);
+    check(&clean, &out, before, "clean run");
     let steps = clean.requests() - start;
     let mut runs = 0;
     for step in [
@@ -173,7 +176,7 @@ fn step_by_step(prepare: impl Fn(&Arc<Fake>) -> usize) {
             fake.script(script);
             let writer = fake.handle();
             let writer = Arc::new(writer);
-            let out = run(&writer, RUN, before);
+            let out = run(&writer, RUN, before, copy_from);
             check(
                 &fake,
                 &out,
@@ -196,16 +199,23 @@ fn step_by_step(prepare: impl Fn(&Arc<Fake>) -> usize) {
 
 #[test]
 fn a_new_stream_keeps_every_acknowledged_byte_whatever_request_breaks() {
-    step_by_step(|_| 0);
+    step_by_step(|_| 0, COPY);
+}
+
+/// Without appending by copy, large writes still stream out as parts; each flush sends the
+/// whole tail again, from memory.
+#[test]
+fn a_stream_without_appending_by_copy_keeps_every_acknowledged_byte_whatever_request_breaks() {
+    step_by_step(|_| 0, None);
 }
 
 /// Another handle wrote a small tail first: the run continues it from a GET.
 #[test]
 fn a_continued_small_tail_keeps_every_acknowledged_byte_whatever_request_breaks() {
     step_by_step(|fake| {
-        let out = run(fake, &[Write(200), Flush], 0);
+        let out = run(fake, &[Write(200), Flush], 0, COPY);
         out.written.len()
-    });
+    }, COPY);
 }
 
 /// Another handle wrote a tail past the copy threshold: the run continues it from a HEAD and
@@ -213,7 +223,7 @@ fn a_continued_small_tail_keeps_every_acknowledged_byte_whatever_request_breaks(
 #[test]
 fn a_continued_large_tail_keeps_every_acknowledged_byte_whatever_request_breaks() {
     step_by_step(|fake| {
-        let out = run(fake, &[Write(400), Flush], 0);
+        let out = run(fake, &[Write(400), Flush], 0, COPY);
         out.written.len()
-    });
+    }, COPY);
 }

@@ -9,12 +9,12 @@ pub use s3_syncr_test_server::{Raw, Server};
 
 pub const MIB: usize = 1024 * 1024;
 
-/// A handle on stream `name` with `min_size` MiB objects.
-pub fn open(bucket: &Bucket, name: &str, min_size: usize) -> Storage {
-    let options = Options {
-        min_size,
-        ..Options::default()
-    };
+/// A handle on stream `name` with objects sealed at `seal_mib` MiB.
+pub fn open(bucket: &Bucket, name: &str, seal_mib: usize) -> Storage {
+    let options = Options::builder()
+        .with_seal_size(seal_mib * MIB)
+        .build()
+        .unwrap();
     Storage::new(bucket.clone(), name, options).expect("open stream")
 }
 

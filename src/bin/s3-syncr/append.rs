@@ -51,7 +51,6 @@ pub fn run(
     .map_err(|err| Failure(format!("cannot handle signals: {err}")))?;
     let holding = read_stdin(sender, progress.clone());
 
-    let storage = &mut session.storage;
     let mut copying = Copying {
         inputs,
         progress: &progress,
@@ -59,39 +58,43 @@ pub fn run(
         accepted: 0,
         bar,
     };
-    let copied = copying.copy(storage, flush_every);
+    let copied = copying.copy(&mut session.storage, flush_every);
     bar.set_message("closing");
-    let closed = storage.close();
+    let closed = session.storage.close();
     let read = progress.read.load(Ordering::SeqCst);
-    let lost = storage.unflushed().len() as u64;
+    let lost = closed.as_ref().err().map_or(0, |err| err.unflushed().len() as u64);
     // What was read and never accepted (the write that failed) is lost too.
     let stored = copying.accepted - lost;
     let counts = format!(
         "{stored} bytes stored, {} bytes read from standard input were not stored",
         read - stored
     );
-    let (message, status) = match (copied, closed) {
-        (Ok(()), Ok(())) => return Ok(()),
-        (Err(Stop::Signal(signal)), Ok(())) => (
+    let close_error = closed.as_ref().err().map(|err| err.error());
+    let (message, status) = match (copied, close_error) {
+        (Ok(()), None) => return Ok(()),
+        (Err(Stop::Signal(signal)), None) => (
             format!("stopped by {} ({counts})", signals::name(signal)),
             signals::status(signal),
         ),
-        (Err(Stop::Signal(signal)), Err(err)) => (
+        (Err(Stop::Signal(signal)), Some(err)) => (
             format!("stopped by {}: {err} ({counts})", signals::name(signal)),
             signals::status(signal),
         ),
         // A failed read of stdin: what came before it is stored.
-        (Err(Stop::Stdin(err)), Ok(())) => (
+        (Err(Stop::Stdin(err)), None) => (
             format!("reading standard input: {err} (the {stored} bytes read before were stored)"),
             1,
         ),
-        (Err(Stop::Stdin(err)), Err(_)) => (format!("reading standard input: {err} ({counts})"), 1),
-        (Err(Stop::Stream(err)), _) | (Ok(()), Err(err)) => (format!("{err} ({counts})"), 1),
+        (Err(Stop::Stdin(err)), Some(_)) => {
+            (format!("reading standard input: {err} ({counts})"), 1)
+        }
+        (Err(Stop::Stream(err)), _) => (format!("{err} ({counts})"), 1),
+        (Ok(()), Some(err)) => (format!("{err} ({counts})"), 1),
     };
-    if lost > 0 {
+    if let Err(err) = closed {
         // Its drop would try the flush that just failed once more, retries and all: abort
         // the uploads instead.
-        storage.discard();
+        err.into_unflushed();
     }
     Err(Exit { message, status })
 }

@@ -31,14 +31,19 @@ pub struct Store {
 
 /// An open stream, and the embedded server it talks to in local mode.
 pub struct Session {
-    /// The stream. Declared first so that it is dropped (and flushes) before the server stops.
+    /// The stream. Declared first so that it is dropped (and flushes) before the server stops;
+    /// `append` moves it out to close it, so a `Session` has no `Drop` of its own.
     pub storage: Storage,
-    server: Option<Runtime>,
+    /// Held only to be dropped after the stream.
+    _server: Option<LocalServer>,
 }
 
-impl Drop for Session {
+/// The embedded server, stopped when dropped without waiting for its tasks.
+struct LocalServer(Option<Runtime>);
+
+impl Drop for LocalServer {
     fn drop(&mut self) {
-        if let Some(runtime) = self.server.take() {
+        if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
     }
@@ -123,7 +128,7 @@ impl Store {
         })?;
         Ok(Session {
             storage,
-            server: None,
+            _server: None,
         })
     }
 }
@@ -195,17 +200,11 @@ fn open_local(
         .map_err(|err| Failure(format!("local bucket {:?}: {err}", location.bucket)))?
         .with_path_style();
     // The server must outlive the stream's last flush: a `Session` drops the stream first.
-    let session = Session {
-        storage: match Storage::new(*bucket, &location.name, options) {
-            Ok(storage) => storage,
-            Err(err) => {
-                runtime.shutdown_background();
-                return Err(err.into());
-            }
-        },
-        server: Some(runtime),
-    };
-    Ok(session)
+    let server = LocalServer(Some(runtime));
+    Ok(Session {
+        storage: Storage::new(*bucket, &location.name, options)?,
+        _server: Some(server),
+    })
 }
 
 fn random_hex() -> String {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use s3_syncr::Options;
+use s3_syncr::{Options, OptionsBuilder};
 
 use connect::{Purpose, Store};
 use trim::Cut;
@@ -312,11 +312,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn options(min_size: u32) -> Options {
-    Options {
-        min_size: min_size as usize,
-        ..Options::default()
-    }
+const MIB: usize = 1024 * 1024;
+
+/// The options of a writer whose objects are sealed at `--min-size` MiB.
+fn options(min_size: u32) -> OptionsBuilder {
+    Options::builder().with_seal_size(min_size as usize * MIB)
 }
 
 fn run_append(
@@ -326,10 +326,9 @@ fn run_append(
     min_size: u32,
     write_ahead: u8,
 ) -> Result<(), Exit> {
-    let options = Options {
-        write_ahead: write_ahead.into(),
-        ..options(min_size)
-    };
+    let options = options(min_size)
+        .with_write_ahead(write_ahead.into())
+        .build()?;
     let session = store.open(location, options, Purpose::WriteOrWait)?;
     let bar = progress_bar(None, "appended", false);
     let result = append::run(
@@ -353,16 +352,15 @@ fn run_cat(
         Some(_) => Purpose::WriteOrWait,
         None => Purpose::Read,
     };
-    let options = Options {
-        read_ahead: read_ahead.into(),
-        ..Options::default()
-    };
+    let options = Options::builder()
+        .with_read_ahead(read_ahead.into())
+        .build()?;
     let mut session = store.open(location, options, purpose)?;
     Ok(cat::run(&mut session.storage, from, follow)?)
 }
 
 fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result<(), Exit> {
-    let mut session = store.open(location, Options::default(), Purpose::Read)?;
+    let session = store.open(location, Options::default(), Purpose::Read)?;
     // A gap is shown, not refused: these are the commands to look at it with.
     let listing = session.storage.listing()?;
     let out = &mut ClosableOutput::new(io::stdout().lock());
