@@ -25,9 +25,7 @@ fn main() -> io::Result<()> {
     fs::write(&source, &data)?;
 
     // Local file -> stream, in 1 MiB objects. `close` flushes and reports any error.
-    let options = Options::builder()
-        .with_seal_size(1 << 20)
-        .build()?;
+    let options = Options::builder().with_seal_size(1 << 20).build()?;
     let mut stream = Storage::new(server.new_bucket(), "backups/data.bin", options)?;
     let uploaded = io::copy(&mut File::open(&source)?, &mut stream)?;
     stream.flush()?;

@@ -28,9 +28,7 @@ fn main() -> io::Result<()> {
     );
 
     // 1 MiB objects, so a few MiB make several; each flush makes everything so far durable.
-    let options = Options::builder()
-        .with_seal_size(1 << 20)
-        .build()?;
+    let options = Options::builder().with_seal_size(1 << 20).build()?;
     let mut writer = BufWriter::new(Storage::new(bucket, "quickstart/records.log", options)?);
     let started = Instant::now();
     let mut written = Vec::new();

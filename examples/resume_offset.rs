@@ -24,9 +24,7 @@ fn main() -> io::Result<()> {
         std::env::temp_dir().join(format!("s3-syncr-resume-{}.offset", std::process::id()));
 
     // Small objects, so that the oldest ones can be trimmed: one per 1 MiB of orders.
-    let options = Options::builder()
-        .with_seal_size(1 << 20)
-        .build()?;
+    let options = Options::builder().with_seal_size(1 << 20).build()?;
     let padding = "x".repeat(300 * 1024);
     let mut writer = Storage::new(bucket.clone(), name, options)?;
     for i in 1..=10 {

@@ -29,9 +29,7 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
     let credentials = match var("AWS_ACCESS_KEY_ID") {
         Some(access_key) => {
             let secret_key = var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| {
-                Error::config(
-                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
-                )
+                Error::config("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")
             })?;
             let session_token = var("AWS_SESSION_TOKEN");
             Credentials::new(
@@ -73,9 +71,7 @@ pub(crate) fn bucket(name: &str, var: impl Fn(&str) -> Option<String>) -> Result
             },
             Ok(region) => region,
             Err(_) => {
-                return Err(Error::config(format!(
-                    "invalid region {region_name:?}"
-                )));
+                return Err(Error::config(format!("invalid region {region_name:?}")));
             }
         },
     };

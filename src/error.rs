@@ -312,10 +312,7 @@ mod tests {
                 Error::SequenceExhausted { key: "k".into() },
                 io::ErrorKind::StorageFull,
             ),
-            (
-                Error::Internal { what: "bug".into() },
-                io::ErrorKind::Other,
-            ),
+            (Error::Internal { what: "bug".into() }, io::ErrorKind::Other),
             (
                 Error::UploadLost {
                     key: "k".into(),

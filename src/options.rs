@@ -487,9 +487,8 @@ impl OptionsBuilder {
     /// ```
     pub fn build(self) -> Result<Options, Error> {
         let o = self.options;
-        let invalid = |option: &'static str, reason: String| {
-            Err(Error::InvalidOption { option, reason })
-        };
+        let invalid =
+            |option: &'static str, reason: String| Err(Error::InvalidOption { option, reason });
         if o.seal_size == 0 {
             return invalid("seal_size", "must be at least 1 byte".into());
         }
@@ -509,7 +508,10 @@ impl OptionsBuilder {
             return invalid("request_timeout", "must be more than zero".into());
         }
         if o.min_throughput == 0 {
-            return invalid("min_throughput", "must be at least 1 byte per second".into());
+            return invalid(
+                "min_throughput",
+                "must be at least 1 byte per second".into(),
+            );
         }
         if let Some(from) = o.append_by_copy.filter(|&from| from < MIN_PART) {
             return invalid(

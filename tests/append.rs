@@ -71,7 +71,8 @@ fn flushes_of_a_large_tail_send_only_the_new_bytes() {
 fn appending_by_copy_can_be_turned_off() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let options = large_tail_options().to_builder()
+    let options = large_tail_options()
+        .to_builder()
         .with_append_by_copy(None)
         .build()
         .unwrap();
@@ -292,7 +293,8 @@ fn writes_after_a_flush_failed_mid_upload_stream_out_once_it_completes() {
     let proxy = Proxy::start(&server);
     let bucket = server.new_bucket();
     let through_proxy = proxy.bucket(&server, &bucket.name());
-    let options = streaming_options(2).to_builder()
+    let options = streaming_options(2)
+        .to_builder()
         .with_retry_attempts(2)
         .build()
         .unwrap();
@@ -348,7 +350,8 @@ fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
     let server = Server::from_env_or_start();
     let proxy = Proxy::start(&server);
     let bucket = proxy.bucket(&server, &server.new_bucket().name());
-    let options = streaming_options(3).to_builder()
+    let options = streaming_options(3)
+        .to_builder()
         .with_seal_size(PART)
         .build()
         .unwrap();

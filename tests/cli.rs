@@ -491,10 +491,7 @@ fn follow_outlives_a_trim_loop_beside_it() {
     let location = format!("s3://{}/{name}", bucket.name());
     let data = pattern(12 * MIB, 21);
     let chunk = 256 * 1024;
-    let options = Options::builder()
-        .with_seal_size(1 << 20)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(1 << 20).build().unwrap();
     let mut writer = Storage::new(bucket.clone(), name, options).unwrap();
     writer.write_all(&data[..chunk]).unwrap();
     writer.flush().unwrap();

@@ -167,10 +167,7 @@ fn racing_writers_on_a_small_tail_lose_and_double_nothing() {
     let bucket = server.new_bucket();
     // 1 MiB objects of 4 KiB records: each flush PUTs the whole tail, and some seal (one at
     // least with the fewest flushes).
-    let options = Options::builder()
-        .with_seal_size(1 << 20)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(1 << 20).build().unwrap();
     let tally = race(&bucket, "small.log", &options, 4096, flushes(1000, 450));
     check(&bucket, "small.log", &tally);
     assert!(
@@ -189,10 +186,7 @@ fn racing_writers_on_a_large_tail_lose_and_double_nothing() {
     let bucket = server.new_bucket();
     // A tail past the copy threshold: every flush is an append by copy, and a new handle
     // continues the tail from a HEAD.
-    let options = Options::builder()
-        .with_seal_size(64 << 20)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(64 << 20).build().unwrap();
     seed(&bucket, "large.log", &options, 5 * MIB + 100);
     let tally = race(&bucket, "large.log", &options, 1024, flushes(150, 90));
     check(&bucket, "large.log", &tally);
@@ -262,19 +256,13 @@ fn continue_while_held(method: &str, skip: usize, options: Options, seed_len: us
 
 #[test]
 fn a_small_tail_continued_while_another_flushes_keeps_both() {
-    let options = Options::builder()
-        .with_seal_size(1 << 20)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(1 << 20).build().unwrap();
     continue_while_held("GET", 1, options, 1000);
 }
 
 #[test]
 fn a_large_tail_continued_while_another_flushes_keeps_both() {
-    let options = Options::builder()
-        .with_seal_size(64 << 20)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(64 << 20).build().unwrap();
     continue_while_held("HEAD", 0, options, 5 * MIB + 100);
 }
 
@@ -290,10 +278,7 @@ fn an_append_by_copy_of_a_tail_changed_since_is_fenced() {
     let server = Server::from_env_or_start();
     let proxy = Proxy::start(&server);
     let bucket = server.new_bucket();
-    let options = Options::builder()
-        .with_seal_size(64 << 20)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(64 << 20).build().unwrap();
     seed(&bucket, "copy.log", &options, 5 * MIB + 100);
     let slow = proxy.bucket(&server, &bucket.name());
     let mut b = Storage::new(slow, "copy.log", options.clone()).unwrap();
@@ -365,10 +350,7 @@ fn contend_child() {
     let w: usize = args.next().unwrap().parse().unwrap();
     let share: usize = args.next().unwrap().parse().unwrap();
     let location = args.next().unwrap().to_owned();
-    let options = Options::builder()
-        .with_seal_size(1 << 20)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(1 << 20).build().unwrap();
     let open = || Storage::open(&location, options.clone()).unwrap();
     let acked = std::cell::Cell::new(0);
     contend(

@@ -168,7 +168,8 @@ fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
     writer.write_all(&data).unwrap();
     writer.close().unwrap();
 
-    let options = fault_options().to_builder()
+    let options = fault_options()
+        .to_builder()
         .with_read_chunk(512 * 1024)
         .build()
         .unwrap();
@@ -300,7 +301,10 @@ fn a_writer_that_lost_the_tail_to_another_is_fenced() {
     second.close().unwrap();
     assert_eq!(stream_contents(&bucket, "fence.log"), b"a1 b1 b2");
     let err = first.close().unwrap_err();
-    assert!(matches!(err.error(), Error::Fenced { .. }), "close reports the fence");
+    assert!(
+        matches!(err.error(), Error::Fenced { .. }),
+        "close reports the fence"
+    );
     assert_eq!(err.unflushed(), b"a2 ", "and hands back what S3 lacks");
     // The handle comes back: closing it again reports the fence again.
     let err = err.into_storage().close().unwrap_err();
@@ -409,7 +413,8 @@ fn crash_child() {
     let (options, flush_every) = match large {
         // 16 MiB objects, flushed every 6 MB: appends by copy, and 5 MiB parts in between.
         true => (
-            fault_options().to_builder()
+            fault_options()
+                .to_builder()
                 .with_seal_size(16 << 20)
                 .with_part_size(5 * MIB)
                 .with_write_ahead(2)
@@ -443,7 +448,8 @@ fn lost_answers_on_every_request_kind_with_opaque_etags_fence_nothing() {
     let server = Server::start_opaque();
     let proxy = Proxy::start(&server);
     let bucket = server.new_bucket();
-    let options = fault_options().to_builder()
+    let options = fault_options()
+        .to_builder()
         .with_seal_size(16 << 20)
         .with_part_size(5 * MIB)
         .with_write_ahead(2)

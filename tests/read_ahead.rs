@@ -124,7 +124,8 @@ fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
 fn a_failed_get_ahead_surfaces_at_the_read_that_needs_it_and_reading_goes_on() {
     let rig = Rig::new("fail", 6, 256);
     let (proxy, data) = (&rig.proxy, &rig.data);
-    let options = reader_options(64 * KIB, 4).to_builder()
+    let options = reader_options(64 * KIB, 4)
+        .to_builder()
         .with_retry_attempts(1)
         .build()
         .unwrap();

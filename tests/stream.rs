@@ -442,7 +442,13 @@ fn invalid_input_is_rejected_before_any_request() {
         assert_eq!(io::Error::from(err).kind(), ErrorKind::InvalidInput);
     }
     let zero = Options::builder().with_seal_size(0).build().unwrap_err();
-    assert!(matches!(zero, Error::InvalidOption { option: "seal_size", .. }));
+    assert!(matches!(
+        zero,
+        Error::InvalidOption {
+            option: "seal_size",
+            ..
+        }
+    ));
     assert_eq!(zero.kind(), ErrorKind::InvalidInput);
     assert_eq!(ops(&server), Vec::<&str>::new());
 }

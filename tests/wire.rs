@@ -69,10 +69,7 @@ fn a_request_on_a_connection_the_server_closed_goes_again_at_no_cost() {
     let bucket = server.new_bucket();
     let relay = counting_relay(&server);
     let far = relay.bucket(&server, bucket.name().as_str());
-    let options = Options::builder()
-        .with_retry_attempts(1)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_retry_attempts(1).build().unwrap();
     let mut storage = Storage::new(far, "closed/idle.log", options).unwrap();
     storage.write_all(b"first ").unwrap();
     storage.flush().unwrap();
@@ -223,10 +220,7 @@ fn bundle_child() {
     let Ok(location) = std::env::var("S3SYNCR_CHILD_LOCATION") else {
         return;
     };
-    let options = Options::builder()
-        .with_retry_attempts(1)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_retry_attempts(1).build().unwrap();
     match Storage::open(&location, options) {
         Ok(mut storage) => {
             storage.write_all(b"from the child").unwrap();

@@ -46,7 +46,10 @@ impl S3Client {
         match expect {
             Expect::Etag(etag)
                 if held > 0
-                    || (self.options.append_by_copy.is_some_and(|from| in_s3 >= from)
+                    || (self
+                        .options
+                        .append_by_copy
+                        .is_some_and(|from| in_s3 >= from)
                         && stored < body.len()) =>
             {
                 self.append(seq, start, etag, in_s3, &body[stored..])

@@ -236,9 +236,10 @@ fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, Error> {
         ("the CA file", ca_file),
     ] {
         if let Some(file) = file {
-            roots.extend(read_pem(file).map_err(|why| {
-                Error::config(format!("{what} {}: {why}", file.display()))
-            })?);
+            roots.extend(
+                read_pem(file)
+                    .map_err(|why| Error::config(format!("{what} {}: {why}", file.display())))?,
+            );
         }
     }
     Ok(roots)

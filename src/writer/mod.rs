@@ -298,7 +298,12 @@ impl Writer {
         let tail = self.tail(index)?;
         let (seq, len, start) = (tail.seq, tail.len(), tail.start);
         // Before sealing: a stream out of sequence numbers keeps its tail open.
-        let next = Object::new(self.next_seq(Some(seq))?, start + len as u64, Vec::new(), None);
+        let next = Object::new(
+            self.next_seq(Some(seq))?,
+            start + len as u64,
+            Vec::new(),
+            None,
+        );
         self.tail(index)?.phase = Phase::Sealed;
         log::info!(
             "sealed {} at {len} bytes; continuing in {}",

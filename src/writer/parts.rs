@@ -85,7 +85,9 @@ impl Writer {
             let seen = self.bell.seen();
             self.pump(index)?;
             let Streaming {
-                copy_from, part, ahead,
+                copy_from,
+                part,
+                ahead,
             } = self.streaming;
             let room = match room {
                 Room::Seal => self.objects.len() == 1,

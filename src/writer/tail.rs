@@ -64,7 +64,12 @@ impl Writer {
     fn after(&self, index: &mut Index, last: Option<u64>) -> Result<Object, Error> {
         index.anchor_empty();
         index.anchor(&*self.client)?;
-        Ok(Object::new(self.next_seq(last)?, index.end(), Vec::new(), None))
+        Ok(Object::new(
+            self.next_seq(last)?,
+            index.end(),
+            Vec::new(),
+            None,
+        ))
     }
 }
 

@@ -212,18 +212,24 @@ fn a_stream_without_appending_by_copy_keeps_every_acknowledged_byte_whatever_req
 /// Another handle wrote a small tail first: the run continues it from a GET.
 #[test]
 fn a_continued_small_tail_keeps_every_acknowledged_byte_whatever_request_breaks() {
-    step_by_step(|fake| {
-        let out = run(fake, &[Write(200), Flush], 0, COPY);
-        out.written.len()
-    }, COPY);
+    step_by_step(
+        |fake| {
+            let out = run(fake, &[Write(200), Flush], 0, COPY);
+            out.written.len()
+        },
+        COPY,
+    );
 }
 
 /// Another handle wrote a tail past the copy threshold: the run continues it from a HEAD and
 /// appends to it by copy.
 #[test]
 fn a_continued_large_tail_keeps_every_acknowledged_byte_whatever_request_breaks() {
-    step_by_step(|fake| {
-        let out = run(fake, &[Write(400), Flush], 0, COPY);
-        out.written.len()
-    }, COPY);
+    step_by_step(
+        |fake| {
+            let out = run(fake, &[Write(400), Flush], 0, COPY);
+            out.written.len()
+        },
+        COPY,
+    );
 }

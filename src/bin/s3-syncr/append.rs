@@ -62,7 +62,10 @@ pub fn run(
     bar.set_message("closing");
     let closed = session.storage.close();
     let read = progress.read.load(Ordering::SeqCst);
-    let lost = closed.as_ref().err().map_or(0, |err| err.unflushed().len() as u64);
+    let lost = closed
+        .as_ref()
+        .err()
+        .map_or(0, |err| err.unflushed().len() as u64);
     // What was read and never accepted (the write that failed) is lost too.
     let stored = copying.accepted - lost;
     let counts = format!(
