@@ -526,7 +526,7 @@ impl<'a> Bench<'a> {
                             next_flush += flush_every;
                         }
                     }
-                    let mut storage = log.into_inner().map_err(|e| e.into_error()).unwrap();
+                    let storage = log.into_inner().map_err(|e| e.into_error()).unwrap();
                     storage.close().expect("close");
                 });
                 let puts = server
@@ -558,7 +558,7 @@ impl<'a> Bench<'a> {
         let name = fixture_name(min_size);
         let segments = open_read(bucket, &name).segments().expect("segments");
         let len = self.data.len() as u64;
-        let chunk = Options::default().read_chunk as u64;
+        let chunk = Options::default().read_chunk() as u64;
         let mut whole = |_: usize| {
             measure(|| {
                 for segment in &segments {
@@ -754,8 +754,8 @@ impl Bench<'_> {
             },
         );
         // Bytes each side uploads, from its rules: the raw side re-sends the tail every time;
-        // `Storage` does until S3 holds `copy_threshold` bytes, then sends the new bytes alone.
-        let threshold = Options::default().copy_threshold;
+        // `Storage` does until S3 holds the append-by-copy threshold, then the new bytes alone.
+        let threshold = Options::default().append_by_copy().expect("on by default");
         let (mut raw, mut storage, mut stored) = (0u64, 0u64, 0usize);
         for step in data.chunks(APPEND_STEP) {
             let tail = stored + step.len();
