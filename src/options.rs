@@ -109,71 +109,152 @@ impl Options {
 
     /// The size at which the tail object is sealed: the original package's `MinSize`, in
     /// bytes. See [`OptionsBuilder::with_seal_size`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().seal_size(), 8 << 20);
+    /// ```
     pub fn seal_size(&self) -> usize {
         self.seal_size
     }
 
     /// The most bytes one ranged GET fetches. See [`OptionsBuilder::with_read_chunk`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().read_chunk(), 8 << 20);
+    /// ```
     pub fn read_chunk(&self) -> usize {
         self.read_chunk
     }
 
     /// GETs in flight ahead of a sequential reader. See [`OptionsBuilder::with_read_ahead`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().read_ahead(), 4);
+    /// ```
     pub fn read_ahead(&self) -> usize {
         self.read_ahead
     }
 
     /// Most attempts of one request. See [`OptionsBuilder::with_retry_attempts`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().retry_attempts(), 6);
+    /// ```
     pub fn retry_attempts(&self) -> u32 {
         self.retry_attempts
     }
 
     /// Upper bound of the first backoff. See [`OptionsBuilder::with_retry_backoff`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().retry_backoff(), Duration::from_millis(200));
+    /// ```
     pub fn retry_backoff(&self) -> Duration {
         self.retry_backoff
     }
 
     /// Time after which no retry starts. See [`OptionsBuilder::with_retry_max_elapsed`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().retry_max_elapsed(), Duration::from_secs(30));
+    /// ```
     pub fn retry_max_elapsed(&self) -> Duration {
         self.retry_max_elapsed
     }
 
     /// Time allowed to a request with no body. See [`OptionsBuilder::with_request_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().request_timeout(), Duration::from_secs(30));
+    /// ```
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
 
     /// Slowest transfer rate allowed for, in bytes per second. See
     /// [`OptionsBuilder::with_min_throughput`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().min_throughput(), 1 << 20);
+    /// ```
     pub fn min_throughput(&self) -> u64 {
         self.min_throughput
     }
 
     /// Whether writers are fenced with conditional writes. See
     /// [`OptionsBuilder::with_conditional_writes`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().conditional_writes(), true);
+    /// ```
     pub fn conditional_writes(&self) -> bool {
         self.conditional_writes
     }
 
     /// The size in S3 from which a flush appends by copy, `None` if it never does. See
     /// [`OptionsBuilder::with_append_by_copy`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().append_by_copy(), Some(5 << 20));
+    /// ```
     pub fn append_by_copy(&self) -> Option<usize> {
         self.append_by_copy
     }
 
     /// The size of the parts large writes stream out as. See
     /// [`OptionsBuilder::with_part_size`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().part_size(), 8 << 20);
+    /// ```
     pub fn part_size(&self) -> usize {
         self.part_size
     }
 
     /// Most parts uploading at once. See [`OptionsBuilder::with_write_ahead`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().write_ahead(), 4);
+    /// ```
     pub fn write_ahead(&self) -> usize {
         self.write_ahead
     }
 
     /// The PEM file of CA certificates trusted besides the usual roots. See
     /// [`OptionsBuilder::with_ca_file`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().ca_file(), None);
+    /// ```
     pub fn ca_file(&self) -> Option<&Path> {
         self.ca_file.as_deref()
     }

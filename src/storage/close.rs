@@ -41,7 +41,7 @@ impl Storage {
             }
             Err(error) => Err(CloseError {
                 error,
-                storage: self,
+                storage: Box::new(self),
             }),
         }
     }
@@ -101,7 +101,8 @@ impl Storage {
 /// ```
 pub struct CloseError {
     error: Error,
-    storage: Storage,
+    /// Boxed so that `Result<(), CloseError>` stays small on the path that succeeds.
+    storage: Box<Storage>,
 }
 
 impl CloseError {
@@ -153,7 +154,7 @@ impl CloseError {
     /// # }
     /// ```
     pub fn into_storage(self) -> Storage {
-        self.storage
+        *self.storage
     }
 
     /// The error, dropping the handle (which flushes once more, best-effort).
