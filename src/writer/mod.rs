@@ -127,9 +127,7 @@ impl Writer {
     /// Whether memory holds every byte after the index: false once parts of an object larger
     /// than the write budget were let go, until the object is complete.
     pub(crate) fn holds_all(&self) -> bool {
-        !(self.objects.iter().flat_map(|o| &o.upload))
-            .flat_map(|u| &u.parts)
-            .any(|part| matches!(part.source, Source::Released))
+        self.released() == 0
     }
 
     /// Drops the buffers of a closed stream.
@@ -254,24 +252,37 @@ impl Writer {
     /// are kept aside, the uploads under way are aborted (best effort), and reads show what
     /// S3 holds from the index on.
     fn fail(&mut self, err: Error) -> Error {
-        let why = match &err {
+        let (why, err) = match err {
             Error::Fenced { key } => {
                 log::error!("{key} was changed by another writer: this handle stops writing");
-                Stopped::Fenced { key: key.clone() }
+                (Stopped::Fenced { key: key.clone() }, Error::Fenced { key })
             }
-            Error::UploadLost { key, lost } => {
-                log::error!("{err}");
-                Stopped::UploadLost {
+            Error::UploadLost { key, .. } => {
+                // Aborting every upload loses the parts let go by the other objects too, not
+                // only those of the upload that vanished.
+                let lost = self.released() as u64;
+                let err = Error::UploadLost {
                     key: key.clone(),
-                    lost: *lost,
-                }
+                    lost,
+                };
+                log::error!("{err}");
+                (Stopped::UploadLost { key, lost }, err)
             }
-            _ => return err,
+            err => return err,
         };
         let unflushed = self.unflushed();
         self.stopped = Some(Stop { why, unflushed });
         self.abort_uploads();
         err
+    }
+
+    /// The bytes of parts let go, which S3 has only in uploads not completed yet.
+    fn released(&self) -> usize {
+        (self.objects.iter().flat_map(|o| &o.upload))
+            .flat_map(|u| &u.parts)
+            .filter(|part| matches!(part.source, Source::Released))
+            .map(|part| part.len)
+            .sum()
     }
 
     /// Aborts every upload of this handle, best effort; one still being created is aborted
