@@ -27,7 +27,9 @@ const MAX_PARTS: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Size in MiB (as the original `MinSize`) from which the tail object is sealed and the next
-    /// bytes go to a new object. Default 8.
+    /// bytes go to a new object. Default 8. A write of at most [`part_size`](Options::part_size)
+    /// bytes (of at most `min_size` without appending by copy) is never split across objects,
+    /// and may take the object past it; a larger one is split where the object reaches it.
     ///
     /// A [`flush`](std::io::Write::flush) re-uploads the whole tail until S3 holds
     /// [`copy_threshold`](Options::copy_threshold) bytes of it, then only the new bytes: flushing
@@ -106,7 +108,8 @@ pub struct Options {
     /// stream order, each once the one before it is, so that a crash leaves no gap.
     ///
     /// The writer holds at most about `(write_ahead + 1) × part_size` bytes (40 MiB with the
-    /// defaults) plus the largest single write, whatever [`min_size`](Options::min_size) is:
+    /// defaults) plus one part at most of the write under way (a larger write is taken a part at
+    /// a time), whatever [`min_size`](Options::min_size) is:
     /// past that it waits for uploads to end, and lets go of the parts of the tail that S3
     /// already has. Those are read back from S3 once the tail is flushed (a read of them
     /// flushes first), and are lost with the upload if another writer fences this one:

@@ -107,6 +107,15 @@ impl Fake {
             .collect()
     }
 
+    /// The size of every object, in order.
+    pub(crate) fn sizes(&self) -> Vec<usize> {
+        self.lock()
+            .objects
+            .values()
+            .map(|o| o.bytes.len())
+            .collect()
+    }
+
     /// How many requests were made.
     pub(crate) fn log(&self) -> Vec<&'static str> {
         self.lock().requests.clone()
