@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use s3::Bucket;
 
@@ -13,6 +14,7 @@ use crate::reader::Reader;
 use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
 
+mod follow;
 mod retention;
 
 /// An append-only byte stream kept in S3, as one `Read + Write + Seek + BufRead` handle.
@@ -53,6 +55,15 @@ pub struct Storage {
     /// is known.
     positioned: bool,
     closed: bool,
+    /// The size at which an object is sealed: a follower then looks for the next one.
+    seal: u64,
+    /// The seal size a HEAD found for the last object (its sequence number first), for one
+    /// that no GET of this handle brought bytes of.
+    seal_asked: Option<(u64, u64)>,
+    /// When the objects were listed last.
+    listed: Option<Instant>,
+    /// When a follower polls the end next.
+    pace: follow::Pace,
 }
 
 impl Storage {
@@ -167,6 +178,10 @@ impl Storage {
             index: Index::default(),
             positioned: false,
             closed: false,
+            seal: seal_bytes as u64,
+            seal_asked: None,
+            listed: None,
+            pace: follow::Pace::default(),
         })
     }
 
@@ -209,11 +224,10 @@ impl Storage {
 
     /// Anchors the offsets and places a new handle's read position at the first offset, with
     /// the one request that needs, once (0 if the stream has no object yet). A stream with no
-    /// object yet is not anchored: it is listed again at each call, as reading at its end does
-    /// anyway.
+    /// object yet is not anchored: polling its end lists it until it has one.
     fn position(&mut self) -> Result<u64, Error> {
-        if !self.index.anchored() && !self.writer.started() {
-            self.index.refresh(&*self.client)?;
+        if !self.positioned && !self.index.anchored() && !self.writer.started() {
+            self.relist(Instant::now())?;
         }
         if !self.positioned {
             if self.index.anchored() {
@@ -250,13 +264,13 @@ impl Storage {
 
     /// The bytes at the read position: from the chunk fetched last, else from this handle's
     /// bytes not yet in S3, else from S3. At the end of what is known, and with no writer to
-    /// say where the end is, the objects are listed again, so bytes appended since by any
+    /// say where the end is, the end is polled (see [`wait_for_data`](Storage::wait_for_data)), so bytes appended since by any
     /// handle are found. A GET fetches at least `wanted` bytes when it can.
     fn available(&mut self, wanted: usize) -> Result<&[u8], Error> {
         let pos = self.reader.pos;
         if !self.reader.holds_pos() {
             if pos >= self.index.end() && !self.writer.started() {
-                self.index.refresh(&*self.client)?;
+                self.poll_end()?;
                 // The listing may have found the objects up to here trimmed.
                 let first = self.index.first();
                 if pos < first {
@@ -383,7 +397,8 @@ impl BufRead for Storage {
     /// Returns the bytes at the read position: from the chunk fetched last, else from this
     /// handle's bytes not yet in S3, else from a ranged GET (while reading is sequential,
     /// [`Options::read_ahead`] GETs run ahead on worker threads). At the end of the stream it
-    /// lists the objects again, so bytes appended since by any handle are found.
+    /// polls the end with one request, so bytes appended since by any handle are found; see
+    /// [`wait_for_data`](Storage::wait_for_data).
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.check_open()?;
         self.check_readable()?;
