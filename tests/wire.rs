@@ -111,9 +111,7 @@ fn a_private_ca_is_refused_until_its_file_is_given() {
         ..Options::default()
     };
     let started = std::time::Instant::now();
-    let err = open_tls(&server, quick)
-        .err()
-        .expect("an untrusted certificate");
+    let err = open_tls(&server, quick).expect_err("an untrusted certificate");
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
     let message = err.to_string();
     assert!(message.contains("certificate"), "{message}");
@@ -144,8 +142,7 @@ fn a_wrong_or_unreadable_ca_file_is_refused() {
             ..Options::default()
         },
     )
-    .err()
-    .expect("a CA that did not sign the certificate");
+    .expect_err("a CA that did not sign the certificate");
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
 
     for (file, why) in [
@@ -157,9 +154,7 @@ fn a_wrong_or_unreadable_ca_file_is_refused() {
             ca_file: Some(file.clone()),
             ..Options::default()
         };
-        let err = open_tls(&server, options)
-            .err()
-            .expect("an unusable CA file");
+        let err = open_tls(&server, options).expect_err("an unusable CA file");
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         let message = err.to_string();
         assert!(message.contains(&*file.to_string_lossy()), "{message}");
