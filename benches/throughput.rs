@@ -17,7 +17,8 @@
 //! 1. **Write**: `io::copy` of the whole data set into `Storage` (`min_size` 8 and 256) then
 //!    `close`, against `put_object` of the same segments one after another (single PUTs, as
 //!    0.1.0 sent them). The source is a reader that is not `BufRead` (like a file or a pipe), so
-//!    `io::copy` writes 8 KiB at a time. `Storage` streams 8 MiB parts, 4 at once.
+//!    `io::copy` writes 8 KiB at a time. `Storage` streams 8 MiB parts, 4 at once. Also one
+//!    `write_all` of the whole data set (`min_size` 8), which must stream the same way.
 //! 2. **Flushed small records**: 100-byte records (`S3SYNCR_BENCH_FLUSH_MIB` of them) through
 //!    `BufWriter<Storage>` (`min_size` 8), flushed every 1 MiB and every 8 MiB, against the same
 //!    scheme by hand (a `Vec` re-uploaded whole with `put_object` at each flush, a new key every
@@ -332,8 +333,8 @@ impl<'a> Bench<'a> {
         if has("write") || has("flush") {
             let writes = self.new_bucket();
             if has("write") {
-                for min_size in [8, 256] {
-                    self.write(&writes, min_size);
+                for (min_size, one_write) in [(8, false), (8, true), (256, false)] {
+                    self.write(&writes, min_size, one_write);
                 }
             }
             if has("flush") {
@@ -449,15 +450,21 @@ impl<'a> Bench<'a> {
     ) {
         self.compare(metric, &mut [(case.to_owned(), &mut raw)], &mut storage);
     }
-    /// Case 1: `io::copy` into `Storage` then `close`, against `put_object` of each segment.
-    fn write(&mut self, bucket: &Bucket, min_size: usize) {
+    /// Case 1: `io::copy` into `Storage` (or one `write_all` of the whole data set) then
+    /// `close`, against `put_object` of each segment.
+    fn write(&mut self, bucket: &Bucket, min_size: usize, one_write: bool) {
         let data = self.data;
         let segment = min_size * MIB;
         let objects = data.len().div_ceil(segment);
-        let case = if min_size == 256 {
-            "1/5. write, io::copy, min_size 256".to_owned()
+        let how = if one_write {
+            "one write_all"
         } else {
-            format!("1. write, io::copy, min_size {min_size}")
+            "io::copy"
+        };
+        let case = if min_size == 256 {
+            format!("1/5. write, {how}, min_size 256")
+        } else {
+            format!("1. write, {how}, min_size {min_size}")
         };
         self.case(
             &case,
@@ -475,11 +482,15 @@ impl<'a> Bench<'a> {
                 sample
             },
             |run| {
-                let prefix = format!("st{min_size}-{run}/");
+                let prefix = format!("st{min_size}-{one_write}-{run}/");
                 let sample = measure(|| {
                     let mut storage = open(bucket, &format!("{prefix}seg.bin"), min_size);
-                    let copied = io::copy(&mut Source(data), &mut storage).expect("copy");
-                    assert_eq!(copied, data.len() as u64);
+                    if one_write {
+                        storage.write_all(data).expect("write");
+                    } else {
+                        let copied = io::copy(&mut Source(data), &mut storage).expect("copy");
+                        assert_eq!(copied, data.len() as u64);
+                    }
                     storage.close().expect("close");
                 });
                 assert_eq!(delete_prefix(bucket, &prefix), objects);

@@ -36,6 +36,11 @@ pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 /// comparing ETags with an MD5, which SSE-KMS and SSE-C objects do not have.
 pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
 
+/// The user metadata in which every object records the size at which its writer seals it (the
+/// writer's [`Options::min_size`] in bytes): a follower knows from an object's size whether
+/// it can still grow, whatever its own `min_size`.
+pub(crate) const SEAL_HEADER: &str = "x-amz-meta-s3syncr-seal";
+
 const OCTETS: &str = "application/octet-stream";
 
 /// What the rest of the crate talks to: any [`Store`], S3 itself ([`S3Client`]) or a test's
@@ -62,6 +67,8 @@ pub(crate) struct Head {
     /// Whether this handle wrote it last: its first `size` bytes are then this handle's
     /// view of the object, since every write of a handle to an object extends the last one.
     pub(crate) ours: bool,
+    /// The size at which its writer seals it, if it records one.
+    pub(crate) seal: Option<u64>,
 }
 
 /// A part of a multipart upload, as S3 acknowledged it.
@@ -198,6 +205,10 @@ impl S3Client {
             HeaderName::from_static(START_HEADER),
             HeaderValue::from(start),
         );
+        headers.insert(
+            HeaderName::from_static(SEAL_HEADER),
+            HeaderValue::from(self.options.seal_size() as u64),
+        );
         // A random hex identifier is always a valid header value.
         if let Ok(writer) = HeaderValue::from_str(&self.writer) {
             headers.insert(HeaderName::from_static(WRITER_HEADER), writer);
@@ -256,6 +267,7 @@ impl S3Client {
                 etag: answer.header("etag").unwrap_or_default().to_owned(),
                 start: parse_start(key, answer.header(START_HEADER)),
                 ours: answer.header(WRITER_HEADER) == Some(self.writer.as_str()),
+                seal: parse_start(key, answer.header(SEAL_HEADER)),
             })
         })
     }
@@ -276,9 +288,9 @@ impl S3Client {
         }
     }
 
-    /// Fills `out` with the bytes of object `seq` from offset `start` on, and returns the
-    /// stream offset the object records for its first byte (`None` if it records none), so
-    /// that the caller can check it against where the stream puts the object.
+    /// Fills `out` with the bytes of object `seq` from offset `start` on, and returns what the
+    /// object records: the stream offset of its first byte, so that the caller can check it
+    /// against where the stream puts the object, and its seal size.
     ///
     /// The body is read straight into `out`, which the caller keeps initialized from one GET
     /// to the next, so no byte is zeroed or copied twice. A response cut short is resumed from
@@ -291,11 +303,11 @@ impl S3Client {
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
-    ) -> Result<Option<u64>, Error> {
+    ) -> Result<Recorded, Error> {
         let key = self.key(seq);
         let len = out.len() as u64;
         let mut filled = 0;
-        let mut recorded = None;
+        let mut recorded = Recorded::default();
         let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
         let result = self.request_until("GET", &key, len, cancelled, |bucket| {
             if filled == out.len() {
@@ -311,7 +323,10 @@ impl S3Client {
                 .send(bucket, &key, command, None, &HeaderMap::new())?;
             let status = answer.status;
             let sent = (answer.header("content-length")).and_then(|v| v.parse::<usize>().ok());
-            recorded = parse_start(&key, answer.header(START_HEADER));
+            recorded = Recorded {
+                start: parse_start(&key, answer.header(START_HEADER)),
+                seal: parse_start(&key, answer.header(SEAL_HEADER)),
+            };
             let mut response = answer.reader();
             // A 200 is the whole object: the range was ignored, and unless it started at 0 the
             // bytes are not the ones asked for.
@@ -351,6 +366,93 @@ impl S3Client {
             other => other.map(|()| recorded),
         }
     }
+
+    /// Polls object `seq` for bytes from offset `from` on, its known end, with one ranged GET
+    /// of at most `out.len()` bytes: the bytes come in the same answer, read into `out`, with
+    /// the object's size now. `None` when the object holds nothing from `from` on (416, as S3
+    /// and s3s answer a range that starts at the size). A missing object is the 404 error.
+    ///
+    /// A server that ignores the range (200, the whole object) is read past `from`, and one
+    /// that sends no `Content-Range` is taken to hold no more than it sent: a later poll asks
+    /// again from there.
+    pub(crate) fn get_tail(
+        &self,
+        seq: u64,
+        from: u64,
+        out: &mut [u8],
+    ) -> Result<Option<Tail>, Error> {
+        let key = self.key(seq);
+        let len = out.len() as u64;
+        let result = self.request("GET", &key, len, |bucket| {
+            let command = Command::GetObjectRange {
+                start: from,
+                end: Some(from + len.max(1) - 1),
+            };
+            let mut answer = self
+                .wire
+                .send(bucket, &key, command, None, &HeaderMap::new())?;
+            let recorded = parse_start(&key, answer.header(START_HEADER));
+            let seal = parse_start(&key, answer.header(SEAL_HEADER));
+            let whole = answer.status == 200;
+            let total = match whole {
+                true => answer.header("content-length"),
+                false => (answer.header("content-range"))
+                    .and_then(|range| range.rsplit_once('/'))
+                    .map(|(_, total)| total),
+            };
+            let total = total.and_then(|total| total.trim().parse::<u64>().ok());
+            let mut body = answer.reader();
+            if whole {
+                io::copy(&mut (&mut body).take(from), &mut io::sink()).map_err(S3Error::Io)?;
+            }
+            let mut filled = 0;
+            while filled < out.len() {
+                match body.read(&mut out[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(S3Error::Io(err)),
+                }
+            }
+            drop(body);
+            answer.finish();
+            let size = total
+                .unwrap_or(from + filled as u64)
+                .max(from + filled as u64);
+            Ok((size > from).then_some(Tail {
+                filled,
+                size,
+                recorded,
+                seal,
+            }))
+        });
+        match result {
+            Err(Error::Status { status: 416, .. }) => Ok(None),
+            other => other,
+        }
+    }
+}
+
+/// What an object records in its metadata, as a GET of it answers.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Recorded {
+    /// The stream offset of its first byte (`None`: it records none).
+    pub(crate) start: Option<u64>,
+    /// The size at which its writer seals it.
+    pub(crate) seal: Option<u64>,
+}
+
+/// What a poll of an object past its known end found.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    /// How many bytes of the caller's buffer it filled.
+    pub(crate) filled: usize,
+    /// The object's size as of the answer.
+    pub(crate) size: u64,
+    /// The start offset the object records, if any.
+    pub(crate) recorded: Option<u64>,
+    /// The size at which its writer seals it, if it records one.
+    pub(crate) seal: Option<u64>,
 }
 
 /// An object fetched whole: a tail to continue.
@@ -380,8 +482,8 @@ fn random_id() -> String {
     format!("{:016x}{:016x}", hash(0), hash(1))
 }
 
-/// A recorded start offset. A value that is no decimal number was not written by s3-syncr: it
-/// counts as none (the object then starts where its predecessor ends), with a warning.
+/// A recorded offset or size. A value that is no decimal number was not written by s3-syncr:
+/// it counts as none (a start is then where the predecessor ends), with a warning.
 fn parse_start(key: &str, value: Option<&str>) -> Option<u64> {
     let value = value?;
     let parsed = value.trim().parse().ok();

@@ -284,7 +284,9 @@ pub struct OptionsBuilder {
 impl OptionsBuilder {
     /// The size in bytes at which the tail object is sealed: the original package's
     /// `MinSize` (given there in MiB). Once the tail holds at least this many bytes, the next
-    /// write seals it (it is never written again) and starts the next object. Default 8 MiB;
+    /// write seals it (it is never written again) and starts the next object. A write of at
+    /// most [`part_size`](Self::with_part_size) bytes is never split across objects, and may take the object past it; a
+    /// larger one is split where the object reaches it. Default 8 MiB;
     /// at least 1 byte, and at most 9,998 parts of [`part_size`](Self::with_part_size) (S3's
     /// most parts in one upload, less the copied part and the last part that crosses it).
     ///
@@ -494,7 +496,8 @@ impl OptionsBuilder {
     /// stream order, each once the one before it is, so that a crash leaves no gap.
     ///
     /// With appending by copy, the writer holds at most about `(write_ahead + 1) × part_size`
-    /// bytes (40 MiB with the defaults) plus the largest single write, whatever the
+    /// bytes (40 MiB with the defaults) plus one part at most of the write under way (a
+    /// larger write is taken a part at a time), whatever the
     /// [`seal_size`](Self::with_seal_size) is: past that it waits for uploads to end, and
     /// lets go of the parts of the tail that S3 already has. Those are read back from S3 once
     /// the tail is flushed (a read of them flushes first), and are lost with the upload if

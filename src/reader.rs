@@ -47,6 +47,8 @@ pub(crate) struct Reader {
     abandoned: usize,
     /// Buffers no fetch holds, reused so that reading allocates (and faults in) no new memory.
     free: Vec<Vec<u8>>,
+    /// The seal size recorded by the object fetched from last (its sequence number first).
+    seal: Option<(u64, u64)>,
     /// Started on the first sequential read; `None` before, or if no thread could be started.
     workers: Option<Workers>,
     next_id: u64,
@@ -59,8 +61,11 @@ struct Fetch {
     len: usize,
     /// Set when the bytes are no longer wanted: the worker stops reading the response.
     cancel: Arc<AtomicBool>,
-    done: Option<(Vec<u8>, Result<(), Error>)>,
+    done: Option<(Vec<u8>, Fetched)>,
 }
+
+/// How a GET went: the seal size its object records, if it records one.
+type Fetched = Result<Option<u64>, Error>;
 
 struct Job {
     id: u64,
@@ -74,7 +79,7 @@ struct Job {
 struct Done {
     id: u64,
     buf: Vec<u8>,
-    result: Result<(), Error>,
+    result: Fetched,
 }
 
 /// Threads that run ranged GETs. They stop once the reader drops its end of the channels, after
@@ -103,7 +108,10 @@ impl Workers {
                         let result = panic::catch_unwind(AssertUnwindSafe(|| {
                             client
                                 .get_range(entry.seq, job.offset, out, cancel)
-                                .and_then(|recorded| entry.verify(&*client, recorded))
+                                .and_then(|recorded| {
+                                    entry.verify(&*client, recorded.start)?;
+                                    Ok(recorded.seal)
+                                })
                         }))
                         .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
                         let done = Done {
@@ -136,6 +144,7 @@ impl Reader {
             ahead: VecDeque::new(),
             abandoned: 0,
             free: Vec::new(),
+            seal: None,
             workers: None,
             next_id: 0,
         }
@@ -194,6 +203,30 @@ impl Reader {
         Ok(&self.chunk[(pos - self.chunk_start) as usize..self.chunk_len])
     }
 
+    /// Polls object `entry` for bytes past `from`, the end of what is known of it, which is
+    /// stream offset `at`: one ranged GET whose bytes (up to the chunk size) become the chunk,
+    /// so that no second request fetches them. Returns the object's size now, or `None` if it
+    /// holds nothing new. The start the object records is checked against `entry`'s.
+    pub(crate) fn poll(
+        &mut self,
+        client: &Client,
+        entry: Entry,
+        from: u64,
+        at: u64,
+    ) -> Result<Option<u64>, Error> {
+        self.cancel_ahead();
+        self.chunk_start = at;
+        self.chunk_len = 0;
+        let out = room_for(&mut self.chunk, self.max_window);
+        let Some(tail) = client.get_tail(entry.seq, from, out)? else {
+            return Ok(None);
+        };
+        entry.verify(client, tail.recorded)?;
+        self.saw_seal(entry.seq, tail.seal);
+        self.chunk_len = tail.filled;
+        Ok(Some(tail.size))
+    }
+
     /// Makes `chunk` start at `pos`, in object `entry`: the GET ahead that holds it if reading
     /// is sequential, else a GET in the caller's thread.
     fn load(
@@ -213,6 +246,8 @@ impl Reader {
             // Every slot is held by fetches a seek dropped: do not wait for them.
             return self.fetch_here(&**client, entry, pos);
         };
+        let seal = result.as_ref().ok().copied().flatten();
+        self.saw_seal(entry.seq, seal);
         if let Err(err) = result {
             // The worker already retried. Later fetches are dropped too, so that the next read
             // starts again here.
@@ -234,12 +269,26 @@ impl Reader {
         let len = (entry.size - offset).min(self.window as u64) as usize;
         self.chunk_start = pos;
         let out = room_for(&mut self.chunk, len);
-        let result = client
-            .get_range(entry.seq, offset, out, None)
-            .and_then(|recorded| entry.verify(client, recorded));
+        let result = client.get_range(entry.seq, offset, out, None);
+        let result = result.and_then(|recorded| {
+            self.saw_seal(entry.seq, recorded.seal);
+            entry.verify(client, recorded.start)
+        });
         self.chunk_len = if result.is_ok() { len } else { 0 };
         self.grow();
         result
+    }
+
+    fn saw_seal(&mut self, seq: u64, seal: Option<u64>) {
+        if let Some(seal) = seal {
+            self.seal = Some((seq, seal));
+        }
+    }
+
+    /// The seal size object `seq` records, if a GET of it since the last one of another
+    /// object said.
+    pub(crate) fn seal_of(&self, seq: u64) -> Option<u64> {
+        self.seal.filter(|&(s, _)| s == seq).map(|(_, seal)| seal)
     }
 
     fn grow(&mut self) {
@@ -298,7 +347,7 @@ impl Reader {
 
     /// Waits for the first fetch ahead, if there is one, and takes it out of the queue: its
     /// buffer, how many bytes of it it fetched, and how that went.
-    fn take_front(&mut self) -> Option<(Vec<u8>, usize, Result<(), Error>)> {
+    fn take_front(&mut self) -> Option<(Vec<u8>, usize, Fetched)> {
         loop {
             let front = self.ahead.front_mut()?;
             if let Some((buf, result)) = front.done.take() {

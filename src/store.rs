@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::Error;
-use crate::client::{Expect, Head, Part, S3Client, Whole};
+use crate::client::{Expect, Head, Part, Recorded, S3Client, Tail, Whole};
 use crate::layout::{PendingUpload, Segment};
 
 #[cfg(test)]
@@ -30,7 +30,22 @@ pub(crate) trait Store: Send + Sync {
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
-    ) -> Result<Option<u64>, Error>;
+    ) -> Result<Recorded, Error>;
+    /// A store without ranged answers past a size (the fake) asks for the size first.
+    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
+        let size = self.stat(seq)?.size;
+        let Some(new) = size.checked_sub(from).filter(|&new| new > 0) else {
+            return Ok(None);
+        };
+        let filled = new.min(out.len() as u64) as usize;
+        let recorded = self.get_range(seq, from, &mut out[..filled], None)?;
+        Ok(Some(Tail {
+            filled,
+            size,
+            recorded: recorded.start,
+            seal: recorded.seal,
+        }))
+    }
     fn delete(&self, seq: u64) -> Result<(), Error>;
     fn overwrite(
         &self,
@@ -81,8 +96,11 @@ impl Store for S3Client {
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
-    ) -> Result<Option<u64>, Error> {
+    ) -> Result<Recorded, Error> {
         S3Client::get_range(self, seq, start, out, cancel)
+    }
+    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
+        S3Client::get_tail(self, seq, from, out)
     }
     fn delete(&self, seq: u64) -> Result<(), Error> {
         S3Client::delete(self, seq)

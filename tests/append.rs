@@ -30,7 +30,13 @@ fn large_tail_options() -> Options {
 fn flushes_of_a_large_tail_send_only_the_new_bytes() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let mut writer = Storage::new(bucket.clone(), "big.log", large_tail_options()).unwrap();
+    // No fault here: a deadline short enough for the fault tests could expire under load
+    // and add a retry to the requests counted.
+    let options = (large_tail_options().to_builder())
+        .with_request_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut writer = Storage::new(bucket.clone(), "big.log", options).unwrap();
     let mut expected = pattern(BASE, 1);
     writer.write_all(&expected).unwrap();
     writer.flush().unwrap();
@@ -386,6 +392,62 @@ fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
         assert_eq!(completed, sorted, "completed in stream order");
         assert_eq!(completed.len(), 9);
     }
+}
+
+/// One write of several parts and objects: it is cut at once, its parts upload `write_ahead`
+/// at a time while the write goes on (no flush needed), and its objects are sealed where small
+/// writes seal them.
+#[test]
+fn one_large_write_uploads_parts_in_parallel_and_seals_as_small_writes_do() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let through_proxy = proxy.bucket(&server, &bucket.name());
+    let options = (streaming_options(3).to_builder())
+        .with_seal_size(2 * PART)
+        .build()
+        .unwrap();
+    let data = pattern(5 * PART + PART / 2, 15);
+    // Six parts, each held until released: the write goes on only while fewer than three are
+    // uploading.
+    for _ in 0..6 {
+        proxy.inject(Some("PUT"), Fault::Hold);
+    }
+    proxy.take_peak();
+    let write = std::thread::spawn({
+        let (data, options) = (data.clone(), options.clone());
+        move || {
+            let mut writer = Storage::new(through_proxy, "one.log", options).unwrap();
+            assert_eq!(writer.write(&data).unwrap(), data.len(), "took whole");
+            writer
+        }
+    });
+    assert!(proxy.wait_holding(3), "three parts uploading at once");
+    assert!(
+        !write.is_finished(),
+        "the write waits for room for its fourth part"
+    );
+    for _ in 0..6 {
+        proxy.release();
+    }
+    let mut writer = write.join().unwrap();
+    writer.close().unwrap();
+    assert_eq!(
+        proxy.take_peak(),
+        3,
+        "never more than write_ahead parts at once"
+    );
+    assert!(stream_contents(&bucket, "one.log") == data);
+
+    let mut small = Storage::new(bucket.clone(), "small.log", options).unwrap();
+    for chunk in data.chunks(64 * 1024) {
+        small.write_all(chunk).unwrap();
+    }
+    small.close().unwrap();
+    let sealed = (2 * PART) as u64;
+    let expected = [sealed, sealed, (data.len() - 4 * PART) as u64];
+    assert_eq!(segment_sizes(&bucket, "small.log"), expected);
+    assert_eq!(segment_sizes(&bucket, "one.log"), expected);
 }
 
 #[test]

@@ -95,6 +95,31 @@ fn measure_memory() {
     let sizes = segment_sizes(&bucket, "large.bin");
     assert_eq!(sizes.iter().sum::<u64>(), total, "{sizes:?}");
 
+    // One write of a whole buffer into 64 MiB objects: cut into parts at once, held as
+    // `io::copy`'s are. The buffer itself is the caller's, resident before the measure.
+    let data = pattern(total as usize / 2, 3);
+    let options = Options::builder()
+        .with_seal_size(64 * MIB)
+        .build()
+        .unwrap();
+    let grown = peak_rss_after(|| {
+        let mut writer = Storage::new(bucket.clone(), "one-write.bin", options).unwrap();
+        assert_eq!(writer.write(&data).unwrap(), data.len());
+        writer.close().unwrap();
+    });
+    check_growth(
+        &format!("one write of {} MiB into 64 MiB objects", data.len() / MIB),
+        grown,
+        64,
+    );
+    let sizes = segment_sizes(&bucket, "one-write.bin");
+    assert_eq!(sizes.iter().sum::<u64>(), data.len() as u64, "{sizes:?}");
+    assert!(
+        sizes.iter().all(|&size| size <= 64 * MIB as u64),
+        "{sizes:?}"
+    );
+    drop(data);
+
     let object = 64 * MIB;
     let mut storage = open(&bucket, "big.bin", 64);
     for i in 0..(object / MIB) as u64 {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use s3::Bucket;
 
@@ -14,6 +15,7 @@ use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
 
 mod close;
+mod follow;
 mod retention;
 
 pub use close::CloseError;
@@ -59,6 +61,15 @@ pub struct Storage {
     positioned: bool,
     /// Set by `close` and `discard`, so that the drop that ends them flushes nothing.
     closed: bool,
+    /// The size at which an object is sealed: a follower then looks for the next one.
+    seal: u64,
+    /// The seal size a HEAD found for the last object (its sequence number first), for one
+    /// that no GET of this handle brought bytes of.
+    seal_asked: Option<(u64, u64)>,
+    /// When the objects were listed last.
+    listed: Option<Instant>,
+    /// When a follower polls the end next.
+    pace: follow::Pace,
 }
 
 impl Storage {
@@ -186,16 +197,19 @@ impl Storage {
             index: Index::default(),
             positioned: false,
             closed: false,
+            seal: seal_bytes as u64,
+            seal_asked: None,
+            listed: None,
+            pace: follow::Pace::default(),
         })
     }
 
     /// Anchors the offsets and places a new handle's read position at the first offset, with
     /// the one request that needs, once (0 if the stream has no object yet). A stream with no
-    /// object yet is not anchored: it is listed again at each call, as reading at its end does
-    /// anyway.
+    /// object yet is not anchored: polling its end lists it until it has one.
     fn position(&mut self) -> Result<u64, Error> {
-        if !self.index.anchored() && !self.writer.started() {
-            self.index.refresh(&*self.client)?;
+        if !self.positioned && !self.index.anchored() && !self.writer.started() {
+            self.relist(Instant::now())?;
         }
         if !self.positioned {
             if self.index.anchored() {
@@ -232,13 +246,13 @@ impl Storage {
 
     /// The bytes at the read position: from the chunk fetched last, else from this handle's
     /// bytes not yet in S3, else from S3. At the end of what is known, and with no writer to
-    /// say where the end is, the objects are listed again, so bytes appended since by any
+    /// say where the end is, the end is polled (see [`wait_for_data`](Storage::wait_for_data)), so bytes appended since by any
     /// handle are found. A GET fetches at least `wanted` bytes when it can.
     fn available(&mut self, wanted: usize) -> Result<&[u8], Error> {
         let pos = self.reader.pos;
         if !self.reader.holds_pos() {
             if pos >= self.index.end() && !self.writer.started() {
-                self.index.refresh(&*self.client)?;
+                self.poll_end()?;
                 // The listing may have found the objects up to here trimmed.
                 let first = self.index.first();
                 if pos < first {
@@ -323,20 +337,24 @@ impl Storage {
 }
 
 impl Write for Storage {
-    /// Appends all of `buf` to the tail object in memory and returns its length; a write is never
-    /// split across objects. The first write of a handle lists the stream to find its end. A
-    /// write that finds [`Options::part_size`] bytes S3 lacks hands them to a multipart upload,
-    /// on a thread of its own, and one that finds the tail full seals it: its last upload goes
-    /// on in the background while writing continues in the next object, and it is completed
-    /// once the objects before it are. A write waits while the writer holds its budget of
-    /// bytes. If an upload fails, the next write or flush returns the error, appends nothing,
-    /// and the upload is tried again.
+    /// Appends `buf` to the tail object in memory and returns how many bytes it took. The
+    /// first write of a handle lists the stream to find its end. Once the tail holds
+    /// [`Options::min_size`], the next write seals it: its last upload goes on in the
+    /// background while writing continues in the next object, and it is completed once the
+    /// objects before it are. Every [`Options::part_size`] bytes S3 lacks go out as a part of
+    /// a multipart upload, on a thread of their own, up to [`Options::write_ahead`] at once.
+    /// A write of at most a part (of at most `min_size` without appending by copy) is never
+    /// split across objects; a larger one is taken as if written in pieces, each ending where
+    /// a part or the object does, so that its parts upload while it goes on and it fills
+    /// objects to exactly `min_size`. A write waits while the writer holds its budget of
+    /// bytes. If an upload fails, the write that finds out returns the error and takes
+    /// nothing, or, if it took some bytes already, returns their count and the next write
+    /// returns the error; the upload is tried again after that, and by a flush.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.writer.write(&mut self.index, buf)?;
-        Ok(buf.len())
+        Ok(self.writer.write(&mut self.index, buf)?)
     }
 
     /// Makes every byte written so far durable: completes the sealed objects in order, then, if
@@ -354,7 +372,8 @@ impl BufRead for Storage {
     /// Returns the bytes at the read position: from the chunk fetched last, else from this
     /// handle's bytes not yet in S3, else from a ranged GET (while reading is sequential,
     /// [`Options::read_ahead`] GETs run ahead on worker threads). At the end of the stream it
-    /// lists the objects again, so bytes appended since by any handle are found.
+    /// polls the end with one request, so bytes appended since by any handle are found; see
+    /// [`wait_for_data`](Storage::wait_for_data).
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.check_readable()?;
         self.complete_for_read()?;

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Error;
-use crate::client::{Expect, Head, Part, Whole, is_no_such_upload};
+use crate::client::{Expect, Head, Part, Recorded, Whole, is_no_such_upload};
 use crate::layout::{PendingUpload, Segment};
 use crate::store::Store;
 
@@ -104,6 +104,15 @@ impl Fake {
             .objects
             .values()
             .flat_map(|o| o.bytes.clone())
+            .collect()
+    }
+
+    /// The size of every object, in order.
+    pub(crate) fn sizes(&self) -> Vec<usize> {
+        self.lock()
+            .objects
+            .values()
+            .map(|o| o.bytes.len())
             .collect()
     }
 
@@ -277,6 +286,7 @@ impl Store for Fake {
             etag: object.etag.clone(),
             start: Some(object.start),
             ours: object.writer == self.me,
+            seal: None,
         })
     }
 
@@ -297,13 +307,16 @@ impl Store for Fake {
         start: u64,
         out: &mut [u8],
         _cancel: Option<&AtomicBool>,
-    ) -> Result<Option<u64>, Error> {
+    ) -> Result<Recorded, Error> {
         self.step("GET", Some(seq), true)?;
         let shared = self.lock();
         let object = &shared.objects[&seq];
         let from = start as usize;
         out.copy_from_slice(&object.bytes[from..from + out.len()]);
-        Ok(Some(object.start))
+        Ok(Recorded {
+            start: Some(object.start),
+            seal: None,
+        })
     }
 
     fn delete(&self, seq: u64) -> Result<(), Error> {

@@ -33,6 +33,9 @@ pub(crate) struct Writer {
     flushing: bool,
     /// Set once the handle can write no more: another writer took over, or bytes were lost.
     stopped: Option<Stop>,
+    /// A failure met once a write had accepted some bytes: that write returns how many, and
+    /// the next one reports it.
+    deferred: Option<Error>,
     /// Rung by every job that ends, so that a writer short of room can wait for any of them.
     bell: Arc<Bell>,
 }
@@ -87,6 +90,7 @@ impl Writer {
             objects: VecDeque::new(),
             flushing: false,
             stopped: None,
+            deferred: None,
             bell: Arc::default(),
         }
     }
@@ -125,9 +129,7 @@ impl Writer {
     /// Whether memory holds every byte after the index: false once parts of an object larger
     /// than the write budget were let go, until the object is complete.
     pub(crate) fn holds_all(&self) -> bool {
-        !(self.objects.iter().flat_map(|o| &o.upload))
-            .flat_map(|u| &u.parts)
-            .any(|part| matches!(part.source, Source::Released))
+        self.released() == 0
     }
 
     /// Drops the buffers of a closed stream.
@@ -146,11 +148,45 @@ impl Writer {
         self.objects.front().is_some_and(|o| o.only_in_s3 > 0)
     }
 
-    /// Appends `data` whole to the tail. The first write finds the end of the stream; a write
-    /// that finds the tail full seals it, and one that finds a part's worth of bytes hands them
-    /// to the upload. A failed upload is reported here (and nothing of `data` is appended),
-    /// then tried again.
-    pub(crate) fn write(&mut self, index: &mut Index, data: &[u8]) -> Result<(), Error> {
+    /// Appends `data` to the tail. A write of up to a part is taken whole, and so never split
+    /// across objects. A larger one is
+    /// taken in pieces that each end where the tail's next part or its object does, each
+    /// written as a write of its own would be: its parts stream out `write_ahead` at a time
+    /// while the next one fills, the writer waits for room as for small writes, and it fills
+    /// objects to exactly the sealing size. The first write finds the end of the stream; a
+    /// piece that finds the tail full seals it, and one that finds a part's worth of bytes
+    /// hands them to the upload. Returns how many bytes were accepted: all of `data`, unless a
+    /// request failed once some were, as `Write` wants it; that failure is reported by the
+    /// next call. A failure before the first piece is returned, with nothing of `data`
+    /// appended. Failed uploads are then tried again.
+    pub(crate) fn write(&mut self, index: &mut Index, data: &[u8]) -> Result<usize, Error> {
+        self.check_stopped()?;
+        if let Some(err) = self.deferred.take() {
+            return Err(err);
+        }
+        // Records written whole stay whole in one object, as they always did; only a write
+        // too large to hold on top of the budget is cut.
+        let whole = data.len() <= self.streaming.part;
+        let mut accepted = 0;
+        while accepted < data.len() {
+            match self.write_piece(index, &data[accepted..], whole) {
+                Ok(n) => accepted += n,
+                Err(err) if accepted == 0 => return Err(err),
+                Err(err) => {
+                    // A stopped writer reports why at every call anyway.
+                    if self.stopped.is_none() {
+                        self.deferred = Some(err);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// Appends `data` to the tail, after sealing it or streaming its whole parts out: all of
+    /// it if `whole`, else up to where its object or its next part ends. Returns how many.
+    fn write_piece(&mut self, index: &mut Index, data: &[u8], whole: bool) -> Result<usize, Error> {
         self.check_stopped()?;
         self.pump(index)?;
         let tail = self.tail(index)?;
@@ -159,20 +195,35 @@ impl Writer {
         } else {
             self.stream(index, Cut::WholeParts)?;
         }
-        let reserve = self.streaming.part.min(self.seal_bytes);
+        let (seal_bytes, part) = (self.seal_bytes, self.streaming.part);
+        let reserve = part.min(seal_bytes);
         let tail = self.tail(index)?;
-        let buf = Arc::make_mut(&mut tail.buf);
-        if buf.capacity() - buf.len() < data.len() {
-            // Only the write that crosses the size reserved gets here: grow by just that much.
-            buf.reserve_exact(data.len().max(reserve.saturating_sub(buf.len())));
+        let mut n = data.len();
+        if !whole {
+            // The tail is below the sealing size now: it was just sealed otherwise.
+            n = n.min(seal_bytes - tail.len());
+            // The buffer holds a part or more only while a failed flush keeps the upload
+            // closed (no part is cut until it completes), or without appending by copy: pieces
+            // of a part go on.
+            let to_part = part.saturating_sub(tail.buf.len());
+            n = n.min(if to_part > 0 { to_part } else { part });
         }
-        buf.extend_from_slice(data);
-        Ok(())
+        let buf = Arc::make_mut(&mut tail.buf);
+        if buf.capacity() - buf.len() < n {
+            // A new tail's buffer gets room for a part (or its object) at once; only a write
+            // taken whole that crosses it, or a tail whose upload is closed, grows further.
+            buf.reserve_exact(n.max(reserve.saturating_sub(buf.len())));
+        }
+        buf.extend_from_slice(&data[..n]);
+        Ok(n)
     }
 
     /// Makes every accepted byte durable: completes the objects in order, the tail last.
     pub(crate) fn flush(&mut self, index: &mut Index) -> Result<(), Error> {
         self.check_stopped()?;
+        // A write's deferred failure was of an upload that this flush tries again: its own
+        // outcome says it all.
+        self.deferred = None;
         self.flushing = true;
         let result = self.drain(index);
         self.flushing = false;
@@ -250,24 +301,37 @@ impl Writer {
     /// are kept aside, the uploads under way are aborted (best effort), and reads show what
     /// S3 holds from the index on.
     fn fail(&mut self, err: Error) -> Error {
-        let why = match &err {
+        let (why, err) = match err {
             Error::Fenced { key } => {
                 log::error!("{key} was changed by another writer: this handle stops writing");
-                Stopped::Fenced { key: key.clone() }
+                (Stopped::Fenced { key: key.clone() }, Error::Fenced { key })
             }
-            Error::UploadLost { key, lost } => {
-                log::error!("{err}");
-                Stopped::UploadLost {
+            Error::UploadLost { key, .. } => {
+                // Aborting every upload loses the parts let go by the other objects too, not
+                // only those of the upload that vanished.
+                let lost = self.released() as u64;
+                let err = Error::UploadLost {
                     key: key.clone(),
-                    lost: *lost,
-                }
+                    lost,
+                };
+                log::error!("{err}");
+                (Stopped::UploadLost { key, lost }, err)
             }
-            _ => return err,
+            err => return err,
         };
         let unflushed = self.unflushed();
         self.stopped = Some(Stop { why, unflushed });
         self.abort_uploads();
         err
+    }
+
+    /// The bytes of parts let go, which S3 has only in uploads not completed yet.
+    fn released(&self) -> usize {
+        (self.objects.iter().flat_map(|o| &o.upload))
+            .flat_map(|u| &u.parts)
+            .filter(|part| matches!(part.source, Source::Released))
+            .map(|part| part.len)
+            .sum()
     }
 
     /// Aborts every upload of this handle, best effort; one still being created is aborted

@@ -1,7 +1,6 @@
 //! `cat`: the stream to standard output, from an offset, and with `--follow` on as it grows.
 
 use std::io::{self, BufRead, Seek, SeekFrom, Write};
-use std::thread;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -11,8 +10,8 @@ use s3_syncr::{Error, Storage};
 use crate::Failure;
 
 /// Writes the stream from byte `from` (by default its first byte still stored) to standard
-/// output; with `follow`, then waits for new bytes, looking every `follow` interval, until the
-/// process is interrupted. A follower skips the bytes trimmed before it could read them, with a
+/// output; with `follow`, then waits for new bytes until the process is interrupted, looking
+/// at most every `follow` interval once the stream is idle and more often while it grows. A follower skips the bytes trimmed before it could read them, with a
 /// line on standard error naming their offsets.
 ///
 /// Standard output is flushed after every chunk, so that an interrupt (Ctrl-C ends the process)
@@ -68,33 +67,36 @@ enum Stop {
     Stream(io::Error),
 }
 
-/// Copies the stream to standard output, and returns the number of bytes written.
+/// Copies the stream to standard output, and returns the number of bytes written. A follower
+/// waits with [`Storage::wait_for_data`]: polls 50 ms apart while records arrive, backing off
+/// to `interval` while the stream is idle.
 fn copy(storage: &mut Storage, follow: Option<Duration>, bar: &ProgressBar) -> Result<u64, Stop> {
     let mut out = io::stdout().lock();
     let mut written = 0;
     loop {
-        let chunk = match storage.fill_buf() {
-            Ok(chunk) => chunk,
-            Err(err) => match (follow, trimmed(&err)) {
-                // A follower outlives retention: what was deleted before it could be read is
-                // skipped, and said so, rather than ending a long-running process.
-                (Some(_), Some((requested, first))) => {
-                    eprintln!(
-                        "s3-syncr: offsets {requested} to {first} were trimmed before they \
-                         were read: going on at offset {first}"
-                    );
-                    storage.seek(SeekFrom::Start(first)).map_err(Stop::Stream)?;
+        if let Some(interval) = follow {
+            match storage.wait_for_data(interval) {
+                Ok(true) => {}
+                Ok(false) if output_closed() => {
+                    return Err(Stop::Stdout(io::ErrorKind::BrokenPipe.into()));
+                }
+                Ok(false) => continue,
+                Err(err) => {
+                    skip_trimmed(storage, follow, err)?;
                     continue;
                 }
-                _ => return Err(Stop::Stream(err)),
-            },
+            }
+        }
+        let chunk = match storage.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                skip_trimmed(storage, follow, err)?;
+                continue;
+            }
         };
         if chunk.is_empty() {
             match follow {
                 None => return Ok(written),
-                Some(interval) if output_closed(interval) => {
-                    return Err(Stop::Stdout(io::ErrorKind::BrokenPipe.into()));
-                }
                 Some(_) => continue,
             }
         }
@@ -107,20 +109,39 @@ fn copy(storage: &mut Storage, follow: Option<Duration>, bar: &ProgressBar) -> R
     }
 }
 
-/// Waits `interval`, or less if the reader of standard output goes away (`cat --follow | head -1`
-/// on a stream that no longer grows), and says whether it went. A pipe whose reader is gone
-/// polls as an error; anything else (a file, a terminal) never does, and is waited for in full.
-fn output_closed(interval: Duration) -> bool {
+/// Goes on after `err` if it says a follower's position was trimmed: what was deleted before
+/// it could be read is skipped, and said so, rather than ending a long-running process.
+fn skip_trimmed(
+    storage: &mut Storage,
+    follow: Option<Duration>,
+    err: io::Error,
+) -> Result<(), Stop> {
+    match (follow, trimmed(&err)) {
+        (Some(_), Some((requested, first))) => {
+            eprintln!(
+                "s3-syncr: offsets {requested} to {first} were trimmed before they \
+                 were read: going on at offset {first}"
+            );
+            storage.seek(SeekFrom::Start(first)).map_err(Stop::Stream)?;
+            Ok(())
+        }
+        _ => Err(Stop::Stream(err)),
+    }
+}
+
+/// Whether the reader of standard output went away (`cat --follow | head -1` on a stream that
+/// no longer grows). A pipe whose reader is gone polls as an error; anything else (a file, a
+/// terminal) never does.
+fn output_closed() -> bool {
     let stdout = io::stdout();
     let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
-    let timeout = Timespec::try_from(interval).ok();
-    match poll(&mut fds, timeout.as_ref()) {
-        Ok(0) => false,
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&now)) {
+        Ok(0) | Err(_) => false,
         Ok(_) => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
-        Err(_) => {
-            thread::sleep(interval);
-            false
-        }
     }
 }
 

@@ -118,7 +118,8 @@ enum Command {
         /// with Ctrl-C
         #[arg(short, long)]
         follow: bool,
-        /// How often --follow looks for new bytes (500ms, 1s, 1min, ...)
+        /// The longest wait of --follow between two looks for new bytes, once the stream is
+        /// idle (500ms, 1s, 1min, ...); while bytes arrive it looks every 50 ms or so
         #[arg(long, value_name = "DURATION", default_value = "1s",
               value_parser = units::parse_duration, requires = "follow")]
         interval: Duration,
