@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Reruns every benchmark and saves the report to benches/results.md (overwritten):
-#   1. benches/throughput.rs on its three setups: the in-process server, SeaweedFS on loopback
+#   1. benches/throughput/ on its three setups: the in-process server, SeaweedFS on loopback
 #      (installed and started here as .ci/run does), SeaweedFS behind the WAN relay;
 #   2. benches/tools.sh: the s3-syncr command next to aws CLI and rclone.
 # About 12 minutes on 2 cores once built; all traffic stays on 127.0.0.1, and every server or
 # relay it starts is stopped on exit. Progress and cargo's output go to the terminal.
-# The variables of throughput.rs (S3SYNCR_BENCH_SETUPS, _CASES, _MIB, _RUNS, ...) and of
+# The variables of benches/throughput/ (S3SYNCR_BENCH_SETUPS, _CASES, _MIB, _RUNS, ...) and of
 # tools.sh (S3SYNCR_TOOLS_SETUPS, ...) pass through.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

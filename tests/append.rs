@@ -430,7 +430,7 @@ fn one_large_write_uploads_parts_in_parallel_and_seals_as_small_writes_do() {
     for _ in 0..6 {
         proxy.release();
     }
-    let mut writer = write.join().unwrap();
+    let writer = write.join().unwrap();
     writer.close().unwrap();
     assert_eq!(
         proxy.take_peak(),

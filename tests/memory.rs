@@ -98,10 +98,7 @@ fn measure_memory() {
     // One write of a whole buffer into 64 MiB objects: cut into parts at once, held as
     // `io::copy`'s are. The buffer itself is the caller's, resident before the measure.
     let data = pattern(total as usize / 2, 3);
-    let options = Options::builder()
-        .with_seal_size(64 * MIB)
-        .build()
-        .unwrap();
+    let options = Options::builder().with_seal_size(64 * MIB).build().unwrap();
     let grown = peak_rss_after(|| {
         let mut writer = Storage::new(bucket.clone(), "one-write.bin", options).unwrap();
         assert_eq!(writer.write(&data).unwrap(), data.len());

@@ -190,7 +190,6 @@ impl Storage {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn wait_for_data(&mut self, timeout: Duration) -> io::Result<bool> {
-        self.check_open()?;
         self.pace.cap = timeout;
         let deadline = Instant::now().checked_add(timeout);
         loop {

@@ -197,7 +197,7 @@ impl Storage {
             index: Index::default(),
             positioned: false,
             closed: false,
-            seal: seal_bytes as u64,
+            seal: seal_size as u64,
             seal_asked: None,
             listed: None,
             pace: follow::Pace::default(),

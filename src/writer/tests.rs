@@ -281,7 +281,9 @@ fn one_large_write_makes_the_objects_of_small_writes() {
 fn a_failure_midway_through_a_large_write_is_reported_by_the_next_call() {
     let data = bytes(0, 900);
     let clean = Arc::new(Fake::new([]));
-    writer(&clean, COPY).write(&mut Index::default(), &data).unwrap();
+    writer(&clean, COPY)
+        .write(&mut Index::default(), &data)
+        .unwrap();
     let create = clean.log().iter().position(|&op| op == "CREATE").unwrap();
     // The upload that the first part needs fails to be created; the writer finds out once
     // two parts wait for it, at the latest.

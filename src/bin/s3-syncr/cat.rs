@@ -33,7 +33,7 @@ pub fn run(
         None => storage.stream_position()?,
     };
     let len = match check_from || bar_len {
-        true => Some(storage.seek(SeekFrom::End(0))?),
+        true => Some(storage.len()?),
         false => None,
     };
     if let Some(len) = len.filter(|&len| from > len) {

@@ -1,0 +1,59 @@
+//! The cases, one module each, as `Bench` methods, and what they share: opening streams, the
+//! read fixtures, and cleaning up.
+
+mod append;
+mod flush;
+mod follow;
+mod read;
+mod write;
+
+use std::io::{self, Read};
+
+use s3::Bucket;
+use s3_syncr::{Options, Storage};
+
+/// Opens stream `name` with `min_size` MiB objects and the default read chunk.
+pub fn open(bucket: &Bucket, name: &str, min_size: usize) -> Storage {
+    let options = Options::builder()
+        .with_seal_size(min_size << 20)
+        .build()
+        .expect("options");
+    Storage::new(bucket.clone(), name, options).expect("open stream")
+}
+
+/// Opens stream `name` to read it, with the default options.
+pub fn open_read(bucket: &Bucket, name: &str) -> Storage {
+    Storage::new(bucket.clone(), name, Options::default()).expect("open stream")
+}
+
+pub fn fixture_name(min_size: usize) -> String {
+    format!("r{min_size}-stream.bin")
+}
+
+/// Writes the read fixture: the whole data set in `min_size` MiB objects.
+pub fn write_fixture(bucket: &Bucket, data: &[u8], min_size: usize) {
+    let mut storage = open(bucket, &fixture_name(min_size), min_size);
+    io::copy(&mut Source(data), &mut storage).expect("write fixture");
+    storage.close().expect("close fixture");
+}
+
+/// Deletes every object under `prefix`; returns how many there were.
+pub fn delete_prefix(bucket: &Bucket, prefix: &str) -> usize {
+    let pages = bucket.list(prefix.to_owned(), None).expect("list");
+    let mut deleted = 0;
+    for object in pages.into_iter().flat_map(|page| page.contents) {
+        bucket.delete_object(&object.key).expect("delete");
+        deleted += 1;
+    }
+    deleted
+}
+
+/// A reader over memory that is not `BufRead`, like a file or a pipe: `io::copy` moves it
+/// through its 8 KiB stack buffer, instead of one `write_all` of the whole slice.
+pub struct Source<'a>(&'a [u8]);
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
