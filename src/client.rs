@@ -37,8 +37,8 @@ pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
 
 /// The user metadata in which every object records the size at which its writer seals it (the
-/// writer's [`Options::min_size`] in bytes): a follower knows from an object's size whether
-/// it can still grow, whatever its own `min_size`.
+/// writer's [`Options::seal_size`]): a follower knows from an object's size whether
+/// it can still grow, whatever its own seal size.
 pub(crate) const SEAL_HEADER: &str = "x-amz-meta-s3syncr-seal";
 
 const OCTETS: &str = "application/octet-stream";

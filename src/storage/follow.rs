@@ -3,7 +3,7 @@
 //!
 //! A poll is one GET from the known end of the last object (`Range: bytes=<end>-`): a 206
 //! brings the new bytes in the same answer, a 416 says nothing is new. Once the last object
-//! holds the seal size its writer records ([`Options::min_size`](crate::Options::min_size) MiB
+//! holds the seal size its writer records ([`Options::seal_size`](crate::Options::seal_size)
 //! of that writer; a follower's own for objects that record none) it is sealed and cannot
 //! grow, so the poll asks for the next object instead: a 404 says it does not exist yet (and
 //! a GET of the sealed object's end then tells whether it was trimmed meanwhile). The seal

@@ -339,14 +339,14 @@ impl Storage {
 impl Write for Storage {
     /// Appends `buf` to the tail object in memory and returns how many bytes it took. The
     /// first write of a handle lists the stream to find its end. Once the tail holds
-    /// [`Options::min_size`], the next write seals it: its last upload goes on in the
+    /// [`Options::seal_size`], the next write seals it: its last upload goes on in the
     /// background while writing continues in the next object, and it is completed once the
     /// objects before it are. Every [`Options::part_size`] bytes S3 lacks go out as a part of
     /// a multipart upload, on a thread of their own, up to [`Options::write_ahead`] at once.
-    /// A write of at most a part (of at most `min_size` without appending by copy) is never
+    /// A write of at most a part is never
     /// split across objects; a larger one is taken as if written in pieces, each ending where
     /// a part or the object does, so that its parts upload while it goes on and it fills
-    /// objects to exactly `min_size`. A write waits while the writer holds its budget of
+    /// objects to exactly the seal size. A write waits while the writer holds its budget of
     /// bytes. If an upload fails, the write that finds out returns the error and takes
     /// nothing, or, if it took some bytes already, returns their count and the next write
     /// returns the error; the upload is tried again after that, and by a flush.
