@@ -255,6 +255,9 @@ seaweedfs_https_start() {
         -s3.cert.file="$tls/cert.pem" -s3.key.file="$tls/key.pem"
     CI_S3_ENDPOINT="https://127.0.0.1:$SEAWEEDFS_S3_HTTPS_PORT"
     CI_S3_CA_FILE="$tls/ca.pem"
+    # The fault proxy reads requests, so it cannot stand in front of TLS: the fault tests go
+    # to the same server's plain HTTP port, everything else over HTTPS.
+    CI_S3_EXTRA_ENV+=(S3SYNCR_TEST_PLAIN_ENDPOINT="http://127.0.0.1:$SEAWEEDFS_S3_PORT")
 }
 
 # Starts `weed mini` with extra S3 flags ("$@"); as seaweedfs_start documents.

@@ -47,6 +47,10 @@ pub struct Server {
     log: recorder::Log,
     /// The CA the server's certificate chains to (PEM) and a file holding it, if known.
     ca: Option<(String, PathBuf)>,
+    /// The same server over plain HTTP, for an external HTTPS server that also serves it
+    /// (`S3SYNCR_TEST_PLAIN_ENDPOINT`): the fault proxy reads requests, so it cannot sit in
+    /// front of TLS.
+    plain: Option<String>,
     _dir: Option<tempfile::TempDir>,
     /// Where an in-process HTTPS server keeps its CA's PEM: not in the root, where it would
     /// look like an object.
@@ -126,6 +130,7 @@ impl Server {
             runtime: Some(runtime),
             log,
             ca: None,
+            plain: None,
             _dir: None,
             _tls_dir: None,
         }
@@ -155,6 +160,7 @@ impl Server {
             runtime: None,
             log: recorder::Log::default(),
             ca,
+            plain: std::env::var("S3SYNCR_TEST_PLAIN_ENDPOINT").ok(),
             _dir: None,
             _tls_dir: None,
         })
@@ -180,6 +186,12 @@ impl Server {
     /// external server).
     pub fn take_requests(&self) -> Vec<Request> {
         std::mem::take(&mut *self.log.lock().expect("request log"))
+    }
+
+    /// The base URL a proxy that reads requests (the fault proxy) forwards to: the server's
+    /// plain HTTP endpoint when it has one besides HTTPS, else [`Server::endpoint`].
+    pub fn plain_endpoint(&self) -> &str {
+        self.plain.as_deref().unwrap_or(&self.endpoint)
     }
 
     /// The server's base URL, e.g. `http://127.0.0.1:41234` (`https://` for

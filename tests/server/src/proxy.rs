@@ -134,7 +134,7 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a fault-injecting proxy in front of `server`.
     pub fn start(server: &Server) -> Proxy {
-        Proxy::spawn(server.endpoint(), None)
+        Proxy::spawn(server.plain_endpoint(), None)
     }
 
     /// Starts a relay in front of `upstream` (`http://ip:port` or `https://ip:port`, e.g. a
