@@ -458,8 +458,24 @@ impl Writer {
             }
         }
         match failure {
+            Some(err @ Error::UploadLost { .. }) => {
+                self.settle_finish(index);
+                Err(self.fail(err))
+            }
             Some(err) => Err(self.fail(err)),
             None => Ok(()),
+        }
+    }
+
+    /// Waits for the oldest object's final upload, if one is under way, and takes its
+    /// outcome: before a writer stops for lost bytes, an object its Complete made whole in S3
+    /// must count neither as lost nor as unflushed (the abort that follows cannot undo it).
+    fn settle_finish(&mut self, index: &mut Index) {
+        let Some(job) = self.objects.front_mut().and_then(|o| o.finish.take()) else {
+            return;
+        };
+        if let Ok(etag) = job.join() {
+            self.finished(index, etag);
         }
     }
 
