@@ -39,11 +39,15 @@ fn through(server: &Server, endpoint: &str) -> Command {
         .env("AWS_ACCESS_KEY_ID", access_key)
         .env("AWS_SECRET_ACCESS_KEY", secret_key)
         .args(["--endpoint", endpoint, "--region", server.region()]);
-    // Over HTTPS, the server's private CA (as CI runs SeaweedFS).
+    trust(&mut command, server);
+    command
+}
+
+/// Over HTTPS, the server's private CA (as CI runs SeaweedFS), as `AWS_CA_BUNDLE`.
+fn trust(command: &mut Command, server: &Server) {
     if let Some(ca) = server.ca_pem_path() {
         command.env("AWS_CA_BUNDLE", ca);
     }
-    command
 }
 
 /// The command on a local store in `dir`.
@@ -226,6 +230,7 @@ fn endpoint_and_region_from_the_environment() {
             .env("AWS_SECRET_ACCESS_KEY", secret_key)
             .env("AWS_ENDPOINT_URL", server.endpoint())
             .env("AWS_REGION", server.region());
+        trust(&mut command, server);
         command
     };
     ok(env(), &["append", &location], b"line 1\n");
@@ -1146,6 +1151,7 @@ fn from_container(server: &Server, home: &Path, uri: &str) -> Command {
         .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri)
         .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token")
         .args(["--endpoint", server.endpoint(), "--region", server.region()]);
+    trust(&mut command, server);
     command
 }
 
