@@ -230,7 +230,7 @@ fn endpoint_and_region_from_the_environment() {
             .env("AWS_SECRET_ACCESS_KEY", secret_key)
             .env("AWS_ENDPOINT_URL", server.endpoint())
             .env("AWS_REGION", server.region());
-        trust(&mut command, server);
+        trust(&mut command, &server);
         command
     };
     ok(env(), &["append", &location], b"line 1\n");
