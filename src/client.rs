@@ -17,12 +17,15 @@ use crate::store::Store;
 use crate::{Error, Options};
 
 mod append;
+mod checksum;
 mod listing;
 mod renew;
 mod retry;
+mod sign;
 mod wire;
 
 pub(crate) use append::{MIN_PART, is_no_such_upload};
+pub(crate) use checksum::Crc;
 
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;
@@ -55,6 +58,8 @@ pub(crate) struct S3Client {
     options: Options,
     /// This handle's [`WRITER_HEADER`].
     writer: String,
+    /// The checksums of the objects this handle wrote last.
+    known: checksum::Known,
 }
 
 /// An object as one HEAD saw it: its size and ETag are of the same version.
@@ -69,6 +74,8 @@ pub(crate) struct Head {
     pub(crate) ours: bool,
     /// The size at which its writer seals it, if it records one.
     pub(crate) seal: Option<u64>,
+    /// The full-object checksum the server stores for it, if any.
+    pub(crate) crc: Option<Crc>,
 }
 
 /// A part of a multipart upload, as S3 acknowledged it.
@@ -78,6 +85,8 @@ pub(crate) struct Part {
     pub(crate) etag: String,
     /// For a part copied from the object itself, the ETag of the version it copied.
     pub(crate) source: Option<String>,
+    /// The checksum of its bytes, if known (a copied part's may not be).
+    pub(crate) crc: Option<Crc>,
 }
 
 /// What a PUT expects to find, when writers are fenced.
@@ -98,6 +107,7 @@ impl S3Client {
             layout,
             options,
             writer: random_id(),
+            known: checksum::Known::default(),
         })
     }
 
@@ -130,6 +140,7 @@ impl S3Client {
         expect: Expect<'_>,
     ) -> Result<String, Error> {
         let key = self.key(seq);
+        let crc = Crc::of(body);
         // What the PUT expects: `None` for no object, else its ETag.
         let mut expected = match expect {
             Expect::Absent => None,
@@ -139,10 +150,12 @@ impl S3Client {
             let expect = expected.as_deref().map_or(Expect::Absent, Expect::Etag);
             let mut headers = self.identity(start);
             self.add_condition(&mut headers, expect);
+            crc.add_to(&mut headers);
             let headers = Some(headers);
             let result = self.request("PUT", &key, body.len() as u64, |bucket| {
+                // The body is signed and sent by the transport, not hashed by rust-s3.
                 let command = Command::PutObject {
-                    content: body,
+                    content: &[],
                     content_type: OCTETS,
                     custom_headers: headers.clone(),
                     multipart: None,
@@ -155,9 +168,9 @@ impl S3Client {
                 Ok(etag)
             });
             let err = match result {
-                Ok(Some(etag)) if !etag.is_empty() => return Ok(etag),
+                Ok(Some(etag)) if !etag.is_empty() => return Ok(self.wrote(&key, etag, crc)),
                 // A server that sends no ETag: ask for it rather than assume an MD5.
-                Ok(_) => return Ok(self.head(&key)?.etag),
+                Ok(_) => return Ok(self.wrote(&key, self.head(&key)?.etag, crc)),
                 Err(err) => err,
             };
             match err {
@@ -169,7 +182,7 @@ impl S3Client {
                 Error::Status {
                     status: 409 | 412, ..
                 } => match self.settle(&key, body.len() as u64)? {
-                    Settled::Done(etag) => return Ok(etag),
+                    Settled::Done(etag) => return Ok(self.wrote(&key, etag, crc)),
                     Settled::Moved { etag, .. } if expected.as_ref() != Some(&etag) => {
                         expected = Some(etag);
                     }
@@ -178,6 +191,13 @@ impl S3Client {
                 err => return Err(err),
             }
         }
+    }
+
+    /// Remembers that version `etag` of `key` holds bytes whose checksum is `crc`, and returns
+    /// the ETag.
+    pub(crate) fn wrote(&self, key: &str, etag: String, crc: Crc) -> String {
+        self.known.remember(key, &etag, crc);
+        etag
     }
 
     /// Settles a write of `size` bytes to `key` that may or may not have landed: whether the
@@ -255,21 +275,31 @@ impl S3Client {
         self.head(&self.key(seq))
     }
 
+    /// Object `key` as one HEAD sees it, with the checksum the server stores for it.
     pub(crate) fn head(&self, key: &str) -> Result<Head, Error> {
-        self.request("HEAD", key, 0, |bucket| {
-            let answer =
-                self.wire
-                    .send(bucket, key, Command::HeadObject, None, &HeaderMap::new())?;
+        let head = self.request("HEAD", key, 0, |bucket| {
+            let command = Command::HeadObject;
+            let answer = (self.wire).send(bucket, key, command, None, &checksum_mode())?;
+            let size = (answer.header("content-length"))
+                .and_then(|size| size.parse().ok())
+                .unwrap_or(0);
             Ok(Head {
-                size: (answer.header("content-length"))
-                    .and_then(|size| size.parse().ok())
-                    .unwrap_or(0),
+                size,
                 etag: answer.header("etag").unwrap_or_default().to_owned(),
                 start: parse_start(key, answer.header(START_HEADER)),
                 ours: answer.header(WRITER_HEADER) == Some(self.writer.as_str()),
                 seal: parse_start(key, answer.header(SEAL_HEADER)),
+                crc: checksum::stored(
+                    answer.header(checksum::CRC_HEADER),
+                    answer.header(checksum::TYPE_HEADER),
+                    size,
+                ),
             })
-        })
+        })?;
+        if let Some(crc) = head.crc {
+            self.known.remember(key, &head.etag, crc);
+        }
+        Ok(head)
     }
 
     /// Deletes object `seq`. Deleting a missing object succeeds in S3, so a retry after a lost
@@ -473,6 +503,16 @@ pub(crate) enum Settled {
     Moved { etag: String, size: u64 },
     /// Someone else wrote the object, or deleted it.
     Theirs,
+}
+
+/// Asks a GET or HEAD for the object's stored checksum.
+fn checksum_mode() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static(checksum::MODE_HEADER),
+        HeaderValue::from_static("ENABLED"),
+    );
+    headers
 }
 
 /// A random identifier: 128 bits as hex. Each `RandomState` is keyed afresh from the

@@ -5,17 +5,12 @@
 //! rust-s3 0.38 has no UploadPartCopy, and its own multipart calls drop user metadata and take
 //! no conditional headers, so every request here is built from its public request type.
 
-use hmac::Mac;
 use s3::command::{Command, Multipart};
 use s3::error::S3Error;
-use s3::request::Request;
-use s3::request::blocking::AttoRequest;
 use s3::serde_types::CompleteMultipartUploadData;
-use s3::signing;
-use ureq::http::header::AUTHORIZATION;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Expect, OCTETS, Part, S3Client, Settled, xml_text, xml_unescape};
+use super::{Crc, Expect, OCTETS, Part, S3Client, Settled, checksum, xml_text, xml_unescape};
 use crate::Error;
 
 /// Smallest part S3 accepts before the last one: the copied object must be at least this large.
@@ -124,9 +119,11 @@ impl S3Client {
         result
     }
 
-    /// Starts a multipart upload to `key`, recording `start` and this handle in its metadata.
+    /// Starts a multipart upload to `key`, recording `start` and this handle in its metadata,
+    /// whose object will carry a CRC64/NVME of its whole bytes.
     pub(crate) fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
-        let meta = self.identity(start);
+        let mut meta = self.identity(start);
+        checksum::declare_full_object(&mut meta);
         self.request("CREATE-UPLOAD", key, 0, |bucket| {
             let bucket = bucket.with_extra_headers(meta.clone())?;
             let command = Command::InitiateMultipartUpload {
@@ -210,6 +207,7 @@ impl S3Client {
         Ok(Part {
             number: 1,
             etag: copied,
+            crc: self.known.of(key, etag, size),
             source: Some(etag.to_owned()),
         })
     }
@@ -222,11 +220,15 @@ impl S3Client {
         number: u32,
         new: &[u8],
     ) -> Result<Part, Error> {
+        let crc = Crc::of(new);
+        let mut headers = HeaderMap::new();
+        crc.add_to(&mut headers);
         let etag = self.request("UPLOAD-PART", key, new.len() as u64, |bucket| {
+            // The body is signed and sent by the transport, not hashed by rust-s3.
             let command = Command::PutObject {
-                content: new,
+                content: &[],
                 content_type: OCTETS,
-                custom_headers: None,
+                custom_headers: Some(headers.clone()),
                 multipart: Some(Multipart::new(number, id)),
             };
             let answer = (self.wire).send(bucket, key, command, Some(new), &HeaderMap::new())?;
@@ -241,13 +243,15 @@ impl S3Client {
             number,
             etag,
             source: None,
+            crc: Some(crc),
         })
     }
 
     /// Completes the upload of `size` bytes, on the condition that `key` is as `expect` says
-    /// (`If-Match: <etag>` or `If-None-Match: *`). A failure is settled by the object's
-    /// metadata: if this handle wrote it, `size` bytes long, an earlier attempt succeeded and
-    /// lost its answer.
+    /// (`If-Match: <etag>` or `If-None-Match: *`), with the whole object's checksum when every
+    /// part's is known: the server then checks the object it assembles. A failure is settled
+    /// by the object's metadata: if this handle wrote it, `size` bytes long, an earlier attempt
+    /// succeeded and lost its answer.
     pub(crate) fn complete(
         &self,
         key: &str,
@@ -258,6 +262,13 @@ impl S3Client {
     ) -> Result<String, Error> {
         let mut condition = HeaderMap::new();
         self.add_condition(&mut condition, expect);
+        let whole = (parts.iter())
+            .map(|p| p.crc)
+            .reduce(|sum, crc| Some(sum?.then(crc?)))
+            .flatten();
+        if let Some(whole) = whole {
+            checksum::add_full_object(whole, &mut condition);
+        }
         let parts = (parts.iter())
             .map(|p| s3::serde_types::Part {
                 part_number: p.number,
@@ -281,7 +292,12 @@ impl S3Client {
         // A retry after a lost answer finds the upload gone (404 `NoSuchUpload` on AWS): the
         // object says whether it was ours.
         let err = match result {
-            Ok(etag) => return Ok(etag),
+            Ok(etag) => {
+                return Ok(match whole {
+                    Some(whole) => self.wrote(key, etag, whole),
+                    None => etag,
+                });
+            }
             Err(err) => err,
         };
         if let Ok(Settled::Done(etag)) = self.settle(key, size) {
@@ -339,60 +355,6 @@ impl S3Client {
 /// another process) or completed.
 pub(crate) fn is_no_such_upload(err: &Error) -> bool {
     matches!(err, Error::Status { code, .. } if code == "NoSuchUpload")
-}
-
-/// Adds `extra` to `headers` and signs them again (SigV4). rust-s3 0.38 sorts its canonical
-/// headers as `name:value` strings but lists the signed ones by name, so a header whose name
-/// extends another's (`x-amz-copy-source-range` beside `x-amz-copy-source`) breaks its
-/// signature: here both are sorted by name.
-pub(super) fn resign(
-    request: &AttoRequest,
-    headers: &mut HeaderMap,
-    extra: &HeaderMap,
-) -> Result<(), S3Error> {
-    headers.remove(AUTHORIZATION);
-    for (name, value) in extra {
-        headers.insert(name.clone(), value.clone());
-    }
-    let mut signed = Vec::with_capacity(headers.len());
-    for (name, value) in headers.iter() {
-        // rust-s3 adds `Date` after signing: it is not signed.
-        if name != "date" {
-            signed.push((
-                name.as_str().to_lowercase(),
-                value.to_str()?.trim().to_owned(),
-            ));
-        }
-    }
-    signed.sort();
-    let canonical_headers: Vec<String> = signed.iter().map(|(n, v)| format!("{n}:{v}")).collect();
-    let names: Vec<&str> = signed.iter().map(|(n, _)| n.as_str()).collect();
-    let names = names.join(";");
-    let url = request.url()?;
-    let canonical = format!(
-        "{}\n{}\n{}\n{}\n\n{names}\n{}",
-        request.command().http_verb(),
-        signing::canonical_uri_string(&url),
-        signing::canonical_query_string(&url),
-        canonical_headers.join("\n"),
-        request.command().sha256()?,
-    );
-    let mut hmac = signing::HmacSha256::new_from_slice(&request.signing_key()?)?;
-    hmac.update(request.string_to_sign(&canonical)?.as_bytes());
-    let signature: String = (hmac.finalize().into_bytes().iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let bucket = request.bucket();
-    let access_key = bucket.access_key()?.unwrap_or_default();
-    let authorization = signing::authorization_header(
-        &access_key,
-        &request.datetime(),
-        &bucket.region(),
-        &names,
-        &signature,
-    )?;
-    headers.insert(AUTHORIZATION, authorization.parse()?);
-    Ok(())
 }
 
 /// The text of element `tag` in an answer, with the quotes that XML may escape. An answer

@@ -27,6 +27,7 @@ use ureq::unversioned::transport::{
 };
 use ureq::{Agent, Body, RequestExt};
 
+use super::sign;
 use crate::Error;
 
 /// Idle connections kept per host, for all the handles of a process: enough for the default
@@ -81,8 +82,9 @@ impl Wire {
     }
 
     /// Signs `command` on `key` with `bucket`'s credentials (adding `extra` headers to the
-    /// signature) and sends it with `body` (`None`: the body rust-s3 makes for the command),
-    /// within the bucket's request timeout. A status other than 2xx is
+    /// signature) and sends it within the bucket's request timeout. `body` is the upload's
+    /// body, for a PUT whose command carries none (see [`sign`](super::sign)); `None` sends
+    /// the body rust-s3 makes for the command. A status other than 2xx is
     /// [`S3Error::HttpFailWithBody`].
     pub(super) fn send(
         &self,
@@ -94,8 +96,11 @@ impl Wire {
     ) -> Result<Answer, S3Error> {
         let request = AttoRequest::new(bucket, key, command)?;
         let mut headers = request.headers()?;
-        if !extra.is_empty() {
-            super::append::resign(&request, &mut headers, extra)?;
+        if let Some(body) = body {
+            sign::set_body(&request, &mut headers, body)?;
+        }
+        if body.is_some() || !extra.is_empty() {
+            sign::resign(&request, &mut headers, extra)?;
         }
         let made;
         let body = match body {

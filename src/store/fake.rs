@@ -287,6 +287,7 @@ impl Store for Fake {
             start: Some(object.start),
             ours: object.writer == self.me,
             seal: None,
+            crc: None,
         })
     }
 
@@ -388,6 +389,7 @@ impl Store for Fake {
             number: 1,
             etag: format!("\"{id}-1\""),
             source: Some(source),
+            crc: None,
         };
         Fake::answer("COPY", step, Ok(part))
     }
@@ -404,6 +406,7 @@ impl Store for Fake {
             number,
             etag: format!("\"{id}-{number}\""),
             source: None,
+            crc: None,
         };
         Fake::answer("PART", step, Ok(part))
     }
