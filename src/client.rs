@@ -348,14 +348,22 @@ impl S3Client {
                 start: from,
                 end: Some(start + len - 1),
             };
-            let mut answer = self
-                .wire
-                .send(bucket, &key, command, None, &HeaderMap::new())?;
+            let mut answer = (self.wire).send(bucket, &key, command, None, &checksum_mode())?;
             let status = answer.status;
             let sent = (answer.header("content-length")).and_then(|v| v.parse::<usize>().ok());
             recorded = Recorded {
                 start: parse_start(&key, answer.header(START_HEADER)),
                 seal: parse_start(&key, answer.header(SEAL_HEADER)),
+                // A server sends the stored checksum only with an answer that holds the whole
+                // object (as S3 does); its size is the range's total.
+                crc: (answer.header("content-range"))
+                    .and_then(|range| range.rsplit_once('/'))
+                    .and_then(|(_, total)| total.trim().parse().ok())
+                    .or(sent.map(|sent| sent as u64).filter(|_| status == 200))
+                    .and_then(|total| {
+                        let kind = answer.header(checksum::TYPE_HEADER);
+                        checksum::stored(answer.header(checksum::CRC_HEADER), kind, total)
+                    }),
             };
             let mut response = answer.reader();
             // A 200 is the whole object: the range was ignored, and unless it started at 0 the
@@ -470,6 +478,8 @@ pub(crate) struct Recorded {
     pub(crate) start: Option<u64>,
     /// The size at which its writer seals it.
     pub(crate) seal: Option<u64>,
+    /// The full-object checksum the server stores for it, if the answer carried it.
+    pub(crate) crc: Option<Crc>,
 }
 
 /// What a poll of an object past its known end found.

@@ -104,6 +104,21 @@ pub enum Error {
         /// The size found.
         found: u64,
     },
+    /// An object read from its first byte to its last does not match the checksum the server
+    /// stores for it: its bytes were damaged at rest or on the way. None of the bytes read
+    /// since the last object that matched are handed out past the one that failed.
+    #[error(
+        "object {key:?} does not match its stored checksum (CRC64/NVME {stored:016x}, read \
+         {read:016x})"
+    )]
+    Corrupt {
+        /// The object's key.
+        key: String,
+        /// The checksum the server stores.
+        stored: u64,
+        /// The checksum of the bytes read.
+        read: u64,
+    },
     /// Another writer changed the stream's tail (a conditional PUT failed with 412 or 409): this
     /// handle stops writing, so that two writers never interleave. Reads still work, and the
     /// bytes that did not reach S3 stay available through
@@ -218,6 +233,7 @@ impl Error {
             Error::Transport { source, .. } => source.kind(),
             Error::MissingSegment { .. }
             | Error::SegmentChanged { .. }
+            | Error::Corrupt { .. }
             | Error::Discontinuity { .. } => K::InvalidData,
             // The bytes existed and are gone: not a bad argument like a seek past the end.
             Error::Trimmed { .. } => K::NotFound,

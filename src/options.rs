@@ -38,6 +38,7 @@ pub struct Options {
     pub(crate) request_timeout: Duration,
     pub(crate) min_throughput: u64,
     pub(crate) conditional_writes: bool,
+    pub(crate) verify_reads: bool,
     pub(crate) append_by_copy: Option<usize>,
     pub(crate) part_size: usize,
     pub(crate) write_ahead: usize,
@@ -66,6 +67,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             min_throughput: MIB as u64,
             conditional_writes: true,
+            verify_reads: true,
             append_by_copy: Some(MIN_PART),
             part_size: 8 * MIB,
             write_ahead: 4,
@@ -210,6 +212,18 @@ impl Options {
     /// ```
     pub fn conditional_writes(&self) -> bool {
         self.conditional_writes
+    }
+
+    /// Whether objects read through are checked against their stored checksums. See
+    /// [`OptionsBuilder::with_verify_reads`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().verify_reads(), true);
+    /// ```
+    pub fn verify_reads(&self) -> bool {
+        self.verify_reads
     }
 
     /// The size in S3 from which a flush appends by copy, `None` if it never does. See
@@ -453,6 +467,32 @@ impl OptionsBuilder {
     /// ```
     pub fn with_conditional_writes(mut self, fence: bool) -> Self {
         self.options.conditional_writes = fence;
+        self
+    }
+
+    /// Check every object read from its first byte to its last against the CRC64/NVME checksum
+    /// the server stores for it (s3-syncr sends one with every write). A mismatch is
+    /// [`Error::Corrupt`](crate::Error::Corrupt), kind `InvalidData`, and no byte of the
+    /// object is handed out: the reader holds an object until it has all of it, when it fits
+    /// in the read-ahead buffers (`read_ahead + 1` chunks); a larger one is checked before its
+    /// last chunk is handed out. Default `true`.
+    ///
+    /// Reads that start inside an object (after a seek) cannot be checked, and objects
+    /// without a stored checksum (written by s3-syncr 0.1, other tools, or servers that keep
+    /// none) are read as they are. Checking costs a CRC of the bytes read (memory speed) and,
+    /// where an answer to a ranged GET does not carry the checksum, one HEAD per object. Turn
+    /// it off for random access that often starts at an object's first byte: a first read
+    /// there fetches the whole object.
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// let options = Options::builder().with_verify_reads(false).build()?;
+    /// assert!(!options.verify_reads());
+    /// # Ok::<(), s3_syncr::Error>(())
+    /// ```
+    pub fn with_verify_reads(mut self, verify: bool) -> Self {
+        self.options.verify_reads = verify;
         self
     }
 

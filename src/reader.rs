@@ -9,6 +9,14 @@
 //! Every fetch owns one buffer from a small free list, and no more than `read_ahead` fetches are
 //! outstanding (under way, done but not consumed, or abandoned after a seek but not yet back),
 //! so the reader never holds more than `read_ahead + 1` buffers of at most `read_chunk` bytes.
+//!
+//! An object read from its first byte to its last is checked against the CRC64/NVME the server
+//! stores for it (see [`Options::verify_reads`](crate::Options::verify_reads)). Its first
+//! chunk is held until the GETs ahead hold the rest of it and the whole object checks out, so
+//! no byte of a damaged object is handed out; an object larger than the read-ahead budget
+//! (`read_ahead + 1` chunks) is checked when its last chunk arrives, before that chunk is
+//! handed out. Reads that start inside an object cannot be checked: the checksum covers
+//! the whole object.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -17,7 +25,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::Error;
-use crate::client::Client;
+use crate::client::{Client, Crc};
 use crate::index::{Entry, Index};
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
@@ -52,11 +60,29 @@ pub(crate) struct Reader {
     /// Started on the first sequential read; `None` before, or if no thread could be started.
     workers: Option<Workers>,
     next_id: u64,
+    /// Whether objects read through are checked against their stored checksums.
+    verify: bool,
+    /// The object being read through from its first byte, not yet checked.
+    through: Option<Through>,
+    /// An object that failed its check: every later read of it fails the same way.
+    corrupt: Option<(u64, u64, u64)>,
+}
+
+/// An object read from its first byte on, up to the end of the chunk.
+#[derive(Debug, Clone, Copy)]
+struct Through {
+    seq: u64,
+    /// The checksum of its bytes read so far.
+    read: Crc,
+    /// The checksum the server stores for it, once an answer has said.
+    stored: Option<Crc>,
 }
 
 /// One ranged GET ahead of the reader.
 struct Fetch {
     id: u64,
+    /// The object it reads from.
+    seq: u64,
     start: u64,
     len: usize,
     /// Set when the bytes are no longer wanted: the worker stops reading the response.
@@ -64,14 +90,29 @@ struct Fetch {
     done: Option<(Vec<u8>, Fetched)>,
 }
 
-/// How a GET went: the seal size its object records, if it records one.
-type Fetched = Result<Option<u64>, Error>;
+/// How a GET went.
+type Fetched = Result<Got, Error>;
+
+/// What a GET brought besides its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Got {
+    /// The seal size its object records, if it records one.
+    seal: Option<u64>,
+    /// When verifying: the checksum of its bytes.
+    read: Option<Crc>,
+    /// The checksum the server stores for the object, if the answer (or, for the GET that
+    /// ends an object read through, a HEAD) said.
+    stored: Option<Crc>,
+}
 
 struct Job {
     id: u64,
     entry: Entry,
     offset: u64,
     len: usize,
+    /// Whether the object's stored checksum is wanted: it is read through.
+    check: bool,
+    verify: bool,
     buf: Vec<u8>,
     cancel: Arc<AtomicBool>,
 }
@@ -103,15 +144,15 @@ impl Workers {
                     // The lock is held while waiting, so idle workers queue on it, not on jobs.
                     while let Ok(Ok(mut job)) = queue.lock().map(|q| q.recv()) {
                         let out = room_for(&mut job.buf, job.len);
-                        let (entry, cancel) = (job.entry, Some(&*job.cancel));
+                        let get = Get {
+                            entry: job.entry,
+                            offset: job.offset,
+                            verify: job.verify,
+                            check: job.check,
+                        };
                         // A panic must still report back: the reader waits for every fetch.
                         let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                            client
-                                .get_range(entry.seq, job.offset, out, cancel)
-                                .and_then(|recorded| {
-                                    entry.verify(&*client, recorded.start)?;
-                                    Ok(recorded.seal)
-                                })
+                            get.run(&*client, out, Some(&*job.cancel))
                         }))
                         .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
                         let done = Done {
@@ -131,8 +172,42 @@ impl Workers {
     }
 }
 
+/// One ranged GET with the checks a read makes on it.
+#[derive(Debug, Clone, Copy)]
+struct Get {
+    entry: Entry,
+    offset: u64,
+    verify: bool,
+    check: bool,
+}
+
+impl Get {
+    /// Fills `out` from the object, checks the start it records, and when verifying,
+    /// checksums the bytes and learns the object's stored checksum: from the answer, or, for
+    /// the GET that ends an object read through, from a HEAD (an answer to a range need not
+    /// carry it). A HEAD that fails leaves the object unchecked rather than the read failed.
+    fn run(self, client: &Client, out: &mut [u8], cancel: Option<&AtomicBool>) -> Fetched {
+        let entry = self.entry;
+        let recorded = client.get_range(entry.seq, self.offset, out, cancel)?;
+        entry.verify(client, recorded.start)?;
+        let mut got = Got {
+            seal: recorded.seal,
+            read: None,
+            stored: None,
+        };
+        if self.verify {
+            got.read = Some(Crc::of(out));
+            let ends = self.offset + out.len() as u64 == entry.size;
+            got.stored = (recorded.crc)
+                .or_else(|| (self.check && ends).then(|| client.stat(entry.seq).ok()?.crc)?)
+                .filter(|crc| crc.len == entry.size);
+        }
+        Ok(got)
+    }
+}
+
 impl Reader {
-    pub(crate) fn new(max_window: usize, depth: usize) -> Reader {
+    pub(crate) fn new(max_window: usize, depth: usize, verify: bool) -> Reader {
         Reader {
             pos: 0,
             chunk_start: 0,
@@ -147,6 +222,9 @@ impl Reader {
             seal: None,
             workers: None,
             next_id: 0,
+            verify,
+            through: None,
+            corrupt: None,
         }
     }
 
@@ -164,6 +242,7 @@ impl Reader {
         if !self.chunk_holds(pos) && pos != self.chunk_end() {
             self.window = FIRST_READ.min(self.max_window);
             self.cancel_ahead();
+            self.through = None;
         }
         self.pos = pos;
     }
@@ -176,6 +255,7 @@ impl Reader {
         self.chunk = Vec::new();
         self.chunk_len = 0;
         self.free = Vec::new();
+        self.through = None;
     }
 
     /// Whether the bytes at the read position are in the chunk fetched last.
@@ -197,8 +277,22 @@ impl Reader {
             let Some(entry) = index.find(pos) else {
                 return Ok(&[]);
             };
+            self.refuse_corrupt(&**client, entry)?;
             self.window = self.window.max(wanted.min(self.max_window));
             self.load(client, index, entry, pos)?;
+            if let Err(err) = self.check(&**client, entry).and_then(|()| {
+                // An object read through: the rest of it is fetched and checked before any of
+                // it is handed out.
+                if self.through.is_some_and(|t| t.seq == entry.seq) {
+                    self.top_up(client, index);
+                    self.hold(&**client, entry)?;
+                }
+                Ok(())
+            }) {
+                self.chunk_len = 0;
+                self.cancel_ahead();
+                return Err(err);
+            }
         }
         Ok(&self.chunk[(pos - self.chunk_start) as usize..self.chunk_len])
     }
@@ -246,19 +340,21 @@ impl Reader {
             // Every slot is held by fetches a seek dropped: do not wait for them.
             return self.fetch_here(&**client, entry, pos);
         };
-        let seal = result.as_ref().ok().copied().flatten();
-        self.saw_seal(entry.seq, seal);
-        if let Err(err) = result {
-            // The worker already retried. Later fetches are dropped too, so that the next read
-            // starts again here.
-            self.recycle(buf);
-            self.cancel_ahead();
-            return Err(err);
-        }
+        let got = match result {
+            Ok(got) => got,
+            Err(err) => {
+                // The worker already retried. Later fetches are dropped too, so that the next
+                // read starts again here.
+                self.recycle(buf);
+                self.cancel_ahead();
+                return Err(err);
+            }
+        };
         let old = std::mem::replace(&mut self.chunk, buf);
         self.recycle(old);
         self.chunk_len = len;
         self.chunk_start = pos;
+        self.took(entry, got);
         self.top_up(client, index);
         Ok(())
     }
@@ -268,15 +364,108 @@ impl Reader {
         let offset = pos - entry.start;
         let len = (entry.size - offset).min(self.window as u64) as usize;
         self.chunk_start = pos;
-        let out = room_for(&mut self.chunk, len);
-        let result = client.get_range(entry.seq, offset, out, None);
-        let result = result.and_then(|recorded| {
-            self.saw_seal(entry.seq, recorded.seal);
-            entry.verify(client, recorded.start)
-        });
+        let get = Get {
+            entry,
+            offset,
+            verify: self.verify,
+            check: offset == 0,
+        };
+        let result = get.run(client, room_for(&mut self.chunk, len), None);
         self.chunk_len = if result.is_ok() { len } else { 0 };
         self.grow();
-        result
+        self.took(entry, result?);
+        Ok(())
+    }
+
+    /// Notes what the GET of the chunk just placed brought: the seal size its object records,
+    /// and its bytes' checksum, which extends the object read through (or starts one, at the
+    /// object's first byte).
+    fn took(&mut self, entry: Entry, got: Got) {
+        self.saw_seal(entry.seq, got.seal);
+        let offset = self.chunk_start - entry.start;
+        self.through = match (self.through, got.read) {
+            (_, None) => None,
+            (_, Some(read)) if offset == 0 => Some(Through {
+                seq: entry.seq,
+                read,
+                stored: got.stored,
+            }),
+            (Some(t), Some(read)) if t.seq == entry.seq && t.read.len == offset => {
+                Some(Through {
+                    read: t.read.then(read),
+                    stored: t.stored.or(got.stored),
+                    ..t
+                })
+            }
+            _ => None,
+        };
+    }
+
+    /// Checks the object read through once its bytes are all read: a mismatch with the
+    /// checksum the server stores fails this read and every later one of the object. An
+    /// object whose checksum no answer gave (none stored, or an older server) passes as is.
+    fn check(&mut self, client: &Client, entry: Entry) -> Result<(), Error> {
+        let Some(t) = self.through.filter(|t| t.seq == entry.seq && t.read.len == entry.size)
+        else {
+            return Ok(());
+        };
+        self.through = None;
+        match t.stored {
+            Some(stored) if stored.value != t.read.value => {
+                self.corrupt = Some((t.seq, stored.value, t.read.value));
+                self.refuse_corrupt(client, entry)
+            }
+            Some(_) => {
+                log::debug!("{}: checksum matches", client.key(entry.seq));
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Fails a read of the object that failed its check.
+    fn refuse_corrupt(&self, client: &Client, entry: Entry) -> Result<(), Error> {
+        match self.corrupt {
+            Some((seq, stored, read)) if seq == entry.seq => Err(Error::Corrupt {
+                key: client.key(seq),
+                stored,
+                read,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Before the first chunk of the object read through is handed out: waits for the GETs
+    /// ahead that hold the rest of it, if they hold all of it, and checks the whole object. A
+    /// GET that failed leaves the check to the chunks as they come (its error comes first).
+    fn hold(&mut self, client: &Client, entry: Entry) -> Result<(), Error> {
+        let Some(mut t) = self.through else {
+            return Ok(());
+        };
+        let count = (self.ahead.iter())
+            .take_while(|f| f.seq == entry.seq)
+            .count();
+        let reaches = (count.checked_sub(1))
+            .and_then(|last| self.ahead.get(last))
+            .is_some_and(|f| f.start + f.len as u64 == entry.end());
+        if !reaches {
+            return Ok(());
+        }
+        for i in 0..count {
+            if !self.wait_for(i) {
+                return Ok(());
+            }
+            let Some((_, Ok(got))) = &self.ahead[i].done else {
+                return Ok(());
+            };
+            let (Some(read), stored) = (got.read, got.stored) else {
+                return Ok(());
+            };
+            t.read = t.read.then(read);
+            t.stored = t.stored.or(stored);
+        }
+        self.through = Some(t);
+        self.check(client, entry)
     }
 
     fn saw_seal(&mut self, seq: u64, seal: Option<u64>) {
@@ -315,6 +504,17 @@ impl Reader {
                 return;
             };
             let offset = next - entry.start;
+            // An object read through from its first byte is fetched in as few GETs as the free
+            // slots allow, so that they hold all of it and it is checked before it is used.
+            let check = self.verify
+                && (offset == 0
+                    || self.through.is_some_and(|t| t.seq == entry.seq)
+                    || (self.ahead.iter()).any(|f| f.seq == entry.seq && f.start == entry.start));
+            if check {
+                let free = (self.depth - self.ahead.len() - self.abandoned) as u64;
+                let share = (entry.size - offset).div_ceil(free) as usize;
+                self.window = self.window.max(share).min(self.max_window);
+            }
             let len = (entry.size - offset).min(self.window as u64) as usize;
             let cancel = Arc::new(AtomicBool::new(false));
             let id = self.next_id;
@@ -323,6 +523,8 @@ impl Reader {
                 entry,
                 offset,
                 len,
+                check,
+                verify: self.verify,
                 buf: self.free.pop().unwrap_or_default(),
                 cancel: cancel.clone(),
             };
@@ -335,6 +537,7 @@ impl Reader {
             self.next_id += 1;
             self.ahead.push_back(Fetch {
                 id,
+                seq: entry.seq,
                 start: next,
                 len,
                 cancel,
@@ -348,24 +551,33 @@ impl Reader {
     /// Waits for the first fetch ahead, if there is one, and takes it out of the queue: its
     /// buffer, how many bytes of it it fetched, and how that went.
     fn take_front(&mut self) -> Option<(Vec<u8>, usize, Fetched)> {
+        if !self.wait_for(0) {
+            return None;
+        }
+        let front = self.ahead.pop_front()?;
+        let (buf, result) = front.done?;
+        Some((buf, front.len, result))
+    }
+
+    /// Waits until fetch `i` ahead is done; false if there is no such fetch, or the workers
+    /// are gone (they only stop when a thread panics: what they held is forgotten, and reads
+    /// fetch in the caller).
+    fn wait_for(&mut self, i: usize) -> bool {
         loop {
-            let front = self.ahead.front_mut()?;
-            if let Some((buf, result)) = front.done.take() {
-                let len = front.len;
-                self.ahead.pop_front();
-                return Some((buf, len, result));
+            match self.ahead.get(i) {
+                None => return false,
+                Some(fetch) if fetch.done.is_some() => return true,
+                Some(_) => {}
             }
             let received = self.workers.as_ref().map(|w| w.done.recv());
             match received {
                 Some(Ok(done)) => self.file(done),
                 _ => {
-                    // The workers are gone (they only stop when a thread panics): forget what
-                    // they held and fetch in the caller.
                     self.workers = None;
                     self.depth = 0;
                     self.ahead.clear();
                     self.abandoned = 0;
-                    return None;
+                    return false;
                 }
             }
         }
@@ -446,7 +658,7 @@ mod tests {
         let client: Arc<Client> = Arc::new(fake);
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
-        let mut reader = Reader::new(8 * 1024, 2);
+        let mut reader = Reader::new(8 * 1024, 2, true);
         let mut read = Vec::new();
         let mut failures = 0;
         while read.len() < data.len() && failures < 3 {

@@ -273,7 +273,10 @@ fn a_flush_of_more_than_a_part_streams_it_and_sends_nothing_else() {
     writer.write_all(&data).unwrap();
     writer.flush().unwrap();
     if !server.is_external() {
-        let mut ops = ops(&server);
+        // The first write lists the stream to find its tail.
+        let mut ops: Vec<_> = (ops(&server).into_iter())
+            .filter(|&op| op != "ListObjectsV2")
+            .collect();
         ops.sort();
         // A whole-object PUT racing the parts once slipped in here (found by the model test).
         let expected = [

@@ -175,14 +175,16 @@ fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
         .unwrap();
     let mut reader = rig.storage("cut.log", options);
     let mut got = vec![0; 1000];
-    reader.read_exact(&mut got).unwrap();
     rig.server.take_requests();
-    // The next chunk's GET is cut several times, each time further along.
+    // The GETs are cut several times, each time further along: the first read's, and those
+    // that fetch the rest of the object before it is checked and handed out.
     for cut in [2_000, 40_000, 90_000] {
         rig.proxy.inject(Some("GET"), Fault::CutResponse(cut));
     }
+    reader.read_exact(&mut got).unwrap();
     reader.read_to_end(&mut got).unwrap();
     assert!(got == data, "read back differs");
+    assert_eq!(rig.proxy.injected(), 3);
     if !rig.server.is_external() {
         let gets = ops(&rig.server)
             .iter()

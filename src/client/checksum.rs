@@ -58,8 +58,17 @@ impl Crc {
         STANDARD.encode(self.value.to_be_bytes())
     }
 
-    /// Adds the checksum header to `headers`.
+    /// Adds the checksum header of a body (a PUT's or a part's) to `headers`, with the
+    /// algorithm's name as the AWS SDKs send it (moto stores the value only then).
     pub(crate) fn add_to(self, headers: &mut HeaderMap) {
+        self.add_value(headers);
+        headers.insert(
+            HeaderName::from_static("x-amz-sdk-checksum-algorithm"),
+            HeaderValue::from_static("CRC64NVME"),
+        );
+    }
+
+    fn add_value(self, headers: &mut HeaderMap) {
         // Base64 is always a valid header value.
         if let Ok(value) = HeaderValue::from_str(&self.encoded()) {
             headers.insert(HeaderName::from_static(CRC_HEADER), value);
@@ -68,7 +77,9 @@ impl Crc {
 }
 
 /// The full-object CRC64/NVME of an object of `len` bytes, from an answer's checksum and
-/// checksum type headers: `None` when the server stores none, or a composite one.
+/// checksum type headers: `None` when the server stores none, or a composite one, or a value
+/// of another length (moto without its optional packages names a CRC-32 so): unknown, not a
+/// mismatch.
 pub(crate) fn stored(crc: Option<&str>, kind: Option<&str>, len: u64) -> Option<Crc> {
     if kind.is_some_and(|kind| !kind.eq_ignore_ascii_case("FULL_OBJECT")) {
         return None;
@@ -93,7 +104,7 @@ pub(crate) fn declare_full_object(headers: &mut HeaderMap) {
 
 /// The checksum of the whole object, for Complete: with the type, as S3 wants it.
 pub(crate) fn add_full_object(crc: Crc, headers: &mut HeaderMap) {
-    crc.add_to(headers);
+    crc.add_value(headers);
     headers.insert(
         HeaderName::from_static(TYPE_HEADER),
         HeaderValue::from_static("FULL_OBJECT"),

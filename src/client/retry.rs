@@ -120,7 +120,11 @@ fn is_transient(err: &Error) -> bool {
             !permanent
                 && (matches!(status, 408 | 429 | 500..=599)
                     || code == "SlowDown"
-                    || code == "RequestTimeout")
+                    || code == "RequestTimeout"
+                    // The body arrived damaged (its checksum or payload hash did not match):
+                    // the bytes are still in memory, and a new attempt sends them again.
+                    || code == "BadDigest"
+                    || code == "XAmzContentSHA256Mismatch")
         }
         Error::Transport { source, .. } => !matches!(
             source.kind(),
@@ -182,6 +186,8 @@ mod tests {
             status(429, ""),
             status(408, ""),
             status(400, "RequestTimeout"),
+            status(400, "BadDigest"),
+            status(400, "XAmzContentSHA256Mismatch"),
             transport(io::ErrorKind::ConnectionReset),
             transport(io::ErrorKind::ConnectionRefused),
             transport(io::ErrorKind::TimedOut),
@@ -191,6 +197,7 @@ mod tests {
         }
         for permanent in [
             status(403, "AccessDenied"),
+            status(400, "InvalidDigest"),
             status(404, "NoSuchKey"),
             status(412, "PreconditionFailed"),
             status(501, "NotImplemented"),

@@ -317,6 +317,7 @@ impl Store for Fake {
         Ok(Recorded {
             start: Some(object.start),
             seal: None,
+            crc: None,
         })
     }
 

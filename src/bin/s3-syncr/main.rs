@@ -10,6 +10,7 @@ mod info;
 mod local;
 mod shared;
 mod signals;
+mod stale_checksums;
 mod trim;
 mod units;
 

@@ -22,6 +22,8 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
 
+use crate::stale_checksums;
+
 /// The lock file, in the store's root; a dot name is never a bucket.
 const LOCK_FILE: &str = ".s3-syncr.lock";
 
@@ -66,6 +68,7 @@ impl StoreLock {
 pub struct Shared {
     fs: Arc<FileSystem>,
     lock: StoreLock,
+    root: PathBuf,
 }
 
 impl Shared {
@@ -79,6 +82,7 @@ impl Shared {
         Ok(Shared {
             fs: Arc::new(fs),
             lock,
+            root: root.to_owned(),
         })
     }
 
@@ -134,6 +138,20 @@ macro_rules! delegate {
      writes { $($write:ident($write_in:ident) -> $write_out:ident;)* }) => {
         #[async_trait::async_trait]
         impl S3 for Shared {
+            async fn complete_multipart_upload(
+                &self,
+                req: S3Request<CompleteMultipartUploadInput>,
+            ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                let (fs, root) = (self.fs.clone(), self.root.clone());
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                self.locked(async move {
+                    let done = fs.complete_multipart_upload(req).await?;
+                    stale_checksums::forget(&root, &bucket, &key)
+                        .map_err(S3Error::internal_error)?;
+                    Ok(done)
+                })
+                .await
+            }
             $(
                 async fn $read(
                     &self,
@@ -176,7 +194,6 @@ delegate! {
         create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
         upload_part(UploadPartInput) -> UploadPartOutput;
         upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
-        complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
         abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
     }
 }

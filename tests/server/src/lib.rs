@@ -16,6 +16,9 @@ mod local;
 mod proxy;
 mod raw;
 mod recorder;
+// s3s-fs's checksums, stale after a multipart upload, dropped as the command's local store does.
+#[path = "../../../src/bin/s3-syncr/stale_checksums.rs"]
+mod stale_checksums;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +113,7 @@ impl Server {
         let log = recorder::Log::default();
         let fs = recorder::Recorder {
             inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
+            root: root.to_owned(),
             log: log.clone(),
             uploads: recorder::Uploads::default(),
             writes: tokio::sync::Mutex::new(()),

@@ -38,6 +38,8 @@ pub(crate) struct Upload {
 
 pub(crate) struct Recorder {
     pub(crate) inner: s3s_fs::FileSystem,
+    /// The directory s3s-fs serves.
+    pub(crate) root: std::path::PathBuf,
     pub(crate) log: Log,
     pub(crate) uploads: Uploads,
     /// s3s-fs checks conditions then writes: one write at a time makes conditional PUTs atomic.
@@ -272,10 +274,13 @@ impl Recorder {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let id = req.input.upload_id.clone();
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let mut response = self.inner.complete_multipart_upload(req).await?;
         if let Some(future) = response.output.future.take() {
             response.output = future.await?;
         }
+        crate::stale_checksums::forget(&self.root, &bucket, &key)
+            .map_err(S3Error::internal_error)?;
         self.close_upload(&id);
         Ok(response)
     }
