@@ -390,13 +390,11 @@ impl Reader {
                 read,
                 stored: got.stored,
             }),
-            (Some(t), Some(read)) if t.seq == entry.seq && t.read.len == offset => {
-                Some(Through {
-                    read: t.read.then(read),
-                    stored: t.stored.or(got.stored),
-                    ..t
-                })
-            }
+            (Some(t), Some(read)) if t.seq == entry.seq && t.read.len == offset => Some(Through {
+                read: t.read.then(read),
+                stored: t.stored.or(got.stored),
+                ..t
+            }),
             _ => None,
         };
     }
@@ -405,7 +403,9 @@ impl Reader {
     /// checksum the server stores fails this read and every later one of the object. An
     /// object whose checksum no answer gave (none stored, or an older server) passes as is.
     fn check(&mut self, client: &Client, entry: Entry) -> Result<(), Error> {
-        let Some(t) = self.through.filter(|t| t.seq == entry.seq && t.read.len == entry.size)
+        let Some(t) = self
+            .through
+            .filter(|t| t.seq == entry.seq && t.read.len == entry.size)
         else {
             return Ok(());
         };

@@ -279,7 +279,10 @@ impl S3Client {
             };
             let sent = Some(body.as_bytes());
             answer(
-                (self.wire.send(&bucket, key, command, sent, &HeaderMap::new())?).text()?,
+                (self
+                    .wire
+                    .send(&bucket, key, command, sent, &HeaderMap::new())?)
+                .text()?,
                 "ETag",
             )
         });

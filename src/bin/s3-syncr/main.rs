@@ -10,7 +10,6 @@ mod info;
 mod local;
 mod shared;
 mod signals;
-mod stale_checksums;
 mod trim;
 mod units;
 

@@ -11,6 +11,11 @@
 //! exist at once, the start-up clean-up never meets a live one, and a check and its write are
 //! one step, so the library's fencing holds between processes as it does on S3. Reads take no
 //! lock (s3s-fs renames finished files into place, so a reader sees a whole object or none).
+//!
+//! Reads report no checksums: s3s-fs writes an object's bytes and its checksums in two steps
+//! (and keeps a PUT's checksums after a multipart upload replaced the object), so a reader
+//! could meet the bytes of one version with the checksum of another and take them for
+//! damaged. The store's objects are then read unchecked, as those of a server that keeps none.
 
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -21,8 +26,6 @@ use std::sync::Arc;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
-
-use crate::stale_checksums;
 
 /// The lock file, in the store's root; a dot name is never a bucket.
 const LOCK_FILE: &str = ".s3-syncr.lock";
@@ -68,7 +71,6 @@ impl StoreLock {
 pub struct Shared {
     fs: Arc<FileSystem>,
     lock: StoreLock,
-    root: PathBuf,
 }
 
 impl Shared {
@@ -82,7 +84,6 @@ impl Shared {
         Ok(Shared {
             fs: Arc::new(fs),
             lock,
-            root: root.to_owned(),
         })
     }
 
@@ -131,6 +132,15 @@ fn with_cause(mut err: S3Error) -> S3Error {
     err
 }
 
+/// Clears the checksums of a GET's or HEAD's answer (see the module's documentation).
+macro_rules! forget_checksums {
+    ($output:expr) => {{
+        let o = &mut $output;
+        (o.checksum_crc32, o.checksum_crc32c, o.checksum_crc64nvme) = (None, None, None);
+        (o.checksum_sha1, o.checksum_sha256, o.checksum_type) = (None, None, None);
+    }};
+}
+
 /// Implements [`S3`] for [`Shared`] by handing each operation to s3s-fs: reads as they are,
 /// writes under the lock.
 macro_rules! delegate {
@@ -138,19 +148,22 @@ macro_rules! delegate {
      writes { $($write:ident($write_in:ident) -> $write_out:ident;)* }) => {
         #[async_trait::async_trait]
         impl S3 for Shared {
-            async fn complete_multipart_upload(
+            async fn get_object(
                 &self,
-                req: S3Request<CompleteMultipartUploadInput>,
-            ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-                let (fs, root) = (self.fs.clone(), self.root.clone());
-                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-                self.locked(async move {
-                    let done = fs.complete_multipart_upload(req).await?;
-                    stale_checksums::forget(&root, &bucket, &key)
-                        .map_err(S3Error::internal_error)?;
-                    Ok(done)
-                })
-                .await
+                req: S3Request<GetObjectInput>,
+            ) -> S3Result<S3Response<GetObjectOutput>> {
+                let mut answer = self.fs.get_object(req).await.map_err(with_cause)?;
+                forget_checksums!(answer.output);
+                Ok(answer)
+            }
+
+            async fn head_object(
+                &self,
+                req: S3Request<HeadObjectInput>,
+            ) -> S3Result<S3Response<HeadObjectOutput>> {
+                let mut answer = self.fs.head_object(req).await.map_err(with_cause)?;
+                forget_checksums!(answer.output);
+                Ok(answer)
             }
             $(
                 async fn $read(
@@ -176,9 +189,7 @@ macro_rules! delegate {
 delegate! {
     reads {
         get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
-        get_object(GetObjectInput) -> GetObjectOutput;
         head_bucket(HeadBucketInput) -> HeadBucketOutput;
-        head_object(HeadObjectInput) -> HeadObjectOutput;
         list_buckets(ListBucketsInput) -> ListBucketsOutput;
         list_objects(ListObjectsInput) -> ListObjectsOutput;
         list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
@@ -194,6 +205,7 @@ delegate! {
         create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
         upload_part(UploadPartInput) -> UploadPartOutput;
         upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+        complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
         abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
     }
 }

@@ -10,17 +10,20 @@
 //! `localhost` from a CA the server makes ([`TestCa`]); [`Server::ca_pem_path`] names the PEM file
 //! a client must be told about (`AWS_CA_BUNDLE`).
 
+#![deny(missing_docs)]
+
+mod checked;
+mod checksum;
 // The embedded server is the one the `s3-syncr` command serves `--local DIR` with.
 #[path = "../../../src/bin/s3-syncr/local.rs"]
 mod local;
 mod proxy;
 mod raw;
 mod recorder;
-// s3s-fs's checksums, stale after a multipart upload, dropped as the command's local store does.
-#[path = "../../../src/bin/s3-syncr/stale_checksums.rs"]
-mod stale_checksums;
 mod tls;
 
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,6 +32,7 @@ use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 use s3s::validation::AwsNameValidation;
 
+pub use checksum::crc64nvme;
 pub use proxy::{Fault, Proxy, Wan};
 pub use raw::{Answer as RawAnswer, Raw};
 pub use recorder::Request;
@@ -111,14 +115,7 @@ impl Server {
         tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     ) -> Server {
         let log = recorder::Log::default();
-        let fs = recorder::Recorder {
-            inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
-            root: root.to_owned(),
-            log: log.clone(),
-            uploads: recorder::Uploads::default(),
-            writes: tokio::sync::Mutex::new(()),
-            opaque_etags,
-        };
+        let fs = recorder::Recorder::new(root, log.clone(), opaque_etags);
         let names = AwsNameValidation::new();
         let (endpoint, runtime) = match tls {
             None => local::serve(fs, ACCESS_KEY, SECRET_KEY, names),
@@ -190,6 +187,40 @@ impl Server {
     /// external server).
     pub fn take_requests(&self) -> Vec<Request> {
         std::mem::take(&mut *self.log.lock().expect("request log"))
+    }
+
+    /// Flips one bit (the lowest) of the byte at `offset` of object `key` in `bucket`, in the
+    /// file the in-process server keeps it in, as a disk that rots would: a GET returns the
+    /// changed byte, while the object's size, ETag and modification time, and the checksum a
+    /// HEAD or GET reports, stay as they were. For tests that a reader notices corruption at
+    /// rest.
+    ///
+    /// # Panics
+    /// For an external server, whose files are out of reach, or when the object is missing or
+    /// shorter than `offset + 1` bytes.
+    pub fn corrupt(&self, bucket: &str, key: &str, offset: u64) {
+        let root = (self.root.as_ref()).expect(
+            "Server::corrupt needs the in-process server: an external server's files are out of reach",
+        );
+        // s3s-fs keeps object `key` of bucket `b` in the file `<root>/<b>/<key>`.
+        let path = root.join(bucket).join(key);
+        let flip = || -> std::io::Result<()> {
+            let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let modified = file.metadata()?.modified()?;
+            let mut byte = [0];
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_exact(&mut byte)?;
+            byte[0] ^= 0x01;
+            file.seek(SeekFrom::Start(offset))?;
+            file.write_all(&byte)?;
+            file.set_modified(modified)
+        };
+        if let Err(err) = flip() {
+            panic!(
+                "corrupt {bucket}/{key} at {offset}: {}: {err}",
+                path.display()
+            );
+        }
     }
 
     /// The base URL a proxy that reads requests (the fault proxy) forwards to: the server's

@@ -41,10 +41,23 @@ pub enum Fault {
     /// Hold the request until [`Proxy::release`] (at most 30 s), then pass it on as usual: a
     /// test orders what happens meanwhile without sleeping.
     Hold,
+    /// Pass the request on with one bit of its body flipped (the lowest of its middle byte), as
+    /// a link that corrupts what TCP's checksum misses would; a request without a body passes
+    /// unchanged (the proxy reads a body by its `Content-Length`, never chunked). The server answers as it will: the in-process one (and S3) refuses a body
+    /// that does not match its signed SHA-256 (`x-amz-content-sha256`) with
+    /// `400 XAmzContentSHA256Mismatch`, or, when its payload is `UNSIGNED-PAYLOAD`, one that
+    /// does not match its `Content-MD5` or `x-amz-checksum-*` with `400 BadDigest`; a server
+    /// that checks none stores it corrupted.
+    ///
+    /// Not in [`Fault::ALL`]: the others each lose a request or its answer, which a client
+    /// gets past by trying again; this one makes the server refuse the request with a client
+    /// error, which only a client that knows the body may have been damaged on the way tries
+    /// again.
+    CorruptBody,
 }
 
 impl Fault {
-    /// Every kind of fault, with small parameters.
+    /// Every kind of fault, with small parameters, but [`Fault::CorruptBody`].
     pub const ALL: [Fault; 7] = [
         Fault::Status(500),
         Fault::Status(503),
@@ -337,6 +350,10 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
             return Ok(());
         }
         body.extend_from_slice(&buf[..n]);
+    }
+    if fault == Some(Fault::CorruptBody) && !body.is_empty() {
+        let middle = body.len() / 2;
+        body[middle] ^= 0x01;
     }
     match fault {
         Some(Fault::Status(status)) => {

@@ -3,14 +3,18 @@
 //! of the in-process HTTPS servers. rust-s3's own transport trusts Mozilla's roots only, so it
 //! cannot reach a server with a private CA.
 
+use std::error::Error;
 use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use hmac::Mac as _;
 use http::HeaderMap;
+use http::header::{AUTHORIZATION, DATE};
 use s3::Bucket;
 use s3::command::Command;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
+use s3::signing;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// The CAs of the in-process HTTPS servers started so far (PEM).
@@ -25,8 +29,11 @@ pub(crate) fn trust(pem: &str) {
 
 /// An answer: status, headers and body.
 pub struct Answer {
+    /// The HTTP status.
     pub status: u16,
+    /// The headers.
     pub headers: HeaderMap,
+    /// The body, whole.
     pub body: Vec<u8>,
 }
 
@@ -38,11 +45,25 @@ impl Answer {
 }
 
 /// Requests on a bucket outside any stream. Each panics on a failure, but
-/// [`Raw::raw_send`], which returns any answer.
+/// [`Raw::raw_send`] and [`Raw::raw_send_with`], which return any answer.
 pub trait Raw {
     /// Sends `command` on `key`, with `body` if it has one, and returns the answer, whatever
     /// its status; `Err` for a transport failure.
-    fn raw_send(&self, key: &str, command: Command<'_>) -> Result<Answer, String>;
+    fn raw_send(&self, key: &str, command: Command<'_>) -> Result<Answer, String> {
+        self.raw_send_with(key, command, &HeaderMap::new())
+    }
+
+    /// [`Raw::raw_send`] with `headers` besides (or instead of) those rust-s3 sends, all
+    /// signed: e.g. `x-amz-checksum-mode: ENABLED` on a HEAD, checksums on a part or a
+    /// Complete. The payload signed is the one `x-amz-content-sha256` names, so that
+    /// `x-amz-content-sha256: UNSIGNED-PAYLOAD` among `headers` signs the request without its
+    /// body.
+    fn raw_send_with(
+        &self,
+        key: &str,
+        command: Command<'_>,
+        headers: &HeaderMap,
+    ) -> Result<Answer, String>;
 
     /// PUT `body` at `key` with extra `headers` (user metadata).
     fn raw_put_with(&self, key: &str, body: &[u8], headers: HeaderMap) {
@@ -82,9 +103,20 @@ pub trait Raw {
 }
 
 impl Raw for Bucket {
-    fn raw_send(&self, key: &str, command: Command<'_>) -> Result<Answer, String> {
+    fn raw_send_with(
+        &self,
+        key: &str,
+        command: Command<'_>,
+        extra: &HeaderMap,
+    ) -> Result<Answer, String> {
         let request = AttoRequest::new(self, key, command).map_err(|e| e.to_string())?;
-        let headers = request.headers().map_err(|e| e.to_string())?;
+        let mut headers = request.headers().map_err(|e| e.to_string())?;
+        if !extra.is_empty() {
+            for (name, value) in extra {
+                headers.insert(name, value.clone());
+            }
+            sign(&request, &mut headers).map_err(|e| e.to_string())?;
+        }
         let body = request.request_body().map_err(|e| e.to_string())?;
         let mut builder = http::Request::builder()
             .method(request.command().http_verb().to_string().as_str())
@@ -106,6 +138,53 @@ impl Raw for Bucket {
             body: bytes,
         })
     }
+}
+
+/// Signs `headers` again (SigV4) if rust-s3 signed them, for the payload their
+/// `x-amz-content-sha256` names. The names are sorted alone, as SigV4 says: rust-s3 0.38 sorts
+/// `name:value` lines, which puts a name that extends another before it.
+fn sign(request: &AttoRequest, headers: &mut HeaderMap) -> Result<(), Box<dyn Error>> {
+    if headers.remove(AUTHORIZATION).is_none() {
+        return Ok(());
+    }
+    let mut signed = Vec::with_capacity(headers.len());
+    for (name, value) in headers.iter() {
+        // rust-s3 adds `Date` after signing: it is not signed.
+        if name != DATE {
+            signed.push((name.as_str(), value.to_str()?.trim()));
+        }
+    }
+    signed.sort_unstable();
+    let lines: Vec<String> = signed.iter().map(|(n, v)| format!("{n}:{v}")).collect();
+    let names: Vec<&str> = signed.iter().map(|(n, _)| *n).collect();
+    let names = names.join(";");
+    let payload = match headers.get("x-amz-content-sha256") {
+        Some(value) => value.to_str()?.trim(),
+        None => "",
+    };
+    let url = request.url()?;
+    let canonical = format!(
+        "{}\n{}\n{}\n{}\n\n{names}\n{payload}",
+        request.command().http_verb(),
+        signing::canonical_uri_string(&url),
+        signing::canonical_query_string(&url),
+        lines.join("\n"),
+    );
+    let mut hmac = signing::HmacSha256::new_from_slice(&request.signing_key()?)?;
+    hmac.update(request.string_to_sign(&canonical)?.as_bytes());
+    let signature: String = (hmac.finalize().into_bytes().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let bucket = request.bucket();
+    let authorization = signing::authorization_header(
+        &bucket.access_key()?.unwrap_or_default(),
+        &request.datetime(),
+        &bucket.region(),
+        &names,
+        &signature,
+    )?;
+    headers.insert(AUTHORIZATION, authorization.parse()?);
+    Ok(())
 }
 
 fn expect_ok(op: &str, key: &str, answer: Result<Answer, String>) -> Answer {

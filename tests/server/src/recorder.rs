@@ -2,12 +2,25 @@
 //! makes s3s-fs answer as S3 does where the tests depend on it:
 //! - `x-amz-copy-source-if-match` on UploadPartCopy is checked (s3s-fs ignores it);
 //! - an upload that does not exist is `404 NoSuchUpload` (s3s-fs says `403 AccessDenied`);
-//! - optionally, ETags are opaque, as on SSE-KMS or SSE-C buckets: not the MD5 of the body.
+//! - optionally, ETags are opaque, as on SSE-KMS or SSE-C buckets: not the MD5 of the body;
+//! - a multipart upload created with full-object CRC64NVME checksums has them checked (each
+//!   part's, and the whole object's at Complete) and kept, as a PUT's are (s3s-fs ignores
+//!   checksums on multipart uploads);
+//! - HEAD and GET return checksums only when asked (`x-amz-checksum-mode: ENABLED`), a CRC64NVME
+//!   with its type (`FULL_OBJECT`);
+//! - a PUT's or a part's body that does not match its `Content-MD5` or `x-amz-checksum-*` is
+//!   `400 BadDigest` and not stored (s3s-fs stores a PUT's before it checks, and checks no
+//!   part's); one that does not match its signed SHA-256 is `400 XAmzContentSHA256Mismatch`
+//!   (s3s-fs says `500 InternalError`).
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use crate::{checked, checksum};
 
 /// One request the server handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,32 +37,64 @@ pub struct Request {
 pub(crate) type Log = Arc<Mutex<Vec<Request>>>;
 
 /// The multipart uploads created so far.
-pub(crate) type Uploads = Arc<Mutex<Vec<Upload>>>;
+type Uploads = Mutex<Vec<Upload>>;
 
 /// A multipart upload the server created.
 #[derive(Debug, Clone)]
-pub(crate) struct Upload {
-    pub(crate) bucket: String,
-    pub(crate) key: String,
-    pub(crate) id: String,
+struct Upload {
+    bucket: String,
+    key: String,
+    id: String,
     /// Neither completed nor aborted.
-    pub(crate) open: bool,
+    open: bool,
+    /// Created with the CRC64NVME checksum algorithm (whose only type is `FULL_OBJECT`).
+    crc64nvme: bool,
+}
+
+/// The full-object CRC64NVME of an object a multipart upload made, and what the object was
+/// then: s3s-fs keeps no checksum for such an object, so the server keeps it, for as long as
+/// the object is still that one.
+#[derive(Debug, Clone)]
+struct Kept {
+    crc64nvme: u64,
+    size: u64,
+    /// As s3s-fs has it, never opaque.
+    e_tag: String,
 }
 
 pub(crate) struct Recorder {
-    pub(crate) inner: s3s_fs::FileSystem,
-    /// The directory s3s-fs serves.
-    pub(crate) root: std::path::PathBuf,
-    pub(crate) log: Log,
-    pub(crate) uploads: Uploads,
+    inner: s3s_fs::FileSystem,
+    /// s3s-fs's root, where it keeps the parts of uploads.
+    root: PathBuf,
+    log: Log,
+    uploads: Uploads,
+    /// By bucket and key.
+    kept: Mutex<HashMap<(String, String), Kept>>,
     /// s3s-fs checks conditions then writes: one write at a time makes conditional PUTs atomic.
-    pub(crate) writes: tokio::sync::Mutex<()>,
+    /// It also writes an object's bytes and its metadata (ETag, checksums) in two steps: reads
+    /// share the lock, so that none sees the bytes of one version with the checksum of another,
+    /// which S3 never shows.
+    writes: tokio::sync::RwLock<()>,
     /// Every ETag the server sends is turned into an opaque one, and back where a request
     /// carries one.
-    pub(crate) opaque_etags: bool,
+    opaque_etags: bool,
 }
 
 impl Recorder {
+    /// Serves `root` (see [`crate::Server::start_in`]), recording into `log`.
+    pub(crate) fn new(root: &Path, log: Log, opaque_etags: bool) -> Recorder {
+        Recorder {
+            inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
+            // As s3s-fs resolves it.
+            root: root.canonicalize().expect("s3s-fs root"),
+            log,
+            uploads: Uploads::default(),
+            kept: Mutex::default(),
+            writes: tokio::sync::RwLock::new(()),
+            opaque_etags,
+        }
+    }
+
     fn record(&self, op: &'static str, path: String, ok: bool) {
         let request = Request { op, path, ok };
         self.log.lock().expect("request log").push(request);
@@ -214,47 +259,38 @@ macro_rules! delegate {
                     if self.opaque_etags {
                         req.input.flip_etags();
                     }
-                    let result = delegate!(@call $method self req);
+                    let result = delegate!(@call $method self req).map_err(refused_body);
                     let result = result.map(|mut response| {
                         if self.opaque_etags {
                             response.output.flip_etags();
                         }
                         response
                     });
-                    let result = delegate!(@after $method self path result);
+                    let result = delegate!(@after $method result);
                     self.record($op, path, result.is_ok());
                     result
                 }
             )*
         }
     };
-    (@guard write $self:ident) => { Some($self.writes.lock().await) };
-    (@guard read $self:ident) => { None::<()> };
+    (@guard write $self:ident) => { Some($self.writes.write().await) };
+    (@guard read $self:ident) => { Some($self.writes.read().await) };
+    (@guard part $self:ident) => { None::<()> };
+    (@call put_object $self:ident $req:ident) => { $self.put($req).await };
+    (@call create_multipart_upload $self:ident $req:ident) => { $self.create($req).await };
+    (@call upload_part $self:ident $req:ident) => { $self.part($req).await };
     (@call upload_part_copy $self:ident $req:ident) => { $self.copy_part($req).await };
     (@call complete_multipart_upload $self:ident $req:ident) => { $self.complete($req).await };
     (@call abort_multipart_upload $self:ident $req:ident) => { $self.abort($req).await };
     (@call list_multipart_uploads $self:ident $req:ident) => { $self.list_uploads($req) };
+    (@call head_object $self:ident $req:ident) => { $self.head($req).await };
+    (@call get_object $self:ident $req:ident) => { $self.get($req).await };
     (@call $method:ident $self:ident $req:ident) => { $self.inner.$method($req).await };
-    (@after create_multipart_upload $self:ident $path:ident $result:ident) => {{
-        if let Ok(response) = &$result
-            && let (Some(bucket), Some(key), Some(id)) =
-                (&response.output.bucket, &response.output.key, &response.output.upload_id)
-        {
-            let upload = Upload {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                id: id.clone(),
-                open: true,
-            };
-            $self.uploads.lock().expect("uploads").push(upload);
-        }
-        $result
-    }};
-    (@after upload_part $self:ident $path:ident $result:ident) => { no_such_upload($result) };
-    (@after upload_part_copy $self:ident $path:ident $result:ident) => { no_such_upload($result) };
-    (@after complete_multipart_upload $self:ident $path:ident $result:ident) => { no_such_upload($result) };
-    (@after abort_multipart_upload $self:ident $path:ident $result:ident) => { no_such_upload($result) };
-    (@after $method:ident $self:ident $path:ident $result:ident) => { $result };
+    (@after upload_part $result:ident) => { no_such_upload($result) };
+    (@after upload_part_copy $result:ident) => { no_such_upload($result) };
+    (@after complete_multipart_upload $result:ident) => { no_such_upload($result) };
+    (@after abort_multipart_upload $result:ident) => { no_such_upload($result) };
+    (@after $method:ident $result:ident) => { $result };
 }
 
 /// s3s-fs answers a request on an upload it does not know with `AccessDenied` (the tests sign
@@ -266,22 +302,328 @@ fn no_such_upload<T>(result: S3Result<T>) -> S3Result<T> {
     })
 }
 
+/// s3s-fs answers a body it could not read whole with `500 InternalError`. S3 answers one that
+/// does not match the SHA-256 its request signed (`x-amz-content-sha256`) with
+/// `400 XAmzContentSHA256Mismatch` (only the text of s3s's error tells that one), and one that
+/// does not match its digests ([`checked::Mismatch`]) with `400 BadDigest`.
+fn refused_body(err: S3Error) -> S3Error {
+    let source = match err.source() {
+        Some(source) if matches!(err.code(), S3ErrorCode::InternalError) => source,
+        _ => return err,
+    };
+    if let Some(mismatch) = source.downcast_ref::<checked::Mismatch>() {
+        return S3Error::with_message(S3ErrorCode::BadDigest, mismatch.to_string());
+    }
+    if !source.to_string().contains("Sha256Mismatch") {
+        return err;
+    }
+    let code = S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into());
+    let mut err = S3Error::with_message(
+        code,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+    err.set_status_code(http::StatusCode::BAD_REQUEST);
+    err
+}
+
+/// The digests a PutObject or UploadPart gives of its body.
+macro_rules! digests {
+    ($input:expr) => {
+        checked::Digests {
+            content_md5: $input.content_md5.clone(),
+            checksums: Checksum {
+                checksum_crc32: $input.checksum_crc32.clone(),
+                checksum_crc32c: $input.checksum_crc32c.clone(),
+                checksum_crc64nvme: $input.checksum_crc64nvme.clone(),
+                checksum_sha1: $input.checksum_sha1.clone(),
+                checksum_sha256: $input.checksum_sha256.clone(),
+                checksum_type: None,
+            },
+        }
+    };
+}
+
+/// The CRC64NVME a request's `x-amz-checksum-crc64nvme` carries, if it carries one.
+fn expected_crc64nvme(value: Option<&str>) -> S3Result<Option<u64>> {
+    let invalid = || {
+        s3_error!(
+            InvalidRequest,
+            "Value for x-amz-checksum-crc64nvme header is invalid."
+        )
+    };
+    value
+        .map(|value| checksum::decode(value).ok_or_else(invalid))
+        .transpose()
+}
+
+/// The checksum type of an answer with this CRC64NVME: S3's are all of the whole object.
+fn full_object(crc64nvme: &Option<ChecksumCRC64NVME>) -> Option<ChecksumType> {
+    (crc64nvme.as_ref()).map(|_| ChecksumType::from_static(ChecksumType::FULL_OBJECT))
+}
+
+/// The ETag and checksums of an answer about an object.
+trait Checksums {
+    fn e_tag(&self) -> Option<&ETag>;
+    fn take_checksums(&mut self) -> Checksum;
+    /// Sets the checksums, with the type S3 gives a CRC64NVME whatever `checksums` says.
+    fn set_checksums(&mut self, checksums: Checksum);
+}
+
+macro_rules! checksums {
+    ($($ty:ty),*) => { $(
+        impl Checksums for $ty {
+            fn e_tag(&self) -> Option<&ETag> {
+                self.e_tag.as_ref()
+            }
+
+            fn take_checksums(&mut self) -> Checksum {
+                Checksum {
+                    checksum_crc32: self.checksum_crc32.take(),
+                    checksum_crc32c: self.checksum_crc32c.take(),
+                    checksum_crc64nvme: self.checksum_crc64nvme.take(),
+                    checksum_sha1: self.checksum_sha1.take(),
+                    checksum_sha256: self.checksum_sha256.take(),
+                    checksum_type: self.checksum_type.take(),
+                }
+            }
+
+            fn set_checksums(&mut self, checksums: Checksum) {
+                self.checksum_type = full_object(&checksums.checksum_crc64nvme);
+                self.checksum_crc32 = checksums.checksum_crc32;
+                self.checksum_crc32c = checksums.checksum_crc32c;
+                self.checksum_crc64nvme = checksums.checksum_crc64nvme;
+                self.checksum_sha1 = checksums.checksum_sha1;
+                self.checksum_sha256 = checksums.checksum_sha256;
+            }
+        }
+    )* };
+}
+
+checksums!(HeadObjectOutput, GetObjectOutput);
+
+/// Whether a HEAD or GET asks for the object's checksums, without which S3 gives none.
+fn asks_checksums(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|mode| mode.as_str() == ChecksumMode::ENABLED)
+}
+
+/// A bucket and a key.
+type Object = (String, String);
+
 impl Recorder {
+    /// PutObject, with its body's digests checked before s3s-fs stores it (see [`checked`]), and
+    /// the type of its CRC64NVME in the answer.
+    async fn put(
+        &self,
+        mut req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = &mut req.input;
+        checked::check(&mut input.body, digests!(input), false);
+        let mut response = self.inner.put_object(req).await?;
+        let output = &mut response.output;
+        output.checksum_type = full_object(&output.checksum_crc64nvme);
+        Ok(response)
+    }
+
+    /// CreateMultipartUpload, noting whether the upload is to have CRC64NVME checksums.
+    async fn create(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = &req.input;
+        let crc64nvme = (input.checksum_algorithm.as_ref())
+            .is_some_and(|algorithm| algorithm.as_str() == ChecksumAlgorithm::CRC64NVME);
+        let full_object = |kind: &ChecksumType| kind.as_str() == ChecksumType::FULL_OBJECT;
+        if crc64nvme && !input.checksum_type.as_ref().is_none_or(full_object) {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The CRC64NVME checksum algorithm only supports the FULL_OBJECT checksum type."
+            ));
+        }
+        let mut response = self.inner.create_multipart_upload(req).await?;
+        let output = &mut response.output;
+        if let (Some(bucket), Some(key), Some(id)) =
+            (&output.bucket, &output.key, &output.upload_id)
+        {
+            let upload = Upload {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                id: id.clone(),
+                open: true,
+                crc64nvme,
+            };
+            self.uploads.lock().expect("uploads").push(upload);
+        }
+        if crc64nvme {
+            output.checksum_algorithm =
+                Some(ChecksumAlgorithm::from_static(ChecksumAlgorithm::CRC64NVME));
+            output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        }
+        Ok(response)
+    }
+
+    /// Whether upload `id` is open and to have CRC64NVME checksums.
+    fn has_crc64nvme(&self, id: &str) -> bool {
+        let uploads = self.uploads.lock().expect("uploads");
+        uploads.iter().any(|u| u.id == id && u.open && u.crc64nvme)
+    }
+
+    /// UploadPart, with its body's digests checked before s3s-fs stores it (see [`checked`]),
+    /// and its CRC64NVME in the answer when the upload is to have them.
+    async fn part(
+        &self,
+        mut req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = &mut req.input;
+        let crc64nvme = self.has_crc64nvme(&input.upload_id);
+        let computed = checked::check(&mut input.body, digests!(input), crc64nvme);
+        let mut response = self.inner.upload_part(req).await?;
+        let computed = computed.get().and_then(|c| c.checksum_crc64nvme.clone());
+        response.output.checksum_crc64nvme = computed;
+        Ok(response)
+    }
+
     /// CompleteMultipartUpload, with the answer s3s-fs defers to a future (to send keep-alive
     /// bytes meanwhile) taken at once, so that its ETag can be made opaque like the others.
+    /// For an upload that is to have CRC64NVME checksums, the whole object's that the request
+    /// carries is checked against the parts it names before they are joined, and kept.
     async fn complete(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let id = req.input.upload_id.clone();
-        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let input = &req.input;
+        let id = input.upload_id.clone();
+        let object = (input.bucket.clone(), input.key.clone());
+        let expected = match self.has_crc64nvme(&id) {
+            true => expected_crc64nvme(input.checksum_crc64nvme.as_deref())?,
+            false => None,
+        };
+        let joined = match expected {
+            Some(_) => self.parts_crc(input).await,
+            None => None,
+        };
+        if let (Some(expected), Some((crc, _))) = (expected, joined)
+            && crc != expected
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "The CRC64NVME you specified did not match the calculated checksum."
+            ));
+        }
         let mut response = self.inner.complete_multipart_upload(req).await?;
         if let Some(future) = response.output.future.take() {
             response.output = future.await?;
         }
-        crate::stale_checksums::forget(&self.root, &bucket, &key)
-            .map_err(S3Error::internal_error)?;
         self.close_upload(&id);
+        let output = &mut response.output;
+        let mut kept = self.kept.lock().expect("kept checksums");
+        match (joined, &output.e_tag) {
+            (Some((crc64nvme, size)), Some(e_tag)) => {
+                let e_tag = e_tag.value().to_owned();
+                kept.insert(
+                    object,
+                    Kept {
+                        crc64nvme,
+                        size,
+                        e_tag,
+                    },
+                );
+                output.checksum_crc64nvme = Some(checksum::encode(crc64nvme));
+                output.checksum_type = full_object(&output.checksum_crc64nvme);
+            }
+            _ => {
+                kept.remove(&object);
+            }
+        }
+        Ok(response)
+    }
+
+    /// The CRC64NVME and size of the parts a Complete names, joined, read from the files
+    /// s3s-fs keeps them in (`FileSystem::resolve_upload_part_path`). `None` if a part is
+    /// unnumbered or cannot be read: s3s-fs then refuses the Complete.
+    async fn parts_crc(&self, input: &CompleteMultipartUploadInput) -> Option<(u64, u64)> {
+        let parts = (input.multipart_upload.as_ref()).and_then(|upload| upload.parts.as_ref());
+        let id = &input.upload_id;
+        let paths: Option<Vec<PathBuf>> = (parts.into_iter().flatten())
+            .map(|part| {
+                let number = part.part_number?;
+                Some(self.root.join(format!(".upload_id-{id}.part-{number}")))
+            })
+            .collect();
+        let paths = paths?;
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut digest = checksum::digest();
+            let mut size = 0;
+            for path in paths {
+                size += std::io::copy(&mut std::fs::File::open(path)?, &mut digest)?;
+            }
+            std::io::Result::Ok((digest.finalize(), size))
+        });
+        joined.await.ok()?.ok()
+    }
+
+    /// The CRC64NVME kept for `object`, if it still is the object of `size` bytes with ETag
+    /// `e_tag` that it was kept for.
+    fn kept_crc(&self, object: &Object, e_tag: &str, size: u64) -> Option<u64> {
+        let kept = self.kept.lock().expect("kept checksums");
+        (kept.get(object))
+            .filter(|kept| kept.e_tag == e_tag && kept.size == size)
+            .map(|kept| kept.crc64nvme)
+    }
+
+    /// Sets the checksums of `output`, about `object`, to those S3 gives: none unless `asked`;
+    /// for an object a multipart upload made, the CRC64NVME kept for it, if the answer is
+    /// about all of it (`whole` bytes).
+    fn answer_checksums(
+        &self,
+        output: &mut impl Checksums,
+        object: &Object,
+        asked: bool,
+        whole: Option<u64>,
+    ) {
+        let e_tag = output.e_tag().map(|e_tag| e_tag.value().to_owned());
+        let found = output.take_checksums();
+        let checksums = match e_tag {
+            _ if !asked => Checksum::default(),
+            // s3s-fs keeps no checksum for an object a multipart upload made ("-N" ends its
+            // ETag), but leaves those of the object it replaced.
+            Some(e_tag) if e_tag.contains('-') => Checksum {
+                checksum_crc64nvme: whole
+                    .and_then(|size| self.kept_crc(object, &e_tag, size))
+                    .map(checksum::encode),
+                ..Checksum::default()
+            },
+            _ => found,
+        };
+        output.set_checksums(checksums);
+    }
+
+    async fn head(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let asked = asks_checksums(req.input.checksum_mode.as_ref());
+        let object = (req.input.bucket.clone(), req.input.key.clone());
+        let mut response = self.inner.head_object(req).await?;
+        let output = &mut response.output;
+        let size = output.content_length.and_then(|n| u64::try_from(n).ok());
+        self.answer_checksums(output, &object, asked, size);
+        Ok(response)
+    }
+
+    async fn get(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let asked = asks_checksums(req.input.checksum_mode.as_ref());
+        let object = (req.input.bucket.clone(), req.input.key.clone());
+        let mut response = self.inner.get_object(req).await?;
+        let output = &mut response.output;
+        let length = output.content_length.and_then(|n| u64::try_from(n).ok());
+        // A range that covers the whole object counts as the whole object, as in s3s-fs.
+        let whole = match &output.content_range {
+            None => length,
+            Some(range) => (range.rsplit_once('/'))
+                .and_then(|(_, size)| size.parse().ok())
+                .filter(|&size| Some(size) == length),
+        };
+        self.answer_checksums(output, &object, asked, whole);
         Ok(response)
     }
 
@@ -368,11 +710,11 @@ delegate! {
     write put_object(PutObjectInput) -> PutObjectOutput as "PutObject";
     write delete_object(DeleteObjectInput) -> DeleteObjectOutput as "DeleteObject";
     // Complete checks its conditions, then writes: serialized with PUT, like PUT. Parts are
-    // written to files of their own, which nothing else touches, so they run in parallel.
+    // written to files of their own, which nothing else reads, so they run beside everything.
     write create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput as "CreateMultipartUpload";
     write complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput as "CompleteMultipartUpload";
     write abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput as "AbortMultipartUpload";
-    read upload_part(UploadPartInput) -> UploadPartOutput as "UploadPart";
+    part upload_part(UploadPartInput) -> UploadPartOutput as "UploadPart";
     // Its source condition is checked before the copy: serialized like a write.
     write upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput as "UploadPartCopy";
     read head_bucket(HeadBucketInput) -> HeadBucketOutput as "HeadBucket";
