@@ -129,6 +129,11 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 8,
               value_parser = clap::value_parser!(u8).range(0..=64))]
         read_ahead: u8,
+        /// Do not check the objects read whole against the CRC64/NVME checksums the server
+        /// stores for them (a mismatch stops the command before any byte of the object is
+        /// written out)
+        #[arg(long)]
+        no_verify: bool,
     },
     /// List the stream's objects: key, sequence number, start offset, size, last modified; then
     /// the total
@@ -269,9 +274,16 @@ fn main() -> ExitCode {
             follow,
             interval,
             read_ahead,
+            no_verify,
         } => {
             let follow = follow.then_some(interval);
-            let result = run_cat(&store, &location, from, follow, read_ahead);
+            let options = Options::builder()
+                .with_read_ahead(read_ahead.into())
+                .with_verify_reads(!no_verify)
+                .build();
+            let result = options.map_err(Exit::from).and_then(|options| {
+                run_cat(&store, &location, from, follow, options)
+            });
             ("cat", location, result)
         }
         Command::Ls { location } => {
@@ -347,15 +359,12 @@ fn run_cat(
     location: &str,
     from: Option<u64>,
     follow: Option<Duration>,
-    read_ahead: u8,
+    options: Options,
 ) -> Result<(), Exit> {
     let purpose = match follow {
         Some(_) => Purpose::WriteOrWait,
         None => Purpose::Read,
     };
-    let options = Options::builder()
-        .with_read_ahead(read_ahead.into())
-        .build()?;
     let mut session = store.open(location, options, purpose)?;
     Ok(cat::run(&mut session.storage, from, follow)?)
 }

@@ -115,7 +115,8 @@ impl Server {
         tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     ) -> Server {
         let log = recorder::Log::default();
-        let fs = recorder::Recorder::new(root, log.clone(), opaque_etags);
+        let recorder = recorder::Recorder::new(root, log.clone(), opaque_etags);
+        let fs = recorder::Served(std::sync::Arc::new(recorder));
         let names = AwsNameValidation::new();
         let (endpoint, runtime) = match tls {
             None => local::serve(fs, ACCESS_KEY, SECRET_KEY, names),

@@ -246,12 +246,30 @@ impl Etags for ListObjectsV2Output {
     }
 }
 
+/// What the server serves: a [`Recorder`] whose every request runs to its end on a task of its
+/// own, as S3 finishes a request it has received whatever the client does next. hyper drops a
+/// request's future when its client hangs up, and s3s-fs writes an object's bytes, then its
+/// metadata (ETag, checksums): cancelled in between, the object would keep the bytes of one
+/// version with the checksum of another (a writer killed at the wrong moment did this).
+pub(crate) struct Served(pub(crate) Arc<Recorder>);
+
 /// Delegates each listed operation to s3s-fs and records it with its outcome; `write` ones are
 /// serialized.
 macro_rules! delegate {
     ($($kind:ident $method:ident($input:ty) -> $output:ty as $op:literal;)*) => {
         #[async_trait::async_trait]
-        impl S3 for Recorder {
+        impl S3 for Served {
+            $(
+                async fn $method(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    let recorder = self.0.clone();
+                    tokio::spawn(async move { recorder.$method(req).await })
+                        .await
+                        .map_err(S3Error::internal_error)?
+                }
+            )*
+        }
+
+        impl Recorder {
             $(
                 async fn $method(&self, mut req: S3Request<$input>) -> S3Result<S3Response<$output>> {
                     let path = req.uri.path().to_owned();
