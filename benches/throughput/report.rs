@@ -131,7 +131,8 @@ pub fn report(sections: &[Section], runs: usize, wall: Duration) -> String {
          `Storage` latency): below 1 means `Storage` is slower.\n\
          - raw: rust-s3 `put_object` per segment (1), a hand-rolled `Vec` re-uploaded at each \
          flush (2), `get_object_to_writer` per object or `get_object_range_to_writer` per \
-         `read_chunk` (3, 5), `get_object_range` of 4 KiB (4); always one request at a time.\n\
+         `read_chunk` (3, 5), `get_object_range` of 4 KiB (4), `put_object` of the whole \
+         small tail (8); always one request at a time.\n\
          - RSS: growth of the process's peak resident set during the measured section (`VmHWM` \
          after minus `VmRSS` before, the peak reset through `/proc/self/clear_refs`), the highest \
          over runs. The in-process server and the WAN relay run in the benchmark's process, so \
