@@ -25,7 +25,10 @@
 #
 #   S3SYNCR_TOOLS_SETUPS   loopback,wan                 which setups to run
 #   S3SYNCR_TOOLS_MIB      64,256                       sizes, MiB
-#   S3SYNCR_TOOLS_TOOLS    s3-syncr,aws,rclone,s5cmd    which tools (a smoke run may take fewer)
+#   S3SYNCR_TOOLS_TOOLS    s3-syncr,aws,rclone,s5cmd    which tools (a smoke run may take fewer);
+#                          also s3-syncr-unverified (`cat --no-verify`) and s3-syncr-before (the
+#                          build named by S3SYNCR_TOOLS_BEFORE), to compare s3-syncr with itself
+#   S3SYNCR_TOOLS_SCHEME   https                        or http: the same server's plain port
 #   S3SYNCR_BENCH_WAN_RTT_MS / S3SYNCR_BENCH_WAN_MBPS   20 / 50, as benches/throughput.rs
 #   S3SYNCR_BENCH_WAN_SLOW_START   1; 0 gives each relayed connection its full rate at once
 #   SEAWEEDFS_VOLUME_MB            4096; 64 as the tests have it brings back a 1 s wait per volume
@@ -44,7 +47,10 @@ SLOW_START=${S3SYNCR_BENCH_WAN_SLOW_START:-1}
 STEP_TIMEOUT=${S3SYNCR_TOOLS_TIMEOUT:-300}
 IFS=, read -r -a SIZES <<<"${S3SYNCR_TOOLS_MIB:-64,256}"
 IFS=, read -r -a TOOLS <<<"${S3SYNCR_TOOLS_TOOLS:-s3-syncr,aws,rclone,s5cmd}"
-declare -A TOOL_NAMES=([s3-syncr]=s3-syncr [aws]="aws CLI" [rclone]=rclone [s5cmd]=s5cmd)
+declare -A TOOL_NAMES=([s3-syncr]=s3-syncr [aws]="aws CLI" [rclone]=rclone [s5cmd]=s5cmd
+    [s3-syncr-unverified]="s3-syncr --no-verify" [s3-syncr-before]="s3-syncr (before)")
+SCHEME=${S3SYNCR_TOOLS_SCHEME:-https}
+S3SYNCR_BEFORE=${S3SYNCR_TOOLS_BEFORE:-}
 
 uses() {
     local tool
@@ -116,14 +122,14 @@ print(path)' "$name"
 build() {
     if [[ ${S3SYNCR_TOOLS_DEBUG:-0} == 1 ]]; then
         log "building the s3-syncr command and the WAN relay (debug: a smoke run only)"
-        if uses s3-syncr; then
+        if uses s3-syncr || uses s3-syncr-unverified; then
             S3SYNCR=$(cargo_executable s3-syncr build --features cli --bin s3-syncr)
         fi
         WAN_PROXY=$(cargo_executable wan_proxy test --no-run --bench wan_proxy)
         return
     fi
     log "building the s3-syncr command and the WAN relay (release)"
-    if uses s3-syncr; then
+    if uses s3-syncr || uses s3-syncr-unverified; then
         S3SYNCR=$(cargo_executable s3-syncr build --release --features cli --bin s3-syncr)
     fi
     WAN_PROXY=$(cargo_executable wan_proxy bench --no-run --bench wan_proxy)
@@ -157,7 +163,7 @@ with_creds() {
     local tool=$1 ca=()
     shift
     case $tool in
-    s3-syncr | aws) ca=(AWS_CA_BUNDLE="$CI_S3_CA_FILE") ;;
+    s3-syncr* | aws) ca=(AWS_CA_BUNDLE="$CI_S3_CA_FILE") ;;
     rclone) ca=(RCLONE_CA_CERT="$CI_S3_CA_FILE") ;;
     s5cmd) ca=(SSL_CERT_FILE="$CI_S3_CA_FILE") ;;
     esac
@@ -178,6 +184,10 @@ tool_cmd() {
     case $tool/$op in
     s3-syncr/up) CMD=("$S3SYNCR" --endpoint "$ENDPOINT" append "s3://$BUCKET/$key") ;;
     s3-syncr/down) CMD=("$S3SYNCR" --endpoint "$ENDPOINT" cat "s3://$BUCKET/$key") ;;
+    s3-syncr-unverified/up) CMD=("$S3SYNCR" --endpoint "$ENDPOINT" append "s3://$BUCKET/$key") ;;
+    s3-syncr-unverified/down) CMD=("$S3SYNCR" --endpoint "$ENDPOINT" cat --no-verify "s3://$BUCKET/$key") ;;
+    s3-syncr-before/up) CMD=("$S3SYNCR_BEFORE" --endpoint "$ENDPOINT" append "s3://$BUCKET/$key") ;;
+    s3-syncr-before/down) CMD=("$S3SYNCR_BEFORE" --endpoint "$ENDPOINT" cat "s3://$BUCKET/$key") ;;
     aws/up) CMD=(aws s3 cp --only-show-errors --endpoint-url "$ENDPOINT" - "s3://$BUCKET/$key") ;;
     aws/down) CMD=(aws s3 cp --only-show-errors --endpoint-url "$ENDPOINT" "s3://$BUCKET/$key" -) ;;
     rclone/up) CMD=(rclone -q rcat "bench:$BUCKET/$key") ;;
@@ -241,7 +251,8 @@ print(f"{statistics.median(float(x) for x in sys.stdin):.3f}")'
 startup() {
     local tool=$1 times=() i cmd
     case $tool in
-    s3-syncr) cmd=("$S3SYNCR" --version) ;;
+    s3-syncr | s3-syncr-unverified) cmd=("$S3SYNCR" --version) ;;
+    s3-syncr-before) cmd=("$S3SYNCR_BEFORE" --version) ;;
     rclone) cmd=(rclone version) ;;
     s5cmd) cmd=("$S5CMD" version) ;;
     *) cmd=("$tool" --version) ;;
@@ -342,17 +353,26 @@ head -c 65536 /dev/urandom >"$WARM_UP"
 # crossed one, and those that kept several parts in flight were the likeliest to wait.
 SEAWEEDFS_VOLUME_MB=${SEAWEEDFS_VOLUME_MB:-4096}
 ci_server_start seaweedfs_https >&2
+SCHEME_NAME=HTTPS
+if [[ $SCHEME == http ]]; then
+    # The same server's plain HTTP port (servers.sh passes it on for the fault proxy).
+    for pair in "${CI_S3_EXTRA_ENV[@]}"; do
+        [[ $pair == S3SYNCR_TEST_PLAIN_ENDPOINT=* ]] && CI_S3_ENDPOINT=${pair#*=}
+    done
+    SCHEME_NAME=HTTP
+fi
 
-echo "## The s3-syncr command next to aws CLI, rclone and s5cmd, over HTTPS"
+echo "## The s3-syncr command next to aws CLI, rclone and s5cmd, over $SCHEME_NAME"
 echo
 echo "- Sizes: ${SIZES[*]} MiB of random bytes; median of $RUNS runs of the whole command (start-up included); SHA-256 of every download checked"
 echo "- Client CPU: user + system seconds of the command and its children per GiB moved (median)"
-echo "- Server: SeaweedFS $SEAWEEDFS_VERSION (\`weed mini\`, $SEAWEEDFS_VOLUME_MB MiB volumes, each bucket written to once before timing) on 127.0.0.1 over HTTPS, certificate from a CA made for the run; each tool given the CA its own way (AWS_CA_BUNDLE, rclone --ca-cert, SSL_CERT_FILE)"
+echo "- Server: SeaweedFS $SEAWEEDFS_VERSION (\`weed mini\`, $SEAWEEDFS_VOLUME_MB MiB volumes, each bucket written to once before timing) on 127.0.0.1 over $SCHEME_NAME (HTTPS: certificate from a CA made for the run); each tool given the CA its own way (AWS_CA_BUNDLE, rclone --ca-cert, SSL_CERT_FILE)"
 versions=()
 uses aws && versions+=("$(aws --version 2>&1 | head -n 1)")
 uses rclone && versions+=("$(rclone version 2>/dev/null | head -n 1)")
 uses s5cmd && versions+=("s5cmd $("$S5CMD" version 2>/dev/null | head -n 1)")
 uses s3-syncr && versions+=("s3-syncr $("$S3SYNCR" --version | cut -d' ' -f2) (release), default options (8 MiB objects)")
+uses s3-syncr-before && versions+=("s3-syncr (before): $S3SYNCR_BEFORE")
 joined=$(printf '%s; ' "${versions[@]}")
 echo "- ${joined%; }"
 echo "- Ratio: s3-syncr's rate over the best peer's (below 1: s3-syncr is slower)"
@@ -367,14 +387,14 @@ for MIB in "${SIZES[@]}"; do
         case $setup in
         loopback)
             ENDPOINT=$CI_S3_ENDPOINT
-            measure_setup "SeaweedFS over HTTPS on loopback"
+            measure_setup "SeaweedFS over $SCHEME_NAME on loopback"
             ;;
         wan)
             [[ -n $PROXY_PID ]] || start_proxy
             ENDPOINT=$PROXY_ENDPOINT
             slow="slow start"
             [[ $SLOW_START == 0 ]] && slow="no slow start"
-            measure_setup "SeaweedFS over HTTPS behind the WAN relay ($RTT_MS ms RTT, $MBPS MB/s per connection and direction, 2 handshake RTTs per connection, $slow)"
+            measure_setup "SeaweedFS over $SCHEME_NAME behind the WAN relay ($RTT_MS ms RTT, $MBPS MB/s per connection and direction, 2 handshake RTTs per connection, $slow)"
             ;;
         *)
             log "unknown setup $setup (known: loopback, wan)"

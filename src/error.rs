@@ -104,9 +104,10 @@ pub enum Error {
         /// The size found.
         found: u64,
     },
-    /// An object read from its first byte to its last does not match the checksum the server
-    /// stores for it: its bytes were damaged at rest or on the way. None of the bytes read
-    /// since the last object that matched are handed out past the one that failed.
+    /// An object read from its first byte to its last does not match the CRC64/NVME checksum
+    /// the server stores for it: its bytes were damaged at rest or on the way. Every read of
+    /// the object fails so; none of its bytes was handed out if it fits in the read-ahead
+    /// buffers (see [`OptionsBuilder::with_verify_reads`](crate::OptionsBuilder::with_verify_reads)).
     #[error(
         "object {key:?} does not match its stored checksum (CRC64/NVME {stored:016x}, read \
          {read:016x})"

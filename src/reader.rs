@@ -309,6 +309,8 @@ impl Reader {
         at: u64,
     ) -> Result<Option<u64>, Error> {
         self.cancel_ahead();
+        // A poll reads the end of an object that may still grow: nothing it reads is checked.
+        self.through = None;
         self.chunk_start = at;
         self.chunk_len = 0;
         let out = room_for(&mut self.chunk, self.max_window);
@@ -504,16 +506,15 @@ impl Reader {
                 return;
             };
             let offset = next - entry.start;
-            // An object read through from its first byte is fetched in as few GETs as the free
-            // slots allow, so that they hold all of it and it is checked before it is used.
+            // An object read through from its first byte is fetched in chunks of the largest
+            // size, so that the GETs ahead hold as much of it as they can (all of it, if it fits
+            // the budget) and it is checked before it is used; buffers of one size are reused.
             let check = self.verify
                 && (offset == 0
                     || self.through.is_some_and(|t| t.seq == entry.seq)
                     || (self.ahead.iter()).any(|f| f.seq == entry.seq && f.start == entry.start));
             if check {
-                let free = (self.depth - self.ahead.len() - self.abandoned) as u64;
-                let share = (entry.size - offset).div_ceil(free) as usize;
-                self.window = self.window.max(share).min(self.max_window);
+                self.window = self.max_window;
             }
             let len = (entry.size - offset).min(self.window as u64) as usize;
             let cancel = Arc::new(AtomicBool::new(false));

@@ -8,6 +8,8 @@
 //!   nothing else would tie the bytes to the signature there. No `Content-MD5`: the checksum
 //!   does its work.
 //! - Headers: see [`resign`].
+//!
+//! The tests' raw requests (`tests/server`) sign with this file too.
 
 use hmac::Mac;
 use s3::error::S3Error;
@@ -39,23 +41,27 @@ pub(super) fn set_body(
     Ok(())
 }
 
-/// Adds `extra` to `headers` and signs them again (SigV4). rust-s3 0.38 sorts its canonical
-/// headers as `name:value` strings but lists the signed ones by name, so a header whose name
-/// extends another's (`x-amz-copy-source-range` beside `x-amz-copy-source`) breaks its
-/// signature: here both are sorted by name.
+/// Adds `extra` to `headers` and signs them again (SigV4), for the payload their
+/// `x-amz-content-sha256` names; a request rust-s3 did not sign (no credentials: a public
+/// bucket) stays unsigned. rust-s3 0.38 sorts its canonical headers as `name:value` strings
+/// but lists the signed ones by name, so a header whose name extends another's
+/// (`x-amz-copy-source-range` beside `x-amz-copy-source`) breaks its signature: here both are
+/// sorted by name.
 pub(super) fn resign(
     request: &AttoRequest,
     headers: &mut HeaderMap,
     extra: &HeaderMap,
 ) -> Result<(), S3Error> {
-    headers.remove(AUTHORIZATION);
+    for (name, value) in extra {
+        headers.insert(name.clone(), value.clone());
+    }
+    if headers.remove(AUTHORIZATION).is_none() {
+        return Ok(());
+    }
     let payload_hash = (headers.get(PAYLOAD_HASH).map(HeaderValue::to_str))
         .transpose()?
         .unwrap_or_default()
         .to_owned();
-    for (name, value) in extra {
-        headers.insert(name.clone(), value.clone());
-    }
     let mut signed = Vec::with_capacity(headers.len());
     for (name, value) in headers.iter() {
         // rust-s3 adds `Date` after signing: it is not signed.

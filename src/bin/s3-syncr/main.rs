@@ -281,9 +281,9 @@ fn main() -> ExitCode {
                 .with_read_ahead(read_ahead.into())
                 .with_verify_reads(!no_verify)
                 .build();
-            let result = options.map_err(Exit::from).and_then(|options| {
-                run_cat(&store, &location, from, follow, options)
-            });
+            let result = options
+                .map_err(Exit::from)
+                .and_then(|options| run_cat(&store, &location, from, follow, options));
             ("cat", location, result)
         }
         Command::Ls { location } => {

@@ -3,18 +3,14 @@
 //! of the in-process HTTPS servers. rust-s3's own transport trusts Mozilla's roots only, so it
 //! cannot reach a server with a private CA.
 
-use std::error::Error;
 use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use hmac::Mac as _;
 use http::HeaderMap;
-use http::header::{AUTHORIZATION, DATE};
 use s3::Bucket;
 use s3::command::Command;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
-use s3::signing;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// The CAs of the in-process HTTPS servers started so far (PEM).
@@ -112,10 +108,7 @@ impl Raw for Bucket {
         let request = AttoRequest::new(self, key, command).map_err(|e| e.to_string())?;
         let mut headers = request.headers().map_err(|e| e.to_string())?;
         if !extra.is_empty() {
-            for (name, value) in extra {
-                headers.insert(name, value.clone());
-            }
-            sign(&request, &mut headers).map_err(|e| e.to_string())?;
+            crate::sign::resign(&request, &mut headers, extra).map_err(|e| e.to_string())?;
         }
         let body = request.request_body().map_err(|e| e.to_string())?;
         let mut builder = http::Request::builder()
@@ -138,53 +131,6 @@ impl Raw for Bucket {
             body: bytes,
         })
     }
-}
-
-/// Signs `headers` again (SigV4) if rust-s3 signed them, for the payload their
-/// `x-amz-content-sha256` names. The names are sorted alone, as SigV4 says: rust-s3 0.38 sorts
-/// `name:value` lines, which puts a name that extends another before it.
-fn sign(request: &AttoRequest, headers: &mut HeaderMap) -> Result<(), Box<dyn Error>> {
-    if headers.remove(AUTHORIZATION).is_none() {
-        return Ok(());
-    }
-    let mut signed = Vec::with_capacity(headers.len());
-    for (name, value) in headers.iter() {
-        // rust-s3 adds `Date` after signing: it is not signed.
-        if name != DATE {
-            signed.push((name.as_str(), value.to_str()?.trim()));
-        }
-    }
-    signed.sort_unstable();
-    let lines: Vec<String> = signed.iter().map(|(n, v)| format!("{n}:{v}")).collect();
-    let names: Vec<&str> = signed.iter().map(|(n, _)| *n).collect();
-    let names = names.join(";");
-    let payload = match headers.get("x-amz-content-sha256") {
-        Some(value) => value.to_str()?.trim(),
-        None => "",
-    };
-    let url = request.url()?;
-    let canonical = format!(
-        "{}\n{}\n{}\n{}\n\n{names}\n{payload}",
-        request.command().http_verb(),
-        signing::canonical_uri_string(&url),
-        signing::canonical_query_string(&url),
-        lines.join("\n"),
-    );
-    let mut hmac = signing::HmacSha256::new_from_slice(&request.signing_key()?)?;
-    hmac.update(request.string_to_sign(&canonical)?.as_bytes());
-    let signature: String = (hmac.finalize().into_bytes().iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let bucket = request.bucket();
-    let authorization = signing::authorization_header(
-        &bucket.access_key()?.unwrap_or_default(),
-        &request.datetime(),
-        &bucket.region(),
-        &names,
-        &signature,
-    )?;
-    headers.insert(AUTHORIZATION, authorization.parse()?);
-    Ok(())
 }
 
 fn expect_ok(op: &str, key: &str, answer: Result<Answer, String>) -> Answer {
