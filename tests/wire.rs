@@ -1,6 +1,6 @@
 //! The transport: connections kept open and counted at a relay, a connection the server closed
-//! meanwhile, and HTTPS with a private CA (refused until trusted, by `Options::ca_file` or
-//! `AWS_CA_BUNDLE`).
+//! meanwhile, HTTPS with a private CA (refused until trusted, by `Options::ca_file` or
+//! `AWS_CA_BUNDLE`), and TLS sessions resumed.
 
 mod common;
 
@@ -158,6 +158,35 @@ fn a_wrong_or_unreadable_ca_file_is_refused() {
         assert!(message.contains(why), "{message}");
         assert!(matches!(inner(&err), Error::InvalidConfig { .. }), "{err}");
     }
+}
+
+/// A new connection resumes the TLS session of an earlier one instead of a full handshake (no
+/// certificate chain sent and checked again): the TLS configuration, and so its session cache,
+/// is the pool's, not one per connection. Each round closes the connections the relay holds,
+/// so that the next request opens a new one.
+#[test]
+fn new_connections_resume_the_tls_session() {
+    let server = Server::start_tls();
+    let bucket = server.new_bucket();
+    let relay = counting_relay(&server);
+    let far = relay.bucket(&server, bucket.name().as_str());
+    let options = Options::builder()
+        .with_ca_file(server.ca_pem_path().map(Into::into))
+        .build()
+        .unwrap();
+    let mut storage = Storage::new(far, "tls/resumed.log", options).unwrap();
+    for _ in 0..6 {
+        storage.write_all(b"record ").unwrap();
+        storage.flush().unwrap();
+        relay.close_idle_upstream();
+    }
+    storage.close().unwrap();
+    let connections = relay.connections();
+    let (full, resumed) = server.tls_handshakes();
+    eprintln!("{connections} connections: {full} full handshakes, {resumed} resumed");
+    assert!(connections >= 6, "{connections} connections");
+    assert_eq!(full + resumed, connections, "a handshake per connection");
+    assert_eq!(full, 1, "{resumed} of {connections} handshakes resumed");
 }
 
 /// `AWS_CA_BUNDLE`, as the AWS CLI reads it, is trusted; it is read once per process, so the

@@ -4,14 +4,19 @@
 //! configuration, for every request: each one pays the handshakes and TCP slow start again, and
 //! trusts Mozilla's roots alone. Here rust-s3 only signs (and its types read the answers), and
 //! `ureq` sends, from one pool of connections per process and CA set, with one TLS
-//! configuration (whose session cache lets new connections resume).
+//! configuration (whose session cache lets new connections resume). That configuration lives
+//! in a TLS link of ours (`tls`): ureq's own rustls link builds one per connection for a
+//! request that sets its own timeout, as every request here does. With the `native-tls`
+//! feature ureq's native-tls link stays, and no session resumes.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "native-tls")]
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use s3::Bucket;
@@ -20,15 +25,23 @@ use s3::error::S3Error;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
 use ureq::http::{self, HeaderMap};
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::Certificate;
+#[cfg(feature = "native-tls")]
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::unversioned::resolver::DefaultResolver;
+#[cfg(feature = "native-tls")]
+use ureq::unversioned::transport::NativeTlsConnector;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, TcpConnector,
+    Transport,
 };
 use ureq::{Agent, Body, RequestExt};
 
 use super::sign;
 use crate::Error;
+
+#[cfg(not(feature = "native-tls"))]
+mod tls;
 
 /// Idle connections kept per host, for all the handles of a process: enough for the default
 /// `read_ahead` and `write_ahead` of several handles at once.
@@ -195,15 +208,6 @@ impl Answer {
 }
 
 fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
-    let provider = if cfg!(feature = "native-tls") {
-        TlsProvider::NativeTls
-    } else {
-        TlsProvider::Rustls
-    };
-    let tls = TlsConfig::builder()
-        .provider(provider)
-        .root_certs(RootCerts::Specific(Arc::new(roots)))
-        .build();
     let config = Agent::config_builder()
         .http_status_as_error(false)
         // A signed request must not be sent again elsewhere; S3 redirects only to say that the
@@ -212,12 +216,28 @@ fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
         .max_idle_connections(4 * IDLE_PER_HOST)
         .max_idle_connections_per_host(IDLE_PER_HOST)
         .max_idle_age(IDLE_AGE)
-        .user_agent(concat!("s3-syncr/", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls)
-        .build();
+        .user_agent(concat!("s3-syncr/", env!("CARGO_PKG_VERSION")));
+    // ureq's default chain, less its link that only warns about a SOCKS proxy from the
+    // environment (private to ureq, which is built without SOCKS here: the proxy is ignored).
+    let connector = ().chain(ConnectProxyConnector::default()).chain(TcpConnector::default());
+    #[cfg(not(feature = "native-tls"))]
+    let connector = connector.chain(tls::Tls::new(&roots));
+    // ureq's native-tls connector has the flaw `tls` works around (a new `TlsConnector`, roots
+    // and all, per connection of a request with a configuration of its own). It stays: with
+    // native-tls no session resumes anyway (rust-native-tls issue 308).
+    #[cfg(feature = "native-tls")]
+    let (config, connector) = (
+        config.tls_config(
+            TlsConfig::builder()
+                .provider(TlsProvider::NativeTls)
+                .root_certs(RootCerts::Specific(Arc::new(roots)))
+                .build(),
+        ),
+        connector.chain(NativeTlsConnector::default()),
+    );
     Agent::with_parts(
-        config,
-        DefaultConnector::default().chain(Tracked),
+        config.build(),
+        connector.chain(Tracked),
         DefaultResolver::default(),
     )
 }
@@ -304,13 +324,13 @@ fn untrusted(err: &dyn fmt::Display) -> String {
 #[derive(Debug)]
 struct Tracked;
 
-impl Connector<Box<dyn Transport>> for Tracked {
+impl<In: Transport> Connector<In> for Tracked {
     type Out = Counted;
 
     fn connect(
         &self,
         details: &ConnectionDetails,
-        chained: Option<Box<dyn Transport>>,
+        chained: Option<In>,
     ) -> Result<Option<Counted>, ureq::Error> {
         Ok(chained.map(|inner| {
             let opened = OPENED.fetch_add(1, Ordering::Relaxed) + 1;
@@ -319,7 +339,7 @@ impl Connector<Box<dyn Transport>> for Tracked {
                 details.uri.authority().map_or("?", |a| a.as_str())
             );
             Counted {
-                inner,
+                inner: inner.boxed(),
                 served: 0,
                 answered: false,
             }

@@ -59,6 +59,8 @@ pub struct Server {
     log: recorder::Log,
     /// The CA the server's certificate chains to (PEM) and a file holding it, if known.
     ca: Option<(String, PathBuf)>,
+    /// The TLS handshakes the in-process HTTPS server completed.
+    handshakes: std::sync::Arc<tls::Handshakes>,
     /// The same server over plain HTTP, for an external HTTPS server that also serves it
     /// (`S3SYNCR_TEST_PLAIN_ENDPOINT`): the fault proxy reads requests, so it cannot sit in
     /// front of TLS.
@@ -123,9 +125,13 @@ impl Server {
         let recorder = recorder::Recorder::new(root, log.clone(), opaque_etags);
         let fs = recorder::Served(std::sync::Arc::new(recorder));
         let names = AwsNameValidation::new();
+        let handshakes = std::sync::Arc::<tls::Handshakes>::default();
         let (endpoint, runtime) = match tls {
             None => local::serve(fs, ACCESS_KEY, SECRET_KEY, names),
-            Some(config) => tls::serve(fs, ACCESS_KEY, SECRET_KEY, names, config),
+            Some(config) => {
+                let counted = handshakes.clone();
+                tls::serve(fs, ACCESS_KEY, SECRET_KEY, names, config, counted)
+            }
         }
         .expect("in-process S3 server");
         Server {
@@ -137,6 +143,7 @@ impl Server {
             runtime: Some(runtime),
             log,
             ca: None,
+            handshakes,
             plain: None,
             _dir: None,
             _tls_dir: None,
@@ -167,6 +174,7 @@ impl Server {
             runtime: None,
             log: recorder::Log::default(),
             ca,
+            handshakes: Default::default(),
             plain: std::env::var("S3SYNCR_TEST_PLAIN_ENDPOINT").ok(),
             _dir: None,
             _tls_dir: None,
@@ -245,6 +253,12 @@ impl Server {
     /// server's own, or `AWS_CA_BUNDLE` for an external HTTPS server. `None` over plain HTTP.
     pub fn ca_pem_path(&self) -> Option<&Path> {
         self.ca.as_ref().map(|(_, path)| path.as_path())
+    }
+
+    /// The TLS handshakes the in-process HTTPS server completed so far: full ones, then
+    /// resumed ones (both 0 over plain HTTP or for an external server).
+    pub fn tls_handshakes(&self) -> (usize, usize) {
+        self.handshakes.get()
     }
 
     /// The contents of [`Server::ca_pem_path`].

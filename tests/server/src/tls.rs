@@ -9,6 +9,7 @@ use std::io;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -121,14 +122,41 @@ impl ServerCert {
     }
 }
 
-/// As `local::serve`, over TLS with `config`: returns `https://127.0.0.1:<port>` and the
-/// runtime that serves it.
-pub fn serve(
+/// The TLS handshakes a server completed, by kind: a client that keeps one TLS configuration
+/// (and so its session cache) resumes after its first.
+#[derive(Debug, Default)]
+pub(crate) struct Handshakes {
+    full: AtomicUsize,
+    resumed: AtomicUsize,
+}
+
+impl Handshakes {
+    fn count(&self, kind: Option<rustls::HandshakeKind>) {
+        let counter = match kind {
+            Some(rustls::HandshakeKind::Resumed) => &self.resumed,
+            _ => &self.full,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Full handshakes, then resumed ones.
+    pub(crate) fn get(&self) -> (usize, usize) {
+        (
+            self.full.load(Ordering::Relaxed),
+            self.resumed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// As `local::serve`, over TLS with `config`, counting completed handshakes in `handshakes`:
+/// returns `https://127.0.0.1:<port>` and the runtime that serves it.
+pub(crate) fn serve(
     s3: impl S3,
     access_key: &str,
     secret_key: &str,
     bucket_names: impl NameValidation,
     config: Arc<rustls::ServerConfig>,
+    handshakes: Arc<Handshakes>,
 ) -> io::Result<(String, Runtime)> {
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
@@ -156,12 +184,14 @@ pub fn serve(
             // Without it, small responses wait for delayed ACKs (~44 ms a request).
             let _ = socket.set_nodelay(true);
             let (acceptor, http, service) = (acceptor.clone(), http.clone(), service.clone());
+            let handshakes = handshakes.clone();
             // The handshake runs in the connection's task: a client that stalls in it (or a
             // test that expects it to fail) must not hold up the next accept.
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(socket).await else {
                     return;
                 };
+                handshakes.count(tls.get_ref().1.handshake_kind());
                 let _ = http
                     .serve_connection(TokioIo::new(tls), service)
                     .into_owned()
