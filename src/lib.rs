@@ -57,6 +57,13 @@
 //! [`Options::read_ahead`] of them in flight, across objects, so memory stays at
 //! `read_ahead + 1` chunks whatever the object size, and a read after a seek costs one small
 //! GET.
+//!
+//! # Integrity
+//! Every body sent carries its CRC64/NVME, which the server checks before storing it, and
+//! every object ends up with one CRC64/NVME of its whole bytes, however it was uploaded. A
+//! reader that reads an object from its first byte to its last checks it against that checksum
+//! ([`Options::verify_reads`]): a mismatch is [`Error::Corrupt`], and no byte of the object is
+//! handed out.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -361,9 +361,14 @@ impl Reader {
         Ok(())
     }
 
-    /// Fetches `chunk` at `pos` in the caller's thread, reusing its buffer.
+    /// Fetches `chunk` at `pos` in the caller's thread, reusing its buffer. At an object's
+    /// first byte, a checking reader takes the largest chunk: it holds the object until it
+    /// has all of it anyway, and an answer that holds the whole object carries its checksum.
     fn fetch_here(&mut self, client: &Client, entry: Entry, pos: u64) -> Result<(), Error> {
         let offset = pos - entry.start;
+        if self.verify && offset == 0 {
+            self.window = self.max_window;
+        }
         let len = (entry.size - offset).min(self.window as u64) as usize;
         self.chunk_start = pos;
         let get = Get {
