@@ -195,7 +195,7 @@ impl S3Client {
 
     /// Remembers that version `etag` of `key` holds bytes whose checksum is `crc`, and returns
     /// the ETag.
-    pub(crate) fn wrote(&self, key: &str, etag: String, crc: Crc) -> String {
+    fn wrote(&self, key: &str, etag: String, crc: Crc) -> String {
         self.known.remember(key, &etag, crc);
         etag
     }
