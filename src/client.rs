@@ -333,7 +333,6 @@ impl S3Client {
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
-        span: Span,
     ) -> Result<Recorded, Error> {
         let key = self.key(seq);
         let len = out.len() as u64;
@@ -345,13 +344,9 @@ impl S3Client {
                 return Ok(());
             }
             let from = start + filled as u64;
-            let whole = matches!(span, Span::Whole) && filled == 0;
-            let command = match whole {
-                true => Command::GetObject,
-                false => Command::GetObjectRange {
-                    start: from,
-                    end: Some(start + len - 1),
-                },
+            let command = Command::GetObjectRange {
+                start: from,
+                end: Some(start + len - 1),
             };
             let mut answer = (self.wire).send(bucket, &key, command, None, &checksum_mode())?;
             let status = answer.status;
@@ -373,15 +368,7 @@ impl S3Client {
             let mut response = answer.reader();
             // A 200 is the whole object: the range was ignored, and unless it started at 0 the
             // bytes are not the ones asked for.
-            // An object asked for whole that shrank is the 416 a range past its end would get.
-            if whole && sent.is_some_and(|sent| sent < out.len()) {
-                return Err(S3Error::HttpFailWithBody(416, String::new()));
-            }
-            // An object asked for whole may have grown since it was listed: its first bytes are
-            // read, and the rest dropped (or drained, when short, to keep the connection).
-            if (status == 200 && from != 0)
-                || (!whole && sent.is_some_and(|sent| sent > out.len() - filled))
-            {
+            if (status == 200 && from != 0) || sent.is_some_and(|sent| sent > out.len() - filled) {
                 return Err(S3Error::Io(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "the server sent more than the requested range",
@@ -482,17 +469,6 @@ impl S3Client {
             other => other,
         }
     }
-}
-
-/// How a GET asks for an object's bytes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Span {
-    /// With a `Range`.
-    Range,
-    /// Without one: the caller wants the object from its first byte to the size it knows,
-    /// and an answer to the whole object carries its stored checksum on every server (some
-    /// leave it out of ranged answers).
-    Whole,
 }
 
 /// What an object records in its metadata, as a GET of it answers.

@@ -25,7 +25,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::Error;
-use crate::client::{Client, Crc, Span};
+use crate::client::{Client, Crc};
 use crate::index::{Entry, Index};
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
@@ -188,9 +188,7 @@ impl Get {
     /// carry it). A HEAD that fails leaves the object unchecked rather than the read failed.
     fn run(self, client: &Client, out: &mut [u8], cancel: Option<&AtomicBool>) -> Fetched {
         let entry = self.entry;
-        let whole = self.verify && self.offset == 0 && out.len() as u64 == entry.size;
-        let span = if whole { Span::Whole } else { Span::Range };
-        let recorded = client.get_range(entry.seq, self.offset, out, cancel, span)?;
+        let recorded = client.get_range(entry.seq, self.offset, out, cancel)?;
         entry.verify(client, recorded.start)?;
         let mut got = Got {
             seal: recorded.seal,

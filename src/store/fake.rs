@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Error;
-use crate::client::{Expect, Head, Part, Recorded, Span, Whole, is_no_such_upload};
+use crate::client::{Expect, Head, Part, Recorded, Whole, is_no_such_upload};
 use crate::layout::{PendingUpload, Segment};
 use crate::store::Store;
 
@@ -308,7 +308,6 @@ impl Store for Fake {
         start: u64,
         out: &mut [u8],
         _cancel: Option<&AtomicBool>,
-        _span: Span,
     ) -> Result<Recorded, Error> {
         self.step("GET", Some(seq), true)?;
         let shared = self.lock();
