@@ -338,6 +338,19 @@ fn a_writer_killed_during_multipart_flushes_loses_no_acknowledged_byte() {
     kill_writers(true);
 }
 
+/// [`fault_options`] for 16 MiB objects streamed out as 5 MiB parts, two at once: tails cross
+/// the copy threshold, so flushes append by copy and parts go out between them.
+fn large_fault_options() -> Options {
+    fault_options()
+        .to_builder()
+        .with_seal_size(16 << 20)
+        .with_part_size(5 * MIB)
+        .with_write_ahead(2)
+        .with_request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 fn kill_writers(large: bool) {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
@@ -414,17 +427,7 @@ fn crash_child() {
     let large = std::env::var("S3SYNCR_CRASH_LARGE").is_ok_and(|v| !v.is_empty());
     let (options, flush_every) = match large {
         // 16 MiB objects, flushed every 6 MB: appends by copy, and 5 MiB parts in between.
-        true => (
-            fault_options()
-                .to_builder()
-                .with_seal_size(16 << 20)
-                .with_part_size(5 * MIB)
-                .with_write_ahead(2)
-                .with_request_timeout(Duration::from_secs(5))
-                .build()
-                .unwrap(),
-            6000,
-        ),
+        true => (large_fault_options(), 6000),
         false => (fault_options(), 7),
     };
     let mut storage = Storage::open(&location, options).unwrap();
@@ -450,14 +453,7 @@ fn lost_answers_on_every_request_kind_with_opaque_etags_fence_nothing() {
     let server = Server::start_opaque();
     let proxy = Proxy::start(&server);
     let bucket = server.new_bucket();
-    let options = fault_options()
-        .to_builder()
-        .with_seal_size(16 << 20)
-        .with_part_size(5 * MIB)
-        .with_write_ahead(2)
-        .with_request_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let options = large_fault_options();
     let faults = [
         Fault::DropResponse,
         Fault::CutResponse(300),
