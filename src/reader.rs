@@ -13,7 +13,9 @@
 //! An object read from its first byte to its last is checked against the CRC64/NVME the server
 //! stores for it (see [`Options::verify_reads`](crate::Options::verify_reads)). Its first
 //! chunk is held until the GETs ahead hold the rest of it and the whole object checks out, so
-//! no byte of a damaged object is handed out; an object larger than the read-ahead budget
+//! no byte of a damaged object is handed out. The rest is shared out over the free read-ahead
+//! slots, so that even a cold start fetches it over parallel connections. An object larger
+//! than the read-ahead budget
 //! (`read_ahead + 1` chunks) is checked when its last chunk arrives, before that chunk is
 //! handed out. Reads that start inside an object cannot be checked: the checksum covers
 //! the whole object.
@@ -362,11 +364,12 @@ impl Reader {
     }
 
     /// Fetches `chunk` at `pos` in the caller's thread, reusing its buffer. At an object's
-    /// first byte, a checking reader takes the largest chunk: it holds the object until it
-    /// has all of it anyway, and an answer that holds the whole object carries its checksum.
+    /// first byte, a checking reader without read-ahead takes the largest chunk: only what
+    /// one GET holds can be checked before it is handed out. With read-ahead the first GET
+    /// stays small, so that the GETs for the rest of the object start at once, in parallel.
     fn fetch_here(&mut self, client: &Client, entry: Entry, pos: u64) -> Result<(), Error> {
         let offset = pos - entry.start;
-        if self.verify && offset == 0 {
+        if self.verify && offset == 0 && self.depth == 0 {
             self.window = self.max_window;
         }
         let len = (entry.size - offset).min(self.window as u64) as usize;
@@ -511,17 +514,22 @@ impl Reader {
                 return;
             };
             let offset = next - entry.start;
-            // An object read through from its first byte is fetched in chunks of the largest
-            // size, so that the GETs ahead hold as much of it as they can (all of it, if it fits
-            // the budget) and it is checked before it is used; buffers of one size are reused.
+            let rest = entry.size - offset;
             let check = self.verify
                 && (offset == 0
                     || self.through.is_some_and(|t| t.seq == entry.seq)
                     || (self.ahead.iter()).any(|f| f.seq == entry.seq && f.start == entry.start));
-            if check {
-                self.window = self.max_window;
-            }
-            let len = (entry.size - offset).min(self.window as u64) as usize;
+            // The rest of an object read through is shared out over the free slots, so that
+            // the GETs ahead hold all of it if it fits the budget (it is checked before any
+            // of it is used) and a cold start fetches it over parallel connections.
+            let slots = self.depth - self.ahead.len() - self.abandoned;
+            let share = if check {
+                rest.div_ceil(slots as u64)
+            } else {
+                0
+            };
+            let len =
+                rest.min((self.window as u64).max(share).min(self.max_window as u64)) as usize;
             let cancel = Arc::new(AtomicBool::new(false));
             let id = self.next_id;
             let job = Job {

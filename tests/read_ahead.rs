@@ -96,6 +96,29 @@ fn sequential_reads_keep_read_ahead_gets_in_flight_across_objects() {
     }
 }
 
+/// A checked reader holds an object until all of it has arrived, so a cold start at its
+/// first byte fetches the rest of it over every read-ahead slot at once, not in one GET.
+#[test]
+fn a_checked_read_from_an_object_start_fetches_the_object_in_parallel() {
+    let rig = Rig::new("cold", 1, 1024);
+    let (proxy, data) = (&rig.proxy, &rig.data);
+    let mut reader = rig.reader("cold.bin", reader_options(1024 * KIB, 4));
+    proxy.clear();
+    slow_gets(proxy, 100, Duration::from_millis(150));
+    proxy.take_peak();
+    let mut first = [0; 10];
+    reader.read_exact(&mut first).unwrap();
+    assert!(first == data[..10]);
+    assert_eq!(
+        proxy.take_peak(),
+        4,
+        "GETs under way at once for the object's rest"
+    );
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(rest == data[10..], "read back differs");
+}
+
 #[test]
 fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
     let rig = Rig::new("seek", 8, 512);
