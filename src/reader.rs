@@ -402,7 +402,7 @@ impl Reader {
             }),
             (Some(t), Some(read)) if t.seq == entry.seq && t.read.len == offset => Some(Through {
                 read: t.read.then(read),
-                stored: t.stored.or(got.stored),
+                stored: latest(t.stored, got.stored),
                 ..t
             }),
             _ => None,
@@ -421,15 +421,47 @@ impl Reader {
         };
         self.through = None;
         match t.stored {
-            Some(stored) if stored.value != t.read.value => {
-                self.corrupt = Some((t.seq, stored.value, t.read.value));
-                self.refuse_corrupt(client, entry)
+            Some(stored) if stored.len == t.read.len && stored.value != t.read.value => {
+                self.confirm(client, entry, t.read, stored)
             }
-            Some(_) => {
+            Some(stored) if stored.len == t.read.len => {
                 log::debug!("{}: checksum matches", client.key(entry.seq));
                 Ok(())
             }
-            None => Ok(()),
+            // None stored, or one of a version of another length: nothing to check against.
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks again before a mismatch is called damage: a server whose metadata lags its data
+    /// may answer with the checksum of another version of an object being rewritten (seen
+    /// once, on SeaweedFS). A stream's bytes never change once written, so a mismatch that a
+    /// second HEAD repeats is damage, and one it does not repeat is not. A HEAD that fails
+    /// cannot clear the bytes: they count as damaged.
+    fn confirm(
+        &mut self,
+        client: &Client,
+        entry: Entry,
+        read: Crc,
+        stored: Crc,
+    ) -> Result<(), Error> {
+        let key = client.key(entry.seq);
+        let again = client.stat(entry.seq).map(|head| head.crc);
+        match again {
+            Ok(Some(now)) if now.len == read.len && now.value == read.value => {
+                log::warn!(
+                    "{key}: its stored checksum changed between two answers; the bytes read match the later one"
+                );
+                Ok(())
+            }
+            Ok(Some(now)) if now.len != read.len => {
+                log::warn!("{key}: rewritten while read, left unchecked");
+                Ok(())
+            }
+            _ => {
+                self.corrupt = Some((entry.seq, stored.value, read.value));
+                self.refuse_corrupt(client, entry)
+            }
         }
     }
 
@@ -472,7 +504,7 @@ impl Reader {
                 return Ok(());
             };
             t.read = t.read.then(read);
-            t.stored = t.stored.or(stored);
+            t.stored = latest(t.stored, stored);
         }
         self.through = Some(t);
         self.check(client, entry)
@@ -635,6 +667,12 @@ impl Reader {
     }
 }
 
+/// Of two stored checksums of an object, the one of its longest version: the object may grow
+/// while it is read, and its bytes then run past the shorter version's.
+fn latest(a: Option<Crc>, b: Option<Crc>) -> Option<Crc> {
+    a.into_iter().chain(b).max_by_key(|crc| crc.len)
+}
+
 /// The first `len` bytes of `buf`, replaced by a new buffer of exactly `len` bytes if it is
 /// shorter: a fresh zeroed allocation costs no pass over the memory (the pages come zeroed),
 /// where growing the old one would copy and then zero it.
@@ -658,6 +696,75 @@ mod tests {
     use crate::client::Expect;
     use crate::store::Store;
     use crate::store::fake::{Fake, Step};
+
+    /// An object that grows while it is read through: the GET that ends its old version
+    /// learns that version's checksum, which checks the bytes read up to there, and the bytes
+    /// appended then read on, with nothing called damaged.
+    #[test]
+    fn an_object_that_grows_while_read_through_reads_on_without_a_false_mismatch() {
+        let fake = Fake::new([]);
+        let writer = fake.handle();
+        let data: Vec<u8> = (0..80 * 1024).map(|i| (i * 7 + i / 251) as u8).collect();
+        let first = 64 * 1024;
+        let etag = (fake.overwrite(0, 0, 0, &data[..first], 0, Expect::Absent)).unwrap();
+        let client: Arc<Client> = Arc::new(fake);
+        let mut index = Index::default();
+        index.refresh(&*client).unwrap();
+        // Chunks smaller than the object and few of them: it is checked at its end.
+        let mut reader = Reader::new(8 * 1024, 2, true);
+        let mut read = Vec::new();
+        let mut grown = false;
+        while read.len() < data.len() {
+            let last = reader.ahead.len().checked_sub(1);
+            let ends = last
+                .and_then(|i| reader.ahead.get(i))
+                .map(|f| f.start + f.len as u64);
+            if !grown && ends == Some(first as u64) {
+                // The GET that ends the old version, and its HEAD, are done; then it grows.
+                assert!(reader.wait_for(last.unwrap()));
+                let tail = &data[first..];
+                (writer.overwrite(0, 0, first, tail, first, Expect::Etag(&etag))).unwrap();
+                index.refresh(&*client).unwrap();
+                grown = true;
+            }
+            let bytes = reader.fill_buf(&client, &index, 0).unwrap();
+            assert!(!bytes.is_empty(), "ended at {}", read.len());
+            let n = bytes.len();
+            read.extend_from_slice(bytes);
+            reader.pos += n as u64;
+        }
+        assert!(grown, "the object grew while it was read");
+        assert!(read == data, "every byte once, in order");
+        assert!(reader.corrupt.is_none());
+    }
+
+    /// A HEAD that answers with a stale checksum (metadata lagging data) is asked again
+    /// before the object is called damaged; a mismatch the second HEAD repeats is damage.
+    #[test]
+    fn a_mismatch_is_confirmed_by_a_second_head_before_it_is_damage() {
+        let data: Vec<u8> = (0..16 * 1024).map(|i| (i * 13 + i / 97) as u8).collect();
+        for stale_heads in [1, 2] {
+            let fake = Fake::new([]);
+            fake.overwrite(0, 0, 0, &data, 0, Expect::Absent).unwrap();
+            // LIST and HEAD (anchoring), the object's one GET (no read-ahead), then the
+            // checksum HEADs.
+            let heads = std::iter::repeat_n(Step::Stale, stale_heads);
+            fake.script(
+                [Step::Pass, Step::Pass, Step::Pass]
+                    .into_iter()
+                    .chain(heads),
+            );
+            let client: Arc<Client> = Arc::new(fake);
+            let mut index = Index::default();
+            index.refresh(&*client).unwrap();
+            let mut reader = Reader::new(64 * 1024, 0, true);
+            match (stale_heads, reader.fill_buf(&client, &index, 0)) {
+                (1, Ok(bytes)) => assert!(bytes == data, "the whole object, checked"),
+                (2, Err(Error::Corrupt { .. })) => {}
+                (_, other) => panic!("{stale_heads} stale HEADs: {other:?}"),
+            }
+        }
+    }
 
     /// A worker that panics in a GET still reports back: the read that needs its bytes fails
     /// with `Internal`, instead of waiting forever, and the next read starts again there.
