@@ -474,8 +474,10 @@ impl OptionsBuilder {
     /// the server stores for it (s3-syncr sends one with every write). A mismatch is
     /// [`Error::Corrupt`](crate::Error::Corrupt), kind `InvalidData`, and no byte of the
     /// object is handed out: the reader holds an object until it has all of it, when it fits
-    /// in the read-ahead buffers (`read_ahead + 1` chunks); a larger one is checked before its
-    /// last chunk is handed out. Default `true`.
+    /// in the read-ahead buffers (`read_ahead` chunks); a larger one is checked before its
+    /// last chunk is handed out. A mismatch is asked about again before it is called damage:
+    /// a server may answer with another version's checksum while an object is rewritten.
+    /// Default `true`.
     ///
     /// Reads that start inside an object (after a seek) cannot be checked, and objects
     /// without a stored checksum (written by s3-syncr 0.1, other tools, or servers that keep

@@ -15,10 +15,9 @@
 //! chunk is held until the GETs ahead hold the rest of it and the whole object checks out, so
 //! no byte of a damaged object is handed out. The rest is shared out over the free read-ahead
 //! slots, so that even a cold start fetches it over parallel connections. An object larger
-//! than the read-ahead budget
-//! (`read_ahead + 1` chunks) is checked when its last chunk arrives, before that chunk is
-//! handed out. Reads that start inside an object cannot be checked: the checksum covers
-//! the whole object.
+//! than the read-ahead budget (`read_ahead` chunks) is checked when its last chunk arrives,
+//! before that chunk is handed out. Reads that start inside an object cannot be checked: the
+//! checksum covers the whole object.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
