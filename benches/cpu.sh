@@ -27,6 +27,8 @@ RUNS=${S3SYNCR_CPU_RUNS:-7}
 BEFORE=${S3SYNCR_CPU_BEFORE:-}
 
 cargo build --release --features cli --bin s3-syncr >&2
+# The aws CLI creates the bucket: SeaweedFS has none to start with.
+command -v aws >/dev/null || ci_pip_install awscli >&2
 NOW=target/release/s3-syncr
 SEAWEEDFS_VOLUME_MB=${SEAWEEDFS_VOLUME_MB:-4096}
 ci_server_start seaweedfs_https >&2
@@ -37,13 +39,16 @@ done
 ci_tmpdir
 data=$CI_TMPDIR/cpu.data
 head -c $((MIB << 20)) /dev/urandom >"$data"
+bucket=cpu$RANDOM$RANDOM
+AWS_ACCESS_KEY_ID=$CI_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$CI_S3_SECRET_KEY \
+    aws s3api create-bucket --region "$CI_S3_REGION" --endpoint-url "$plain" --bucket "$bucket" >/dev/null
 
 AWS_CA_BUNDLE=$CI_S3_CA_FILE AWS_ACCESS_KEY_ID=$CI_S3_ACCESS_KEY \
     AWS_SECRET_ACCESS_KEY=$CI_S3_SECRET_KEY AWS_REGION=$CI_S3_REGION \
-    python3 - "$NOW" "$BEFORE" "$data" "$MIB" "$RUNS" "$plain" "$CI_S3_ENDPOINT" <<'PY'
-import os, resource, statistics, subprocess, sys, uuid
+    python3 - "$NOW" "$BEFORE" "$data" "$MIB" "$RUNS" "$plain" "$CI_S3_ENDPOINT" "$bucket" <<'PY'
+import os, resource, statistics, subprocess, sys
 
-now, before, data, mib, runs, plain, https = sys.argv[1:]
+now, before, data, mib, runs, plain, https, bucket = sys.argv[1:]
 mib, runs = int(mib), int(runs)
 gib = mib / 1024
 
@@ -65,7 +70,6 @@ def row(name, a, b):
     ma, mb = (statistics.median(got[x[0]]) / gib for x in (a, b))
     return f"| {name} | {ma:.2f} | {mb:.2f} | {ma / mb:.2f}× |"
 
-bucket = "cpu" + uuid.uuid4().hex[:8]
 first = True
 rows = {}
 for scheme, endpoint in (("HTTP", plain), ("HTTPS", https)):
