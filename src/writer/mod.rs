@@ -9,6 +9,7 @@
 
 mod object;
 mod parts;
+mod spare;
 mod tail;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,7 @@ pub(crate) struct Writer {
     deferred: Option<Error>,
     /// Rung by every job that ends, so that a writer short of room can wait for any of them.
     bell: Arc<Bell>,
+    spare: spare::Spare,
 }
 
 /// How a writer streams its bytes out (from [`Options`](crate::Options)).
@@ -92,6 +94,7 @@ impl Writer {
             stopped: None,
             deferred: None,
             bell: Arc::default(),
+            spare: spare::Spare::default(),
         }
     }
 
@@ -208,10 +211,15 @@ impl Writer {
             let to_part = part.saturating_sub(tail.buf.len());
             n = n.min(if to_part > 0 { to_part } else { part });
         }
-        let buf = Arc::make_mut(&mut tail.buf);
+        if tail.buf.capacity() == 0 {
+            // A new tail's buffer gets room for a part (or its object) at once.
+            let fresh = self.spare.take(n.max(reserve));
+            self.tail(index)?.buf = Arc::new(fresh);
+        }
+        let buf = Arc::make_mut(&mut self.tail(index)?.buf);
         if buf.capacity() - buf.len() < n {
-            // A new tail's buffer gets room for a part (or its object) at once; only a write
-            // taken whole that crosses it, or a tail whose upload is closed, grows further.
+            // Only a write taken whole that crosses it, or a tail whose upload is closed,
+            // grows it further.
             buf.reserve_exact(n.max(reserve.saturating_sub(buf.len())));
         }
         buf.extend_from_slice(&data[..n]);
@@ -491,7 +499,8 @@ impl Writer {
         object.etag = Some(etag);
         object.recorded = true;
         let total = object.len();
-        let completed = match object.upload.take() {
+        let mut upload = object.upload.take();
+        let completed = match &upload {
             // The next flush sends the whole object again, so its parts' bytes go back to
             // memory, ahead of those written after the upload closed. Without appending by
             // copy, no part is ever let go.
@@ -508,7 +517,7 @@ impl Writer {
                 return;
             }
             // Bytes written after a failed flush closed the upload are not in it: they stay.
-            Some(upload) => upload.parts.iter().map(|p| p.len).sum(),
+            Some(upload) => upload.parts.iter().map(|p| p.len).sum::<usize>(),
             None if copy_from.is_some_and(|from| total >= from) => total,
             None => {
                 object.in_s3 = object.buf.len();
@@ -517,10 +526,16 @@ impl Writer {
         };
         // What is left in `buf` is what the upload lacked.
         let unsent = total - completed;
+        for part in upload.take().into_iter().flat_map(|u| u.parts) {
+            if let Source::Bytes(bytes) = part.source {
+                self.spare.keep(bytes);
+            }
+        }
         let buf = Arc::make_mut(&mut object.buf);
-        let mut rest = Vec::with_capacity(reserve.max(unsent));
+        let mut rest = self.spare.take(reserve.max(unsent));
         rest.extend_from_slice(&buf[buf.len() - unsent..]);
-        *buf = rest;
+        let old = std::mem::replace(buf, rest);
+        self.spare.keep(Arc::new(old));
         object.only_in_s3 = completed;
         object.in_s3 = 0;
         index.cover(object.seq, completed as u64);
