@@ -9,7 +9,6 @@
 
 mod object;
 mod parts;
-mod spare;
 mod tail;
 #[cfg(test)]
 mod tests;
@@ -39,7 +38,6 @@ pub(crate) struct Writer {
     deferred: Option<Error>,
     /// Rung by every job that ends, so that a writer short of room can wait for any of them.
     bell: Arc<Bell>,
-    spare: spare::Spare,
 }
 
 /// How a writer streams its bytes out (from [`Options`](crate::Options)).
@@ -94,7 +92,6 @@ impl Writer {
             stopped: None,
             deferred: None,
             bell: Arc::default(),
-            spare: spare::Spare::default(),
         }
     }
 
@@ -211,15 +208,10 @@ impl Writer {
             let to_part = part.saturating_sub(tail.buf.len());
             n = n.min(if to_part > 0 { to_part } else { part });
         }
-        if tail.buf.capacity() == 0 {
-            // A new tail's buffer gets room for a part (or its object) at once.
-            let fresh = self.spare.take(n.max(reserve));
-            self.tail(index)?.buf = Arc::new(fresh);
-        }
-        let buf = Arc::make_mut(&mut self.tail(index)?.buf);
+        let buf = Arc::make_mut(&mut tail.buf);
         if buf.capacity() - buf.len() < n {
-            // Only a write taken whole that crosses it, or a tail whose upload is closed,
-            // grows it further.
+            // A new tail's buffer gets room for a part (or its object) at once; only a write
+            // taken whole that crosses it, or a tail whose upload is closed, grows further.
             buf.reserve_exact(n.max(reserve.saturating_sub(buf.len())));
         }
         buf.extend_from_slice(&data[..n]);
@@ -499,8 +491,7 @@ impl Writer {
         object.etag = Some(etag);
         object.recorded = true;
         let total = object.len();
-        let mut upload = object.upload.take();
-        let completed = match &upload {
+        let completed = match object.upload.take() {
             // The next flush sends the whole object again, so its parts' bytes go back to
             // memory, ahead of those written after the upload closed. Without appending by
             // copy, no part is ever let go.
@@ -517,7 +508,7 @@ impl Writer {
                 return;
             }
             // Bytes written after a failed flush closed the upload are not in it: they stay.
-            Some(upload) => upload.parts.iter().map(|p| p.len).sum::<usize>(),
+            Some(upload) => upload.parts.iter().map(|p| p.len).sum(),
             None if copy_from.is_some_and(|from| total >= from) => total,
             None => {
                 object.in_s3 = object.buf.len();
@@ -526,16 +517,10 @@ impl Writer {
         };
         // What is left in `buf` is what the upload lacked.
         let unsent = total - completed;
-        for part in upload.take().into_iter().flat_map(|u| u.parts) {
-            if let Source::Bytes(bytes) = part.source {
-                self.spare.keep(bytes);
-            }
-        }
         let buf = Arc::make_mut(&mut object.buf);
-        let mut rest = self.spare.take(reserve.max(unsent));
+        let mut rest = Vec::with_capacity(reserve.max(unsent));
         rest.extend_from_slice(&buf[buf.len() - unsent..]);
-        let old = std::mem::replace(buf, rest);
-        self.spare.keep(Arc::new(old));
+        *buf = rest;
         object.only_in_s3 = completed;
         object.in_s3 = 0;
         index.cover(object.seq, completed as u64);

@@ -63,7 +63,7 @@ impl Writer {
             }
         });
         let buf = Arc::make_mut(&mut tail.buf);
-        let mut rest = self.spare.take(part.max(buf.len() - n));
+        let mut rest = Vec::with_capacity(part.max(buf.len() - n));
         rest.extend_from_slice(&buf[n..]);
         buf.truncate(n);
         let bytes = Arc::new(std::mem::replace(buf, rest));
@@ -118,10 +118,7 @@ impl Writer {
         let mut released = false;
         for part in &mut upload.parts {
             if matches!(part.state, State::Done(_)) && matches!(part.source, Source::Bytes(_)) {
-                if let Source::Bytes(bytes) = std::mem::replace(&mut part.source, Source::Released)
-                {
-                    self.spare.keep(bytes);
-                }
+                part.source = Source::Released;
                 released = true;
             }
         }
