@@ -387,7 +387,7 @@ uses s3-syncr-before && versions+=("s3-syncr (before): $S3SYNCR_BEFORE")
 joined=$(printf '%s; ' "${versions[@]}")
 echo "- ${joined%; }"
 echo "- Ratio: s3-syncr's rate over the best peer's (below 1: s3-syncr is slower)"
-echo "- aws CLI and rclone upload in parallel multipart parts (aws: 8 MiB parts, 10 at a time; rclone: 5 MiB, 4 at a time), s5cmd 50 MiB parts 5 at a time; aws downloads ranges in parallel (10 at a time), s5cmd too (5 at a time); \`s3-syncr cat\` keeps 8 ranged GETs in flight (\`--read-ahead\`), \`s3-syncr append\` 4 parts of 8 MiB (\`--write-ahead\`), across objects, each object completed in stream order"
+echo "- aws CLI and rclone upload in parallel multipart parts (aws: 8 MiB parts, 10 at a time; rclone: 5 MiB, 4 at a time), s5cmd 50 MiB parts 5 at a time; aws downloads ranges in parallel (10 at a time), s5cmd too (5 at a time); \`s3-syncr cat\` keeps 16 ranged GETs of 2 MiB in flight (\`--read-ahead\`), \`s3-syncr append\` 4 parts of 8 MiB (\`--write-ahead\`), across objects, each object completed in stream order"
 
 IFS=, read -r -a setups <<<"$SETUPS"
 for MIB in "${SIZES[@]}"; do
