@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use s3_syncr::{Error, Options, OptionsBuilder, Storage};
+use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 
 #[derive(Debug, Clone)]
@@ -214,19 +214,15 @@ impl Harness {
     }
 
     fn open(profile: Profile, bucket: &s3::Bucket) -> Storage {
-        let options = Harness::options(profile).build().unwrap();
-        Storage::new(bucket.clone(), NAME, options).unwrap()
-    }
-
-    fn options(profile: Profile) -> OptionsBuilder {
-        let options = Options::builder()
+        let mut options = Options::builder()
             .with_seal_size(profile.seal_mib * MIB)
             .with_retry_attempts(ATTEMPTS)
             .with_retry_backoff(Duration::from_millis(1));
-        match profile.large {
-            true => options.with_part_size(5 * MIB).with_write_ahead(2),
-            false => options,
+        if profile.large {
+            options = options.with_part_size(5 * MIB).with_write_ahead(2);
         }
+        let options = options.build().unwrap();
+        Storage::new(bucket.clone(), NAME, options).unwrap()
     }
 
     /// The handle's read position. A new handle's is the first offset it learned: never past
