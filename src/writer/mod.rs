@@ -9,6 +9,7 @@
 
 mod object;
 mod parts;
+mod pool;
 mod tail;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,7 @@ pub(crate) struct Writer {
     deferred: Option<Error>,
     /// Rung by every job that ends, so that a writer short of room can wait for any of them.
     bell: Arc<Bell>,
+    pool: pool::Pool,
 }
 
 /// How a writer streams its bytes out (from [`Options`](crate::Options)).
@@ -92,6 +94,7 @@ impl Writer {
             stopped: None,
             deferred: None,
             bell: Arc::default(),
+            pool: pool::Pool::default(),
         }
     }
 
@@ -208,10 +211,17 @@ impl Writer {
             let to_part = part.saturating_sub(tail.buf.len());
             n = n.min(if to_part > 0 { to_part } else { part });
         }
+        // A new tail's buffer gets room for a part (or its object) at once.
+        let fresh = (tail.buf.is_empty() && tail.buf.capacity() < n)
+            .then(|| self.pool.take(n.max(reserve)));
+        let tail = self.tail(index)?;
+        if let Some(fresh) = fresh {
+            tail.buf = Arc::new(fresh);
+        }
         let buf = Arc::make_mut(&mut tail.buf);
         if buf.capacity() - buf.len() < n {
-            // A new tail's buffer gets room for a part (or its object) at once; only a write
-            // taken whole that crosses it, or a tail whose upload is closed, grows further.
+            // Only a write taken whole that crosses it, or a tail whose upload is closed,
+            // grows it further.
             buf.reserve_exact(n.max(reserve.saturating_sub(buf.len())));
         }
         buf.extend_from_slice(&data[..n]);
@@ -449,7 +459,9 @@ impl Writer {
                         break;
                     }
                     index.cover(oldest.seq, oldest.len() as u64);
-                    self.objects.pop_front();
+                    if let Some(done) = self.objects.pop_front() {
+                        self.pool.give(done.buf);
+                    }
                 }
                 None if pass == Pass::Start => {
                     oldest.finish = Some(oldest.start_finish(&self.client, &self.bell));
@@ -485,13 +497,15 @@ impl Writer {
     fn finished(&mut self, index: &mut Index, etag: String) {
         let copy_from = self.streaming.copy_from;
         let reserve = self.streaming.part.min(self.seal_bytes);
+        let is_tail = self.objects.len() == 1;
         let Some(object) = self.objects.front_mut() else {
             return;
         };
         object.etag = Some(etag);
         object.recorded = true;
         let total = object.len();
-        let completed = match object.upload.take() {
+        let upload = object.upload.take();
+        let completed = match &upload {
             // The next flush sends the whole object again, so its parts' bytes go back to
             // memory, ahead of those written after the upload closed. Without appending by
             // copy, no part is ever let go.
@@ -508,7 +522,7 @@ impl Writer {
                 return;
             }
             // Bytes written after a failed flush closed the upload are not in it: they stay.
-            Some(upload) => upload.parts.iter().map(|p| p.len).sum(),
+            Some(upload) => upload.parts.iter().map(|p| p.len).sum::<usize>(),
             None if copy_from.is_some_and(|from| total >= from) => total,
             None => {
                 object.in_s3 = object.buf.len();
@@ -517,13 +531,19 @@ impl Writer {
         };
         // What is left in `buf` is what the upload lacked.
         let unsent = total - completed;
-        let buf = Arc::make_mut(&mut object.buf);
-        let mut rest = Vec::with_capacity(reserve.max(unsent));
-        rest.extend_from_slice(&buf[buf.len() - unsent..]);
-        *buf = rest;
+        // Only the tail is written to again: a sealed object needs no room.
+        let mut rest = self
+            .pool
+            .take(if is_tail { reserve.max(unsent) } else { unsent });
+        rest.extend_from_slice(&object.buf[object.buf.len() - unsent..]);
+        let old = std::mem::replace(&mut object.buf, Arc::new(rest));
         object.only_in_s3 = completed;
         object.in_s3 = 0;
         index.cover(object.seq, completed as u64);
+        let parts = upload.into_iter().flat_map(|u| u.parts);
+        for bytes in parts.filter_map(|p| p.source.into_bytes()).chain([old]) {
+            self.pool.give(bytes);
+        }
     }
 }
 

@@ -69,6 +69,16 @@ pub(super) enum Source {
     Released,
 }
 
+impl Source {
+    /// The part's bytes, if memory holds them.
+    pub(super) fn into_bytes(self) -> Option<Arc<Vec<u8>>> {
+        match self {
+            Source::Bytes(bytes) => Some(bytes),
+            Source::Copy | Source::Released => None,
+        }
+    }
+}
+
 pub(super) enum State {
     /// Waiting for the upload's ID, or to be sent again after a reported failure.
     Queued,

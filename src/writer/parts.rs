@@ -63,9 +63,15 @@ impl Writer {
             }
         });
         let buf = Arc::make_mut(&mut tail.buf);
-        let mut rest = Vec::with_capacity(part.max(buf.len() - n));
-        rest.extend_from_slice(&buf[n..]);
-        buf.truncate(n);
+        // With nothing left over (a seal, a flush), the next write takes a buffer then.
+        let rest = if buf.len() > n {
+            let mut rest = self.pool.take(part.max(buf.len() - n));
+            rest.extend_from_slice(&buf[n..]);
+            buf.truncate(n);
+            rest
+        } else {
+            Vec::new()
+        };
         let bytes = Arc::new(std::mem::replace(buf, rest));
         upload.parts.push(Chunk {
             number: upload.parts.last().map_or(1, |p| p.number + 1),
@@ -118,7 +124,11 @@ impl Writer {
         let mut released = false;
         for part in &mut upload.parts {
             if matches!(part.state, State::Done(_)) && matches!(part.source, Source::Bytes(_)) {
-                part.source = Source::Released;
+                let source = std::mem::replace(&mut part.source, Source::Released);
+                source
+                    .into_bytes()
+                    .into_iter()
+                    .for_each(|b| self.pool.give(b));
                 released = true;
             }
         }
