@@ -15,8 +15,11 @@ use crate::signals::{self, Progress};
 use crate::units::FlushEvery;
 use crate::{Exit, Failure};
 
-/// Bytes read from standard input at a time.
-const CHUNK: usize = 256 * 1024;
+/// Bytes read from standard input at a time. Small enough that the chunks in circulation
+/// stay in the CPU's cache between the kernel's copy into one and the writer's copy out of it:
+/// with 256 KiB, reading a file cost four times the CPU of `dd` (by `perf`), and the whole
+/// command 12% more. A pipe hands out 64 KiB at most anyway.
+const CHUNK: usize = 64 * 1024;
 /// Chunks read ahead while the stream uploads.
 const READ_AHEAD: usize = 4;
 
