@@ -25,7 +25,7 @@ mod sign;
 mod wire;
 
 pub(crate) use append::{MIN_PART, is_no_such_upload};
-pub(crate) use checksum::Crc;
+pub(crate) use checksum::{Crc, Running};
 
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;
@@ -326,13 +326,15 @@ impl S3Client {
     /// to the next, so no byte is zeroed or copied twice. A response cut short is resumed from
     /// the first byte missing, so no byte is delivered twice; a server that ignores the range
     /// cannot write past `out`. Once `cancel` is set, the response is dropped at the next slice
-    /// of the body and the request is not retried: its bytes are no longer wanted.
+    /// of the body and the request is not retried: its bytes are no longer wanted. `crc`, if
+    /// given, takes in the bytes as they arrive.
     pub(crate) fn get_range(
         &self,
         seq: u64,
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
+        mut crc: Option<&mut Running>,
     ) -> Result<Recorded, Error> {
         let key = self.key(seq);
         let len = out.len() as u64;
@@ -386,7 +388,12 @@ impl S3Client {
                             "the response ended before the requested range",
                         )));
                     }
-                    Ok(n) => filled += n,
+                    Ok(n) => {
+                        if let Some(crc) = crc.as_deref_mut() {
+                            crc.update(&out[filled..filled + n]);
+                        }
+                        filled += n;
+                    }
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                     Err(err) => return Err(S3Error::Io(err)),
                 }

@@ -26,7 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::Error;
-use crate::client::{Client, Crc};
+use crate::client::{Client, Crc, Running};
 use crate::index::{Entry, Index};
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
@@ -189,15 +189,15 @@ impl Get {
     /// carry it). A HEAD that fails leaves the object unchecked rather than the read failed.
     fn run(self, client: &Client, out: &mut [u8], cancel: Option<&AtomicBool>) -> Fetched {
         let entry = self.entry;
-        let recorded = client.get_range(entry.seq, self.offset, out, cancel)?;
+        let mut running = self.verify.then(Running::new);
+        let recorded = client.get_range(entry.seq, self.offset, out, cancel, running.as_mut())?;
         entry.verify(client, recorded.start)?;
         let mut got = Got {
             seal: recorded.seal,
-            read: None,
+            read: running.as_ref().map(Running::crc),
             stored: None,
         };
         if self.verify {
-            got.read = Some(Crc::of(out));
             let ends = self.offset + out.len() as u64 == entry.size;
             got.stored = (recorded.crc)
                 .or_else(|| (self.check && ends).then(|| client.stat(entry.seq).ok()?.crc)?)

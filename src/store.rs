@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::Error;
-use crate::client::{Expect, Head, Part, Recorded, S3Client, Tail, Whole};
+use crate::client::{Expect, Head, Part, Recorded, Running, S3Client, Tail, Whole};
 use crate::layout::{PendingUpload, Segment};
 
 #[cfg(test)]
@@ -30,6 +30,7 @@ pub(crate) trait Store: Send + Sync {
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
+        crc: Option<&mut Running>,
     ) -> Result<Recorded, Error>;
     /// A store without ranged answers past a size (the fake) asks for the size first.
     fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
@@ -38,7 +39,7 @@ pub(crate) trait Store: Send + Sync {
             return Ok(None);
         };
         let filled = new.min(out.len() as u64) as usize;
-        let recorded = self.get_range(seq, from, &mut out[..filled], None)?;
+        let recorded = self.get_range(seq, from, &mut out[..filled], None, None)?;
         Ok(Some(Tail {
             filled,
             size,
@@ -96,8 +97,9 @@ impl Store for S3Client {
         start: u64,
         out: &mut [u8],
         cancel: Option<&AtomicBool>,
+        crc: Option<&mut Running>,
     ) -> Result<Recorded, Error> {
-        S3Client::get_range(self, seq, start, out, cancel)
+        S3Client::get_range(self, seq, start, out, cancel, crc)
     }
     fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
         S3Client::get_tail(self, seq, from, out)

@@ -45,10 +45,15 @@ impl Crc {
         }
     }
 
-    /// The CRC of these bytes followed by `next`'s.
+    /// The CRC of these bytes followed by `next`'s: these bytes' CRC shifted past `next.len`
+    /// zero bytes (a multiplication by x^(8 × len) modulo the polynomial), plus `next`'s.
+    ///
+    /// Not `crc_fast::checksum_combine`: it squares a 64 × 64 bit matrix per bit of the
+    /// length, tens of microseconds a call, and a checked read combines one per GET (by
+    /// `perf`, 6% of the CPU of a checked read). This takes a few hundred shifts.
     pub(crate) fn then(self, next: Crc) -> Crc {
         Crc {
-            value: crc_fast::checksum_combine(Crc64Nvme, self.value, next.value, next.len),
+            value: times(self.value, x_to_8_times(next.len)) ^ next.value,
             len: self.len + next.len,
         }
     }
@@ -74,6 +79,75 @@ impl Crc {
             headers.insert(HeaderName::from_static(CRC_HEADER), value);
         }
     }
+}
+
+/// A CRC computed piece by piece as bytes arrive, while each piece is still in the CPU's
+/// cache: over a whole buffer afterwards, it reads the buffer back from memory (by `perf`, a
+/// third slower).
+pub(crate) struct Running(crc_fast::Digest);
+
+impl Running {
+    pub(crate) fn new() -> Running {
+        Running(crc_fast::Digest::new(Crc64Nvme))
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The CRC of every byte given so far.
+    pub(crate) fn crc(&self) -> Crc {
+        Crc {
+            value: self.0.finalize(),
+            len: self.0.get_amount(),
+        }
+    }
+}
+
+/// CRC64/NVME's polynomial, bit-reflected as the CRC runs (least significant bit first): a
+/// polynomial over GF(2) is then a `u64` whose top bit is x^0.
+const POLY: u64 = 0x9a6c_9329_ac4b_c9b5;
+/// x^0 (1), reflected.
+const ONE: u64 = 1 << 63;
+
+/// x^(2^k) modulo the polynomial, for k = 0 to 63: squaring the one before each time.
+const POWERS: [u64; 64] = {
+    let mut powers = [0; 64];
+    powers[0] = ONE >> 1;
+    let mut k = 1;
+    while k < 64 {
+        powers[k] = times(powers[k - 1], powers[k - 1]);
+        k += 1;
+    }
+    powers
+};
+
+/// `a × b` modulo the polynomial (both reflected): `b` times x once per bit of `a`, from x^0 up.
+const fn times(a: u64, mut b: u64) -> u64 {
+    let mut product = 0;
+    let mut bit = ONE;
+    while bit != 0 && a & (bit | (bit - 1)) != 0 {
+        if a & bit != 0 {
+            product ^= b;
+        }
+        bit >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    product
+}
+
+/// x^(8 × `len`) modulo the polynomial: a byte is 8 shifts, so x^(2^3) per bit of `len`.
+fn x_to_8_times(mut len: u64) -> u64 {
+    let mut power = ONE;
+    let mut k = 3;
+    while len != 0 {
+        if len & 1 != 0 {
+            power = times(POWERS[k % 64], power);
+        }
+        len >>= 1;
+        k += 1;
+    }
+    power
 }
 
 /// The full-object CRC64/NVME of an object of `len` bytes, from an answer's checksum and
@@ -154,6 +228,45 @@ mod tests {
             let (a, b) = data.split_at(cut);
             assert_eq!(Crc::of(a).then(Crc::of(b)), Crc::of(&data), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn combining_agrees_with_crc_fast_for_any_lengths() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let (a, b) = (
+                Crc {
+                    value: next(),
+                    len: next() % (1 << 40),
+                },
+                next(),
+            );
+            let len = match next() % 3 {
+                0 => next() % 64,
+                1 => next() % (16 << 20),
+                _ => next() >> (next() % 64),
+            };
+            let combined = a.then(Crc { value: b, len });
+            let theirs = crc_fast::checksum_combine(Crc64Nvme, a.value, b, len);
+            assert_eq!(combined.value, theirs, "{a:?} then {b:#x} of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_running_crc_is_the_crc_of_its_pieces_together() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut running = Running::new();
+        assert_eq!(running.crc(), Crc::of(&[]));
+        for piece in data.chunks(4093) {
+            running.update(piece);
+        }
+        assert_eq!(running.crc(), Crc::of(&data));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Error;
-use crate::client::{Crc, Expect, Head, Part, Recorded, Whole, is_no_such_upload};
+use crate::client::{Crc, Expect, Head, Part, Recorded, Running, Whole, is_no_such_upload};
 use crate::layout::{PendingUpload, Segment};
 use crate::store::Store;
 
@@ -318,12 +318,16 @@ impl Store for Fake {
         start: u64,
         out: &mut [u8],
         _cancel: Option<&AtomicBool>,
+        crc: Option<&mut Running>,
     ) -> Result<Recorded, Error> {
         self.step("GET", Some(seq), true)?;
         let shared = self.lock();
         let object = &shared.objects[&seq];
         let from = start as usize;
         out.copy_from_slice(&object.bytes[from..from + out.len()]);
+        if let Some(crc) = crc {
+            crc.update(out);
+        }
         Ok(Recorded {
             start: Some(object.start),
             seal: None,
