@@ -66,7 +66,15 @@ pub(crate) struct Reader {
     /// The object being read through from its first byte, not yet checked.
     through: Option<Through>,
     /// An object that failed its check: every later read of it fails the same way.
-    corrupt: Option<(u64, u64, u64)>,
+    corrupt: Option<Corrupt>,
+}
+
+/// An object whose bytes did not match the checksum the server stores for it.
+#[derive(Debug, Clone, Copy)]
+struct Corrupt {
+    seq: u64,
+    stored: u64,
+    read: u64,
 }
 
 /// An object read from its first byte on, up to the end of the chunk.
@@ -458,7 +466,11 @@ impl Reader {
                 Ok(())
             }
             _ => {
-                self.corrupt = Some((entry.seq, stored.value, read.value));
+                self.corrupt = Some(Corrupt {
+                    seq: entry.seq,
+                    stored: stored.value,
+                    read: read.value,
+                });
                 self.refuse_corrupt(client, entry)
             }
         }
@@ -467,7 +479,7 @@ impl Reader {
     /// Fails a read of the object that failed its check.
     fn refuse_corrupt(&self, client: &Client, entry: Entry) -> Result<(), Error> {
         match self.corrupt {
-            Some((seq, stored, read)) if seq == entry.seq => Err(Error::Corrupt {
+            Some(Corrupt { seq, stored, read }) if seq == entry.seq => Err(Error::Corrupt {
                 key: client.key(seq),
                 stored,
                 read,
