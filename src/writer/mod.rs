@@ -94,7 +94,7 @@ impl Writer {
             stopped: None,
             deferred: None,
             bell: Arc::default(),
-            pool: pool::Pool::default(),
+            pool: pool::Pool::new(streaming.part),
         }
     }
 

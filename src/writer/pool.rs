@@ -8,14 +8,25 @@
 
 use std::sync::Arc;
 
-#[derive(Default)]
-pub(super) struct Pool(Option<Vec<u8>>);
+pub(super) struct Pool {
+    kept: Option<Vec<u8>>,
+    /// The largest buffer worth keeping: twice a part. A larger one (a tail held whole until
+    /// it is sealed, a large write taken whole) would stay allocated while the writer idles.
+    largest: usize,
+}
 
 impl Pool {
+    pub(super) fn new(part: usize) -> Pool {
+        Pool {
+            kept: None,
+            largest: part.saturating_mul(2),
+        }
+    }
+
     /// An empty buffer with room for `capacity` bytes: the kept one if there is one and room
     /// is asked for.
     pub(super) fn take(&mut self, capacity: usize) -> Vec<u8> {
-        match self.0.take_if(|_| capacity > 0) {
+        match self.kept.take_if(|_| capacity > 0) {
             Some(mut buf) => {
                 buf.reserve_exact(capacity);
                 buf
@@ -24,14 +35,15 @@ impl Pool {
         }
     }
 
-    /// Keeps `buf` if no buffer is kept yet, and nothing else holds it any more.
+    /// Keeps `buf` if no buffer is kept yet, nothing else holds it any more, and it is not
+    /// too large.
     pub(super) fn give(&mut self, buf: Arc<Vec<u8>>) {
-        if self.0.is_none()
-            && buf.capacity() > 0
+        if self.kept.is_none()
+            && (1..=self.largest).contains(&buf.capacity())
             && let Ok(mut buf) = Arc::try_unwrap(buf)
         {
             buf.clear();
-            self.0 = Some(buf);
+            self.kept = Some(buf);
         }
     }
 }
@@ -42,7 +54,7 @@ mod tests {
 
     #[test]
     fn a_buffer_given_back_is_filled_again() {
-        let mut pool = Pool::default();
+        let mut pool = Pool::new(100);
         let mut first = pool.take(100);
         first.extend_from_slice(b"bytes");
         let address = first.as_ptr();
@@ -52,12 +64,13 @@ mod tests {
         assert_eq!(again.as_ptr(), address, "the kept buffer is reused");
         assert!(again.is_empty() && again.capacity() >= 100);
 
-        // Held elsewhere, or empty: not kept.
+        // Held elsewhere, empty, or larger than two parts: not kept.
         let shared = Arc::new(Vec::with_capacity(100));
         let _other = shared.clone();
         pool.give(shared);
         pool.give(Arc::new(Vec::new()));
-        assert!(pool.0.is_none());
+        pool.give(Arc::new(Vec::with_capacity(201)));
+        assert!(pool.kept.is_none());
 
         // One at most.
         let kept = Vec::with_capacity(100);
