@@ -49,8 +49,8 @@ impl Crc {
     /// zero bytes (a multiplication by x^(8 × len) modulo the polynomial), plus `next`'s.
     ///
     /// Not `crc_fast::checksum_combine`: it squares a 64 × 64 bit matrix per bit of the
-    /// length, tens of microseconds a call, and a checked read combines one per GET (by
-    /// `perf`, 6% of the CPU of a checked read). This takes a few hundred shifts.
+    /// length, 250 µs a call for 2 MiB here, and a checked read combines one per GET (by
+    /// `perf`, 6% of the CPU of a checked read). This takes 0.25 µs.
     pub(crate) fn then(self, next: Crc) -> Crc {
         Crc {
             value: times(self.value, x_to_8_times(next.len)) ^ next.value,
@@ -83,7 +83,7 @@ impl Crc {
 
 /// A CRC computed piece by piece as bytes arrive, while each piece is still in the CPU's
 /// cache: over a whole buffer afterwards, it reads the buffer back from memory (by `perf`, a
-/// third slower).
+/// fifth to a third slower).
 pub(crate) struct Running(crc_fast::Digest);
 
 impl Running {
