@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::S3;
 use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
+use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::validation::NameValidation;
 use tokio::runtime::Runtime;
 
@@ -29,6 +29,40 @@ pub fn serve(
     secret_key: &str,
     bucket_names: impl NameValidation,
 ) -> io::Result<(String, Runtime)> {
+    let server = listen(s3, access_key, secret_key, bucket_names, "http")?;
+    let (service, listener) = (server.service, server.listener);
+    server.runtime.spawn(async move {
+        let http = ConnBuilder::new(TokioExecutor::new());
+        loop {
+            let socket = accept(&listener).await;
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    Ok((server.endpoint, server.runtime))
+}
+
+/// What a server starts from: the S3 service checking signatures, a runtime of its own, and a
+/// listener on a free loopback port, whose endpoint is `<scheme>://127.0.0.1:<port>`.
+pub(crate) struct Listening {
+    pub(crate) service: S3Service,
+    pub(crate) runtime: Runtime,
+    pub(crate) listener: tokio::net::TcpListener,
+    pub(crate) endpoint: String,
+}
+
+/// See [`serve`] for the arguments.
+pub(crate) fn listen(
+    s3: impl S3,
+    access_key: &str,
+    secret_key: &str,
+    bucket_names: impl NameValidation,
+    scheme: &str,
+) -> io::Result<Listening> {
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
     builder.set_validation(bucket_names);
@@ -40,27 +74,27 @@ pub fn serve(
         .build()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
+    let endpoint = format!("{scheme}://{}", listener.local_addr()?);
     let listener = {
         // `from_std` needs the runtime's reactor.
         let _entered = runtime.enter();
         tokio::net::TcpListener::from_std(listener)?
     };
-    runtime.spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
+    Ok(Listening {
+        service,
+        runtime,
+        listener,
+        endpoint,
+    })
+}
+
+/// The next connection: a failed accept (a client that gave up) is no reason to stop serving.
+pub(crate) async fn accept(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+    loop {
+        if let Ok((socket, _)) = listener.accept().await {
             // Without it, small responses wait for delayed ACKs (~44 ms a request).
             let _ = socket.set_nodelay(true);
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            return socket;
         }
-    });
-    Ok((endpoint, runtime))
+    }
 }

@@ -6,7 +6,6 @@
 //! rustls cannot pick a process default by itself.
 
 use std::io;
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,10 +18,10 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use s3s::S3;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 use s3s::validation::NameValidation;
 use tokio::runtime::Runtime;
+
+use crate::local::{accept, listen};
 
 /// A certificate authority made on the spot, trusted by nothing until a client is told about
 /// its PEM.
@@ -158,31 +157,13 @@ pub(crate) fn serve(
     config: Arc<rustls::ServerConfig>,
     handshakes: Arc<Handshakes>,
 ) -> io::Result<(String, Runtime)> {
-    let mut builder = S3ServiceBuilder::new(s3);
-    builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
-    builder.set_validation(bucket_names);
-    let service = builder.build();
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let endpoint = format!("https://{}", listener.local_addr()?);
-    let listener = {
-        let _entered = runtime.enter();
-        tokio::net::TcpListener::from_std(listener)?
-    };
+    let server = listen(s3, access_key, secret_key, bucket_names, "https")?;
+    let (service, listener) = (server.service, server.listener);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    runtime.spawn(async move {
+    server.runtime.spawn(async move {
         let http = ConnBuilder::new(TokioExecutor::new());
         loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            // Without it, small responses wait for delayed ACKs (~44 ms a request).
-            let _ = socket.set_nodelay(true);
+            let socket = accept(&listener).await;
             let (acceptor, http, service) = (acceptor.clone(), http.clone(), service.clone());
             let handshakes = handshakes.clone();
             // The handshake runs in the connection's task: a client that stalls in it (or a
@@ -199,7 +180,7 @@ pub(crate) fn serve(
             });
         }
     });
-    Ok((endpoint, runtime))
+    Ok((server.endpoint, server.runtime))
 }
 
 /// Makes rustls's *ring* provider the process default if none is set yet. rust-s3's own
