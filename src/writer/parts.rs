@@ -124,11 +124,11 @@ impl Writer {
         let mut released = false;
         for part in &mut upload.parts {
             if matches!(part.state, State::Done(_)) && matches!(part.source, Source::Bytes(_)) {
-                let source = std::mem::replace(&mut part.source, Source::Released);
-                source
-                    .into_bytes()
-                    .into_iter()
-                    .for_each(|b| self.pool.give(b));
+                if let Some(bytes) =
+                    std::mem::replace(&mut part.source, Source::Released).into_bytes()
+                {
+                    self.pool.give(bytes);
+                }
                 released = true;
             }
         }
