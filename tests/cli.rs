@@ -430,17 +430,48 @@ impl Follower {
         }
     }
 
-    /// Ctrl-C: SIGINT, as a terminal sends it.
+    /// Ctrl-C: SIGINT, as a terminal sends it. A follower still running 20 s later fails the
+    /// test rather than hang it: `cat` keeps SIGINT's default action, and a process started
+    /// with SIGINT ignored (a background job of a shell without job control, and all it runs)
+    /// hands that on to its children.
     fn interrupt(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-INT", &pid]).status();
         if !sent.is_ok_and(|status| status.success()) {
             self.child.kill().unwrap();
         }
-        let status = self.child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let ignored = sigint_ignored(&pid);
+                self.child.kill().unwrap();
+                panic!(
+                    "the follower did not end on SIGINT{}",
+                    if ignored {
+                        ": it was started with SIGINT ignored, as this test was (run the tests in \
+                         the foreground, or from a shell with job control: `set -m`)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
         assert!(self.received.try_iter().all(|bytes| bytes.is_empty()));
         status
     }
+}
+
+/// Whether process `pid` ignores SIGINT (Linux: the `SigIgn` mask of `/proc/<pid>/status`).
+fn sigint_ignored(pid: &str) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    (status.lines())
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (2 - 1)) != 0)
 }
 
 #[test]
