@@ -312,10 +312,13 @@ EOF
 # ---- moto (pip package moto[server]: a Python mock of AWS, serving S3 from memory) ---------------
 
 MOTO_VERSION=${MOTO_VERSION:-5.2.1}
+MOTO_CRC32C_VERSION=${MOTO_CRC32C_VERSION:-2.9.post0}
 MOTO_PORT=${MOTO_PORT:-5000}
 
 moto_install() {
-    ci_pip_install "moto[server]==$MOTO_VERSION"
+    # Without the crc32c package, moto computes a CRC-32 where a multipart upload asks for a
+    # CRC32C, and stores it under that name: every such object would read as corrupt.
+    ci_pip_install "moto[server]==$MOTO_VERSION" "crc32c==$MOTO_CRC32C_VERSION"
     MOTO=$(ci_pip_file moto moto_server)
     echo "moto_server: $MOTO (moto $(python3 -c 'from importlib import metadata; print(metadata.version("moto"))'))"
 }

@@ -104,21 +104,20 @@ pub enum Error {
         /// The size found.
         found: u64,
     },
-    /// An object read from its first byte to its last does not match the CRC64/NVME checksum
+    /// An object read from its first byte to its last does not match the CRC32C checksum
     /// the server stores for it: its bytes were damaged at rest or on the way. Every read of
     /// the object fails so; none of its bytes was handed out if it fits in the read-ahead
     /// buffers (see [`OptionsBuilder::with_verify_reads`](crate::OptionsBuilder::with_verify_reads)).
     #[error(
-        "object {key:?} does not match its stored checksum (CRC64/NVME {stored:016x}, read \
-         {read:016x})"
+        "object {key:?} does not match its stored checksum (CRC32C {stored:08x}, read {read:08x})"
     )]
     Corrupt {
         /// The object's key.
         key: String,
         /// The checksum the server stores.
-        stored: u64,
+        stored: u32,
         /// The checksum of the bytes read.
-        read: u64,
+        read: u32,
     },
     /// Another writer changed the stream's tail (a conditional PUT failed with 412 or 409): this
     /// handle stops writing, so that two writers never interleave. Reads still work, and the

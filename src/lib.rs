@@ -59,8 +59,8 @@
 //! GET.
 //!
 //! # Integrity
-//! Every body sent carries its CRC64/NVME, which the server checks before storing it, and
-//! every object ends up with one CRC64/NVME of its whole bytes, however it was uploaded. A
+//! Every body sent carries its CRC32C, which the server checks before storing it, and
+//! every object ends up with one CRC32C of its whole bytes, however it was uploaded. A
 //! reader that reads an object from its first byte to its last checks it against that checksum
 //! ([`Options::verify_reads`]): a mismatch is [`Error::Corrupt`], and no byte of the object is
 //! handed out.

@@ -470,7 +470,7 @@ impl OptionsBuilder {
         self
     }
 
-    /// Check every object read from its first byte to its last against the CRC64/NVME checksum
+    /// Check every object read from its first byte to its last against the CRC32C checksum
     /// the server stores for it (s3-syncr sends one with every write). A mismatch is
     /// [`Error::Corrupt`](crate::Error::Corrupt), kind `InvalidData`, and no byte of the
     /// object is handed out: the reader holds an object until it has all of it, when it fits

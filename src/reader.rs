@@ -10,7 +10,7 @@
 //! outstanding (under way, done but not consumed, or abandoned after a seek but not yet back),
 //! so the reader never holds more than `read_ahead + 1` buffers of at most `read_chunk` bytes.
 //!
-//! An object read from its first byte to its last is checked against the CRC64/NVME the server
+//! An object read from its first byte to its last is checked against the CRC32C the server
 //! stores for it (see [`Options::verify_reads`](crate::Options::verify_reads)). Its first
 //! chunk is held until the GETs ahead hold the rest of it and the whole object checks out, so
 //! no byte of a damaged object is handed out. The rest is shared out over the free read-ahead
@@ -73,8 +73,8 @@ pub(crate) struct Reader {
 #[derive(Debug, Clone, Copy)]
 struct Corrupt {
     seq: u64,
-    stored: u64,
-    read: u64,
+    stored: u32,
+    read: u32,
 }
 
 /// An object read from its first byte on, up to the end of the chunk.

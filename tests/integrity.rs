@@ -1,4 +1,4 @@
-//! Checksums end to end: every object carries a CRC64/NVME of its whole bytes, the server refuses
+//! Checksums end to end: every object carries a CRC32C of its whole bytes, the server refuses
 //! a body damaged on the way (and the writer sends it again), and a reader that reads an object
 //! through checks it, handing out no byte of an object damaged at rest.
 
@@ -11,7 +11,7 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use common::*;
 use s3::command::Command;
 use s3_syncr::{Error, Options, Storage};
-use s3_syncr_test_server::{Fault, Proxy, crc64nvme};
+use s3_syncr_test_server::{Fault, Proxy, crc32c};
 
 /// A stream of four objects of about 1 MiB, written in 64 KiB pieces, and its bytes.
 fn four_objects(bucket: &s3::Bucket, name: &str) -> Vec<u8> {
@@ -140,7 +140,7 @@ fn whole_objects_pass_their_check_and_reads_inside_an_object_are_unchecked() {
 }
 
 /// Every object, whether PUT whole, uploaded in parts or appended by copy, carries a
-/// full-object CRC64/NVME that matches its bytes, on servers that keep one.
+/// full-object CRC32C that matches its bytes, on servers that keep one.
 #[test]
 fn every_object_carries_a_checksum_of_its_whole_bytes() {
     let server = Server::from_env_or_start();
@@ -179,7 +179,7 @@ fn every_object_carries_a_checksum_of_its_whole_bytes() {
 
     for segment in segments {
         let head = (bucket.raw_send_with(&segment.key, Command::HeadObject, &mode)).unwrap();
-        let Some(stored) = head.header("x-amz-checksum-crc64nvme") else {
+        let Some(stored) = head.header("x-amz-checksum-crc32c") else {
             assert!(server.is_external(), "{}: no checksum stored", segment.key);
             eprintln!("{}: the server keeps no checksum", segment.key);
             continue;
@@ -188,7 +188,7 @@ fn every_object_carries_a_checksum_of_its_whole_bytes() {
             segment.start as usize,
             (segment.start + segment.size) as usize,
         );
-        assert_eq!(stored, crc64nvme(&data[from..to]), "{}", segment.key);
+        assert_eq!(stored, crc32c(&data[from..to]), "{}", segment.key);
     }
 }
 

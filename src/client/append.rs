@@ -120,7 +120,7 @@ impl S3Client {
     }
 
     /// Starts a multipart upload to `key`, recording `start` and this handle in its metadata,
-    /// whose object will carry a CRC64/NVME of its whole bytes.
+    /// whose object will carry a CRC32C of its whole bytes.
     pub(crate) fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
         let mut meta = self.identity(start);
         checksum::declare_full_object(&mut meta);
@@ -201,7 +201,7 @@ impl S3Client {
                 multipart: Some(Multipart::new(1, id)),
             };
             let text = (self.wire.send(bucket, key, command, Some(&[]), &exact)?).text()?;
-            let crc = checksum::stored(Some(&xml_text(&text, "ChecksumCRC64NVME")), None, size);
+            let crc = checksum::stored(Some(&xml_text(&text, checksum::CRC_ELEMENT)), None, size);
             Ok((answer(text, "ETag")?, crc))
         })?;
         Ok(Part {
@@ -363,7 +363,8 @@ fn complete_body(parts: &[Part]) -> String {
         // ETags come from S3 and hold no markup, but their quotes.
         body += &format!("<ETag>{}</ETag>", part.etag);
         if let Some(crc) = part.crc {
-            body += &format!("<ChecksumCRC64NVME>{}</ChecksumCRC64NVME>", crc.encoded());
+            let element = checksum::CRC_ELEMENT;
+            body += &format!("<{element}>{}</{element}>", crc.encoded());
         }
         body += "</Part>";
     }

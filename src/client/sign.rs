@@ -3,7 +3,7 @@
 //! - Bodies: rust-s3 hashes an upload's body twice with SHA-256 (for the header and again for
 //!   the signature) and once with MD5, about 2.8 s of CPU per GiB. Here it is given an empty
 //!   body to sign, and the request is signed again over its real one: over HTTPS with
-//!   `UNSIGNED-PAYLOAD` (TLS protects the bytes in transit, and the CRC64/NVME checksum header
+//!   `UNSIGNED-PAYLOAD` (TLS protects the bytes in transit, and the CRC32C checksum header
 //!   has the server check them before it stores them), over plain HTTP with one SHA-256, since
 //!   nothing else would tie the bytes to the signature there. No `Content-MD5`: the checksum
 //!   does its work.

@@ -136,7 +136,7 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 16,
               value_parser = clap::value_parser!(u8).range(0..=64))]
         read_ahead: u8,
-        /// Do not check the objects read whole against the CRC64/NVME checksums the server
+        /// Do not check the objects read whole against the CRC32C checksums the server
         /// stores for them (a mismatch stops the command before any byte of the object is
         /// written out)
         #[arg(long)]

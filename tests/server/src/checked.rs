@@ -38,22 +38,22 @@ impl fmt::Display for Mismatch {
 
 impl std::error::Error for Mismatch {}
 
-/// Makes `body` one that checks `expected` as it streams, and computes its CRC64NVME too if
-/// `crc64nvme`. Returns where its checksums will be once it has been read whole and matched.
+/// Makes `body` one that checks `expected` as it streams, and computes its CRC32C too if
+/// `crc32c`. Returns where its checksums will be once it has been read whole and matched.
 pub(crate) fn check(
     body: &mut Option<StreamingBlob>,
     expected: Digests,
-    crc64nvme: bool,
+    crc32c: bool,
 ) -> Arc<OnceLock<Checksum>> {
     let computed = Arc::new(OnceLock::new());
     if let Some(inner) = body.take() {
         let given = &expected.checksums;
         let hasher = ChecksumHasher {
             crc32: given.checksum_crc32.is_some().then(Default::default),
-            crc32c: given.checksum_crc32c.is_some().then(Default::default),
+            crc32c: (crc32c || given.checksum_crc32c.is_some()).then(Default::default),
             sha1: given.checksum_sha1.is_some().then(Default::default),
             sha256: given.checksum_sha256.is_some().then(Default::default),
-            crc64nvme: (crc64nvme || given.checksum_crc64nvme.is_some()).then(Default::default),
+            crc64nvme: given.checksum_crc64nvme.is_some().then(Default::default),
         };
         let md5 = expected.content_md5.is_some().then(Md5::new);
         *body = Some(StreamingBlob::new(Checked {

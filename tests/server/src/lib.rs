@@ -37,7 +37,7 @@ use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 use s3s::validation::AwsNameValidation;
 
-pub use checksum::crc64nvme;
+pub use checksum::crc32c;
 pub use proxy::{Fault, Proxy, Wan};
 pub use raw::{Answer as RawAnswer, Raw};
 pub use recorder::Request;

@@ -3,11 +3,11 @@
 //! - `x-amz-copy-source-if-match` on UploadPartCopy is checked (s3s-fs ignores it);
 //! - an upload that does not exist is `404 NoSuchUpload` (s3s-fs says `403 AccessDenied`);
 //! - optionally, ETags are opaque, as on SSE-KMS or SSE-C buckets: not the MD5 of the body;
-//! - a multipart upload created with full-object CRC64NVME checksums has them checked (each
-//!   part's, and the whole object's at Complete) and kept, as a PUT's are (s3s-fs ignores
-//!   checksums on multipart uploads);
-//! - HEAD and GET return checksums only when asked (`x-amz-checksum-mode: ENABLED`), a CRC64NVME
-//!   with its type (`FULL_OBJECT`);
+//! - a multipart upload created with full-object CRC32C checksums (`x-amz-checksum-type:
+//!   FULL_OBJECT`) has them checked (each part's, and the whole object's at Complete) and kept,
+//!   as a PUT's are (s3s-fs ignores checksums on multipart uploads);
+//! - HEAD and GET return checksums only when asked (`x-amz-checksum-mode: ENABLED`), with
+//!   their type (`FULL_OBJECT`);
 //! - a PUT's or a part's body that does not match its `Content-MD5` or `x-amz-checksum-*` is
 //!   `400 BadDigest` and not stored (s3s-fs stores a PUT's before it checks, and checks no
 //!   part's); one that does not match its signed SHA-256 is `400 XAmzContentSHA256Mismatch`
@@ -47,16 +47,16 @@ struct Upload {
     id: String,
     /// Neither completed nor aborted.
     open: bool,
-    /// Created with the CRC64NVME checksum algorithm (whose only type is `FULL_OBJECT`).
-    crc64nvme: bool,
+    /// Created with full-object CRC32C checksums (a composite checksum is not kept).
+    crc32c: bool,
 }
 
-/// The full-object CRC64NVME of an object a multipart upload made, and what the object was
+/// The full-object CRC32C of an object a multipart upload made, and what the object was
 /// then: s3s-fs keeps no checksum for such an object, so the server keeps it, for as long as
 /// the object is still that one.
 #[derive(Debug, Clone)]
 struct Kept {
-    crc64nvme: u64,
+    crc32c: u32,
     size: u64,
     /// As s3s-fs has it, never opaque.
     e_tag: String,
@@ -361,12 +361,12 @@ macro_rules! digests {
     };
 }
 
-/// The CRC64NVME a request's `x-amz-checksum-crc64nvme` carries, if it carries one.
-fn expected_crc64nvme(value: Option<&str>) -> S3Result<Option<u64>> {
+/// The CRC32C a request's `x-amz-checksum-crc32c` carries, if it carries one.
+fn expected_crc32c(value: Option<&str>) -> S3Result<Option<u32>> {
     let invalid = || {
         s3_error!(
             InvalidRequest,
-            "Value for x-amz-checksum-crc64nvme header is invalid."
+            "Value for x-amz-checksum-crc32c header is invalid."
         )
     };
     value
@@ -374,16 +374,34 @@ fn expected_crc64nvme(value: Option<&str>) -> S3Result<Option<u64>> {
         .transpose()
 }
 
-/// The checksum type of an answer with this CRC64NVME: S3's are all of the whole object.
-fn full_object(crc64nvme: &Option<ChecksumCRC64NVME>) -> Option<ChecksumType> {
-    (crc64nvme.as_ref()).map(|_| ChecksumType::from_static(ChecksumType::FULL_OBJECT))
+/// The checksum type of an answer with these checksums: those of a PUT, and those kept for a
+/// multipart upload, are all of the whole object.
+fn full_object(checksums: &Checksum) -> Option<ChecksumType> {
+    let Checksum {
+        checksum_crc32,
+        checksum_crc32c,
+        checksum_crc64nvme,
+        checksum_sha1,
+        checksum_sha256,
+        checksum_type: _,
+    } = checksums;
+    let any = [
+        checksum_crc32,
+        checksum_crc32c,
+        checksum_crc64nvme,
+        checksum_sha1,
+        checksum_sha256,
+    ]
+    .iter()
+    .any(|checksum| checksum.is_some());
+    any.then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT))
 }
 
 /// The ETag and checksums of an answer about an object.
 trait Checksums {
     fn e_tag(&self) -> Option<&ETag>;
     fn take_checksums(&mut self) -> Checksum;
-    /// Sets the checksums, with the type S3 gives a CRC64NVME whatever `checksums` says.
+    /// Sets the checksums, of the whole object whatever `checksums` says.
     fn set_checksums(&mut self, checksums: Checksum);
 }
 
@@ -406,7 +424,7 @@ macro_rules! checksums {
             }
 
             fn set_checksums(&mut self, checksums: Checksum) {
-                self.checksum_type = full_object(&checksums.checksum_crc64nvme);
+                self.checksum_type = full_object(&checksums);
                 self.checksum_crc32 = checksums.checksum_crc32;
                 self.checksum_crc32c = checksums.checksum_crc32c;
                 self.checksum_crc64nvme = checksums.checksum_crc64nvme;
@@ -417,7 +435,7 @@ macro_rules! checksums {
     )* };
 }
 
-checksums!(HeadObjectOutput, GetObjectOutput);
+checksums!(HeadObjectOutput, GetObjectOutput, PutObjectOutput);
 
 /// Whether a HEAD or GET asks for the object's checksums, without which S3 gives none.
 fn asks_checksums(mode: Option<&ChecksumMode>) -> bool {
@@ -429,7 +447,7 @@ type Object = (String, String);
 
 impl Recorder {
     /// PutObject, with its body's digests checked before s3s-fs stores it (see [`checked`]), and
-    /// the type of its CRC64NVME in the answer.
+    /// the type of its checksums in the answer.
     async fn put(
         &self,
         mut req: S3Request<PutObjectInput>,
@@ -438,25 +456,22 @@ impl Recorder {
         checked::check(&mut input.body, digests!(input), false);
         let mut response = self.inner.put_object(req).await?;
         let output = &mut response.output;
-        output.checksum_type = full_object(&output.checksum_crc64nvme);
+        let checksums = output.take_checksums();
+        output.set_checksums(checksums);
         Ok(response)
     }
 
-    /// CreateMultipartUpload, noting whether the upload is to have CRC64NVME checksums.
+    /// CreateMultipartUpload, noting whether the upload is to have full-object CRC32C
+    /// checksums.
     async fn create(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = &req.input;
-        let crc64nvme = (input.checksum_algorithm.as_ref())
-            .is_some_and(|algorithm| algorithm.as_str() == ChecksumAlgorithm::CRC64NVME);
-        let full_object = |kind: &ChecksumType| kind.as_str() == ChecksumType::FULL_OBJECT;
-        if crc64nvme && !input.checksum_type.as_ref().is_none_or(full_object) {
-            return Err(s3_error!(
-                InvalidRequest,
-                "The CRC64NVME checksum algorithm only supports the FULL_OBJECT checksum type."
-            ));
-        }
+        let crc32c = (input.checksum_algorithm.as_ref())
+            .is_some_and(|algorithm| algorithm.as_str() == ChecksumAlgorithm::CRC32C)
+            && (input.checksum_type.as_ref())
+                .is_some_and(|kind| kind.as_str() == ChecksumType::FULL_OBJECT);
         let mut response = self.inner.create_multipart_upload(req).await?;
         let output = &mut response.output;
         if let (Some(bucket), Some(key), Some(id)) =
@@ -467,42 +482,42 @@ impl Recorder {
                 key: key.clone(),
                 id: id.clone(),
                 open: true,
-                crc64nvme,
+                crc32c,
             };
             self.uploads.lock().expect("uploads").push(upload);
         }
-        if crc64nvme {
+        if crc32c {
             output.checksum_algorithm =
-                Some(ChecksumAlgorithm::from_static(ChecksumAlgorithm::CRC64NVME));
+                Some(ChecksumAlgorithm::from_static(ChecksumAlgorithm::CRC32C));
             output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
         }
         Ok(response)
     }
 
-    /// Whether upload `id` is open and to have CRC64NVME checksums.
-    fn has_crc64nvme(&self, id: &str) -> bool {
+    /// Whether upload `id` is open and to have full-object CRC32C checksums.
+    fn has_crc32c(&self, id: &str) -> bool {
         let uploads = self.uploads.lock().expect("uploads");
-        uploads.iter().any(|u| u.id == id && u.open && u.crc64nvme)
+        uploads.iter().any(|u| u.id == id && u.open && u.crc32c)
     }
 
     /// UploadPart, with its body's digests checked before s3s-fs stores it (see [`checked`]),
-    /// and its CRC64NVME in the answer when the upload is to have them.
+    /// and its CRC32C in the answer when the upload is to have them.
     async fn part(
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = &mut req.input;
-        let crc64nvme = self.has_crc64nvme(&input.upload_id);
-        let computed = checked::check(&mut input.body, digests!(input), crc64nvme);
+        let crc32c = self.has_crc32c(&input.upload_id);
+        let computed = checked::check(&mut input.body, digests!(input), crc32c);
         let mut response = self.inner.upload_part(req).await?;
-        let computed = computed.get().and_then(|c| c.checksum_crc64nvme.clone());
-        response.output.checksum_crc64nvme = computed;
+        let computed = computed.get().and_then(|c| c.checksum_crc32c.clone());
+        response.output.checksum_crc32c = computed;
         Ok(response)
     }
 
     /// CompleteMultipartUpload, with the answer s3s-fs defers to a future (to send keep-alive
     /// bytes meanwhile) taken at once, so that its ETag can be made opaque like the others.
-    /// For an upload that is to have CRC64NVME checksums, the whole object's that the request
+    /// For an upload that is to have full-object CRC32C checksums, the whole object's that the request
     /// carries is checked against the parts it names before they are joined, and kept.
     async fn complete(
         &self,
@@ -511,8 +526,8 @@ impl Recorder {
         let input = &req.input;
         let id = input.upload_id.clone();
         let object = (input.bucket.clone(), input.key.clone());
-        let expected = match self.has_crc64nvme(&id) {
-            true => expected_crc64nvme(input.checksum_crc64nvme.as_deref())?,
+        let expected = match self.has_crc32c(&id) {
+            true => expected_crc32c(input.checksum_crc32c.as_deref())?,
             false => None,
         };
         let joined = match expected {
@@ -524,7 +539,7 @@ impl Recorder {
         {
             return Err(s3_error!(
                 BadDigest,
-                "The CRC64NVME you specified did not match the calculated checksum."
+                "The CRC32C you specified did not match the calculated checksum."
             ));
         }
         let mut response = self.inner.complete_multipart_upload(req).await?;
@@ -535,18 +550,18 @@ impl Recorder {
         let output = &mut response.output;
         let mut kept = self.kept.lock().expect("kept checksums");
         match (joined, &output.e_tag) {
-            (Some((crc64nvme, size)), Some(e_tag)) => {
+            (Some((crc32c, size)), Some(e_tag)) => {
                 let e_tag = e_tag.value().to_owned();
                 kept.insert(
                     object,
                     Kept {
-                        crc64nvme,
+                        crc32c,
                         size,
                         e_tag,
                     },
                 );
-                output.checksum_crc64nvme = Some(checksum::encode(crc64nvme));
-                output.checksum_type = full_object(&output.checksum_crc64nvme);
+                output.checksum_crc32c = Some(checksum::encode(crc32c));
+                output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
             }
             _ => {
                 kept.remove(&object);
@@ -555,10 +570,10 @@ impl Recorder {
         Ok(response)
     }
 
-    /// The CRC64NVME and size of the parts a Complete names, joined, read from the files
+    /// The CRC32C and size of the parts a Complete names, joined, read from the files
     /// s3s-fs keeps them in (`FileSystem::resolve_upload_part_path`). `None` if a part is
     /// unnumbered or cannot be read: s3s-fs then refuses the Complete.
-    async fn parts_crc(&self, input: &CompleteMultipartUploadInput) -> Option<(u64, u64)> {
+    async fn parts_crc(&self, input: &CompleteMultipartUploadInput) -> Option<(u32, u64)> {
         let parts = (input.multipart_upload.as_ref()).and_then(|upload| upload.parts.as_ref());
         let id = &input.upload_id;
         let paths: Option<Vec<PathBuf>> = (parts.into_iter().flatten())
@@ -574,22 +589,22 @@ impl Recorder {
             for path in paths {
                 size += std::io::copy(&mut std::fs::File::open(path)?, &mut digest)?;
             }
-            std::io::Result::Ok((digest.finalize(), size))
+            std::io::Result::Ok((checksum::finish(&digest), size))
         });
         joined.await.ok()?.ok()
     }
 
-    /// The CRC64NVME kept for `object`, if it still is the object of `size` bytes with ETag
+    /// The CRC32C kept for `object`, if it still is the object of `size` bytes with ETag
     /// `e_tag` that it was kept for.
-    fn kept_crc(&self, object: &Object, e_tag: &str, size: u64) -> Option<u64> {
+    fn kept_crc(&self, object: &Object, e_tag: &str, size: u64) -> Option<u32> {
         let kept = self.kept.lock().expect("kept checksums");
         (kept.get(object))
             .filter(|kept| kept.e_tag == e_tag && kept.size == size)
-            .map(|kept| kept.crc64nvme)
+            .map(|kept| kept.crc32c)
     }
 
     /// Sets the checksums of `output`, about `object`, to those S3 gives: none unless `asked`;
-    /// for an object a multipart upload made, the CRC64NVME kept for it, if the answer is
+    /// for an object a multipart upload made, the CRC32C kept for it, if the answer is
     /// about all of it (`whole` bytes).
     fn answer_checksums(
         &self,
@@ -605,7 +620,7 @@ impl Recorder {
             // s3s-fs keeps no checksum for an object a multipart upload made ("-N" ends its
             // ETag), but leaves those of the object it replaced.
             Some(e_tag) if e_tag.contains('-') => Checksum {
-                checksum_crc64nvme: whole
+                checksum_crc32c: whole
                     .and_then(|size| self.kept_crc(object, &e_tag, size))
                     .map(checksum::encode),
                 ..Checksum::default()

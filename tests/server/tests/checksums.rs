@@ -1,4 +1,4 @@
-//! The in-process server keeps CRC64NVME checksums as S3 does: checked on PUT, on each part and
+//! The in-process server keeps CRC32C checksums as S3 does: checked on PUT, on each part and
 //! on Complete (full-object), returned by HEAD and GET when asked; and what the fault proxy and
 //! `Server::corrupt` do to bodies.
 
@@ -9,18 +9,25 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use s3::Bucket;
 use s3::command::{Command, Multipart};
 use s3::serde_types::{CompleteMultipartUploadData, Part};
-use s3_syncr_test_server::{Fault, Proxy, Raw, RawAnswer, Server, crc64nvme};
+use s3_syncr_test_server::{Fault, Proxy, Raw, RawAnswer, Server, crc32c};
 
 const MIB: usize = 1 << 20;
-const CHECKSUM: &str = "x-amz-checksum-crc64nvme";
+const CHECKSUM: &str = "x-amz-checksum-crc32c";
 const ASK: (&str, &str) = ("x-amz-checksum-mode", "ENABLED");
 const UNSIGNED: (&str, &str) = ("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
 
-fn crc(bytes: &[u8]) -> u64 {
-    crc_fast::checksum(CrcAlgorithm::Crc64Nvme, bytes)
+fn crc(bytes: &[u8]) -> u32 {
+    // crc-fast gives every CRC as a `u64`; a CRC32C is its low 4 bytes.
+    crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, bytes) as u32
 }
 
-fn encode(crc: u64) -> String {
+/// What a client that knows two pieces' CRCs sends for the two together.
+fn combine(first: u32, second: u32, second_len: usize) -> u32 {
+    let (first, second) = (u64::from(first), u64::from(second));
+    crc_fast::checksum_combine(CrcAlgorithm::Crc32Iscsi, first, second, second_len as u64) as u32
+}
+
+fn encode(crc: u32) -> String {
     STANDARD.encode(crc.to_be_bytes())
 }
 
@@ -93,7 +100,7 @@ fn assert_ok(answer: &RawAnswer) {
     );
 }
 
-/// The CRC64NVME an answer reports, and its type.
+/// The CRC32C an answer reports, and its type.
 fn reported(answer: &RawAnswer) -> (Option<&str>, Option<&str>) {
     (
         answer.header(CHECKSUM),
@@ -118,26 +125,26 @@ struct Upload<'a> {
 }
 
 impl<'a> Upload<'a> {
-    /// Creates one, with full-object CRC64NVME checksums if `crc64nvme`.
-    fn create(bucket: &'a Bucket, key: &'a str, crc64nvme: bool) -> Upload<'a> {
+    /// Creates one, with full-object CRC32C checksums if `crc32c`.
+    fn create(bucket: &'a Bucket, key: &'a str, crc32c: bool) -> Upload<'a> {
         let command = Command::InitiateMultipartUpload {
             content_type: "application/octet-stream",
         };
-        let declared: &[_] = match crc64nvme {
+        let declared: &[_] = match crc32c {
             true => &[
-                ("x-amz-checksum-algorithm", "CRC64NVME"),
+                ("x-amz-checksum-algorithm", "CRC32C"),
                 ("x-amz-checksum-type", "FULL_OBJECT"),
             ],
             false => &[],
         };
         let answer = send(bucket, key, command, declared);
         assert_ok(&answer);
-        if crc64nvme {
+        if crc32c {
             let declared = (
                 answer.header("x-amz-checksum-algorithm"),
                 answer.header("x-amz-checksum-type"),
             );
-            assert_eq!(declared, (Some("CRC64NVME"), Some("FULL_OBJECT")));
+            assert_eq!(declared, (Some("CRC32C"), Some("FULL_OBJECT")));
         }
         let body = String::from_utf8_lossy(&answer.body);
         let id = (body.split_once("<UploadId>"))
@@ -183,9 +190,9 @@ impl<'a> Upload<'a> {
         answer
     }
 
-    /// Sends the part with its CRC64NVME, and checks that the server took it and returned it.
+    /// Sends the part with its CRC32C, and checks that the server took it and returned it.
     fn checked_part(&mut self, number: u32, body: &[u8]) {
-        let crc = crc64nvme(body);
+        let crc = crc32c(body);
         let answer = self.part(number, body, &[(CHECKSUM, &crc)]);
         assert_ok(&answer);
         assert_eq!(answer.header(CHECKSUM), Some(crc.as_str()));
@@ -206,37 +213,36 @@ impl<'a> Upload<'a> {
         send(self.bucket, self.key, command, pairs)
     }
 
-    /// Completes it with the whole object's CRC64NVME `crc`.
+    /// Completes it with the whole object's CRC32C `crc`.
     fn complete_with(&self, crc: &str) -> RawAnswer {
         self.complete(&[(CHECKSUM, crc), ("x-amz-checksum-type", "FULL_OBJECT")])
     }
 }
 
 #[test]
-fn the_checksum_is_crc64_nvme_big_endian_in_base64() {
-    assert_eq!(crc(b"123456789"), 0xae8b_1486_0a79_9888);
-    let check = [0xae, 0x8b, 0x14, 0x86, 0x0a, 0x79, 0x98, 0x88];
-    assert_eq!(crc64nvme(b"123456789"), STANDARD.encode(check));
-    // What a client that knows its parts' CRCs sends for the whole object.
-    let combined =
-        crc_fast::checksum_combine(CrcAlgorithm::Crc64Nvme, crc(b"1234"), crc(b"56789"), 5);
-    assert_eq!(combined, crc(b"123456789"));
+fn the_checksum_is_crc32c_big_endian_in_base64() {
+    assert_eq!(crc(b"123456789"), 0xe306_9283);
+    assert_eq!(
+        crc32c(b"123456789"),
+        STANDARD.encode([0xe3, 0x06, 0x92, 0x83])
+    );
+    assert_eq!(combine(crc(b"1234"), crc(b"56789"), 5), crc(b"123456789"));
 }
 
 #[test]
-fn a_put_is_checked_against_its_crc64nvme_which_head_and_get_return_when_asked() {
+fn a_put_is_checked_against_its_crc32c_which_head_and_get_return_when_asked() {
     let server = Server::start();
     let bucket = server.new_bucket();
     let body = pattern(100_000, 1);
 
-    let wrong = crc64nvme(b"something else");
+    let wrong = crc32c(b"something else");
     assert_refused(
         &put(&bucket, "k", &body, &[(CHECKSUM, &wrong)]),
         "BadDigest",
     );
     assert!(missing(&bucket, "k"), "a refused PUT wrote the object");
 
-    let right = crc64nvme(&body);
+    let right = crc32c(&body);
     let answer = put(&bucket, "k", &body, &[(CHECKSUM, &right)]);
     assert_ok(&answer);
     assert_eq!(reported(&answer), full_object(&right));
@@ -255,7 +261,7 @@ fn a_put_is_checked_against_its_crc64nvme_which_head_and_get_return_when_asked()
 }
 
 #[test]
-fn a_full_object_multipart_upload_is_checked_and_keeps_the_objects_crc64nvme() {
+fn a_full_object_multipart_upload_is_checked_and_keeps_the_objects_crc32c() {
     for server in [Server::start(), Server::start_opaque()] {
         let bucket = server.new_bucket();
         let (first, second) = (pattern(5 * MIB, 2), pattern(1000, 3));
@@ -263,14 +269,8 @@ fn a_full_object_multipart_upload_is_checked_and_keeps_the_objects_crc64nvme() {
         let mut upload = Upload::create(&bucket, "m", true);
         upload.checked_part(1, &first);
         upload.checked_part(2, &second);
-        let combined = crc_fast::checksum_combine(
-            CrcAlgorithm::Crc64Nvme,
-            crc(&first),
-            crc(&second),
-            second.len() as u64,
-        );
-        let right = encode(combined);
-        assert_eq!(right, crc64nvme(&whole));
+        let right = encode(combine(crc(&first), crc(&second), second.len()));
+        assert_eq!(right, crc32c(&whole));
 
         let answer = upload.complete_with(&right);
         assert_ok(&answer);
@@ -296,17 +296,17 @@ fn a_full_object_multipart_upload_is_checked_and_keeps_the_objects_crc64nvme() {
 }
 
 #[test]
-fn a_part_whose_crc64nvme_differs_is_refused_and_not_stored() {
+fn a_part_whose_crc32c_differs_is_refused_and_not_stored() {
     let server = Server::start();
     let bucket = server.new_bucket();
     let (first, other, last) = (pattern(5 * MIB, 4), pattern(5 * MIB, 5), pattern(10, 6));
     let mut upload = Upload::create(&bucket, "p", true);
     upload.checked_part(1, &first);
-    let answer = upload.part(1, &other, &[(CHECKSUM, &crc64nvme(&first))]);
+    let answer = upload.part(1, &other, &[(CHECKSUM, &crc32c(&first))]);
     assert_refused(&answer, "BadDigest");
     upload.checked_part(2, &last);
     let whole = [first.as_slice(), &last].concat();
-    assert_ok(&upload.complete_with(&crc64nvme(&whole)));
+    assert_ok(&upload.complete_with(&crc32c(&whole)));
     assert!(
         bucket.raw_get("p").body == whole,
         "the refused part was stored"
@@ -314,18 +314,18 @@ fn a_part_whose_crc64nvme_differs_is_refused_and_not_stored() {
 }
 
 #[test]
-fn a_complete_whose_crc64nvme_differs_is_refused_before_the_object_changes() {
+fn a_complete_whose_crc32c_differs_is_refused_before_the_object_changes() {
     let server = Server::start();
     let bucket = server.new_bucket();
     let old = pattern(1000, 7);
-    let old_crc = crc64nvme(&old);
+    let old_crc = crc32c(&old);
     assert_ok(&put(&bucket, "c", &old, &[(CHECKSUM, &old_crc)]));
 
     let (first, last) = (pattern(5 * MIB, 8), pattern(10, 9));
     let mut upload = Upload::create(&bucket, "c", true);
     upload.checked_part(1, &first);
     upload.checked_part(2, &last);
-    let answer = upload.complete_with(&crc64nvme(&first));
+    let answer = upload.complete_with(&crc32c(&first));
     assert_refused(&answer, "BadDigest");
     assert!(
         bucket.raw_get("c").body == old,
@@ -335,7 +335,7 @@ fn a_complete_whose_crc64nvme_differs_is_refused_before_the_object_changes() {
 
     // The upload is still there to complete right.
     let whole = [first.as_slice(), &last].concat();
-    let right = crc64nvme(&whole);
+    let right = crc32c(&whole);
     assert_ok(&upload.complete_with(&right));
     assert!(bucket.raw_get("c").body == whole);
     assert_eq!(reported(&head(&bucket, "c")), full_object(&right));
@@ -346,7 +346,7 @@ fn an_object_a_multipart_upload_made_without_a_checksum_reports_none() {
     let server = Server::start();
     let bucket = server.new_bucket();
     let put_body = pattern(1000, 10);
-    let put_crc = crc64nvme(&put_body);
+    let put_crc = crc32c(&put_body);
     let (first, last) = (pattern(5 * MIB, 11), pattern(10, 12));
     let whole = [first.as_slice(), &last].concat();
     for declared in [false, true] {
@@ -368,7 +368,7 @@ fn an_object_a_multipart_upload_made_without_a_checksum_reports_none() {
     let mut upload = Upload::create(&bucket, "n", true);
     upload.checked_part(1, &first);
     upload.checked_part(2, &last);
-    assert_ok(&upload.complete_with(&crc64nvme(&whole)));
+    assert_ok(&upload.complete_with(&crc32c(&whole)));
     assert_ok(&put(&bucket, "n", &put_body, &[(CHECKSUM, &put_crc)]));
     assert_eq!(reported(&head(&bucket, "n")), full_object(&put_crc));
     assert_ok(&put(&bucket, "n", &put_body, &[]));
@@ -382,7 +382,7 @@ fn a_body_corrupted_on_the_way_is_refused_and_not_stored() {
     let proxy = Proxy::start(&server);
     let far = proxy.bucket(&server, &bucket.name());
     let body = pattern(10_000, 13);
-    let right = crc64nvme(&body);
+    let right = crc32c(&body);
 
     // The SHA-256 it was signed with catches it first.
     proxy.inject(Some("PUT"), Fault::CorruptBody);
@@ -419,7 +419,7 @@ fn corrupt_changes_what_get_returns_but_not_the_checksum() {
     let server = Server::start();
     let bucket = server.new_bucket();
     let body = pattern(5 * MIB + 10, 14);
-    let right = crc64nvme(&body);
+    let right = crc32c(&body);
     assert_ok(&put(&bucket, "r", &body, &[(CHECKSUM, &right)]));
     let mut upload = Upload::create(&bucket, "rm", true);
     upload.checked_part(1, &body[..5 * MIB]);
