@@ -3,7 +3,7 @@
 #
 #   upload: `s3-syncr append` of this build against S3SYNCR_CPU_BEFORE (an older build of the
 #           command, e.g. one from before the checksums; that row is skipped without it)
-#   read:   `s3-syncr cat` (objects checked against their stored CRC64/NVME) against
+#   read:   `s3-syncr cat` (objects checked against their stored CRC32C) against
 #           `s3-syncr cat --no-verify`
 #
 # Client CPU is user + system time of the command (getrusage of the child, microseconds), for
