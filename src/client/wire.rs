@@ -89,7 +89,7 @@ impl Wire {
                 agent: agent.clone(),
             });
         }
-        let agent = new_agent(roots(ca_file)?);
+        let agent = new_agent(extra_roots(ca_file)?);
         agents.push((ca_file.map(Path::to_owned), agent.clone()));
         Ok(Wire { agent })
     }
@@ -207,7 +207,8 @@ impl Answer {
     }
 }
 
-fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
+/// An agent trusting the built-in and platform roots and `extra`.
+fn new_agent(extra: Vec<Certificate<'static>>) -> Agent {
     let config = Agent::config_builder()
         .http_status_as_error(false)
         // A signed request must not be sent again elsewhere; S3 redirects only to say that the
@@ -221,7 +222,7 @@ fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
     // environment (private to ureq, which is built without SOCKS here: the proxy is ignored).
     let connector = ().chain(ConnectProxyConnector::default()).chain(TcpConnector::default());
     #[cfg(not(feature = "native-tls"))]
-    let connector = connector.chain(tls::Tls::new(&roots));
+    let connector = connector.chain(tls::Tls::new(extra));
     // ureq's native-tls connector has the flaw `tls` works around (a new `TlsConnector`, roots
     // and all, per connection of a request with a configuration of its own). It stays: with
     // native-tls no session resumes anyway (rust-native-tls issue 308).
@@ -230,7 +231,7 @@ fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
         config.tls_config(
             TlsConfig::builder()
                 .provider(TlsProvider::NativeTls)
-                .root_certs(RootCerts::Specific(Arc::new(roots)))
+                .root_certs(RootCerts::Specific(Arc::new(all_roots(extra))))
                 .build(),
         ),
         connector.chain(NativeTlsConnector::default()),
@@ -242,19 +243,11 @@ fn new_agent(roots: Vec<Certificate<'static>>) -> Agent {
     )
 }
 
-/// The roots trusted: Mozilla's (built in), the platform's, `AWS_CA_BUNDLE`'s (a PEM file, as
-/// the AWS CLI reads it) and `ca_file`'s. A bundle that cannot be read is an error, not a
-/// silent fallback to fewer roots.
-fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, Error> {
-    let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|der| Certificate::from_der(der.as_ref()))
-        .collect();
-    let platform = rustls_native_certs::load_native_certs();
-    for err in &platform.errors {
-        log::debug!("platform root certificates: {err}");
-    }
-    roots.extend((platform.certs.iter()).map(|der| Certificate::from_der(der.as_ref()).to_owned()));
+/// The roots trusted beyond the built-in and platform ones: `AWS_CA_BUNDLE`'s (a PEM file, as
+/// the AWS CLI reads it) and `ca_file`'s, read when the transport is made. A bundle that
+/// cannot be read is an error then, not a silent fallback to fewer roots.
+fn extra_roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, Error> {
+    let mut roots = Vec::new();
     let bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty());
     for (what, file) in [
         ("AWS_CA_BUNDLE", bundle.as_deref().map(Path::new)),
@@ -268,6 +261,24 @@ fn roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, Error> {
         }
     }
     Ok(roots)
+}
+
+/// Every root trusted: Mozilla's (built in), the platform's and `extra`. Loading the platform's
+/// reads each file of its certificate directory (about 300 here): 5 ms of CPU, as much as the
+/// rest of a short command over plain HTTP, which needs none of it. So the rustls link loads
+/// them at its first TLS connection, not when the transport is made.
+fn all_roots(extra: Vec<Certificate<'static>>) -> Vec<Certificate<'static>> {
+    let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()))
+        .collect();
+    let platform = rustls_native_certs::load_native_certs();
+    for err in &platform.errors {
+        log::debug!("platform root certificates: {err}");
+    }
+    roots.extend((platform.certs.iter()).map(|der| Certificate::from_der(der.as_ref()).to_owned()));
+    roots.extend(extra);
+    roots
 }
 
 /// The certificates in PEM file `file`; one that holds none is an error.

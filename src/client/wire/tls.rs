@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -19,31 +19,46 @@ use ureq::unversioned::transport::{
     TransportAdapter,
 };
 
-/// Wraps an `https` connection in TLS with an agent's configuration.
+/// Wraps an `https` connection in TLS with an agent's configuration, made at the first one.
 #[derive(Debug)]
 pub(super) struct Tls {
-    config: Arc<ClientConfig>,
+    /// The roots trusted beyond the built-in and platform ones.
+    extra: Vec<Certificate<'static>>,
+    config: OnceLock<Arc<ClientConfig>>,
 }
 
 impl Tls {
-    /// Trusts `roots`, with every TLS version, SNI on and rustls's in-memory session cache, as
-    /// ureq configures rustls by default. The provider is ring, named rather than taken from a
-    /// process default, as the rest of the tree uses (no aws-lc-rs to build).
-    pub(super) fn new(roots: &[Certificate<'_>]) -> Tls {
-        let mut store = RootCertStore::empty();
-        let (added, ignored) =
-            store.add_parsable_certificates(roots.iter().map(|c| CertificateDer::from(c.der())));
-        log::debug!("TLS: {added} root certificates trusted, {ignored} unparsable ignored");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(rustls::ALL_VERSIONS)
-            .expect("ring supports every TLS version")
-            .with_root_certificates(store)
-            .with_no_client_auth();
+    /// Will trust the built-in and platform roots and `extra` (see [`super::all_roots`]).
+    pub(super) fn new(extra: Vec<Certificate<'static>>) -> Tls {
         Tls {
-            config: Arc::new(config),
+            extra,
+            config: OnceLock::new(),
         }
     }
+
+    fn config(&self) -> Arc<ClientConfig> {
+        let config = self.config.get_or_init(|| {
+            let roots = super::all_roots(self.extra.clone());
+            Arc::new(configure(&roots))
+        });
+        config.clone()
+    }
+}
+
+/// Trusts `roots`, with every TLS version, SNI on and rustls's in-memory session cache, as
+/// ureq configures rustls by default. The provider is ring, named rather than taken from a
+/// process default, as the rest of the tree uses (no aws-lc-rs to build).
+fn configure(roots: &[Certificate<'_>]) -> ClientConfig {
+    let mut store = RootCertStore::empty();
+    let (added, ignored) =
+        store.add_parsable_certificates(roots.iter().map(|c| CertificateDer::from(c.der())));
+    log::debug!("TLS: {added} root certificates trusted, {ignored} unparsable ignored");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .expect("ring supports every TLS version")
+        .with_root_certificates(store)
+        .with_no_client_auth()
 }
 
 impl<In: Transport> Connector<In> for Tls {
@@ -67,7 +82,7 @@ impl<In: Transport> Connector<In> for Tls {
         let name = ServerName::try_from(host)
             .map_err(|_| ureq::Error::Tls("not a valid TLS server name"))?
             .to_owned();
-        let mut conn = ClientConnection::new(self.config.clone(), name)?;
+        let mut conn = ClientConnection::new(self.config(), name)?;
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(left_of(details));
         conn.complete_io(&mut sock)?;
