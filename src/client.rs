@@ -89,6 +89,15 @@ pub(crate) struct Part {
     pub(crate) crc: Option<Crc>,
 }
 
+/// What every object a writer uploads records in its metadata: the stream offset of its first
+/// byte ([`START_HEADER`]) and the size at which it is sealed ([`SEAL_HEADER`]). The seal is the
+/// object's, not the handle's: a writer that continues a tail keeps the seal it records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) start: u64,
+    pub(crate) seal: u64,
+}
+
 /// What a PUT expects to find, when writers are fenced.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Expect<'a> {
@@ -127,15 +136,14 @@ impl S3Client {
         })
     }
 
-    /// Overwrites object `seq`, which starts at stream offset `start`, with `body` and returns
-    /// its new ETag. Every PUT records `start` and this handle's identity in the object's
-    /// metadata. With conditional writes on, the PUT carries `expect`, and a failed condition
+    /// Overwrites object `seq` with `body` and returns its new ETag. Every PUT records `meta`
+    /// and this handle's identity in the object's metadata. With conditional writes on, the PUT carries `expect`, and a failed condition
     /// is [`Error::Fenced`] unless the object turns out to be this handle's: an earlier attempt
     /// succeeded but its answer was lost (then it is done, or sent again on top of it).
     pub(crate) fn put(
         &self,
         seq: u64,
-        start: u64,
+        meta: Meta,
         body: &[u8],
         expect: Expect<'_>,
     ) -> Result<String, Error> {
@@ -148,7 +156,7 @@ impl S3Client {
         };
         loop {
             let expect = expected.as_deref().map_or(Expect::Absent, Expect::Etag);
-            let mut headers = self.identity(start);
+            let mut headers = self.identity(meta);
             self.add_condition(&mut headers, expect);
             crc.add_to(&mut headers);
             let headers = Some(headers);
@@ -179,9 +187,9 @@ impl S3Client {
                 Error::Status { status: 404, .. } if expected.is_some() => {
                     return Err(Error::Fenced { key });
                 }
-                Error::Status {
-                    status: 409 | 412, ..
-                } => match self.settle(&key, body.len() as u64)? {
+                // Only a failed condition is a fence: a 409 that outlasted its retries says
+                // nothing of it, and is returned as it is.
+                Error::Status { status: 412, .. } => match self.settle(&key, body.len() as u64)? {
                     Settled::Done(etag) => return Ok(self.wrote(&key, etag, crc)),
                     Settled::Moved { etag, .. } if expected.as_ref() != Some(&etag) => {
                         expected = Some(etag);
@@ -218,16 +226,16 @@ impl S3Client {
         })
     }
 
-    /// The metadata every object a writer creates carries: its start offset and this handle.
-    pub(crate) fn identity(&self, start: u64) -> HeaderMap {
+    /// The metadata every object a writer creates carries: `meta` and this handle.
+    pub(crate) fn identity(&self, meta: Meta) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static(START_HEADER),
-            HeaderValue::from(start),
+            HeaderValue::from(meta.start),
         );
         headers.insert(
             HeaderName::from_static(SEAL_HEADER),
-            HeaderValue::from(self.options.seal_size() as u64),
+            HeaderValue::from(meta.seal),
         );
         // A random hex identifier is always a valid header value.
         if let Ok(writer) = HeaderValue::from_str(&self.writer) {
@@ -265,6 +273,7 @@ impl S3Client {
             Ok(Whole {
                 etag: answer.header("etag").unwrap_or_default().to_owned(),
                 start: parse_start(&key, answer.header(START_HEADER)),
+                seal: parse_start(&key, answer.header(SEAL_HEADER)),
                 buf: answer.bytes()?,
             })
         })
@@ -367,6 +376,7 @@ impl S3Client {
                         checksum::stored(answer.header(checksum::CRC_HEADER), kind, total)
                     }),
             };
+            check_range(status, answer.header("content-range"), from)?;
             let mut response = answer.reader();
             // A 200 is the whole object: the range was ignored, and unless it started at 0 the
             // bytes are not the ones asked for.
@@ -439,6 +449,7 @@ impl S3Client {
             let recorded = parse_start(&key, answer.header(START_HEADER));
             let seal = parse_start(&key, answer.header(SEAL_HEADER));
             let whole = answer.status == 200;
+            check_range(answer.status, answer.header("content-range"), from)?;
             let total = match whole {
                 true => answer.header("content-length"),
                 false => (answer.header("content-range"))
@@ -508,6 +519,8 @@ pub(crate) struct Whole {
     pub(crate) etag: String,
     /// The start offset it records, if any.
     pub(crate) start: Option<u64>,
+    /// The size at which it is sealed, if it records one.
+    pub(crate) seal: Option<u64>,
 }
 
 /// What a HEAD tells of a write that may or may not have landed.
@@ -530,6 +543,22 @@ fn checksum_mode() -> HeaderMap {
         HeaderValue::from_static("ENABLED"),
     );
     headers
+}
+
+/// Fails unless a partial answer (206) holds the range from `from` on, as its `Content-Range`
+/// (`bytes <first>-<last>/<total>`) says: a proxy or cache that answers another range would
+/// have its bytes handed out as the ones asked for.
+fn check_range(status: u16, content_range: Option<&str>, from: u64) -> Result<(), S3Error> {
+    let first = (content_range.and_then(|range| range.trim().strip_prefix("bytes ")))
+        .and_then(|range| range.split_once('-'))
+        .and_then(|(first, _)| first.trim().parse::<u64>().ok());
+    match status {
+        206 if first != Some(from) => Err(S3Error::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("asked for bytes from {from} on, the server answered {content_range:?}"),
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A random identifier: 128 bits as hex. Each `RandomState` is keyed afresh from the
@@ -582,5 +611,14 @@ mod tests {
         assert_eq!(xml_text(body, "Code"), "SignatureDoesNotMatch");
         assert_eq!(xml_text(body, "Message"), "nope");
         assert_eq!(xml_text("", "Code"), "");
+    }
+
+    #[test]
+    fn a_partial_answer_must_hold_the_range_asked_for() {
+        assert!(check_range(206, Some("bytes 100-199/1000"), 100).is_ok());
+        assert!(check_range(200, None, 0).is_ok(), "a whole answer is checked elsewhere");
+        for other in [Some("bytes 101-199/1000"), Some("bytes */1000"), Some("x"), None] {
+            assert!(check_range(206, other, 100).is_err(), "{other:?}");
+        }
     }
 }

@@ -704,9 +704,15 @@ impl Drop for Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Expect;
+    use crate::client::{Expect, Meta};
     use crate::store::Store;
     use crate::store::fake::{Fake, Step};
+
+    /// What the one object of these tests records: it starts the stream and is never sealed.
+    const FIRST: Meta = Meta {
+        start: 0,
+        seal: u64::MAX,
+    };
 
     /// An object that grows while it is read through: the GET that ends its old version
     /// learns that version's checksum, which checks the bytes read up to there, and the bytes
@@ -717,7 +723,7 @@ mod tests {
         let writer = fake.handle();
         let data: Vec<u8> = (0..80 * 1024).map(|i| (i * 7 + i / 251) as u8).collect();
         let first = 64 * 1024;
-        let etag = (fake.overwrite(0, 0, 0, &data[..first], 0, Expect::Absent)).unwrap();
+        let etag = (fake.overwrite(0, FIRST, 0, &data[..first], 0, Expect::Absent)).unwrap();
         let client: Arc<Client> = Arc::new(fake);
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
@@ -734,7 +740,7 @@ mod tests {
                 // The GET that ends the old version, and its HEAD, are done; then it grows.
                 assert!(reader.wait_for(last.unwrap()));
                 let tail = &data[first..];
-                (writer.overwrite(0, 0, first, tail, first, Expect::Etag(&etag))).unwrap();
+                (writer.overwrite(0, FIRST, first, tail, first, Expect::Etag(&etag))).unwrap();
                 index.refresh(&*client).unwrap();
                 grown = true;
             }
@@ -756,7 +762,7 @@ mod tests {
         let data: Vec<u8> = (0..16 * 1024).map(|i| (i * 13 + i / 97) as u8).collect();
         for stale_heads in [1, 2] {
             let fake = Fake::new([]);
-            fake.overwrite(0, 0, 0, &data, 0, Expect::Absent).unwrap();
+            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent).unwrap();
             // LIST and HEAD (anchoring), the object's one GET (no read-ahead), then the
             // checksum HEADs.
             let heads = std::iter::repeat_n(Step::Stale, stale_heads);
@@ -783,7 +789,7 @@ mod tests {
     fn a_panicking_read_worker_is_an_error_at_the_read_that_needs_it() {
         let fake = Fake::new([]);
         let data: Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
-        fake.overwrite(0, 0, 0, &data, 0, Expect::Absent).unwrap();
+        fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent).unwrap();
         // LIST and HEAD (anchoring), the first GET in the caller: they pass; the first GET
         // ahead, on a worker, panics.
         fake.script([Step::Pass, Step::Pass, Step::Pass, Step::Panic]);

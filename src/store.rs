@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::Error;
-use crate::client::{Expect, Head, Part, Recorded, Running, S3Client, Tail, Whole};
+use crate::client::{Expect, Head, Meta, Part, Recorded, Running, S3Client, Tail, Whole};
 use crate::layout::{PendingUpload, Segment};
 
 #[cfg(test)]
@@ -51,13 +51,13 @@ pub(crate) trait Store: Send + Sync {
     fn overwrite(
         &self,
         seq: u64,
-        start: u64,
+        meta: Meta,
         only_in_s3: usize,
         body: &[u8],
         in_s3: usize,
         expect: Expect<'_>,
     ) -> Result<String, Error>;
-    fn create_upload(&self, key: &str, start: u64) -> Result<String, Error>;
+    fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error>;
     fn copy_part(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Part, Error>;
     fn upload_part(&self, key: &str, id: &str, number: u32, bytes: &[u8]) -> Result<Part, Error>;
     fn complete(
@@ -110,16 +110,16 @@ impl Store for S3Client {
     fn overwrite(
         &self,
         seq: u64,
-        start: u64,
+        meta: Meta,
         only_in_s3: usize,
         body: &[u8],
         in_s3: usize,
         expect: Expect<'_>,
     ) -> Result<String, Error> {
-        S3Client::overwrite(self, seq, start, only_in_s3, body, in_s3, expect)
+        S3Client::overwrite(self, seq, meta, only_in_s3, body, in_s3, expect)
     }
-    fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
-        S3Client::create_upload(self, key, start)
+    fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error> {
+        S3Client::create_upload(self, key, meta)
     }
     fn copy_part(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Part, Error> {
         S3Client::copy_part(self, key, id, size, etag)

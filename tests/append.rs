@@ -486,3 +486,40 @@ fn uploads_left_by_a_crash_are_listed_where_the_server_can() {
     next.close().unwrap();
     assert_eq!(stream_contents(&bucket, "left.log"), b"after");
 }
+
+/// Two faults in a row: a Complete lands but its answer is lost, its resend is refused (412:
+/// the object moved on, by that very Complete), and every HEAD that would settle it fails too.
+/// Whether the bytes are stored is then unknown: the flush reports the HEAD's failure, never a
+/// fence for bytes that may be stored, and the next flush settles it, with nothing lost or
+/// doubled. For an append by copy, and for an object whose parts streamed out.
+#[test]
+fn a_lost_complete_whose_settling_fails_is_no_fence() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let through_proxy = proxy.bucket(&server, &bucket.name());
+    for (name, first, more) in [
+        ("by-copy.log", BASE, 1000),
+        ("streamed.log", 0, 3 * (8 * MIB) + 1000),
+    ] {
+        let mut writer = Storage::new(through_proxy.clone(), name, large_tail_options()).unwrap();
+        let mut expected = pattern(first, 5);
+        writer.write_all(&expected).unwrap();
+        writer.flush().unwrap();
+
+        proxy.inject(Some("POST"), Fault::Delay(Duration::ZERO)); // CreateMultipartUpload
+        proxy.inject(Some("POST"), Fault::DropResponse); // Complete: lands, answer lost
+        proxy.inject(Some("POST"), Fault::Status(412)); // its resend
+        for _ in 0..20 {
+            proxy.inject(Some("HEAD"), Fault::Status(500));
+        }
+        let more = pattern(more, 6);
+        writer.write_all(&more).unwrap();
+        let err = writer.flush().unwrap_err();
+        assert!(!matches!(inner(&err), Error::Fenced { .. }), "{name}: {err}");
+        proxy.clear();
+        writer.flush().unwrap();
+        expected.extend_from_slice(&more);
+        assert!(stream_contents(&bucket, name) == expected, "{name}");
+    }
+}

@@ -364,3 +364,44 @@ fn contend_child() {
         },
     );
 }
+
+/// Writers of one stream need not share their `Options`: the seal size the tail records
+/// governs every writer that continues it. Writer A (large seal) leaves a tail above writer B's
+/// seal size; B must continue that tail, not start the next object after it, or A's next flush
+/// (its `If-Match` still holds) grows the tail under the start B's object records, and every
+/// reader then meets a discontinuity with both flushes acknowledged. Below and above the size
+/// from which flushes append by copy (the tail is then fetched whole, or HEADed).
+#[test]
+fn writers_with_different_seal_sizes_keep_one_readable_stream() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    for (i, tail_len) in [2 * MIB, 6 * MIB].into_iter().enumerate() {
+        let name = format!("seals-{i}/log.bin");
+        let options = |seal| Options::builder().with_seal_size(seal).build().unwrap();
+        let first = pattern(tail_len, 30 + i as u64);
+        let (theirs, late) = (pattern(4096, 40 + i as u64), pattern(MIB, 50 + i as u64));
+
+        let mut a = Storage::new(bucket.clone(), &name, options(16 * MIB)).unwrap();
+        a.write_all(&first).unwrap();
+        a.flush().unwrap();
+        let mut b = Storage::new(bucket.clone(), &name, options(MIB)).unwrap();
+        b.write_all(&theirs).unwrap();
+        b.flush().unwrap();
+        a.write_all(&late).unwrap();
+        // B took over the tail A records as open: A is fenced, with its bytes handed back.
+        let err = a.flush().unwrap_err();
+        assert!(matches!(inner(&err), Error::Fenced { .. }), "{err}");
+        assert!(a.unflushed() == late, "A's refused bytes are handed back");
+        drop(a);
+
+        let acked = [&first[..], &theirs[..]].concat();
+        assert!(stream_contents(&bucket, &name) == acked, "{name}: A's, then B's");
+        assert_eq!(segment_sizes(&bucket, &name), [acked.len() as u64], "{name}");
+        // B goes on under the seal the tail records: it seals at 16 MiB, not at its own 1 MiB.
+        let more = pattern(MIB, 60 + i as u64);
+        b.write_all(&more).unwrap();
+        b.close().unwrap();
+        assert!(stream_contents(&bucket, &name) == [&acked[..], &more[..]].concat());
+        assert_eq!(segment_sizes(&bucket, &name).len(), 1, "{name}");
+    }
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -486,4 +486,37 @@ fn lost_answers_on_every_request_kind_with_opaque_etags_fence_nothing() {
     }
     println!("faults met: {met}");
     assert!(met > 40, "most faults were met: {met}");
+}
+
+/// A proxy or cache that answers a ranged GET with another range than the one asked for: the
+/// reader never hands those bytes out as the asked-for ones (a read inside an object is not
+/// checksummed, so only the answer's `Content-Range` tells).
+#[test]
+fn an_answer_for_another_range_is_never_handed_out() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let data = pattern(3 * MIB, 70);
+    let mut writer = open(&bucket, "ranges/log.bin", 16);
+    writer.write_all(&data).unwrap();
+    writer.close().unwrap();
+
+    let options = (Options::builder().with_read_ahead(0))
+        .with_read_chunk(64 * 1024)
+        .build()
+        .unwrap();
+    let through_proxy = proxy.bucket(&server, &bucket.name());
+    let mut reader = Storage::new(through_proxy, "ranges/log.bin", options).unwrap();
+    // The listing and a first chunk, so that the next GET is the read's own.
+    let mut got = [0; 100];
+    reader.read_exact(&mut got).unwrap();
+    let at = MIB + 1000;
+    reader.seek(SeekFrom::Start(at as u64)).unwrap();
+    proxy.inject(Some("GET"), Fault::ShiftRange);
+    let read = reader.read_exact(&mut got);
+    assert_eq!(proxy.injected(), 1);
+    match read {
+        Ok(()) => assert!(got[..] == data[at..at + 100], "bytes of another range"),
+        Err(err) => assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}"),
+    }
 }

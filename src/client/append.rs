@@ -10,7 +10,7 @@ use s3::error::S3Error;
 use s3::serde_types::CompleteMultipartUploadData;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Crc, Expect, OCTETS, Part, S3Client, Settled, checksum, xml_text, xml_unescape};
+use super::{Crc, Expect, Meta, OCTETS, Part, S3Client, Settled, checksum, xml_text, xml_unescape};
 use crate::Error;
 
 /// Smallest part S3 accepts before the last one: the copied object must be at least this large.
@@ -21,7 +21,7 @@ pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
 const VANISHED_RETRIES: u32 = 3;
 
 impl S3Client {
-    /// Overwrites object `seq`, which starts at stream offset `start`, with its first `held`
+    /// Overwrites object `seq`, which records `meta`, with its first `held`
     /// bytes (which S3 has and the caller no longer keeps) followed by `body`, of which S3
     /// holds the first `stored` (as the object `expect` names); returns its new ETag.
     ///
@@ -31,7 +31,7 @@ impl S3Client {
     pub(crate) fn overwrite(
         &self,
         seq: u64,
-        start: u64,
+        meta: Meta,
         held: usize,
         body: &[u8],
         stored: usize,
@@ -47,9 +47,9 @@ impl S3Client {
                         .is_some_and(|from| in_s3 >= from)
                         && stored < body.len()) =>
             {
-                self.append(seq, start, etag, in_s3, &body[stored..])
+                self.append(seq, meta, etag, in_s3, &body[stored..])
             }
-            _ => self.put(seq, start, body, expect),
+            _ => self.put(seq, meta, body, expect),
         }
     }
 
@@ -64,7 +64,7 @@ impl S3Client {
     fn append(
         &self,
         seq: u64,
-        start: u64,
+        meta: Meta,
         etag: &str,
         stored: usize,
         new: &[u8],
@@ -74,7 +74,7 @@ impl S3Client {
         let (mut etag, mut base) = (etag.to_owned(), stored);
         let mut vanished = 0;
         loop {
-            let err = match self.append_once(&key, start, &etag, base, &new[base - stored..]) {
+            let err = match self.append_once(&key, meta, &etag, base, &new[base - stored..]) {
                 Ok(etag) => return Ok(etag),
                 Err(err) if is_no_such_upload(&err) && vanished < VANISHED_RETRIES => {
                     vanished += 1;
@@ -100,12 +100,12 @@ impl S3Client {
     fn append_once(
         &self,
         key: &str,
-        start: u64,
+        meta: Meta,
         etag: &str,
         stored: usize,
         new: &[u8],
     ) -> Result<String, Error> {
-        let id = self.create_upload(key, start)?;
+        let id = self.create_upload(key, meta)?;
         // The server copies and assembles the whole object: deadlines in proportion.
         let size = (stored + new.len()) as u64;
         let result = (self.copy_part(key, &id, stored as u64, etag)).and_then(|copied| {
@@ -119,10 +119,10 @@ impl S3Client {
         result
     }
 
-    /// Starts a multipart upload to `key`, recording `start` and this handle in its metadata,
+    /// Starts a multipart upload to `key`, recording `meta` and this handle in its metadata,
     /// whose object will carry a CRC32C of its whole bytes.
-    pub(crate) fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
-        let mut meta = self.identity(start);
+    pub(crate) fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error> {
+        let mut meta = self.identity(meta);
         checksum::declare_full_object(&mut meta);
         self.request("CREATE-UPLOAD", key, 0, |bucket| {
             let bucket = bucket.with_extra_headers(meta.clone())?;
@@ -297,13 +297,13 @@ impl S3Client {
             }
             Err(err) => err,
         };
-        if let Ok(Settled::Done(etag)) = self.settle(key, size) {
+        // A failing HEAD leaves it open whether an earlier attempt landed: that failure is the
+        // answer, never a fence for bytes that may be stored.
+        if let Settled::Done(etag) = self.settle(key, size)? {
             return Ok(etag);
         }
         match err {
-            Error::Status {
-                status: 409 | 412, ..
-            } => Err(Error::Fenced { key: key.into() }),
+            Error::Status { status: 412, .. } => Err(Error::Fenced { key: key.into() }),
             // If-Match on a missing key (AWS, moto): someone deleted our tail.
             Error::Status { status: 404, .. }
                 if !is_no_such_upload(&err) && matches!(expect, Expect::Etag(_)) =>

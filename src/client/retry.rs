@@ -120,6 +120,11 @@ fn is_transient(err: &Error) -> bool {
             !permanent
                 && (matches!(status, 408 | 429 | 500..=599)
                     || code == "SlowDown"
+                    // A conditional write that met another one under way on the key (S3's
+                    // 409): nothing was written, and AWS's API reference says to send it
+                    // again; whether its condition holds, only that attempt tells.
+                    || (*status == 409
+                        && matches!(code.as_str(), "ConditionalRequestConflict" | "OperationAborted"))
                     || code == "RequestTimeout"
                     // The body arrived damaged (its checksum or payload hash did not match):
                     // the bytes are still in memory, and a new attempt sends them again.
@@ -188,6 +193,7 @@ mod tests {
             status(400, "RequestTimeout"),
             status(400, "BadDigest"),
             status(400, "XAmzContentSHA256Mismatch"),
+            status(409, "ConditionalRequestConflict"),
             transport(io::ErrorKind::ConnectionReset),
             transport(io::ErrorKind::ConnectionRefused),
             transport(io::ErrorKind::TimedOut),
@@ -200,6 +206,7 @@ mod tests {
             status(400, "InvalidDigest"),
             status(404, "NoSuchKey"),
             status(412, "PreconditionFailed"),
+            status(409, "BucketNotEmpty"),
             status(501, "NotImplemented"),
             status(505, ""),
             transport(io::ErrorKind::InvalidData),

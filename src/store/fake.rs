@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Error;
-use crate::client::{Crc, Expect, Head, Part, Recorded, Running, Whole, is_no_such_upload};
+use crate::client::{Crc, Expect, Head, Meta, Part, Recorded, Running, Whole, is_no_such_upload};
 use crate::layout::{PendingUpload, Segment};
 use crate::store::Store;
 
@@ -40,13 +40,13 @@ pub(crate) enum Step {
 struct Object {
     bytes: Vec<u8>,
     etag: String,
-    start: u64,
+    meta: Meta,
     writer: u32,
 }
 
 struct Upload {
     seq: u64,
-    start: u64,
+    meta: Meta,
     writer: u32,
     parts: BTreeMap<u32, Vec<u8>>,
 }
@@ -166,7 +166,7 @@ impl Fake {
     fn write(
         &self,
         seq: u64,
-        start: u64,
+        meta: Meta,
         bytes: Vec<u8>,
         expect: Expect<'_>,
         writer: u32,
@@ -204,7 +204,7 @@ impl Fake {
         let object = Object {
             bytes,
             etag: etag.clone(),
-            start,
+            meta,
             writer,
         };
         shared.objects.insert(seq, object);
@@ -287,9 +287,9 @@ impl Store for Fake {
         Ok(Head {
             size: object.bytes.len() as u64,
             etag: object.etag.clone(),
-            start: Some(object.start),
+            start: Some(object.meta.start),
             ours: object.writer == self.me,
-            seal: None,
+            seal: Some(object.meta.seal),
             // As SeaweedFS does: a HEAD tells the checksum, a ranged GET does not.
             crc: Some(match step {
                 Step::Stale => Crc {
@@ -309,6 +309,7 @@ impl Store for Fake {
             buf: object.bytes.clone(),
             etag: head.etag,
             start: head.start,
+            seal: head.seal,
         })
     }
 
@@ -329,8 +330,8 @@ impl Store for Fake {
             crc.update(out);
         }
         Ok(Recorded {
-            start: Some(object.start),
-            seal: None,
+            start: Some(object.meta.start),
+            seal: Some(object.meta.seal),
             crc: None,
         })
     }
@@ -344,7 +345,7 @@ impl Store for Fake {
     fn overwrite(
         &self,
         seq: u64,
-        start: u64,
+        meta: Meta,
         only_in_s3: usize,
         body: &[u8],
         _in_s3: usize,
@@ -363,17 +364,17 @@ impl Store for Fake {
             }
         };
         bytes.extend_from_slice(body);
-        Fake::answer("PUT", step, self.write(seq, start, bytes, expect, self.me))
+        Fake::answer("PUT", step, self.write(seq, meta, bytes, expect, self.me))
     }
 
-    fn create_upload(&self, key: &str, start: u64) -> Result<String, Error> {
+    fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error> {
         let step = self.step("CREATE", Some(seq_of(key)), true)?;
         let mut shared = self.lock();
         shared.versions += 1;
         let id = format!("u{}", shared.versions);
         let upload = Upload {
             seq: seq_of(key),
-            start,
+            meta,
             writer: self.me,
             parts: BTreeMap::new(),
         };
@@ -443,7 +444,7 @@ impl Store for Fake {
                     bytes.extend_from_slice(&upload.parts[&part.number]);
                 }
                 assert_eq!(bytes.len() as u64, size, "{key}: Complete's size");
-                self.write(upload.seq, upload.start, bytes, expect, upload.writer)
+                self.write(upload.seq, upload.meta, bytes, expect, upload.writer)
             }
             None => Err(no_such_upload("COMPLETE", key)),
         };

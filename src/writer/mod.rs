@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::Error;
-use crate::client::{Client, is_no_such_upload};
+use crate::client::{Client, Meta, is_no_such_upload};
 use crate::index::Index;
 use crate::job::Bell;
 use object::{Id, Object, Pass, Phase, Source, State};
@@ -95,6 +95,14 @@ impl Writer {
             deferred: None,
             bell: Arc::default(),
             pool: pool::Pool::new(streaming.part),
+        }
+    }
+
+    /// What a new object of this handle's, starting at stream offset `start`, records.
+    fn meta(&self, start: u64) -> Meta {
+        Meta {
+            start,
+            seal: self.seal_bytes as u64,
         }
     }
 
@@ -193,12 +201,13 @@ impl Writer {
         self.check_stopped()?;
         self.pump(index)?;
         let tail = self.tail(index)?;
-        if tail.len() >= self.seal_bytes {
+        if tail.len() >= tail.seal() {
             self.seal(index)?;
         } else {
             self.stream(index, Cut::WholeParts)?;
         }
-        let (seal_bytes, part) = (self.seal_bytes, self.streaming.part);
+        let part = self.streaming.part;
+        let seal_bytes = self.tail(index)?.seal();
         let reserve = part.min(seal_bytes);
         let tail = self.tail(index)?;
         let mut n = data.len();
@@ -370,11 +379,11 @@ impl Writer {
             self.make_room(index, Room::Seal)?;
         }
         let tail = self.tail(index)?;
-        let (seq, len, start) = (tail.seq, tail.len(), tail.start);
+        let (seq, len, start) = (tail.seq, tail.len(), tail.meta.start);
         // Before sealing: a stream out of sequence numbers keeps its tail open.
         let next = Object::new(
             self.next_seq(Some(seq))?,
-            start + len as u64,
+            self.meta(start + len as u64),
             Vec::new(),
             None,
         );
@@ -496,8 +505,9 @@ impl Writer {
     /// bytes leave memory and reads go to S3.
     fn finished(&mut self, index: &mut Index, etag: String) {
         let copy_from = self.streaming.copy_from;
-        let reserve = self.streaming.part.min(self.seal_bytes);
         let is_tail = self.objects.len() == 1;
+        let seal = self.objects.front().map_or(self.seal_bytes, Object::seal);
+        let reserve = self.streaming.part.min(seal);
         let Some(object) = self.objects.front_mut() else {
             return;
         };

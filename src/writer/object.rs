@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use crate::Error;
-use crate::client::{Client, Expect, Part, is_no_such_upload};
+use crate::client::{Client, Expect, Meta, Part, is_no_such_upload};
 use crate::job::{Bell, Job, spawn};
 
 /// An object this handle writes. Its bytes, in order: `only_in_s3` bytes that S3 has and
 /// memory let go of (the index covers them), then those of the upload's parts, then `buf`.
 pub(super) struct Object {
     pub(super) seq: u64,
-    /// Stream offset of its first byte, recorded with every upload.
-    pub(super) start: u64,
+    /// Its start offset and seal size, recorded with every upload.
+    pub(super) meta: Meta,
     pub(super) only_in_s3: usize,
     /// How many bytes of memory, from its first one, the object in S3 holds after
     /// `only_in_s3`.
@@ -95,10 +95,10 @@ pub(super) enum Pass {
 }
 
 impl Object {
-    pub(super) fn new(seq: u64, start: u64, buf: Vec<u8>, etag: Option<String>) -> Object {
+    pub(super) fn new(seq: u64, meta: Meta, buf: Vec<u8>, etag: Option<String>) -> Object {
         Object {
             seq,
-            start,
+            meta,
             only_in_s3: 0,
             in_s3: buf.len(),
             etag,
@@ -108,6 +108,11 @@ impl Object {
             phase: Phase::Open,
             finish: None,
         }
+    }
+
+    /// The size at which it is sealed: the one it records, whichever writer continues it.
+    pub(super) fn seal(&self) -> usize {
+        usize::try_from(self.meta.seal).unwrap_or(usize::MAX)
     }
 
     /// The object's size, as written so far.
@@ -163,12 +168,12 @@ impl Object {
     ) -> Result<(), Error> {
         let mut failure = None;
         let mut vanished = false;
-        let (seq, start, copied) = (self.seq, self.start, self.only_in_s3 as u64);
+        let (seq, meta, copied) = (self.seq, self.meta, self.only_in_s3 as u64);
         let Some(upload) = self.upload.as_mut() else {
             return Ok(());
         };
         upload.id = match std::mem::replace(&mut upload.id, Id::Wanted) {
-            Id::Wanted if pass == Pass::Start => Id::Creating(create(client, bell, seq, start)),
+            Id::Wanted if pass == Pass::Start => Id::Creating(create(client, bell, seq, meta)),
             Id::Creating(job) if job.is_finished() => match job.join() {
                 Ok(id) => Id::Known(id.into()),
                 Err(err) => {
@@ -221,7 +226,7 @@ impl Object {
         bell: &Arc<Bell>,
         pass: Pass,
     ) -> Result<(), Error> {
-        let (seq, start) = (self.seq, self.start);
+        let (seq, meta) = (self.seq, self.meta);
         let Some(upload) = self.upload.as_mut() else {
             return Ok(());
         };
@@ -240,7 +245,7 @@ impl Object {
             client.key(seq)
         );
         upload.id = match pass {
-            Pass::Start => Id::Creating(create(client, bell, seq, start)),
+            Pass::Start => Id::Creating(create(client, bell, seq, meta)),
             Pass::Collect => Id::Wanted,
         };
         for part in &mut upload.parts {
@@ -252,7 +257,7 @@ impl Object {
     /// Starts the upload that makes the object whole in S3: the Complete of its multipart
     /// upload, or one PUT (or append by copy) of the bytes it holds.
     pub(super) fn start_finish(&self, client: &Arc<Client>, bell: &Arc<Bell>) -> Job<String> {
-        let (seq, start, only_in_s3, in_s3) = (self.seq, self.start, self.only_in_s3, self.in_s3);
+        let (seq, meta, only_in_s3, in_s3) = (self.seq, self.meta, self.only_in_s3, self.in_s3);
         let etag = self.etag.clone();
         match &self.upload {
             Some(Upload {
@@ -284,16 +289,16 @@ impl Object {
                 let buf = self.buf.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    c.overwrite(seq, start, only_in_s3, &buf, in_s3, expect)
+                    c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)
                 })
             }
         }
     }
 }
 
-/// Creates the multipart upload of object `seq`, which starts at stream offset `start`.
-fn create(client: &Arc<Client>, bell: &Arc<Bell>, seq: u64, start: u64) -> Job<String> {
-    spawn(client, bell, move |c| c.create_upload(&c.key(seq), start))
+/// Creates the multipart upload of object `seq`, which records `meta`.
+fn create(client: &Arc<Client>, bell: &Arc<Bell>, seq: u64, meta: Meta) -> Job<String> {
+    spawn(client, bell, move |c| c.create_upload(&c.key(seq), meta))
 }
 
 impl Chunk {

@@ -3,10 +3,22 @@
 use super::Writer;
 use super::object::Object;
 use crate::Error;
+use crate::client::Meta;
 use crate::index::Index;
 
+/// The last object as one answer tells it: every field is of one version.
+struct Found {
+    etag: String,
+    size: u64,
+    /// The start offset and seal size it records, if any.
+    start: Option<u64>,
+    seal: Option<u64>,
+    /// Its bytes, if they were fetched.
+    buf: Option<Vec<u8>>,
+}
+
 impl Writer {
-    /// The tail, found on first use: a last object below the sealing size is continued,
+    /// The tail, found on first use: a last object below its sealing size is continued,
     /// otherwise a new object is started after it. The index is anchored on the way, with no
     /// request of its own when the stream is new or the continued tail records its start.
     pub(super) fn tail(&mut self, index: &mut Index) -> Result<&mut Object, Error> {
@@ -23,41 +35,77 @@ impl Writer {
     /// one is fetched whole (one GET); one large enough to append to by copy stays in S3 and
     /// in the index for reads (one HEAD). One found full, maybe grown since it was listed, is
     /// followed by a new object.
+    ///
+    /// "Full" is by the seal size the object records, not this handle's: writers of one
+    /// stream need not share their options, and one that sealed another's open tail early
+    /// would start an object at an offset that the other's next flush then moves. So an
+    /// object at or past this handle's own seal size is asked for its own (one HEAD), and
+    /// only one that records none (written by s3-syncr 0.1) is judged by this handle's.
     fn find_tail(&self, index: &mut Index) -> Result<Object, Error> {
-        let seal = self.seal_bytes as u64;
+        let own = self.seal_bytes as u64;
         let copy_from = self.streaming.copy_from;
         let large = |size: u64| copy_from.is_some_and(|from| size >= from as u64);
-        let last = index.last();
-        let Some(last) = last.filter(|last| last.size < seal) else {
-            return self.after(index, last.map(|last| last.seq));
+        let Some(last) = index.last() else {
+            return self.after(index, None);
         };
-        let (etag, start, size, buf) = if large(last.size) {
-            let head = self.client.stat(last.seq)?;
-            (head.etag, head.start, head.size, None)
-        } else {
-            let whole = self.client.get_whole(last.seq)?;
-            let size = whole.buf.len() as u64;
-            (whole.etag, whole.start, size, Some(whole.buf))
-        };
+        let mut found = self.fetch(last.seq, !large(last.size) && last.size < own)?;
+        // Open by the seal it records after all, and small: its bytes are wanted.
+        if found.buf.is_none() && !large(found.size) && found.size < found.seal.unwrap_or(own) {
+            found = self.fetch(last.seq, true)?;
+        }
+        let Found {
+            etag,
+            start,
+            size,
+            seal,
+            buf,
+        } = found;
+        let seal = seal.unwrap_or(own);
         index.cover(last.seq, size);
         index.anchor_with(&*self.client, last.seq, start)?;
         if size >= seal {
             return self.after(index, Some(last.seq));
         }
-        let start = index.last().map_or(0, |last| last.start);
+        let meta = Meta {
+            start: index.last().map_or(0, |last| last.start),
+            seal,
+        };
         match buf {
             Some(buf) if !large(size) => {
                 index.truncate_from(last.seq);
-                Ok(Object::new(last.seq, start, buf, Some(etag)))
+                Ok(Object::new(last.seq, meta, buf, Some(etag)))
             }
             // Appending by copy needs the object's ETag, not its bytes: they stay in S3, and
             // in the index for reads.
             _ => {
-                let mut tail = Object::new(last.seq, start, Vec::new(), Some(etag));
+                let mut tail = Object::new(last.seq, meta, Vec::new(), Some(etag));
                 tail.only_in_s3 = size as usize;
                 Ok(tail)
             }
         }
+    }
+
+    /// Object `seq` as one GET of it whole (`whole`) or one HEAD sees it.
+    fn fetch(&self, seq: u64, whole: bool) -> Result<Found, Error> {
+        Ok(if whole {
+            let whole = self.client.get_whole(seq)?;
+            Found {
+                size: whole.buf.len() as u64,
+                etag: whole.etag,
+                start: whole.start,
+                seal: whole.seal,
+                buf: Some(whole.buf),
+            }
+        } else {
+            let head = self.client.stat(seq)?;
+            Found {
+                size: head.size,
+                etag: head.etag,
+                start: head.start,
+                seal: head.seal,
+                buf: None,
+            }
+        })
     }
 
     /// A new object after `last` (the first one if `None`), where the index ends.
@@ -66,7 +114,7 @@ impl Writer {
         index.anchor(&*self.client)?;
         Ok(Object::new(
             self.next_seq(last)?,
-            index.end(),
+            self.meta(index.end()),
             Vec::new(),
             None,
         ))

@@ -69,12 +69,17 @@ pub fn run(
     bar.set_message("closing");
     let closed = session.storage.close();
     let read = progress.read.load(Ordering::SeqCst);
-    let lost = closed
-        .as_ref()
-        .err()
-        .map_or(0, |err| err.unflushed().len() as u64);
+    // The bytes S3 lacks: those still in memory, and those of parts let go of memory whose
+    // upload vanished, which only `UploadLost` counts.
+    let lost = closed.as_ref().err().map_or(0, |err| {
+        let released = match err.error() {
+            s3_syncr::Error::UploadLost { lost, .. } => *lost,
+            _ => 0,
+        };
+        err.unflushed().len() as u64 + released
+    });
     // What was read and never accepted (the write that failed) is lost too.
-    let stored = copying.accepted - lost;
+    let stored = copying.accepted.saturating_sub(lost);
     let counts = format!(
         "{stored} bytes stored, {} bytes read from standard input were not stored",
         read - stored

@@ -54,11 +54,17 @@ pub enum Fault {
     /// error, which only a client that knows the body may have been damaged on the way tries
     /// again.
     CorruptBody,
+    /// Answer a ranged GET with the range one byte further on, as a proxy or cache that
+    /// mixes up ranges would: its `Content-Range` says so truthfully, its body lacks the
+    /// first byte asked for. Any other answer passes unchanged. Not in [`Fault::ALL`]: it
+    /// fails a read (the bytes are not the ones asked for), which no retry is owed to mend.
+    ShiftRange,
 }
 
 impl Fault {
     /// Every kind of fault, with small parameters, but [`Fault::CorruptBody`].
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
+        Fault::Status(409),
         Fault::Status(500),
         Fault::Status(503),
         Fault::Status(429),
@@ -360,10 +366,13 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code>\
                  <Message>injected by the test proxy</Message></Error>",
-                if status == 503 {
-                    "SlowDown"
-                } else {
-                    "InternalError"
+                match status {
+                    503 => "SlowDown",
+                    // S3's answer to a conditional write that met another one under way on the
+                    // key: nothing was written, and the API reference says to send it again.
+                    409 => "ConditionalRequestConflict",
+                    412 => "PreconditionFailed",
+                    _ => "InternalError",
                 }
             );
             let response = format!(
@@ -409,6 +418,7 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
             }
             match fault {
                 Some(Fault::DropResponse) => client.shutdown(Shutdown::Both),
+                Some(Fault::ShiftRange) => client.write_all(&shift_range(response)),
                 Some(Fault::CutResponse(n)) => {
                     client.write_all(&response[..n.min(response.len())])?;
                     client.shutdown(Shutdown::Both)
@@ -417,6 +427,44 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
             }
         }
     }
+}
+
+/// `response`, a 206 of bytes `a-b/total`, as the answer for bytes `a+1-b/total`; any other
+/// answer unchanged.
+fn shift_range(response: Vec<u8>) -> Vec<u8> {
+    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return response;
+    };
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    let body = &response[end + 4..];
+    let mut shifted = false;
+    let lines: Vec<String> = (head.lines())
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("content-range") => {
+                let parsed = (value.trim().strip_prefix("bytes "))
+                    .and_then(|range| range.split_once('-'))
+                    .and_then(|(a, rest)| Some((a.parse::<u64>().ok()?, rest)));
+                match parsed {
+                    Some((a, rest)) if !body.is_empty() => {
+                        shifted = true;
+                        format!("{name}: bytes {}-{rest}", a + 1)
+                    }
+                    _ => line.to_owned(),
+                }
+            }
+            Some((name, _)) if name.trim().eq_ignore_ascii_case("content-length") => {
+                format!("{name}: {}", body.len().saturating_sub(1))
+            }
+            _ => line.to_owned(),
+        })
+        .collect();
+    if !shifted {
+        return response;
+    }
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&body[1..]);
+    out
 }
 
 /// Reads up to the end of the request head; returns the head and the body bytes read past it.
