@@ -3,6 +3,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -26,6 +27,7 @@ mod wire;
 
 pub(crate) use append::{MIN_PART, is_no_such_upload};
 pub(crate) use checksum::{Crc, Running};
+pub(crate) use wire::{Answer, Transport};
 
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;
@@ -53,7 +55,7 @@ pub(crate) type Client = dyn Store;
 /// One stream's view of a bucket in S3.
 pub(crate) struct S3Client {
     bucket: renew::Handle,
-    wire: wire::Wire,
+    wire: Arc<dyn Transport>,
     layout: Layout,
     options: Options,
     /// This handle's [`WRITER_HEADER`].
@@ -110,14 +112,25 @@ pub(crate) enum Expect<'a> {
 impl S3Client {
     /// Fails if the CA certificates to trust cannot be read.
     pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> Result<S3Client, Error> {
-        Ok(S3Client {
+        let wire = wire::Wire::shared(options.ca_file.as_deref())?;
+        Ok(S3Client::with_transport(bucket, layout, options, Arc::new(wire)))
+    }
+
+    /// A client that sends through `wire` (the tests' in-memory S3, say).
+    pub(crate) fn with_transport(
+        bucket: Bucket,
+        layout: Layout,
+        options: Options,
+        wire: Arc<dyn Transport>,
+    ) -> S3Client {
+        S3Client {
             bucket: renew::Handle::new(bucket),
-            wire: wire::Wire::shared(options.ca_file.as_deref())?,
+            wire,
             layout,
             options,
             writer: random_id(),
             known: checksum::Known::default(),
-        })
+        }
     }
 
     pub(crate) fn bucket_name(&self) -> String {

@@ -33,9 +33,9 @@ use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::NativeTlsConnector;
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, TcpConnector,
-    Transport,
+    Transport as Link,
 };
-use ureq::{Agent, Body, RequestExt};
+use ureq::{Agent, RequestExt};
 
 use super::sign;
 use crate::Error;
@@ -67,6 +67,25 @@ thread_local! {
     static STALE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Where a [`S3Client`](super::S3Client) sends its requests: the narrow seam below which S3
+/// itself sits. Every request a stream makes passes here as rust-s3's command with the
+/// headers of ours, and comes back as an [`Answer`] or a failure; retries, settling and
+/// checksums above it run unchanged on [`Wire`] (HTTP to a real server) and on the tests'
+/// in-memory S3 (`mem::MemS3`), which the contract suite holds to the real servers.
+pub(crate) trait Transport: Send + Sync {
+    /// Sends `command` on `key` as `bucket` (its credentials, and the extra headers it
+    /// carries), with `extra` headers and `body` (see [`Wire::send`]). A status other than
+    /// 2xx is [`S3Error::HttpFailWithBody`].
+    fn send(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        command: Command<'_>,
+        body: Option<&[u8]>,
+        extra: &HeaderMap,
+    ) -> Result<Answer, S3Error>;
+}
+
 /// The transport a [`S3Client`](super::S3Client) sends with.
 #[derive(Clone)]
 pub(super) struct Wire {
@@ -94,12 +113,15 @@ impl Wire {
         Ok(Wire { agent })
     }
 
+}
+
+impl Transport for Wire {
     /// Signs `command` on `key` with `bucket`'s credentials (adding `extra` headers to the
     /// signature) and sends it within the bucket's request timeout. `body` is the upload's
     /// body, for a PUT whose command carries none (see [`sign`](super::sign)); `None` sends
     /// the body rust-s3 makes for the command. A status other than 2xx is
     /// [`S3Error::HttpFailWithBody`].
-    pub(super) fn send(
+    fn send(
         &self,
         bucket: &Bucket,
         key: &str,
@@ -144,16 +166,11 @@ impl Wire {
             .run()
             .map_err(io_error)?;
         let (parts, body) = response.into_parts();
-        let mut answer = Answer {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        };
-        if !(200..300).contains(&answer.status) {
-            let status = answer.status;
-            return Err(S3Error::HttpFailWithBody(status, answer.text()?));
-        }
-        Ok(answer)
+        Answer::new(
+            parts.status.as_u16(),
+            parts.headers,
+            Box::new(body.into_reader()),
+        )
     }
 }
 
@@ -164,13 +181,31 @@ pub(super) fn failed_stale() -> bool {
 }
 
 /// A response whose status was 2xx.
-pub(super) struct Answer {
+pub(crate) struct Answer {
     pub(super) status: u16,
     headers: HeaderMap,
-    body: Body,
+    body: Box<dyn Read + Send>,
 }
 
 impl Answer {
+    /// The answer with `status`, `headers` and `body`; a status other than 2xx is
+    /// [`S3Error::HttpFailWithBody`] with the body's text.
+    pub(crate) fn new(
+        status: u16,
+        headers: HeaderMap,
+        body: Box<dyn Read + Send>,
+    ) -> Result<Answer, S3Error> {
+        let mut answer = Answer {
+            status,
+            headers,
+            body,
+        };
+        if !(200..300).contains(&status) {
+            return Err(S3Error::HttpFailWithBody(status, answer.text()?));
+        }
+        Ok(answer)
+    }
+
     /// Header `name`, if it is present and text.
     pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -179,7 +214,7 @@ impl Answer {
     /// The body as text (an XML answer).
     pub(super) fn text(&mut self) -> Result<String, S3Error> {
         let mut text = String::new();
-        (self.body.as_reader().take(TEXT_LIMIT))
+        ((&mut self.body).take(TEXT_LIMIT))
             .read_to_string(&mut text)
             .map_err(S3Error::Io)?;
         Ok(text)
@@ -188,22 +223,19 @@ impl Answer {
     /// The whole body.
     pub(super) fn bytes(&mut self) -> Result<Vec<u8>, S3Error> {
         let mut bytes = Vec::new();
-        (self.body.as_reader().read_to_end(&mut bytes)).map_err(S3Error::Io)?;
+        (self.body.read_to_end(&mut bytes)).map_err(S3Error::Io)?;
         Ok(bytes)
     }
 
     /// The body, to be read as it arrives.
     pub(super) fn reader(&mut self) -> impl Read + '_ {
-        self.body.as_reader()
+        &mut self.body
     }
 
     /// Reads what is left of the body (nothing, or a few bytes): only a body read to its end
     /// gives its connection back to the pool. A longer rest closes it instead.
     pub(super) fn finish(mut self) {
-        let _ = io::copy(
-            &mut self.body.as_reader().take(DRAIN_LIMIT),
-            &mut io::sink(),
-        );
+        let _ = io::copy(&mut (&mut self.body).take(DRAIN_LIMIT), &mut io::sink());
     }
 }
 
@@ -335,7 +367,7 @@ fn untrusted(err: &dyn fmt::Display) -> String {
 #[derive(Debug)]
 struct Tracked;
 
-impl<In: Transport> Connector<In> for Tracked {
+impl<In: Link> Connector<In> for Tracked {
     type Out = Counted;
 
     fn connect(
@@ -360,7 +392,7 @@ impl<In: Transport> Connector<In> for Tracked {
 
 #[derive(Debug)]
 struct Counted {
-    inner: Box<dyn Transport>,
+    inner: Box<dyn Link>,
     /// Requests this connection carried before the current one.
     served: u32,
     /// Whether any byte of the current request's answer came.
@@ -378,7 +410,7 @@ impl Counted {
     }
 }
 
-impl Transport for Counted {
+impl Link for Counted {
     fn buffers(&mut self) -> &mut dyn Buffers {
         self.inner.buffers()
     }
