@@ -261,8 +261,8 @@ impl Options {
         self.write_ahead
     }
 
-    /// The PEM file of CA certificates trusted besides the usual roots. See
-    /// [`OptionsBuilder::with_ca_file`].
+    /// The PEM file of CA certificates trusted instead of the usual roots and
+    /// `AWS_CA_BUNDLE`. See [`OptionsBuilder::with_ca_file`].
     ///
     /// ```
     /// use s3_syncr::Options;
@@ -579,12 +579,16 @@ impl OptionsBuilder {
         self
     }
 
-    /// A PEM file of CA certificates to trust for HTTPS, besides Mozilla's roots (built in),
-    /// the platform's and those of the file that `AWS_CA_BUNDLE` names, as the AWS CLI reads
-    /// it: an on-premises server (MinIO, Ceph, SeaweedFS) whose certificate comes from a
-    /// private CA. Default none. A file that cannot be read, or holds no certificate, fails
-    /// [`Storage::new`](crate::Storage::new) with [`Error::InvalidConfig`]; a certificate that
-    /// none of these roots vouches for fails every request, and is never let through.
+    /// A PEM file of CA certificates to trust for HTTPS instead of Mozilla's roots (built
+    /// in), the platform's and the file that `AWS_CA_BUNDLE` names: an on-premises server
+    /// (MinIO, Ceph, SeaweedFS) whose certificate comes from a private CA. Default none: the
+    /// bundle that `AWS_CA_BUNDLE` names, if any, else the built-in and platform roots. As
+    /// with the AWS CLI (its `--ca-bundle`, which overrides `AWS_CA_BUNDLE` likewise), a
+    /// bundle replaces the default roots rather than adding to them, which pins the endpoint
+    /// to its CA; a bundle for AWS itself must hold the public roots. A file that cannot be
+    /// read, or holds no certificate, fails [`Storage::new`](crate::Storage::new) with
+    /// [`Error::InvalidConfig`]; a certificate that the roots trusted do not vouch for fails
+    /// every request, and is never let through.
     ///
     /// All the handles of a process that trust the same roots share one pool of connections,
     /// kept open between requests (at most 32 idle per host, each closed after 10 s idle),

@@ -467,11 +467,28 @@ impl Follower {
 
 /// Whether process `pid` ignores SIGINT (Linux: the `SigIgn` mask of `/proc/<pid>/status`).
 fn sigint_ignored(pid: &str) -> bool {
+    ignores(pid, 2)
+}
+
+/// Whether process `pid` ignores signal `number` (Linux: the `SigIgn` mask of
+/// `/proc/<pid>/status`; false elsewhere).
+fn ignores(pid: &str, number: i32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     (status.lines())
         .find_map(|line| line.strip_prefix("SigIgn:"))
         .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (2 - 1)) != 0)
+        .is_some_and(|mask| mask & (1 << (number - 1)) != 0)
+}
+
+/// Fails at once, saying why, if this test runs with `signal` ignored: `append` inherits that
+/// and rightly goes on through it, so a test that stops it so would wait for ever.
+fn assert_not_ignoring(number: i32, name: &str) {
+    assert!(
+        !ignores(&std::process::id().to_string(), number),
+        "the tests were started with {name} ignored (under nohup, or as a background job of a \
+         shell without job control), which `append` keeps: run them in the foreground, or from \
+         a shell with job control (`set -m`)"
+    );
 }
 
 #[test]
@@ -971,6 +988,7 @@ fn a_signal_stores_every_byte_read_before_it() {
         ("TERM", 143, "SIGTERM"),
         ("HUP", 129, "SIGHUP"),
     ] {
+        assert_not_ignoring(status - 128, name);
         let location = format!("sig/{name}.log");
         let (child, mut stdin) = start_append(local(dir.path()), &[&location]);
         let data = pattern(3 * MIB, 5);
@@ -1002,6 +1020,54 @@ fn a_signal_stores_every_byte_read_before_it() {
             "{name}: stored {} bytes",
             stream.len()
         );
+    }
+}
+
+/// A signal `append` was started with ignored stays ignored, as `nohup` and a shell starting
+/// a background job without job control (SIGINT) mean it: sent mid-input, it changes nothing,
+/// and every byte is stored.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_signal_ignored_at_start_stays_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let nohup = || Command::new("nohup");
+    let trapped = || {
+        let mut command = Command::new("sh");
+        command.args(["-c", "trap '' INT; exec \"$0\" \"$@\""]);
+        command
+    };
+    for (launcher, signal, name) in [
+        (&nohup as &dyn Fn() -> Command, "HUP", "SIGHUP"),
+        (&trapped, "INT", "SIGINT"),
+    ] {
+        let mut command = launcher();
+        command.env_clear().arg(BIN).arg("--local").arg(dir.path());
+        let location = format!("ignored/{name}.log");
+        let (child, mut stdin) = start_append(command, &[&location]);
+        let data = pattern(6 * MIB, 7);
+        let (before, after) = data.split_at(3 * MIB);
+        // Returns once `append` has read most of it: its handlers, if any, are in place.
+        stdin.write_all(before).unwrap();
+        // Both launchers exec `append` in their own process.
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.unwrap().success());
+        // Fails if `append` stopped on the signal and closed its end of the pipe.
+        let fed = stdin.write_all(after);
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        let stderr = text(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{name}: {}: {stderr}",
+            output.status
+        );
+        assert!(stderr.is_empty(), "{name}: {stderr}");
+        fed.unwrap();
+        let stream = ok(local(dir.path()), &["cat", &location], b"");
+        assert!(stream == data, "{name}: {} bytes stored", stream.len());
     }
 }
 
@@ -1250,6 +1316,7 @@ fn a_second_sigint_while_closing_exits_at_once() {
     let command = through(&server, proxy.endpoint());
     // Below --min-size and with no --flush-every, the close sends the only PUT: held for 30 s.
     proxy.inject(Some("PUT"), Fault::Hold);
+    assert_not_ignoring(2, "SIGINT");
     let (child, mut stdin) = start_append(command, &[&location]);
     let data = pattern(3 * MIB, 9);
     // Returns once most of it was read: the signal handlers are in place by then.

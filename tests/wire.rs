@@ -1,10 +1,11 @@
 //! The transport: connections kept open and counted at a relay, a connection the server closed
 //! meanwhile, HTTPS with a private CA (refused until trusted, by `Options::ca_file` or
-//! `AWS_CA_BUNDLE`), and TLS sessions resumed.
+//! `AWS_CA_BUNDLE`, which replace the default roots), and TLS sessions resumed.
 
 mod common;
 
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -195,27 +196,7 @@ fn new_connections_resume_the_tls_session() {
 fn aws_ca_bundle_is_trusted() {
     let server = Server::start_tls();
     let bucket = server.new_bucket();
-    let (access_key, secret_key) = server.keys();
-    let run_child = |bundle: Option<&std::path::Path>| {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command
-            .args(["--exact", "bundle_child", "--ignored", "--nocapture"])
-            .env(
-                "S3SYNCR_CHILD_LOCATION",
-                format!("s3://{}/bundle.log", bucket.name()),
-            )
-            .env("AWS_ENDPOINT_URL", server.endpoint())
-            .env("AWS_ACCESS_KEY_ID", access_key)
-            .env("AWS_SECRET_ACCESS_KEY", secret_key)
-            .env("AWS_REGION", server.region())
-            .env_remove("AWS_ENDPOINT_URL_S3")
-            .env_remove("AWS_CA_BUNDLE");
-        if let Some(bundle) = bundle {
-            command.env("AWS_CA_BUNDLE", bundle);
-        }
-        let output = command.output().unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let run_child = |bundle: Option<&Path>| bundle_child_says(&server, &bucket, bundle, None, None);
     let out = run_child(None);
     assert!(out.contains("child failed: InvalidData"), "{out}");
     let out = run_child(server.ca_pem_path());
@@ -225,6 +206,82 @@ fn aws_ca_bundle_is_trusted() {
     assert!(out.contains("child failed: InvalidInput"), "{out}");
     assert!(out.contains("AWS_CA_BUNDLE"), "{out}");
     assert_eq!(stream_contents_tls(&server, &bucket), b"from the child");
+}
+
+/// A CA bundle is trusted instead of the built-in and platform roots, not beside them, as the
+/// AWS CLI's: that is what pins an endpoint to its private CA. The server's CA stands in for a
+/// public or platform root by being the platform's store (`SSL_CERT_FILE`): with no bundle
+/// the server is trusted; with a bundle of another CA alone, by `AWS_CA_BUNDLE` or
+/// `Options::ca_file`, it is refused. `ca_file`, named in code, wins over `AWS_CA_BUNDLE`, as
+/// the CLI's `--ca-bundle` does.
+#[test]
+fn a_ca_bundle_replaces_the_default_roots() {
+    let server = Server::start_tls();
+    let bucket = server.new_bucket();
+    let ca = server.ca_pem_path().expect("the in-process server's CA");
+    let dir = tempfile::tempdir().unwrap();
+    let unrelated = dir.path().join("unrelated.pem");
+    std::fs::write(&unrelated, Server::unrelated_ca_pem()).unwrap();
+    let unrelated = unrelated.as_path();
+    for (bundle, ca_file, says) in [
+        (None, None, "child wrote"),
+        (Some(unrelated), None, "child failed: InvalidData"),
+        (None, Some(unrelated), "child failed: InvalidData"),
+        (Some(ca), Some(unrelated), "child failed: InvalidData"),
+        (Some(unrelated), Some(ca), "child wrote"),
+    ] {
+        let out = bundle_child_says(&server, &bucket, bundle, ca_file, Some(ca));
+        assert!(
+            out.contains(says),
+            "AWS_CA_BUNDLE {bundle:?}, ca_file {ca_file:?}: {out}"
+        );
+    }
+    assert_eq!(
+        stream_contents_tls(&server, &bucket),
+        b"from the childfrom the child"
+    );
+}
+
+/// What `bundle_child` prints when it writes to `bucket` with `AWS_CA_BUNDLE` set to `bundle`,
+/// `Options::ca_file` to `ca_file` and the platform's roots (`SSL_CERT_FILE`) to `platform`
+/// (the system's if `None`). Each runs in a process of its own: `AWS_CA_BUNDLE` is read once
+/// per process.
+fn bundle_child_says(
+    server: &Server,
+    bucket: &s3::Bucket,
+    bundle: Option<&Path>,
+    ca_file: Option<&Path>,
+    platform: Option<&Path>,
+) -> String {
+    let (access_key, secret_key) = server.keys();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "bundle_child", "--ignored", "--nocapture"])
+        .env(
+            "S3SYNCR_CHILD_LOCATION",
+            format!("s3://{}/bundle.log", bucket.name()),
+        )
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
+        .env("AWS_REGION", server.region())
+        .env_remove("AWS_ENDPOINT_URL_S3");
+    for (name, file) in [
+        ("AWS_CA_BUNDLE", bundle),
+        ("S3SYNCR_CHILD_CA_FILE", ca_file),
+        ("SSL_CERT_FILE", platform),
+    ] {
+        match file {
+            Some(file) => command.env(name, file),
+            None => command.env_remove(name),
+        };
+    }
+    if platform.is_some() {
+        // Else the platform's store would be this directory's as well.
+        command.env_remove("SSL_CERT_DIR");
+    }
+    let output = command.output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn stream_contents_tls(server: &Server, bucket: &s3::Bucket) -> Vec<u8> {
@@ -244,7 +301,11 @@ fn bundle_child() {
     let Ok(location) = std::env::var("S3SYNCR_CHILD_LOCATION") else {
         return;
     };
-    let options = Options::builder().with_retry_attempts(1).build().unwrap();
+    let options = Options::builder()
+        .with_retry_attempts(1)
+        .with_ca_file(std::env::var_os("S3SYNCR_CHILD_CA_FILE").map(Into::into))
+        .build()
+        .unwrap();
     match Storage::open(&location, options) {
         Ok(mut storage) => {
             storage.write_all(b"from the child").unwrap();

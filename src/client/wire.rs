@@ -58,7 +58,7 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 /// Connections opened by this process, for logs.
 static OPENED: AtomicU64 = AtomicU64::new(0);
 
-/// One agent (pool and TLS configuration) per extra CA file asked for, shared by every handle.
+/// One agent (pool and TLS configuration) per CA file asked for, shared by every handle.
 static AGENTS: Mutex<Vec<(Option<PathBuf>, Agent)>> = Mutex::new(Vec::new());
 
 thread_local! {
@@ -99,8 +99,8 @@ impl fmt::Debug for Wire {
 }
 
 impl Wire {
-    /// The process's transport trusting, beyond the built-in and platform roots and
-    /// `AWS_CA_BUNDLE`, the certificates in PEM file `ca_file`.
+    /// The process's transport trusting the certificates in PEM file `ca_file`, else those of
+    /// the file `AWS_CA_BUNDLE` names, else the built-in and platform roots (see [`bundle`]).
     pub(super) fn shared(ca_file: Option<&Path>) -> Result<Wire, Error> {
         let mut agents = AGENTS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, agent)) = agents.iter().find(|(file, _)| file.as_deref() == ca_file) {
@@ -108,7 +108,7 @@ impl Wire {
                 agent: agent.clone(),
             });
         }
-        let agent = new_agent(extra_roots(ca_file)?);
+        let agent = new_agent(bundle(ca_file)?);
         agents.push((ca_file.map(Path::to_owned), agent.clone()));
         Ok(Wire { agent })
     }
@@ -239,8 +239,8 @@ impl Answer {
     }
 }
 
-/// An agent trusting the built-in and platform roots and `extra`.
-fn new_agent(extra: Vec<Certificate<'static>>) -> Agent {
+/// An agent trusting `bundle`, or without one the built-in and platform roots.
+fn new_agent(bundle: Option<Vec<Certificate<'static>>>) -> Agent {
     let config = Agent::config_builder()
         .http_status_as_error(false)
         // A signed request must not be sent again elsewhere; S3 redirects only to say that the
@@ -254,7 +254,7 @@ fn new_agent(extra: Vec<Certificate<'static>>) -> Agent {
     // environment (private to ureq, which is built without SOCKS here: the proxy is ignored).
     let connector = ().chain(ConnectProxyConnector::default()).chain(TcpConnector::default());
     #[cfg(not(feature = "native-tls"))]
-    let connector = connector.chain(tls::Tls::new(extra));
+    let connector = connector.chain(tls::Tls::new(bundle));
     // ureq's native-tls connector has the flaw `tls` works around (a new `TlsConnector`, roots
     // and all, per connection of a request with a configuration of its own). It stays: with
     // native-tls no session resumes anyway (rust-native-tls issue 308).
@@ -263,7 +263,8 @@ fn new_agent(extra: Vec<Certificate<'static>>) -> Agent {
         config.tls_config(
             TlsConfig::builder()
                 .provider(TlsProvider::NativeTls)
-                .root_certs(RootCerts::Specific(Arc::new(all_roots(extra))))
+                // ureq's native-tls link then trusts these alone, not the system's store too.
+                .root_certs(RootCerts::Specific(Arc::new(roots(bundle))))
                 .build(),
         ),
         connector.chain(NativeTlsConnector::default()),
@@ -275,31 +276,33 @@ fn new_agent(extra: Vec<Certificate<'static>>) -> Agent {
     )
 }
 
-/// The roots trusted beyond the built-in and platform ones: `AWS_CA_BUNDLE`'s (a PEM file, as
-/// the AWS CLI reads it) and `ca_file`'s, read when the transport is made. A bundle that
-/// cannot be read is an error then, not a silent fallback to fewer roots.
-fn extra_roots(ca_file: Option<&Path>) -> Result<Vec<Certificate<'static>>, Error> {
-    let mut roots = Vec::new();
-    let bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty());
-    for (what, file) in [
-        ("AWS_CA_BUNDLE", bundle.as_deref().map(Path::new)),
-        ("the CA file", ca_file),
-    ] {
-        if let Some(file) = file {
-            roots.extend(
-                read_pem(file)
-                    .map_err(|why| Error::config(format!("{what} {}: {why}", file.display())))?,
-            );
-        }
-    }
-    Ok(roots)
+/// The CA bundle to trust instead of the built-in and platform roots, if one is named:
+/// `ca_file`'s, else `AWS_CA_BUNDLE`'s (a PEM file). As with the AWS CLI, whose `--ca-bundle`
+/// overrides `AWS_CA_BUNDLE` in turn, the bundle replaces the default roots rather than adding
+/// to them: that is how an endpoint is pinned to its private CA, so that no public CA (nor one
+/// a platform store adds) can vouch for another server in its name. Read when the transport is
+/// made: a bundle that cannot be read is an error then, not a silent fallback to other roots.
+fn bundle(ca_file: Option<&Path>) -> Result<Option<Vec<Certificate<'static>>>, Error> {
+    let from_env = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty());
+    let (what, file) = match (ca_file, &from_env) {
+        (Some(file), _) => ("the CA file", file),
+        (None, Some(file)) => ("AWS_CA_BUNDLE", Path::new(file)),
+        (None, None) => return Ok(None),
+    };
+    let certs =
+        read_pem(file).map_err(|why| Error::config(format!("{what} {}: {why}", file.display())))?;
+    Ok(Some(certs))
 }
 
-/// Every root trusted: Mozilla's (built in), the platform's and `extra`. Loading the platform's
-/// reads each file of its certificate directory (about 300 here): 5 ms of CPU, as much as the
-/// rest of a short command over plain HTTP, which needs none of it. So the rustls link loads
-/// them at its first TLS connection, not when the transport is made.
-fn all_roots(extra: Vec<Certificate<'static>>) -> Vec<Certificate<'static>> {
+/// The roots trusted: `bundle` alone if there is one, else Mozilla's (built in) and the
+/// platform's. Loading the platform's reads each file of its certificate directory (about 300
+/// here): 5 ms of CPU, as much as the rest of a short command over plain HTTP, which needs
+/// none of it. So the rustls link loads them at its first TLS connection, not when the
+/// transport is made.
+fn roots(bundle: Option<Vec<Certificate<'static>>>) -> Vec<Certificate<'static>> {
+    if let Some(bundle) = bundle {
+        return bundle;
+    }
     let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
         .map(|der| Certificate::from_der(der.as_ref()))
@@ -309,7 +312,6 @@ fn all_roots(extra: Vec<Certificate<'static>>) -> Vec<Certificate<'static>> {
         log::debug!("platform root certificates: {err}");
     }
     roots.extend((platform.certs.iter()).map(|der| Certificate::from_der(der.as_ref()).to_owned()));
-    roots.extend(extra);
     roots
 }
 

@@ -1,6 +1,7 @@
 //! SIGINT, SIGTERM and SIGHUP during `append`: the first one asks it to stop reading and store
 //! what it has read; a second one, or a stop that outlasts [`STOP_GRACE`], ends the process at
-//! once.
+//! once. A signal the process was started with ignored stays ignored: whoever started it so
+//! (`nohup`, a shell starting a background job without job control) asked for just that.
 
 use std::io;
 use std::sync::Arc;
@@ -10,6 +11,9 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+/// The signals `append` stops on.
+const HANDLED: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 
 /// How long storing what was read may take after a signal. The library bounds each request and
 /// its retries; this bounds them all, below systemd's default 90 s before SIGKILL.
@@ -49,14 +53,24 @@ pub fn status(signal: i32) -> u8 {
 }
 
 /// From now on, the first SIGINT, SIGTERM or SIGHUP is recorded in `progress` and calls `stop`
-/// with its number, and the process keeps running; a second one, or [`STOP_GRACE`] after the first, ends it with the first one's
-/// status and one line on stderr that starts with `prefix` and tells what `progress` knows.
+/// with its number, and the process keeps running; a second one, or [`STOP_GRACE`] after the
+/// first, ends it with the first one's status and one line on stderr that starts with `prefix`
+/// and tells what `progress` knows. Those of them the process inherited as ignored are left so.
 pub fn handle(
     prefix: String,
     progress: Arc<Progress>,
     stop: impl FnOnce(i32) + Send + 'static,
 ) -> io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    // Read before any handler is installed: afterwards the mask would no longer say what the
+    // process was started with.
+    let ignored = ignored_at_start();
+    let wanted: Vec<i32> = (HANDLED.into_iter())
+        .filter(|&signal| !ignored(signal))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut signals = Signals::new(wanted)?;
     thread::spawn(move || {
         let mut received = signals.forever();
         let Some(first) = received.next() else {
@@ -82,6 +96,23 @@ pub fn handle(
     Ok(())
 }
 
+/// Whether a signal was ignored when the process started, as far as it can tell without
+/// unsafe code: signal-hook and rustix offer no safe way to ask for a disposition, so it is
+/// Linux's `SigIgn` mask in `/proc/self/status`. Where there is none (other systems, no
+/// `/proc`), every signal counts as not ignored: `append` stops on it, as it always did.
+fn ignored_at_start() -> impl Fn(i32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = sig_ign(&status).unwrap_or(0);
+    move |signal| (1..=64).contains(&signal) && mask & (1 << (signal - 1)) != 0
+}
+
+/// The `SigIgn` mask of a `/proc/<pid>/status` text: bit `n - 1` is signal `n`.
+fn sig_ign(status: &str) -> Option<u64> {
+    (status.lines())
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+}
+
 fn give_up(prefix: &str, first: i32, why: &str, progress: &Progress) -> ! {
     let read = progress.read.load(Ordering::SeqCst);
     let stored = progress.stored.load(Ordering::SeqCst).min(read);
@@ -103,5 +134,14 @@ mod tests {
         assert_eq!((status(SIGINT), name(SIGINT)), (130, "SIGINT"));
         assert_eq!((status(SIGTERM), name(SIGTERM)), (143, "SIGTERM"));
         assert_eq!((status(SIGHUP), name(SIGHUP)), (129, "SIGHUP"));
+    }
+
+    #[test]
+    fn the_ignored_mask_is_read_as_linux_writes_it() {
+        let status = "Name:\ts3-syncr\nSigBlk:\t0000000000000000\n\
+                      SigIgn:\t0000000000001001\nSigCgt:\t0000000000000000\n";
+        // SIGHUP (1) and SIGPIPE (13), as `nohup` leaves a Rust program.
+        assert_eq!(sig_ign(status), Some(1 << (SIGHUP - 1) | 1 << (13 - 1)));
+        assert_eq!(sig_ign("Name:\tx\n"), None);
     }
 }

@@ -22,37 +22,43 @@ use ureq::unversioned::transport::{
 /// Wraps an `https` connection in TLS with an agent's configuration, made at the first one.
 #[derive(Debug)]
 pub(super) struct Tls {
-    /// The roots trusted beyond the built-in and platform ones.
-    extra: Vec<Certificate<'static>>,
+    /// The CA bundle trusted instead of the built-in and platform roots, if one was named.
+    bundle: Option<Vec<Certificate<'static>>>,
     config: OnceLock<Arc<ClientConfig>>,
 }
 
 impl Tls {
-    /// Will trust the built-in and platform roots and `extra` (see [`super::all_roots`]).
-    pub(super) fn new(extra: Vec<Certificate<'static>>) -> Tls {
+    /// Will trust `bundle` alone, or without one the built-in and platform roots (see
+    /// [`super::roots`]).
+    pub(super) fn new(bundle: Option<Vec<Certificate<'static>>>) -> Tls {
         Tls {
-            extra,
+            bundle,
             config: OnceLock::new(),
         }
     }
 
     fn config(&self) -> Arc<ClientConfig> {
-        let config = self.config.get_or_init(|| {
-            let roots = super::all_roots(self.extra.clone());
-            Arc::new(configure(&roots))
-        });
+        let config = self
+            .config
+            .get_or_init(|| Arc::new(configure(self.root_store())));
         config.clone()
+    }
+
+    /// The store every certificate is checked against.
+    fn root_store(&self) -> RootCertStore {
+        let roots = super::roots(self.bundle.clone());
+        let mut store = RootCertStore::empty();
+        let (added, ignored) =
+            store.add_parsable_certificates(roots.iter().map(|c| CertificateDer::from(c.der())));
+        log::debug!("TLS: {added} root certificates trusted, {ignored} unparsable ignored");
+        store
     }
 }
 
-/// Trusts `roots`, with every TLS version, SNI on and rustls's in-memory session cache, as
+/// Trusts `store`, with every TLS version, SNI on and rustls's in-memory session cache, as
 /// ureq configures rustls by default. The provider is ring, named rather than taken from a
 /// process default, as the rest of the tree uses (no aws-lc-rs to build).
-fn configure(roots: &[Certificate<'_>]) -> ClientConfig {
-    let mut store = RootCertStore::empty();
-    let (added, ignored) =
-        store.add_parsable_certificates(roots.iter().map(|c| CertificateDer::from(c.der())));
-    log::debug!("TLS: {added} root certificates trusted, {ignored} unparsable ignored");
+fn configure(store: RootCertStore) -> ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
@@ -150,5 +156,38 @@ impl fmt::Debug for TlsTransport {
         f.debug_struct("TlsTransport")
             .field("chained", &self.stream.sock.inner())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anchors(certs: &[Certificate<'_>]) -> Vec<rustls::pki_types::TrustAnchor<'static>> {
+        let mut store = RootCertStore::empty();
+        for cert in certs {
+            store.add(CertificateDer::from(cert.der())).unwrap();
+        }
+        store.roots
+    }
+
+    /// A bundle is trusted instead of the default roots, not beside them: even two of
+    /// Mozilla's own roots named as the bundle leave the other Mozilla roots untrusted.
+    #[test]
+    fn a_bundle_replaces_the_default_roots() {
+        let mozilla: Vec<Certificate<'static>> = (webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter())
+            .map(|der| Certificate::from_der(der.as_ref()))
+            .collect();
+        let bundle = mozilla[..2].to_vec();
+        let store = Tls::new(Some(bundle.clone())).root_store();
+        assert_eq!(store.roots, anchors(&bundle));
+
+        let defaults = Tls::new(None).root_store();
+        let all = anchors(&mozilla);
+        assert!(all.len() > 100, "{} built-in roots", all.len());
+        assert!(
+            all.iter().all(|root| defaults.roots.contains(root)),
+            "a built-in root is missing from the default store"
+        );
     }
 }
