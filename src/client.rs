@@ -19,7 +19,11 @@ use crate::{Error, Options};
 
 mod append;
 mod checksum;
+#[cfg(test)]
+mod contract;
 mod listing;
+#[cfg(test)]
+pub(crate) mod mem;
 mod renew;
 mod retry;
 mod sign;
@@ -113,7 +117,12 @@ impl S3Client {
     /// Fails if the CA certificates to trust cannot be read.
     pub(crate) fn new(bucket: Bucket, layout: Layout, options: Options) -> Result<S3Client, Error> {
         let wire = wire::Wire::shared(options.ca_file.as_deref())?;
-        Ok(S3Client::with_transport(bucket, layout, options, Arc::new(wire)))
+        Ok(S3Client::with_transport(
+            bucket,
+            layout,
+            options,
+            Arc::new(wire),
+        ))
     }
 
     /// A client that sends through `wire` (the tests' in-memory S3, say).
@@ -629,8 +638,16 @@ mod tests {
     #[test]
     fn a_partial_answer_must_hold_the_range_asked_for() {
         assert!(check_range(206, Some("bytes 100-199/1000"), 100).is_ok());
-        assert!(check_range(200, None, 0).is_ok(), "a whole answer is checked elsewhere");
-        for other in [Some("bytes 101-199/1000"), Some("bytes */1000"), Some("x"), None] {
+        assert!(
+            check_range(200, None, 0).is_ok(),
+            "a whole answer is checked elsewhere"
+        );
+        for other in [
+            Some("bytes 101-199/1000"),
+            Some("bytes */1000"),
+            Some("x"),
+            None,
+        ] {
             assert!(check_range(206, other, 100).is_err(), "{other:?}");
         }
     }

@@ -762,7 +762,8 @@ mod tests {
         let data: Vec<u8> = (0..16 * 1024).map(|i| (i * 13 + i / 97) as u8).collect();
         for stale_heads in [1, 2] {
             let fake = Fake::new([]);
-            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent).unwrap();
+            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent)
+                .unwrap();
             // LIST and HEAD (anchoring), the object's one GET (no read-ahead), then the
             // checksum HEADs.
             let heads = std::iter::repeat_n(Step::Stale, stale_heads);
@@ -789,7 +790,8 @@ mod tests {
     fn a_panicking_read_worker_is_an_error_at_the_read_that_needs_it() {
         let fake = Fake::new([]);
         let data: Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
-        fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent).unwrap();
+        fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent)
+            .unwrap();
         // LIST and HEAD (anchoring), the first GET in the caller: they pass; the first GET
         // ahead, on a worker, panics.
         fake.script([Step::Pass, Step::Pass, Step::Pass, Step::Panic]);

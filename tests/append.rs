@@ -516,7 +516,10 @@ fn a_lost_complete_whose_settling_fails_is_no_fence() {
         let more = pattern(more, 6);
         writer.write_all(&more).unwrap();
         let err = writer.flush().unwrap_err();
-        assert!(!matches!(inner(&err), Error::Fenced { .. }), "{name}: {err}");
+        assert!(
+            !matches!(inner(&err), Error::Fenced { .. }),
+            "{name}: {err}"
+        );
         proxy.clear();
         writer.flush().unwrap();
         expected.extend_from_slice(&more);

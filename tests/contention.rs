@@ -395,8 +395,15 @@ fn writers_with_different_seal_sizes_keep_one_readable_stream() {
         drop(a);
 
         let acked = [&first[..], &theirs[..]].concat();
-        assert!(stream_contents(&bucket, &name) == acked, "{name}: A's, then B's");
-        assert_eq!(segment_sizes(&bucket, &name), [acked.len() as u64], "{name}");
+        assert!(
+            stream_contents(&bucket, &name) == acked,
+            "{name}: A's, then B's"
+        );
+        assert_eq!(
+            segment_sizes(&bucket, &name),
+            [acked.len() as u64],
+            "{name}"
+        );
         // B goes on under the seal the tail records: it seals at 16 MiB, not at its own 1 MiB.
         let more = pattern(MIB, 60 + i as u64);
         b.write_all(&more).unwrap();

@@ -112,7 +112,6 @@ impl Wire {
         agents.push((ca_file.map(Path::to_owned), agent.clone()));
         Ok(Wire { agent })
     }
-
 }
 
 impl Transport for Wire {

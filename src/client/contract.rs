@@ -1,0 +1,447 @@
+//! The contract suite: what the stream counts on S3 to do, request by request, asserted
+//! alike against the in-memory S3 ([`MemS3`]) and a real server (the in-process one, or the
+//! one `S3SYNCR_TEST_ENDPOINT` names: `.ci/run` runs this against SeaweedFS and moto), so that
+//! the in-memory S3 the simulator runs on cannot drift from the servers. Where a real server
+//! deviates from AWS in a way the client copes with, the case says so and accepts both.
+
+use std::sync::Arc;
+
+use s3::Bucket;
+use s3::command::{Command, Multipart};
+use s3::error::S3Error;
+use s3::serde_types::CompleteMultipartUploadData;
+use s3_syncr_test_server::Server;
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::checksum::{self, CRC_HEADER, Crc, MODE_HEADER, TYPE_HEADER};
+use super::mem::{MemS3, Quirks};
+use super::wire::Wire;
+use super::{Transport, xml_text, xml_unescape};
+
+/// One S3 the cases run against.
+struct Target {
+    name: &'static str,
+    wire: Arc<dyn Transport>,
+    bucket: Bucket,
+    /// Whether Complete honours `If-Match` (moto ignores it).
+    complete_conditional: bool,
+    _server: Option<Server>,
+}
+
+/// What a request got: its status, error code, some headers, and the body.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    code: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        (self.headers.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn etag(&self) -> String {
+        let etag = self.header("etag").map(str::to_owned);
+        etag.unwrap_or_else(|| xml_unescape(&self.text("ETag")))
+    }
+
+    fn text(&self, tag: &str) -> String {
+        xml_text(&String::from_utf8_lossy(&self.body), tag)
+    }
+}
+
+/// Headers read back from answers.
+const KEPT: [&str; 6] = [
+    "etag",
+    "content-range",
+    "x-amz-meta-s3syncr-start",
+    CRC_HEADER,
+    TYPE_HEADER,
+    "content-length",
+];
+
+fn targets() -> Vec<Target> {
+    let server = Server::from_env_or_start();
+    let wire = Wire::shared(server.ca_pem_path()).expect("transport");
+    let real = Target {
+        name: "real server",
+        wire: Arc::new(wire),
+        bucket: server.new_bucket(),
+        complete_conditional: std::env::var_os("S3SYNCR_TEST_COMPLETE_UNCONDITIONAL").is_none(),
+        _server: Some(server),
+    };
+    let mem = Target {
+        name: "in-memory S3",
+        wire: Arc::new(MemS3::new(Quirks::default())),
+        bucket: real.bucket.clone(),
+        complete_conditional: true,
+        _server: None,
+    };
+    vec![mem, real]
+}
+
+impl Target {
+    fn send(
+        &self,
+        key: &str,
+        command: Command<'_>,
+        body: Option<&[u8]>,
+        extra: &[(&str, &str)],
+    ) -> Got {
+        self.send_as(&self.bucket, key, command, body, extra)
+    }
+
+    fn send_as(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        command: Command<'_>,
+        body: Option<&[u8]>,
+        extra: &[(&str, &str)],
+    ) -> Got {
+        match self.wire.send(bucket, key, command, body, &headers(extra)) {
+            Ok(mut answer) => Got {
+                status: answer.status,
+                code: String::new(),
+                headers: (KEPT.iter())
+                    .filter_map(|&n| Some((n.to_owned(), answer.header(n)?.to_owned())))
+                    .collect(),
+                body: answer.bytes().expect("body"),
+            },
+            Err(S3Error::HttpFailWithBody(status, body)) => Got {
+                status,
+                code: xml_text(&body, "Code"),
+                headers: Vec::new(),
+                body: body.into_bytes(),
+            },
+            Err(err) => panic!("{}: {err}", self.name),
+        }
+    }
+
+    fn put(&self, key: &str, body: &[u8], extra: &[(&str, &str)]) -> Got {
+        let mut custom = headers(extra);
+        Crc::of(body).add_to(&mut custom);
+        let command = Command::PutObject {
+            content: &[],
+            content_type: "application/octet-stream",
+            custom_headers: Some(custom),
+            multipart: None,
+        };
+        self.send(key, command, Some(body), &[])
+    }
+
+    fn get(&self, key: &str, range: Option<(u64, u64)>) -> Got {
+        let command = match range {
+            Some((start, end)) => Command::GetObjectRange {
+                start,
+                end: Some(end),
+            },
+            None => Command::GetObject,
+        };
+        self.send(key, command, None, &[(MODE_HEADER, "ENABLED")])
+    }
+
+    fn create(&self, key: &str) -> String {
+        let mut meta = HeaderMap::new();
+        checksum::declare_full_object(&mut meta);
+        let bucket = self.bucket.with_extra_headers(meta).expect("headers");
+        let command = Command::InitiateMultipartUpload {
+            content_type: "application/octet-stream",
+        };
+        let got = self.send_as(&bucket, key, command, None, &[]);
+        assert_eq!(got.status, 200, "{}: create {got:?}", self.name);
+        got.text("UploadId")
+    }
+
+    fn part(&self, key: &str, id: &str, number: u32, body: &[u8]) -> Got {
+        let mut custom = HeaderMap::new();
+        Crc::of(body).add_to(&mut custom);
+        let command = Command::PutObject {
+            content: &[],
+            content_type: "application/octet-stream",
+            custom_headers: Some(custom),
+            multipart: Some(Multipart::new(number, id)),
+        };
+        self.send(key, command, Some(body), &[])
+    }
+
+    fn copy(&self, key: &str, id: &str, from: &str, range: &str, if_match: &str) -> Got {
+        let source = format!("/{}/{from}", self.bucket.name());
+        let command = Command::PutObject {
+            content: &[],
+            content_type: "application/octet-stream",
+            custom_headers: Some(headers(&[("x-amz-copy-source", &source)])),
+            multipart: Some(Multipart::new(1, id)),
+        };
+        let extra = [
+            ("x-amz-copy-source-range", range),
+            ("x-amz-copy-source-if-match", if_match),
+        ];
+        self.send(key, command, Some(&[]), &extra)
+    }
+
+    fn complete(
+        &self,
+        key: &str,
+        id: &str,
+        parts: &[(u32, String)],
+        extra: &[(&str, &str)],
+    ) -> Got {
+        let bucket = self
+            .bucket
+            .with_extra_headers(headers(extra))
+            .expect("headers");
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (number, etag) in parts {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let command = Command::CompleteMultipartUpload {
+            upload_id: id,
+            data: CompleteMultipartUploadData { parts: Vec::new() },
+        };
+        self.send_as(&bucket, key, command, Some(xml.as_bytes()), &[])
+    }
+
+    fn abort(&self, key: &str, id: &str) -> Got {
+        self.send(
+            key,
+            Command::AbortMultipartUpload { upload_id: id },
+            None,
+            &[],
+        )
+    }
+
+    fn list(&self, prefix: &str, token: Option<String>, after: Option<String>, max: usize) -> Got {
+        let command = Command::ListObjectsV2 {
+            prefix: prefix.to_owned(),
+            delimiter: None,
+            continuation_token: token,
+            start_after: after,
+            max_keys: Some(max),
+        };
+        self.send("/", command, None, &[])
+    }
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_str(value).expect("value"),
+        );
+    }
+    headers
+}
+
+/// Runs `case` against every target, naming the target in any failure.
+fn each(case: impl Fn(&Target)) {
+    for target in targets() {
+        case(&target);
+    }
+}
+
+#[test]
+fn conditional_puts_hold_or_fail_with_412() {
+    each(|t| {
+        let n = t.name;
+        let first = t.put("c/k", b"one", &[("if-none-match", "*")]);
+        assert_eq!(first.status, 200, "{n}: {first:?}");
+        let again = t.put("c/k", b"two", &[("if-none-match", "*")]);
+        assert_eq!(
+            (again.status, again.code.as_str()),
+            (412, "PreconditionFailed"),
+            "{n}"
+        );
+        let wrong = t.put("c/k", b"two", &[("if-match", "\"0123\"")]);
+        assert_eq!(wrong.status, 412, "{n}: {wrong:?}");
+        let right = t.put("c/k", b"two", &[("if-match", &first.etag())]);
+        assert_eq!(right.status, 200, "{n}: {right:?}");
+        assert_ne!(right.etag(), first.etag(), "{n}");
+        // AWS answers If-Match on a missing key with 404; the client takes 404 and 412 alike.
+        let missing = t.put("c/none", b"x", &[("if-match", &first.etag())]);
+        assert!(matches!(missing.status, 404 | 412), "{n}: {missing:?}");
+        assert_eq!(t.get("c/k", None).body, b"two", "{n}");
+    });
+}
+
+#[test]
+fn metadata_and_checksums_come_back_with_heads_and_whole_gets() {
+    each(|t| {
+        let n = t.name;
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let put = t.put("m/k", &body, &[("x-amz-meta-s3syncr-start", "4096")]);
+        assert_eq!(put.status, 200, "{n}");
+        let head = t.send(
+            "m/k",
+            Command::HeadObject,
+            None,
+            &[(MODE_HEADER, "ENABLED")],
+        );
+        assert_eq!(head.header("x-amz-meta-s3syncr-start"), Some("4096"), "{n}");
+        assert_eq!(head.header("content-length"), Some("10000"), "{n}");
+        let crc = Some(Crc::of(&body));
+        assert_eq!(
+            checksum::stored(head.header(CRC_HEADER), None, 10_000),
+            crc,
+            "{n}"
+        );
+        let whole = t.get("m/k", None);
+        assert_eq!((whole.status, &whole.body), (200, &body), "{n}");
+        assert_eq!(
+            whole.header("x-amz-meta-s3syncr-start"),
+            Some("4096"),
+            "{n}"
+        );
+        // A body whose checksum does not match is refused, and nothing is written.
+        let mut custom = HeaderMap::new();
+        Crc::of(b"other").add_to(&mut custom);
+        let command = Command::PutObject {
+            content: &[],
+            content_type: "application/octet-stream",
+            custom_headers: Some(custom),
+            multipart: None,
+        };
+        let bad = t.send("m/k", command, Some(b"damaged"), &[]);
+        assert_eq!(bad.status, 400, "{n}: {bad:?}");
+        assert_eq!(t.get("m/k", None).body, body, "{n}");
+    });
+}
+
+#[test]
+fn ranges_answer_206_with_their_start_and_416_past_the_end() {
+    each(|t| {
+        let n = t.name;
+        let body: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        t.put("r/k", &body, &[]);
+        let inside = t.get("r/k", Some((100, 199)));
+        assert_eq!(inside.status, 206, "{n}");
+        assert_eq!(inside.body, body[100..200], "{n}");
+        assert_eq!(
+            inside.header("content-range"),
+            Some("bytes 100-199/1000"),
+            "{n}"
+        );
+        // A range past the end is cut at it.
+        let cut = t.get("r/k", Some((900, 1999)));
+        assert_eq!((cut.status, cut.body.len()), (206, 100), "{n}");
+        let past = t.get("r/k", Some((1000, 1999)));
+        assert_eq!(past.status, 416, "{n}: {past:?}");
+        let missing = t.get("r/none", Some((0, 9)));
+        assert_eq!(
+            (missing.status, missing.code.as_str()),
+            (404, "NoSuchKey"),
+            "{n}"
+        );
+    });
+}
+
+#[test]
+fn listings_page_in_key_order_from_start_after() {
+    each(|t| {
+        let n = t.name;
+        for i in [3, 0, 4, 1, 2] {
+            t.put(&format!("l/k-{i}"), b"x", &[]);
+        }
+        t.put("other/k", b"x", &[]);
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = t.list("l/", token.clone(), Some("l/k-0".into()), 2);
+            assert_eq!(page.status, 200, "{n}");
+            let text = String::from_utf8_lossy(&page.body).into_owned();
+            keys.extend(
+                text.split("<Key>")
+                    .skip(1)
+                    .map(|k| k.split('<').next().unwrap_or("").to_owned()),
+            );
+            match page.text("IsTruncated").as_str() {
+                "true" => token = Some(page.text("NextContinuationToken")),
+                _ => break,
+            }
+        }
+        assert_eq!(keys, ["l/k-1", "l/k-2", "l/k-3", "l/k-4"], "{n}");
+    });
+}
+
+#[test]
+fn multipart_uploads_copy_ranges_under_conditions_and_check_parts() {
+    each(|t| {
+        let n = t.name;
+        let base: Vec<u8> = (0..(5 << 20) + 100).map(|i: u32| (i % 253) as u8).collect();
+        let put = t.put("u/k", &base, &[]);
+        let id = t.create("u/k");
+        // The copy's condition names the source's version.
+        let stale = t.copy("u/k", &id, "u/k", "bytes=0-99", "\"0123\"");
+        assert_eq!(stale.status, 412, "{n}: {stale:?}");
+        let len = base.len() as u64;
+        let copied = t.copy(
+            "u/k",
+            &id,
+            "u/k",
+            &format!("bytes=0-{}", len - 1),
+            &put.etag(),
+        );
+        assert_eq!(copied.status, 200, "{n}: {copied:?}");
+        let added = t.part("u/k", &id, 2, b"tail");
+        assert_eq!(added.status, 200, "{n}");
+        let parts = [(1, copied.etag()), (2, added.etag())];
+        if t.complete_conditional {
+            let wrong = t.complete("u/k", &id, &parts, &[("if-match", "\"0123\"")]);
+            assert_eq!(wrong.status, 412, "{n}: {wrong:?}");
+        }
+        let done = t.complete("u/k", &id, &parts, &[("if-match", &put.etag())]);
+        assert_eq!(done.status, 200, "{n}: {done:?}");
+        let whole = t.get("u/k", None);
+        assert!(
+            whole.body.len() == base.len() + 4 && whole.body.ends_with(b"tail"),
+            "{n}"
+        );
+        // The upload is gone once completed.
+        let late = t.part("u/k", &id, 3, b"late");
+        assert_eq!(
+            (late.status, late.code.as_str()),
+            (404, "NoSuchUpload"),
+            "{n}"
+        );
+    });
+}
+
+#[test]
+fn small_parts_are_refused_at_complete_and_aborted_uploads_are_gone() {
+    each(|t| {
+        let n = t.name;
+        let id = t.create("s/k");
+        let one = t.part("s/k", &id, 1, b"small");
+        let two = t.part("s/k", &id, 2, b"last");
+        let parts = [(1, one.etag()), (2, two.etag())];
+        let small = t.complete("s/k", &id, &parts, &[]);
+        assert_eq!(
+            (small.status, small.code.as_str()),
+            (400, "EntityTooSmall"),
+            "{n}"
+        );
+        // AWS keeps an upload whose Complete was refused; s3s-fs drops it. Either way an
+        // abort leaves it gone, which is all the client counts on.
+        let abort = t.abort("s/k", &id);
+        assert!(matches!(abort.status, 204 | 404), "{n}: {abort:?}");
+        let gone = t.part("s/k", &id, 3, b"x");
+        assert_eq!(
+            (gone.status, gone.code.as_str()),
+            (404, "NoSuchUpload"),
+            "{n}"
+        );
+        let missing = t.get("s/k", None);
+        assert_eq!(missing.status, 404, "{n}");
+        // Deleting a missing key succeeds.
+        let delete = t.send("s/none", Command::DeleteObject, None, &[]);
+        assert!(matches!(delete.status, 204 | 200), "{n}: {delete:?}");
+    });
+}

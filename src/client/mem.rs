@@ -1,0 +1,747 @@
+//! An in-memory S3 below the [`Transport`] seam: each request a stream makes (rust-s3's
+//! command, as the HTTP request it would send) is answered as AWS documents S3 answers it,
+//! not as the client expects. Everything above the seam (retries, settling of lost answers,
+//! checksums, the writer's and the reader's state machines) runs unchanged on it, without a
+//! network, a signature check or a thread of its own, so the simulator (`sim`) can send a
+//! million requests in a minute. The contract suite (`contract`) runs the same cases against
+//! it and against the real servers, so that it cannot drift from them.
+//!
+//! What it implements, from `s3-semantics.md`: conditional PUT and Complete (`If-Match`,
+//! `If-None-Match: *`; 412, and 404 for `If-Match` on a missing key), UploadPartCopy with a
+//! source range and `x-amz-copy-source-if-match`, `NoSuchUpload`, the smallest part
+//! ([`Quirks::min_part`], 5 MiB as S3), the 5 GiB copy and the 10,000 parts, full-object
+//! CRC32C (checked at PUT, part and Complete, returned by HEAD and by a GET of the whole
+//! object), paginated listings in key order, 416 for a range past the end, and deletions in
+//! any order. Faults are injected per request by a [`Faults`] function: refused before it is
+//! applied, or applied with its answer lost.
+
+use std::collections::BTreeMap;
+use std::io::{self, Cursor};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use s3::Bucket;
+use s3::command::Command;
+use s3::error::S3Error;
+use s3::request::Request;
+use s3::request::blocking::AttoRequest;
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::checksum::{self, CRC_ELEMENT, CRC_HEADER, Crc, TYPE_HEADER};
+use super::{Answer, Transport, xml_text, xml_unescape};
+
+/// S3's largest part copied by one UploadPartCopy, and its largest part.
+const MAX_COPY: u64 = 5 << 30;
+/// S3's most parts in one upload.
+const MAX_PARTS: u32 = 10_000;
+
+/// Where the in-memory S3 differs from AWS on purpose, as some servers do, or to let a test
+/// reach a limit with small objects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quirks {
+    /// The smallest part but the last (S3: 5 MiB).
+    pub(crate) min_part: usize,
+    /// Keys per listing page (S3: 1,000).
+    pub(crate) page: usize,
+    /// Ignore `If-Match` on Complete (moto).
+    pub(crate) complete_unconditional: bool,
+}
+
+impl Default for Quirks {
+    fn default() -> Quirks {
+        Quirks {
+            min_part: 5 << 20,
+            page: 1000,
+            complete_unconditional: false,
+        }
+    }
+}
+
+/// One request, as a fault function sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call<'a> {
+    /// The S3 operation: `PUT`, `GET`, `HEAD`, `DELETE`, `LIST`, `LIST-UPLOADS`,
+    /// `CREATE-UPLOAD`, `UPLOAD-PART`, `COPY-PART`, `COMPLETE-UPLOAD`, `ABORT-UPLOAD`.
+    pub(crate) op: &'static str,
+    pub(crate) key: &'a str,
+}
+
+/// What happens to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Answered as S3 answers it.
+    None,
+    /// Refused with this status before it is applied (500 `InternalError`, 503 `SlowDown`,
+    /// 409 `ConditionalRequestConflict`).
+    Refuse(u16),
+    /// Never reaches the server: the connection is reset (or times out) first.
+    Reset,
+    /// Applied, and its answer lost: the client sees the connection reset.
+    LoseAnswer,
+}
+
+/// Decides each request's fault. Called with the store's lock held: it must not call back.
+pub(crate) type Faults = Box<dyn FnMut(Call<'_>) -> Fault + Send>;
+
+/// An object as S3 stores it.
+#[derive(Debug, Clone)]
+pub(crate) struct Object {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) etag: String,
+    /// User metadata, `x-amz-meta-` included, lowercase.
+    pub(crate) meta: Vec<(String, String)>,
+    /// Its full-object CRC32C, if it has one.
+    pub(crate) crc: Option<Crc>,
+    /// A logical clock: the order objects were last written in.
+    pub(crate) modified: u64,
+}
+
+#[derive(Debug)]
+struct Upload {
+    key: String,
+    meta: Vec<(String, String)>,
+    full_object: bool,
+    initiated: u64,
+    parts: BTreeMap<u32, StoredPart>,
+}
+
+#[derive(Debug)]
+struct StoredPart {
+    bytes: Vec<u8>,
+    etag: String,
+    crc: Crc,
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Object>,
+    uploads: BTreeMap<String, Upload>,
+    clock: u64,
+    requests: u64,
+    faults: Option<Faults>,
+}
+
+/// The in-memory S3: one bucket's objects and uploads.
+#[derive(Default)]
+pub(crate) struct MemS3 {
+    state: Mutex<State>,
+    quirks: Quirks,
+}
+
+/// A failure S3 answers with: status, code, message.
+type Refusal = (u16, &'static str, String);
+
+impl MemS3 {
+    pub(crate) fn new(quirks: Quirks) -> MemS3 {
+        MemS3 {
+            state: Mutex::default(),
+            quirks,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// From now on, `faults` decides what happens to each request.
+    pub(crate) fn set_faults(&self, faults: Option<Faults>) {
+        self.lock().faults = faults;
+    }
+
+    /// The objects, by key.
+    pub(crate) fn objects(&self) -> BTreeMap<String, Object> {
+        self.lock().objects.clone()
+    }
+
+    /// Deletes `key` as a lifecycle rule or another process would.
+    pub(crate) fn remove(&self, key: &str) {
+        self.lock().objects.remove(key);
+    }
+
+    /// Aborts every open upload, as an `AbortIncompleteMultipartUpload` rule would.
+    pub(crate) fn abort_all(&self) -> usize {
+        std::mem::take(&mut self.lock().uploads).len()
+    }
+
+    /// Requests answered so far, faults included.
+    pub(crate) fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
+    fn handle(&self, request: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+        let mut state = self.lock();
+        state.requests += 1;
+        let call = Call {
+            op: request.op,
+            key: &request.key,
+        };
+        let fault = state.faults.as_mut().map_or(Fault::None, |f| f(call));
+        match fault {
+            Fault::None | Fault::LoseAnswer => {}
+            Fault::Refuse(status) => return Err(refusal(status)),
+            Fault::Reset => return Ok(Reply::lost()),
+        }
+        state.clock += 1;
+        let reply = self.apply(&mut state, request, body)?;
+        Ok(match fault {
+            Fault::LoseAnswer => Reply::lost(),
+            _ => reply,
+        })
+    }
+
+    fn apply(&self, state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+        match r.op {
+            "PUT" => put(state, r, body),
+            "GET" => get(state, r),
+            "HEAD" => head(state, r),
+            "DELETE" => {
+                state.objects.remove(&r.key);
+                Ok(Reply::empty(204))
+            }
+            "LIST" => Ok(self.list(state, r)),
+            "LIST-UPLOADS" => Ok(list_uploads(state, r)),
+            "CREATE-UPLOAD" => Ok(create_upload(state, r)),
+            "UPLOAD-PART" => upload_part(state, r, body),
+            "COPY-PART" => copy_part(state, r),
+            "COMPLETE-UPLOAD" => self.complete(state, r, body),
+            "ABORT-UPLOAD" => match state.uploads.remove(r.query("uploadId")) {
+                Some(_) => Ok(Reply::empty(204)),
+                None => Err(no_such_upload()),
+            },
+            _ => Err((
+                501,
+                "NotImplemented",
+                format!("{} is not implemented", r.op),
+            )),
+        }
+    }
+
+    fn list(&self, state: &State, r: &Parsed) -> Reply {
+        let prefix = r.query("prefix");
+        let max = (r.query("max-keys").parse().ok())
+            .unwrap_or(self.quirks.page)
+            .min(self.quirks.page);
+        // The continuation token is the last key of the page before (opaque to the client).
+        let after = match r.query("continuation-token") {
+            "" => r.query("start-after"),
+            token => token,
+        };
+        let mut keys = (state.objects.iter())
+            .filter(|(key, _)| key.starts_with(prefix) && key.as_str() > after)
+            .take(max + 1);
+        let mut xml = String::from("<ListBucketResult><Name>mem</Name>");
+        let mut last = None;
+        for (key, object) in keys.by_ref().take(max) {
+            xml.push_str(&format!(
+                "<Contents><Key>{}</Key><LastModified>2026-01-01T00:00:{:02}.000Z\
+                 </LastModified><ETag>{}</ETag><Size>{}</Size></Contents>",
+                xml_escape(key),
+                object.modified % 60,
+                xml_escape(&object.etag),
+                object.bytes.len()
+            ));
+            last = Some(key.clone());
+        }
+        let truncated = keys.next().is_some();
+        xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
+        if let (true, Some(last)) = (truncated, last) {
+            xml.push_str(&format!(
+                "<NextContinuationToken>{}</NextContinuationToken>",
+                xml_escape(&last)
+            ));
+        }
+        xml.push_str("</ListBucketResult>");
+        Reply::xml(xml)
+    }
+
+    fn complete(&self, state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+        let id = r.query("uploadId");
+        let Some(upload) = state.uploads.get(id) else {
+            return Err(no_such_upload());
+        };
+        if !self.quirks.complete_unconditional {
+            check_condition(state.objects.get(&r.key), r)?;
+        }
+        let body = String::from_utf8_lossy(body);
+        let listed: Vec<(u32, String)> = (body.split("<Part>").skip(1))
+            .map(|part| {
+                let number = xml_text(part, "PartNumber").parse().unwrap_or(0);
+                (number, xml_unescape(&xml_text(part, "ETag")))
+            })
+            .collect();
+        if listed.is_empty() || listed.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err((400, "InvalidPartOrder", "parts must ascend".into()));
+        }
+        let mut bytes = Vec::new();
+        let mut crc: Option<Crc> = None;
+        for (i, (number, etag)) in listed.iter().enumerate() {
+            let part = upload.parts.get(number).filter(|p| &p.etag == etag);
+            let Some(part) = part else {
+                return Err((
+                    400,
+                    "InvalidPart",
+                    format!("part {number} is not as listed"),
+                ));
+            };
+            if i + 1 < listed.len() && part.bytes.len() < self.quirks.min_part {
+                return Err((400, "EntityTooSmall", format!("part {number} is too small")));
+            }
+            bytes.extend_from_slice(&part.bytes);
+            crc = Some(crc.map_or(part.crc, |sum| sum.then(part.crc)));
+        }
+        let crc = crc.filter(|_| upload.full_object);
+        if let (Some(sent), Some(crc)) = (r.crc(bytes.len() as u64), crc)
+            && sent != crc
+        {
+            return Err((
+                400,
+                "BadDigest",
+                "the object's checksum does not match".into(),
+            ));
+        }
+        let upload = state.uploads.remove(id).expect("checked above");
+        let etag = format!("\"{:x}-{}\"", md5::compute(&bytes), listed.len());
+        let object = Object {
+            bytes,
+            etag: etag.clone(),
+            meta: upload.meta,
+            crc,
+            modified: state.clock,
+        };
+        state.objects.insert(r.key.clone(), object);
+        Ok(Reply::xml(format!(
+            "<CompleteMultipartUploadResult><Key>{}</Key><ETag>{}</ETag>\
+             </CompleteMultipartUploadResult>",
+            xml_escape(&r.key),
+            xml_escape(&etag)
+        )))
+    }
+}
+
+fn put(state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+    check_condition(state.objects.get(&r.key), r)?;
+    let crc = Crc::of(body);
+    if r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
+        return Err((
+            400,
+            "BadDigest",
+            "the body's checksum does not match".into(),
+        ));
+    }
+    let etag = format!("\"{:x}\"", md5::compute(body));
+    let object = Object {
+        bytes: body.to_vec(),
+        etag: etag.clone(),
+        meta: r.meta(),
+        crc: Some(crc),
+        modified: state.clock,
+    };
+    state.objects.insert(r.key.clone(), object);
+    Ok(Reply::empty(200).with("etag", &etag))
+}
+
+/// `If-None-Match: *` holds if there is no object, `If-Match` if its ETag matches; `If-Match`
+/// on a missing key is 404, as AWS answers it.
+fn check_condition(object: Option<&Object>, r: &Parsed) -> Result<(), Refusal> {
+    let failed = || (412, "PreconditionFailed", "a condition failed".to_owned());
+    if r.header("if-none-match") == Some("*") && object.is_some() {
+        return Err(failed());
+    }
+    match (r.header("if-match"), object) {
+        (Some(_), None) => Err(no_such_key()),
+        (Some(etag), Some(object)) if etag != object.etag => Err(failed()),
+        _ => Ok(()),
+    }
+}
+
+fn get(state: &State, r: &Parsed) -> Result<Reply, Refusal> {
+    let object = state.objects.get(&r.key).ok_or_else(no_such_key)?;
+    let size = object.bytes.len() as u64;
+    let reply = match r.header("range").and_then(parse_range) {
+        None => Reply::bytes(200, object.bytes.clone()).with_crc(object),
+        Some((start, _)) if start >= size => {
+            return Err((416, "InvalidRange", "the range is not satisfiable".into()));
+        }
+        Some((start, end)) => {
+            let end = end.unwrap_or(u64::MAX).min(size - 1);
+            let bytes = object.bytes[start as usize..=end as usize].to_vec();
+            let range = format!("bytes {start}-{end}/{size}");
+            let reply = Reply::bytes(206, bytes).with("content-range", &range);
+            // S3 sends the stored checksum only with an answer that holds the whole object.
+            match start == 0 && end + 1 == size {
+                true => reply.with_crc(object),
+                false => reply,
+            }
+        }
+    };
+    Ok(reply.with_object(object))
+}
+
+fn head(state: &State, r: &Parsed) -> Result<Reply, Refusal> {
+    match state.objects.get(&r.key) {
+        Some(object) => {
+            let length = object.bytes.len().to_string();
+            let reply = Reply::empty(200).with("content-length", &length);
+            Ok(reply.with_object(object).with_crc(object))
+        }
+        // A HEAD's answer has no body.
+        None => Err((404, "", String::new())),
+    }
+}
+
+fn list_uploads(state: &State, r: &Parsed) -> Reply {
+    let prefix = r.query("prefix");
+    let mut xml = String::from("<ListMultipartUploadsResult>");
+    for (id, upload) in &state.uploads {
+        if upload.key.starts_with(prefix) {
+            xml.push_str(&format!(
+                "<Upload><Key>{}</Key><UploadId>{}</UploadId><Initiated>{:020}</Initiated>\
+                 </Upload>",
+                xml_escape(&upload.key),
+                xml_escape(id),
+                upload.initiated
+            ));
+        }
+    }
+    xml.push_str("<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>");
+    Reply::xml(xml)
+}
+
+fn create_upload(state: &mut State, r: &Parsed) -> Reply {
+    let id = format!("upload-{}", state.clock);
+    let upload = Upload {
+        key: r.key.clone(),
+        meta: r.meta(),
+        full_object: r.header(TYPE_HEADER) == Some("FULL_OBJECT"),
+        initiated: state.clock,
+        parts: BTreeMap::new(),
+    };
+    state.uploads.insert(id.clone(), upload);
+    Reply::xml(format!(
+        "<InitiateMultipartUploadResult><Key>{}</Key><UploadId>{id}</UploadId>\
+         </InitiateMultipartUploadResult>",
+        xml_escape(&r.key)
+    ))
+}
+
+/// The part number of a part request, if within S3's limits.
+fn part_number(r: &Parsed) -> Result<u32, Refusal> {
+    match r.query("partNumber").parse() {
+        Ok(n @ 1..=MAX_PARTS) => Ok(n),
+        _ => Err((
+            400,
+            "InvalidArgument",
+            "part numbers go from 1 to 10,000".into(),
+        )),
+    }
+}
+
+fn upload_part(state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+    let number = part_number(r)?;
+    let upload = (state.uploads.get_mut(r.query("uploadId"))).ok_or_else(no_such_upload)?;
+    let crc = Crc::of(body);
+    if r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
+        return Err((
+            400,
+            "BadDigest",
+            "the part's checksum does not match".into(),
+        ));
+    }
+    let etag = format!("\"{:x}\"", md5::compute(body));
+    let part = StoredPart {
+        bytes: body.to_vec(),
+        etag: etag.clone(),
+        crc,
+    };
+    upload.parts.insert(number, part);
+    Ok(Reply::empty(200).with("etag", &etag))
+}
+
+fn copy_part(state: &mut State, r: &Parsed) -> Result<Reply, Refusal> {
+    let number = part_number(r)?;
+    if !state.uploads.contains_key(r.query("uploadId")) {
+        return Err(no_such_upload());
+    }
+    let source = r.header("x-amz-copy-source").unwrap_or_default();
+    let source = percent_decode(source.trim_start_matches('/'));
+    // `bucket/key`: this store is one bucket.
+    let source_key = source.split_once('/').map_or("", |(_, key)| key);
+    let object = state.objects.get(source_key).ok_or_else(no_such_key)?;
+    if (r.header("x-amz-copy-source-if-match")).is_some_and(|etag| etag != object.etag) {
+        return Err((412, "PreconditionFailed", "the source changed".into()));
+    }
+    let size = object.bytes.len() as u64;
+    let (start, end) = match r.header("x-amz-copy-source-range").and_then(parse_range) {
+        Some((start, Some(end))) if start <= end && end < size => (start, end),
+        Some(_) => {
+            return Err((
+                400,
+                "InvalidRange",
+                "the copy range is not satisfiable".into(),
+            ));
+        }
+        None => (0, size.saturating_sub(1)),
+    };
+    if end - start + 1 > MAX_COPY {
+        return Err((
+            400,
+            "InvalidRequest",
+            "a copied part is at most 5 GiB".into(),
+        ));
+    }
+    let bytes = object.bytes[start as usize..=end as usize].to_vec();
+    let crc = Crc::of(&bytes);
+    let etag = format!("\"{:x}\"", md5::compute(&bytes));
+    let xml = format!(
+        "<CopyPartResult><ETag>{}</ETag><{CRC_ELEMENT}>{}</{CRC_ELEMENT}></CopyPartResult>",
+        xml_escape(&etag),
+        crc.encoded()
+    );
+    let upload = state.uploads.get_mut(r.query("uploadId")).expect("checked");
+    upload.parts.insert(number, StoredPart { bytes, etag, crc });
+    Ok(Reply::xml(xml))
+}
+
+/// A request as the server would see it: its operation, key, query and headers.
+struct Parsed {
+    op: &'static str,
+    key: String,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+}
+
+impl Parsed {
+    fn query(&self, name: &str) -> &str {
+        (self.query.iter())
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.query.iter().any(|(n, _)| n == name)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn meta(&self) -> Vec<(String, String)> {
+        let mut meta: Vec<(String, String)> = (self.headers.iter())
+            .filter(|(name, _)| name.as_str().starts_with("x-amz-meta-"))
+            .filter_map(|(name, v)| Some((name.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        meta.sort();
+        meta
+    }
+
+    /// The CRC32C the request carries for a body of `len` bytes.
+    fn crc(&self, len: u64) -> Option<Crc> {
+        checksum::stored(self.header(CRC_HEADER), None, len)
+    }
+}
+
+/// What the store answers: status, headers, body; or a connection that closed instead.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    lost: bool,
+}
+
+impl Reply {
+    fn empty(status: u16) -> Reply {
+        Reply::bytes(status, Vec::new())
+    }
+
+    fn bytes(status: u16, body: Vec<u8>) -> Reply {
+        let length = body.len().to_string();
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body,
+            lost: false,
+        }
+        .with("content-length", &length)
+    }
+
+    fn xml(xml: String) -> Reply {
+        Reply::bytes(200, xml.into_bytes())
+    }
+
+    fn lost() -> Reply {
+        Reply {
+            lost: true,
+            ..Reply::empty(0)
+        }
+    }
+
+    fn with(mut self, name: &str, value: &str) -> Reply {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            self.headers.insert(name, value);
+        }
+        self
+    }
+
+    /// With the object's ETag and user metadata.
+    fn with_object(self, object: &Object) -> Reply {
+        let reply = self.with("etag", &object.etag);
+        (object.meta.iter()).fold(reply, |reply, (name, value)| reply.with(name, value))
+    }
+
+    /// With the object's full-object checksum, if it has one.
+    fn with_crc(self, object: &Object) -> Reply {
+        match object.crc {
+            Some(crc) => (self.with(CRC_HEADER, &crc.encoded())).with(TYPE_HEADER, "FULL_OBJECT"),
+            None => self,
+        }
+    }
+}
+
+impl Transport for MemS3 {
+    fn send(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        command: Command<'_>,
+        body: Option<&[u8]>,
+        extra: &HeaderMap,
+    ) -> Result<Answer, S3Error> {
+        let request = AttoRequest::new(bucket, key, command)?;
+        let mut headers = request.headers()?;
+        headers.extend(extra.clone());
+        let made;
+        let body = match body {
+            Some(body) => body,
+            None => {
+                made = request.request_body()?;
+                &made
+            }
+        };
+        let verb = request.command().http_verb().to_string();
+        let parsed = parse(&verb, request.url()?.as_str(), bucket, headers);
+        let reply = match self.handle(&parsed, body) {
+            Ok(reply) => reply,
+            Err((status, code, message)) => {
+                let xml = match code {
+                    "" => String::new(),
+                    code => format!(
+                        "<Error><Code>{code}</Code><Message>{}</Message></Error>",
+                        xml_escape(&message)
+                    ),
+                };
+                Reply::bytes(status, xml.into_bytes())
+            }
+        };
+        if reply.lost {
+            return Err(S3Error::Io(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the in-memory S3 lost the answer",
+            )));
+        }
+        Answer::new(
+            reply.status,
+            reply.headers,
+            Box::new(Cursor::new(reply.body)),
+        )
+    }
+}
+
+/// The operation, key, query and headers of a request to `url`.
+fn parse(verb: &str, url: &str, bucket: &Bucket, headers: HeaderMap) -> Parsed {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let target = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = percent_decode(path);
+    // Path style (`/bucket/key`) or virtual-hosted (`/key`).
+    let key = match path.strip_prefix(&format!("/{}", bucket.name())) {
+        Some(rest) if bucket.is_path_style() => rest.trim_start_matches('/').to_owned(),
+        _ => path.trim_start_matches('/').to_owned(),
+    };
+    let query = (query.split('&').filter(|pair| !pair.is_empty()))
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect();
+    let mut parsed = Parsed {
+        op: "",
+        key,
+        query,
+        headers,
+    };
+    parsed.op = match verb {
+        "GET" if parsed.has("uploads") => "LIST-UPLOADS",
+        "GET" if parsed.key.is_empty() => "LIST",
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" if parsed.has("partNumber") && parsed.header("x-amz-copy-source").is_some() => {
+            "COPY-PART"
+        }
+        "PUT" if parsed.has("partNumber") => "UPLOAD-PART",
+        "PUT" => "PUT",
+        "POST" if parsed.has("uploads") => "CREATE-UPLOAD",
+        "POST" => "COMPLETE-UPLOAD",
+        "DELETE" if parsed.has("uploadId") => "ABORT-UPLOAD",
+        "DELETE" => "DELETE",
+        _ => "UNKNOWN",
+    };
+    parsed
+}
+
+/// `bytes=<first>-[<last>]`.
+fn parse_range(range: &str) -> Option<(u64, Option<u64>)> {
+    let (first, last) = range.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let last = match last.trim() {
+        "" => None,
+        last => Some(last.parse().ok()?),
+    };
+    Some((first.trim().parse().ok()?, last))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn refusal(status: u16) -> Refusal {
+    let code = match status {
+        503 => "SlowDown",
+        409 => "ConditionalRequestConflict",
+        _ => "InternalError",
+    };
+    (status, code, "injected".into())
+}
+
+fn no_such_key() -> Refusal {
+    (404, "NoSuchKey", "the key does not exist".into())
+}
+
+fn no_such_upload() -> Refusal {
+    (404, "NoSuchUpload", "the upload does not exist".into())
+}
