@@ -31,7 +31,7 @@ mod wire;
 
 pub(crate) use append::{MIN_PART, is_no_such_upload};
 pub(crate) use checksum::{Crc, Running};
-pub(crate) use wire::{Answer, Transport};
+pub(crate) use wire::Transport;
 
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;

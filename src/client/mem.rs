@@ -27,7 +27,8 @@ use s3::request::blocking::AttoRequest;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::checksum::{self, CRC_ELEMENT, CRC_HEADER, Crc, TYPE_HEADER};
-use super::{Answer, Transport, xml_text, xml_unescape};
+use super::wire::{Answer, Transport};
+use super::{xml_text, xml_unescape};
 
 /// S3's largest part copied by one UploadPartCopy, and its largest part.
 const MAX_COPY: u64 = 5 << 30;

@@ -180,6 +180,13 @@ impl Storage {
     /// ```
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
+        let client = S3Client::new(bucket, layout, options.clone())?;
+        client.check_bucket()?;
+        Ok(Storage::with_client(Arc::new(client), &options))
+    }
+
+    /// A handle that sends its requests through `client`, which was made with `options`.
+    pub(crate) fn with_client(client: Arc<Client>, options: &Options) -> Storage {
         let reader = Reader::new(options.read_chunk, options.read_ahead, options.verify_reads);
         let seal_size = options.seal_size;
         let streaming = Streaming {
@@ -187,10 +194,7 @@ impl Storage {
             part: options.part_size,
             ahead: options.write_ahead,
         };
-        let client = S3Client::new(bucket, layout, options)?;
-        client.check_bucket()?;
-        let client: Arc<Client> = Arc::new(client);
-        Ok(Storage {
+        Storage {
             writer: Writer::new(client.clone(), seal_size, streaming),
             reader,
             client,
@@ -201,7 +205,7 @@ impl Storage {
             seal_asked: None,
             listed: None,
             pace: follow::Pace::default(),
-        })
+        }
     }
 
     /// Anchors the offsets and places a new handle's read position at the first offset, with
