@@ -166,7 +166,8 @@ impl Options {
         self.retry_backoff
     }
 
-    /// Time after which no retry starts. See [`OptionsBuilder::with_retry_max_elapsed`].
+    /// Most time waited between the attempts of one request. See
+    /// [`OptionsBuilder::with_retry_max_elapsed`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -405,7 +406,16 @@ impl OptionsBuilder {
         self
     }
 
-    /// No retry starts once this much time has passed since the first attempt. Default 30 s.
+    /// Most time spent between the attempts of one request, backoffs included: no retry
+    /// starts whose backoff would take it past this. Default 30 s.
+    ///
+    /// The attempts themselves do not count: each is bounded by its own deadline (see
+    /// [`with_request_timeout`](Self::with_request_timeout)) and their number by
+    /// [`with_retry_attempts`](Self::with_retry_attempts), so a request whose every attempt
+    /// times out still gets all its attempts, however its deadline compares with this. A
+    /// request moving `n` bytes that keeps failing gives up within about
+    /// `retry_attempts × (request_timeout + n / min_throughput) + retry_max_elapsed` (plus
+    /// the resends after closed connections that count as no attempt).
     ///
     /// ```
     /// use std::time::Duration;

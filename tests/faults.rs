@@ -194,6 +194,59 @@ fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
     }
 }
 
+/// [`fault_options`] shaped as the defaults are: a deadline (1 s) as long as the retry budget
+/// (`retry_max_elapsed`), with 3 attempts per request and no read ahead, so that each request
+/// of a reader goes alone and its attempts can be counted.
+fn deadline_as_long_as_budget() -> Options {
+    fault_options()
+        .to_builder()
+        .with_request_timeout(Duration::from_secs(1))
+        .with_retry_max_elapsed(Duration::from_secs(1))
+        .with_retry_attempts(3)
+        .with_read_ahead(0)
+        .build()
+        .unwrap()
+}
+
+/// Issue 27, item 3: the defaults give a request a deadline (30 s) as long as the retry budget
+/// (30 s), and a budget that counted the attempts themselves left no time to retry one that
+/// timed out. Every attempt that times out is retried while attempts remain.
+#[test]
+fn attempts_that_time_out_are_retried_when_the_deadline_is_as_long_as_the_budget() {
+    let rig = Rig::new();
+    let data = pattern(300 * 1024, 27);
+    let mut writer = open(&rig.bucket, "slow.log", 1);
+    writer.write_all(&data).unwrap();
+    writer.close().unwrap();
+
+    let options = deadline_as_long_as_budget();
+    let attempts = options.retry_attempts() as usize;
+    // Two requests in a row go unanswered past their deadline (the listing or the object's
+    // GET, whichever comes): the third attempt passes.
+    let mut reader = rig.storage("slow.log", options.clone());
+    for _ in 0..attempts - 1 {
+        rig.proxy
+            .inject(Some("GET"), Fault::Stall(Duration::from_secs(3)));
+    }
+    let mut got = Vec::new();
+    reader
+        .read_to_end(&mut got)
+        .unwrap_or_else(|e| panic!("a timed-out attempt was not retried: {e}"));
+    assert!(got == data, "read back differs");
+    assert_eq!(rig.proxy.injected(), attempts - 1);
+
+    // Every attempt times out: the read fails after all of them, and no more.
+    let mut reader = rig.storage("slow.log", options);
+    for _ in 0..10 {
+        rig.proxy
+            .inject(Some("GET"), Fault::Stall(Duration::from_secs(3)));
+    }
+    let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert_eq!(rig.proxy.injected() - (attempts - 1), attempts);
+    rig.proxy.clear();
+}
+
 /// Each record is 1,000 bytes: who wrote it, its number, then filler, so order, duplicates and
 /// gaps show.
 fn record(writer: char, n: u64) -> Vec<u8> {
