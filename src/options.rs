@@ -376,8 +376,10 @@ impl OptionsBuilder {
     /// Failures that may pass (HTTP 5xx, 408, 429 and `SlowDown`, refused or reset connections,
     /// timeouts, cut responses) are retried with exponential backoff and full jitter; other
     /// errors are returned at once. A request that fails on a kept-alive connection which the
-    /// server closed meanwhile, before any byte of the answer, is sent again on another
-    /// connection at once and counts as no attempt.
+    /// server closed meanwhile (the connection ends or is reset before any byte of the answer,
+    /// within a second of the request) is sent again on another connection at once and counts
+    /// as no attempt; any other failure on such a connection, a timeout included, is an
+    /// attempt.
     ///
     /// ```
     /// use s3_syncr::Options;
@@ -414,8 +416,9 @@ impl OptionsBuilder {
     /// [`with_retry_attempts`](Self::with_retry_attempts), so a request whose every attempt
     /// times out still gets all its attempts, however its deadline compares with this. A
     /// request moving `n` bytes that keeps failing gives up within about
-    /// `retry_attempts × (request_timeout + n / min_throughput) + retry_max_elapsed` (plus
-    /// the resends after closed connections that count as no attempt).
+    /// `retry_attempts × (request_timeout + n / min_throughput) + retry_max_elapsed` (the
+    /// prompt resends after closed connections that count as no attempt add under a second
+    /// each).
     ///
     /// ```
     /// use std::time::Duration;

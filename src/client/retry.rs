@@ -70,7 +70,8 @@ impl S3Client {
             log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
             // A connection the server closed while it sat in the pool says nothing of the
             // request: it goes again at once on another, and counts as no attempt. Each one
-            // such failure takes out of the pool, so this ends.
+            // such failure takes out of the pool, so this ends; and each came soon after the
+            // request began (a timeout is never one), so it adds little time.
             if wire::failed_stale() && resent < STALE_RESENDS && !given_up() {
                 log::debug!("{op} {key}: the pooled connection was closed; sending again");
                 number -= 1;
