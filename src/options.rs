@@ -166,7 +166,8 @@ impl Options {
         self.retry_backoff
     }
 
-    /// Time after which no retry starts. See [`OptionsBuilder::with_retry_max_elapsed`].
+    /// Most time waited between the attempts of one request. See
+    /// [`OptionsBuilder::with_retry_max_elapsed`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -375,8 +376,10 @@ impl OptionsBuilder {
     /// Failures that may pass (HTTP 5xx, 408, 429 and `SlowDown`, refused or reset connections,
     /// timeouts, cut responses) are retried with exponential backoff and full jitter; other
     /// errors are returned at once. A request that fails on a kept-alive connection which the
-    /// server closed meanwhile, before any byte of the answer, is sent again on another
-    /// connection at once and counts as no attempt.
+    /// server closed meanwhile (the connection ends or is reset before any byte of the answer,
+    /// within a second of the request) is sent again on another connection at once and counts
+    /// as no attempt; any other failure on such a connection, a timeout included, is an
+    /// attempt.
     ///
     /// ```
     /// use s3_syncr::Options;
@@ -405,7 +408,17 @@ impl OptionsBuilder {
         self
     }
 
-    /// No retry starts once this much time has passed since the first attempt. Default 30 s.
+    /// Most time spent between the attempts of one request, backoffs included: no retry
+    /// starts whose backoff would take it past this. Default 30 s.
+    ///
+    /// The attempts themselves do not count: each is bounded by its own deadline (see
+    /// [`with_request_timeout`](Self::with_request_timeout)) and their number by
+    /// [`with_retry_attempts`](Self::with_retry_attempts), so a request whose every attempt
+    /// times out still gets all its attempts, however its deadline compares with this. A
+    /// request moving `n` bytes that keeps failing gives up within about
+    /// `retry_attempts × (request_timeout + n / min_throughput) + retry_max_elapsed` (the
+    /// prompt resends after closed connections that count as no attempt add under a second
+    /// each).
     ///
     /// ```
     /// use std::time::Duration;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use s3_syncr::{CloseError, Error, Options, Storage};
-use s3_syncr_test_server::{Fault, Proxy};
+use s3_syncr_test_server::{Fault, Proxy, Wan};
 
 /// Quick retries, and deadlines short enough for `Fault::Stall` to hit them.
 fn fault_options() -> Options {
@@ -192,6 +192,115 @@ fn a_read_cut_mid_object_resumes_without_repeating_a_byte() {
             .count();
         assert!(gets >= 4, "resumed with new ranged GETs ({gets})");
     }
+}
+
+/// [`fault_options`] shaped as the defaults are: a deadline (1 s) as long as the retry budget
+/// (`retry_max_elapsed`), with 3 attempts per request and no read ahead, so that each request
+/// of a reader goes alone and its attempts can be counted.
+fn deadline_as_long_as_budget() -> Options {
+    fault_options()
+        .to_builder()
+        .with_request_timeout(Duration::from_secs(1))
+        .with_retry_max_elapsed(Duration::from_secs(1))
+        .with_retry_attempts(3)
+        .with_read_ahead(0)
+        .build()
+        .unwrap()
+}
+
+/// Issue 27, item 3: the defaults give a request a deadline (30 s) as long as the retry budget
+/// (30 s), and a budget that counted the attempts themselves left no time to retry one that
+/// timed out. Every attempt that times out is retried while attempts remain.
+#[test]
+fn attempts_that_time_out_are_retried_when_the_deadline_is_as_long_as_the_budget() {
+    let rig = Rig::new();
+    let data = pattern(300 * 1024, 27);
+    let mut writer = open(&rig.bucket, "slow.log", 1);
+    writer.write_all(&data).unwrap();
+    writer.close().unwrap();
+
+    let options = deadline_as_long_as_budget();
+    let attempts = options.retry_attempts() as usize;
+    // Two requests in a row go unanswered past their deadline (the listing or the object's
+    // GET, whichever comes): the third attempt passes.
+    let mut reader = rig.storage("slow.log", options.clone());
+    for _ in 0..attempts - 1 {
+        rig.proxy
+            .inject(Some("GET"), Fault::Stall(Duration::from_secs(3)));
+    }
+    let mut got = Vec::new();
+    reader
+        .read_to_end(&mut got)
+        .unwrap_or_else(|e| panic!("a timed-out attempt was not retried: {e}"));
+    assert!(got == data, "read back differs");
+    assert_eq!(rig.proxy.injected(), attempts - 1);
+
+    // Every attempt times out: the read fails after all of them, and no more.
+    let mut reader = rig.storage("slow.log", options);
+    for _ in 0..10 {
+        rig.proxy
+            .inject(Some("GET"), Fault::Stall(Duration::from_secs(3)));
+    }
+    let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert_eq!(rig.proxy.injected() - (attempts - 1), attempts);
+    rig.proxy.clear();
+}
+
+/// Issue 27, item 4: a request that times out on a kept-alive connection is a failed attempt,
+/// not a request on a connection the server had closed (which is sent again at once and counts
+/// as no attempt): the pool's connections do not stretch a failure past its attempts.
+#[test]
+fn a_silent_path_fails_a_request_within_its_attempts_whatever_the_pool_holds() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    // A relay that keeps connections open (the fault proxy closes each one after its answer),
+    // with a round trip long enough that the GETs ahead overlap, each on its own connection.
+    let relay = Proxy::start_wan(
+        server.endpoint(),
+        Wan {
+            rtt: Duration::from_millis(10),
+            rate_bytes_per_sec: 10_000_000_000,
+            handshake_rtts: 0,
+            slow_start: false,
+        },
+    );
+    let far = relay.bucket(&server, &bucket.name());
+    let mut data = Vec::new();
+    for seq in 0..24 {
+        let body = pattern(64 * 1024, seq);
+        raw_put(&bucket, &format!("pool-{seq:020}.bin"), &body);
+        data.extend_from_slice(&body);
+    }
+
+    // A reader with 8 GETs ahead leaves the process's pool holding that many connections.
+    let wide = fault_options()
+        .to_builder()
+        .with_read_chunk(64 * 1024)
+        .with_read_ahead(8)
+        .build()
+        .unwrap();
+    let mut reader = Storage::new(far.clone(), "pool.bin", wide).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert!(got == data, "read back differs");
+    drop(reader);
+    let pooled = relay.connections();
+    assert!(pooled >= 4, "{pooled} connections: the pool is not filled");
+
+    // The path goes silent; one request at a time, each through the pool first.
+    let options = deadline_as_long_as_budget();
+    let mut reader = Storage::new(far, "pool.bin", options.clone()).unwrap();
+    relay.go_silent();
+    let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    let requests = relay.silenced();
+    eprintln!("{requests} requests for a read, {pooled} connections opened before");
+    assert!(
+        requests <= options.retry_attempts() as usize,
+        "{requests} requests for a read with {} attempts",
+        options.retry_attempts()
+    );
 }
 
 /// Each record is 1,000 bytes: who wrote it, its number, then filler, so order, duplicates and

@@ -2,7 +2,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use s3::Bucket;
 use s3::error::S3Error;
@@ -17,7 +17,8 @@ const STALE_RESENDS: u32 = 33;
 impl S3Client {
     /// Runs one request under the retry policy: each attempt gets a deadline for `bytes` bytes,
     /// is logged at debug level (operation, key, bytes, time), and a transient failure is
-    /// retried after a jittered exponential backoff while attempts and time remain.
+    /// retried after a jittered exponential backoff while attempts remain and the time spent
+    /// between attempts stays within `retry_max_elapsed`.
     pub(super) fn request<T>(
         &self,
         op: &'static str,
@@ -41,6 +42,12 @@ impl S3Client {
         let options = &self.options;
         let timeout = options.timeout_for(bytes);
         let first = Instant::now();
+        // Time spent in the attempts themselves. The budget (`retry_max_elapsed`) is for the
+        // rest, the time between attempts: counting the attempts too, one that ran into its
+        // deadline (as long as the budget, with the defaults) would leave no time for a retry,
+        // and timeouts would never be retried. Each attempt is bounded by its deadline and
+        // their number by `retry_attempts`, so the whole stays bounded.
+        let mut attempting = Duration::ZERO;
         let mut backoff = options.retry_backoff;
         let mut number = 0;
         let mut resent = 0;
@@ -50,7 +57,9 @@ impl S3Client {
             let bucket = self.bucket.for_attempt(timeout);
             let started = Instant::now();
             let result = attempt(&bucket);
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let took = started.elapsed();
+            attempting += took;
+            let ms = took.as_secs_f64() * 1000.0;
             let err = match result {
                 Ok(value) => {
                     log::debug!("{op} {key} {bytes} bytes in {ms:.1} ms");
@@ -61,7 +70,8 @@ impl S3Client {
             log::debug!("{op} {key} {bytes} bytes failed in {ms:.1} ms: {err}");
             // A connection the server closed while it sat in the pool says nothing of the
             // request: it goes again at once on another, and counts as no attempt. Each one
-            // such failure takes out of the pool, so this ends.
+            // such failure takes out of the pool, so this ends; and each came soon after the
+            // request began (a timeout is never one), so it adds little time.
             if wire::failed_stale() && resent < STALE_RESENDS && !given_up() {
                 log::debug!("{op} {key}: the pooled connection was closed; sending again");
                 number -= 1;
@@ -72,7 +82,7 @@ impl S3Client {
             if !is_transient(&err)
                 || given_up()
                 || number >= options.retry_attempts
-                || first.elapsed() + delay > options.retry_max_elapsed
+                || first.elapsed().saturating_sub(attempting) + delay > options.retry_max_elapsed
             {
                 return Err(err);
             }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use s3::Bucket;
 use s3::command::Command;
@@ -55,6 +55,12 @@ const TEXT_LIMIT: u64 = 16 * 1024 * 1024;
 /// Most bytes read past what a caller wanted to keep a connection: more is cheaper to drop.
 const DRAIN_LIMIT: u64 = 64 * 1024;
 
+/// How soon after a request starts on a pooled connection a close by the server must show for
+/// the connection to count as stale. A connection closed while it sat in the pool fails within
+/// a round trip of the request's first bytes (at once, if the close had already arrived); one
+/// the server closes later, having held the request, failed the request itself.
+const STALE_WITHIN: Duration = Duration::from_secs(1);
+
 /// Connections opened by this process, for logs.
 static OPENED: AtomicU64 = AtomicU64::new(0);
 
@@ -63,7 +69,8 @@ static AGENTS: Mutex<Vec<(Option<PathBuf>, Agent)>> = Mutex::new(Vec::new());
 
 thread_local! {
     /// Set when this thread's last request failed on a connection that had served a request
-    /// before and got no byte of the new answer: the server closed it while it sat in the pool.
+    /// before, because the server closed it (end of stream or reset) before any byte of the new
+    /// answer and within [`STALE_WITHIN`]: it closed it while it sat in the pool.
     static STALE: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -174,7 +181,8 @@ impl Transport for Wire {
 }
 
 /// Whether the request that failed last on this thread failed on a connection from the pool
-/// before any byte of its answer came: resending it on a fresh connection is no retry.
+/// that the server had closed: resending it on a fresh connection is no retry. A timeout, or
+/// any failure other than a prompt close, is not this: it counts as an attempt.
 pub(super) fn failed_stale() -> bool {
     STALE.take()
 }
@@ -386,6 +394,7 @@ impl<In: Link> Connector<In> for Tracked {
                 inner: inner.boxed(),
                 served: 0,
                 answered: false,
+                began: Instant::now(),
             }
         }))
     }
@@ -398,16 +407,36 @@ struct Counted {
     served: u32,
     /// Whether any byte of the current request's answer came.
     answered: bool,
+    /// When the current request started on this connection (if it is not the first).
+    began: Instant,
 }
 
 impl Counted {
-    /// Marks a failure (or the end of the connection) before any byte of the answer of a
-    /// request that is not the connection's first.
+    /// Marks the server's close of a connection that sat in the pool: the end of the
+    /// connection, or a failure that says the server closed it, before any byte of the answer
+    /// of a request that is not the connection's first, and soon after it started. A timeout
+    /// is no such close: the request went unanswered, and that is a failed attempt.
     fn track<T>(&mut self, result: Result<T, ureq::Error>, ended: bool) -> Result<T, ureq::Error> {
-        if (result.is_err() || ended) && self.served > 0 && !self.answered {
+        let closed = ended || result.as_ref().is_err_and(closed_by_peer);
+        if closed && self.served > 0 && !self.answered && self.began.elapsed() < STALE_WITHIN {
             STALE.set(true);
         }
         result
+    }
+}
+
+/// Whether a failure on a connection is the server's close of it (an end of stream where data
+/// was due, a reset, a write to a closed connection), as opposed to a timeout or anything else.
+fn closed_by_peer(err: &ureq::Error) -> bool {
+    match err {
+        ureq::Error::Io(err) => matches!(
+            err.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
     }
 }
 
@@ -421,6 +450,7 @@ impl Link for Counted {
         if self.answered {
             self.served += 1;
             self.answered = false;
+            self.began = Instant::now();
         }
         let result = self.inner.transmit_output(amount, timeout);
         self.track(result, false)
@@ -441,5 +471,31 @@ impl Link for Counted {
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_close_by_the_server_makes_a_pooled_connection_stale() {
+        for kind in [
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+        ] {
+            assert!(closed_by_peer(&ureq::Error::Io(kind.into())), "{kind:?}");
+        }
+        for not_closed in [
+            ureq::Error::Timeout(ureq::Timeout::Global),
+            ureq::Error::Io(io::ErrorKind::TimedOut.into()),
+            ureq::Error::Io(io::ErrorKind::WouldBlock.into()),
+            ureq::Error::Io(io::ErrorKind::InvalidData.into()),
+            ureq::Error::ConnectionFailed,
+        ] {
+            assert!(!closed_by_peer(&not_closed), "{not_closed}");
+        }
     }
 }

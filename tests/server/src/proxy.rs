@@ -139,6 +139,10 @@ struct State {
     released: Condvar,
     /// Set by [`Proxy::sever`]: nothing more reaches the server.
     severed: AtomicBool,
+    /// Set by [`Proxy::go_silent`]: the relay drops what clients send and answers nothing.
+    silent: AtomicBool,
+    /// The relay's connections that sent bytes while it was silent.
+    silenced: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -167,7 +171,7 @@ impl Proxy {
     /// connection is paced to `rate_bytes_per_sec`, with a few milliseconds of credit so that a
     /// late wake-up does not cost throughput, and with [`Wan::slow_start`] its window limits
     /// it below that rate at first (and again after an idle time).
-    /// Faults cannot be injected into it.
+    /// Faults cannot be injected into it, but it can go silent ([`Proxy::go_silent`]).
     pub fn start_wan(upstream: &str, wan: Wan) -> Proxy {
         assert!(wan.rate_bytes_per_sec > 0, "a WAN link needs a rate");
         Proxy::spawn(upstream, Some(wan))
@@ -201,6 +205,8 @@ impl Proxy {
             releases: Mutex::new(0),
             released: Condvar::new(),
             severed: AtomicBool::new(false),
+            silent: AtomicBool::new(false),
+            silenced: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
         let shared = state.clone();
@@ -312,6 +318,21 @@ impl Proxy {
     pub fn close_idle_upstream(&self) {
         let accepted = self.state.accepted.load(Ordering::SeqCst);
         self.state.closed_below.store(accepted, Ordering::SeqCst);
+    }
+
+    /// Makes the relay a path that went silent: from now on what the client sends on any
+    /// connection, kept open or new, is dropped, and nothing is answered or closed, so only the
+    /// client's deadlines end its requests. [`Proxy::silenced`] counts them.
+    pub fn go_silent(&self) {
+        assert!(self.state.wan.is_some(), "only a relay goes silent");
+        self.state.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// The relay's connections that sent bytes since it went silent: each carried one request
+    /// that went unanswered, as an HTTP/1.1 client sends the next request on a connection
+    /// only after the answer to the last.
+    pub fn silenced(&self) -> usize {
+        self.state.silenced.load(Ordering::SeqCst)
     }
 
     /// A handle on `server`'s bucket `name` whose requests go through the proxy.
@@ -579,6 +600,7 @@ impl Direction {
             })
         };
         let mut buf = vec![0; RELAY_CHUNK];
+        let mut silenced = false;
         let clean = loop {
             if state.stop.load(Ordering::SeqCst) {
                 break false;
@@ -596,6 +618,14 @@ impl Direction {
                 let _ = self.from.shutdown(Shutdown::Both);
                 let _ = self.to.shutdown(Shutdown::Both);
                 break false;
+            }
+            // A silent path: the request reaches no server, and no answer or close comes back.
+            if self.number.is_some() && state.silent.load(Ordering::SeqCst) {
+                if !silenced {
+                    silenced = true;
+                    state.silenced.fetch_add(1, Ordering::SeqCst);
+                }
+                continue;
             }
             // A chunk larger than what the window still allows this round goes in pieces, the
             // rest a round trip later.
