@@ -75,6 +75,8 @@ mod job;
 mod layout;
 mod options;
 mod reader;
+#[cfg(test)]
+mod sim;
 mod storage;
 mod store;
 mod writer;

@@ -1,0 +1,514 @@
+//! The simulator: writers with different [`Options`], readers, trims and lifecycle rules on
+//! one stream in the in-memory S3 ([`MemS3`]), with faults on every kind of request (lost
+//! answers, then failing settles; 409; resets; uploads that vanish), all drawn from one seed.
+//! After every step that can change what is acknowledged, the stream is read whole by a new
+//! handle and checked against a model of what each writer was told: every acknowledged record
+//! is there once, in its writer's order, no refused record is, no record is torn or doubled,
+//! and no object a later one follows was rewritten. Every request of the stream's own code
+//! (retries, settling, the writer's and the reader's state machines) runs as it does against
+//! S3; only the network is gone, so a run is fast and its faults come from the seed alone.
+//!
+//! `S3SYNCR_SIM_REQUESTS` sets how many requests a run sends (200,000 by default; `.ci/run`
+//! sends 1,000,000); `S3SYNCR_SIM_SEED` replays one seed. A failing run panics with its seed
+//! and the steps that led there.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use s3::creds::Credentials;
+use s3::{Bucket, Region};
+
+use crate::client::S3Client;
+use crate::client::mem::{Call, Fault, MemS3, Quirks};
+use crate::layout::Layout;
+use crate::{Error, Options, Storage};
+
+/// The stream's name.
+const NAME: &str = "sim/log.bin";
+
+/// xorshift64*: small, fast, and the same everywhere.
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(mix(seed) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// splitmix64's finalizer: spreads a seed's bits.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Options drawn for one handle: writers of one stream need not share them.
+fn draw_options(rng: &mut Rng) -> Options {
+    let mut options = Options::builder()
+        .with_retry_attempts(rng.pick(&[2, 3, 4]) as u32)
+        .with_retry_backoff(Duration::ZERO)
+        .with_read_ahead(rng.pick(&[0, 2]) as usize)
+        .build()
+        .expect("valid options");
+    // Below S3's 5 MiB parts (the in-memory S3 is told to allow them), so that seals, parts
+    // and appends by copy come thousands of times a run.
+    options.seal_size = rng.pick(&[2_000, 8_000, 30_000, 100_000]) as usize;
+    options.part_size = rng.pick(&[4_096, 16_384]) as usize;
+    options.append_by_copy = rng.pick(&[None, Some(4_096), Some(12_000)]);
+    options.write_ahead = rng.pick(&[1, 2]) as usize;
+    options.read_chunk = rng.pick(&[1_000, 16_384]) as usize;
+    options.verify_reads = rng.chance(50);
+    options
+}
+
+/// What a writer was told of each of its records.
+#[derive(Default)]
+struct Model {
+    /// Flushed or closed with `Ok`: must be in the stream, once.
+    acked: HashSet<(usize, u64)>,
+    /// Handed back as not stored: must not be in the stream.
+    refused: HashSet<(usize, u64)>,
+    /// In objects the simulation deleted (trims, lifecycle): gone legitimately.
+    deleted: HashSet<(usize, u64)>,
+}
+
+/// One writer: its handle (if open), and its records not yet acknowledged.
+struct Writer {
+    id: usize,
+    storage: Option<Storage>,
+    next: u64,
+    pending: Vec<(u64, Vec<u8>)>,
+}
+
+/// A record: `<writer:number:padding>` and a newline.
+fn record(writer: usize, n: u64, len: usize) -> Vec<u8> {
+    let mut record = format!("<{writer}:{n}:").into_bytes();
+    record.resize(len.max(record.len() + 2) - 2, b'.');
+    record.extend_from_slice(b">\n");
+    record
+}
+
+/// The records of a stream, in order; `Err` names a line that is no record.
+fn records(stream: &[u8]) -> Result<Vec<(usize, u64)>, String> {
+    let lines = stream.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    lines
+        .map(|line| {
+            let text = String::from_utf8_lossy(line);
+            let mut fields = text.trim_start_matches('<').split(':');
+            match (fields.next(), fields.next(), fields.next()) {
+                (Some(w), Some(n), Some(pad))
+                    if line.starts_with(b"<") && pad.ends_with('>') && pad.len() > 0 =>
+                {
+                    match (w.parse(), n.parse()) {
+                        (Ok(w), Ok(n)) => Ok((w, n)),
+                        _ => Err(format!("torn record {:?}", &text[..text.len().min(40)])),
+                    }
+                }
+                _ => Err(format!("torn record {:?}", &text[..text.len().min(40)])),
+            }
+        })
+        .collect()
+}
+
+struct Sim {
+    seed: u64,
+    rng: Rng,
+    mem: Arc<MemS3>,
+    bucket: Bucket,
+    writers: Vec<Writer>,
+    model: Model,
+    /// What happened, for the panic message of a failing run.
+    log: Vec<String>,
+    /// The ETags of objects that a later object follows: sealed, never to change.
+    sealed: BTreeMap<String, String>,
+    checks: u64,
+    failed_reads: u64,
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let quirks = Quirks {
+            min_part: 1,
+            page: 7,
+            complete_unconditional: false,
+        };
+        let mem = Arc::new(MemS3::new(quirks));
+        let mut faults = Rng::new(seed ^ 0xFA17);
+        let mut seen: HashMap<(&'static str, String), u64> = HashMap::new();
+        let rate = Rng::new(seed).pick(&[0u64, 2, 5, 10]);
+        mem.set_faults(Some(Box::new(move |call: Call<'_>| {
+            // Keyed by operation, key and occurrence, not by arrival: uploads run on threads
+            // of their own, and their timing must not change which request fails.
+            let count = seen.entry((call.op, call.key.to_owned())).or_default();
+            *count += 1;
+            let mut hash = mix(faults.0 ^ mix(*count));
+            for b in call.op.bytes().chain(call.key.bytes()) {
+                hash = mix(hash ^ u64::from(b));
+            }
+            match hash % 100 {
+                n if n >= rate => Fault::None,
+                _ => match (hash >> 8) % 6 {
+                    0 => Fault::Refuse(500),
+                    1 => Fault::Refuse(503),
+                    2 => Fault::Refuse(409),
+                    3 => Fault::Reset,
+                    _ => Fault::LoseAnswer,
+                },
+            }
+        })));
+        let _ = faults.next();
+        let region = Region::Custom {
+            region: "us-east-1".into(),
+            endpoint: "http://in-memory.invalid".into(),
+        };
+        let credentials = Credentials::new(Some("sim"), Some("sim"), None, None, None)
+            .expect("static credentials");
+        let bucket = *Bucket::new("sim", region, credentials)
+            .expect("bucket")
+            .with_path_style();
+        Sim {
+            seed,
+            rng: Rng::new(seed),
+            mem,
+            bucket,
+            writers: (0..3)
+                .map(|id| Writer {
+                    id,
+                    storage: None,
+                    next: 0,
+                    pending: Vec::new(),
+                })
+                .collect(),
+            model: Model::default(),
+            log: Vec::new(),
+            sealed: BTreeMap::new(),
+            checks: 0,
+            failed_reads: 0,
+        }
+    }
+
+    fn handle(&mut self) -> Storage {
+        let options = draw_options(&mut self.rng);
+        let layout = Layout::new(NAME).expect("layout");
+        let client = S3Client::with_transport(
+            self.bucket.clone(),
+            layout,
+            options.clone(),
+            self.mem.clone(),
+        );
+        self.log.push(format!(
+            "  handle: seal {} part {} copy {:?} ahead {}",
+            options.seal_size, options.part_size, options.append_by_copy, options.write_ahead
+        ));
+        Storage::with_client(Arc::new(client), &options)
+    }
+
+    fn fail(&self, what: String) -> ! {
+        let tail: Vec<&String> = self.log.iter().rev().take(40).collect();
+        let steps: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
+        panic!(
+            "simulation seed {} failed: {what}\nreplay: S3SYNCR_SIM_SEED={} cargo test --lib sim\n\
+             last steps:\n{}",
+            self.seed,
+            self.seed,
+            steps.join("\n")
+        );
+    }
+
+    fn step(&mut self) {
+        let w = self.rng.below(self.writers.len() as u64) as usize;
+        match self.rng.below(100) {
+            0..=39 => self.write(w),
+            40..=64 => self.flush(w),
+            65..=69 => self.close(w),
+            70..=72 => self.crash(w),
+            73..=77 => self.check(),
+            78..=80 => {
+                let aborted = self.mem.abort_all();
+                self.log.push(format!("lifecycle aborts {aborted} uploads"));
+            }
+            81..=84 => self.delete_oldest(),
+            _ => self.write(w),
+        }
+        self.check_sealed();
+    }
+
+    fn write(&mut self, w: usize) {
+        if self.writers[w].storage.is_none() {
+            let storage = self.handle();
+            self.writers[w].storage = Some(storage);
+        }
+        let count = 1 + self.rng.below(4);
+        for _ in 0..count {
+            let len = 8 + self.rng.below(3_000) as usize;
+            let writer = &mut self.writers[w];
+            let n = writer.next;
+            let bytes = record(writer.id, n, len);
+            let storage = writer.storage.as_mut().expect("opened above");
+            match storage.write_all(&bytes) {
+                Ok(()) => {
+                    writer.next += 1;
+                    writer.pending.push((n, bytes));
+                }
+                Err(err) => {
+                    // A write that failed took none of the record, or reports it next time:
+                    // what the writer holds is decided at its flush or close.
+                    self.log.push(format!("w{w} write {n} failed: {err}"));
+                    writer.next += 1;
+                    writer.pending.push((n, bytes));
+                    self.settle_stopped(w, &err);
+                    return;
+                }
+            }
+        }
+        self.log.push(format!("w{w} wrote {count}"));
+    }
+
+    fn flush(&mut self, w: usize) {
+        let Some(storage) = self.writers[w].storage.as_mut() else {
+            return;
+        };
+        match storage.flush() {
+            Ok(()) => {
+                let pending = std::mem::take(&mut self.writers[w].pending);
+                self.log.push(format!("w{w} flush ok ({} records)", pending.len()));
+                for (n, _) in pending {
+                    self.model.acked.insert((w, n));
+                }
+            }
+            Err(err) => {
+                self.log.push(format!("w{w} flush failed: {err}"));
+                self.settle_stopped(w, &err);
+            }
+        }
+    }
+
+    /// A writer that stopped (fenced, or its upload lost) hands back what S3 lacks: those
+    /// records are refused, the rest stored.
+    fn settle_stopped(&mut self, w: usize, err: &std::io::Error) {
+        let stopped = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Error>())
+            .is_some_and(|e| matches!(e, Error::Fenced { .. } | Error::UploadLost { .. }));
+        if !stopped {
+            return;
+        }
+        let Some(storage) = self.writers[w].storage.take() else {
+            return;
+        };
+        let unflushed = storage.unflushed();
+        let lost_parts = matches!(
+            err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+            Some(Error::UploadLost { .. })
+        );
+        self.resolve(w, &unflushed, lost_parts);
+        drop(storage);
+    }
+
+    /// Decides each pending record of writer `w` from the bytes it handed back: a record in
+    /// them is refused, one before them stored (unless parts were lost, when the ones before
+    /// may be either).
+    fn resolve(&mut self, w: usize, unflushed: &[u8], unknown_before: bool) {
+        let pending = std::mem::take(&mut self.writers[w].pending);
+        let total: usize = pending.iter().map(|(_, b)| b.len()).sum();
+        let Some(stored) = total.checked_sub(unflushed.len()) else {
+            self.fail(format!(
+                "w{w} handed back {} bytes, more than the {total} it held",
+                unflushed.len()
+            ));
+        };
+        let mut at = 0;
+        for (n, bytes) in pending {
+            if at >= stored {
+                self.model.refused.insert((w, n));
+            } else if at + bytes.len() <= stored {
+                if !unknown_before {
+                    self.model.acked.insert((w, n));
+                }
+            } else {
+                self.fail(format!("w{w} handed back part of record {n}"));
+            }
+            at += bytes.len();
+        }
+    }
+
+    fn close(&mut self, w: usize) {
+        let Some(storage) = self.writers[w].storage.take() else {
+            return;
+        };
+        match storage.close() {
+            Ok(()) => {
+                let pending = std::mem::take(&mut self.writers[w].pending);
+                self.log.push(format!("w{w} closed ({} records)", pending.len()));
+                for (n, _) in pending {
+                    self.model.acked.insert((w, n));
+                }
+            }
+            Err(err) => {
+                self.log.push(format!("w{w} close failed: {}", err.error()));
+                let lost = matches!(err.error(), Error::UploadLost { .. });
+                let unflushed = err.into_unflushed();
+                self.resolve(w, &unflushed, lost);
+            }
+        }
+    }
+
+    /// A writer that gives up (`discard`, as a process that dies with its uploads left to a
+    /// lifecycle rule): what it hands back is refused; what it had sent before may be stored
+    /// or not (a part let go of memory is neither stored nor handed back).
+    fn crash(&mut self, w: usize) {
+        if let Some(storage) = self.writers[w].storage.take() {
+            let discarded = storage.discard();
+            self.log.push(format!("w{w} discarded {} bytes", discarded.len()));
+            self.resolve(w, &discarded, true);
+        }
+    }
+
+    /// Deletes the oldest object, whole, as a trim or an expiry would, never the last one.
+    fn delete_oldest(&mut self) {
+        let objects = self.mem.objects();
+        let keys: Vec<&String> = objects.keys().collect();
+        if keys.len() < 2 {
+            return;
+        }
+        let oldest = keys[0].clone();
+        match records(&objects[&oldest].bytes) {
+            Ok(found) => self.model.deleted.extend(found),
+            Err(err) => self.fail(format!("{oldest}: {err}")),
+        }
+        self.mem.remove(&oldest);
+        self.sealed.remove(&oldest);
+        self.log.push(format!("deleted {oldest}"));
+    }
+
+    /// No object that a later one follows ever changes.
+    fn check_sealed(&mut self) {
+        let objects = self.mem.objects();
+        for (key, etag) in &self.sealed {
+            match objects.get(key) {
+                Some(object) if &object.etag != etag => {
+                    self.fail(format!("sealed object {key} was rewritten"))
+                }
+                _ => {}
+            }
+        }
+        let keys: Vec<&String> = objects.keys().collect();
+        for pair in keys.windows(2) {
+            self.sealed
+                .entry(pair[0].clone())
+                .or_insert_with(|| objects[pair[0]].etag.clone());
+        }
+    }
+
+    /// Reads the stream whole with a new handle and checks it against the model.
+    fn check(&mut self) {
+        self.checks += 1;
+        let mut reader = self.handle();
+        let mut stream = Vec::new();
+        let read = reader.read_to_end(&mut stream);
+        drop(reader);
+        if let Err(err) = read {
+            let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+            match inner {
+                // What the faults may cause: a request that failed through its retries.
+                Some(Error::Transport { .. } | Error::Status { .. }) => {
+                    self.failed_reads += 1;
+                    return;
+                }
+                _ => self.fail(format!("reading the stream: {err}")),
+            }
+        }
+        let found = match records(&stream) {
+            Ok(found) => found,
+            Err(err) => self.fail(err),
+        };
+        let mut last: HashMap<usize, u64> = HashMap::new();
+        let mut seen = HashSet::new();
+        for &(w, n) in &found {
+            if !seen.insert((w, n)) {
+                self.fail(format!("record {w}:{n} is in the stream twice"));
+            }
+            if last.get(&w).is_some_and(|&before| before >= n) {
+                self.fail(format!("record {w}:{n} comes after a later one of its writer"));
+            }
+            last.insert(w, n);
+            if self.model.refused.contains(&(w, n)) {
+                self.fail(format!("record {w}:{n} was handed back as not stored, yet is"));
+            }
+        }
+        for &(w, n) in &self.model.acked {
+            if !seen.contains(&(w, n)) && !self.model.deleted.contains(&(w, n)) {
+                self.fail(format!("acknowledged record {w}:{n} is missing"));
+            }
+        }
+        self.log.push(format!("checked {} records", found.len()));
+    }
+}
+
+/// Runs seeds until `budget` requests were sent, and returns (seeds, requests, checks).
+fn run(first: u64, budget: u64, one: bool) -> (u64, u64, u64, u64) {
+    let (mut seeds, mut requests, mut checks, mut failed) = (0, 0, 0, 0);
+    let mut seed = first;
+    while requests < budget {
+        let mut sim = Sim::new(seed);
+        for _ in 0..400 {
+            sim.step();
+        }
+        for w in 0..sim.writers.len() {
+            sim.close(w);
+        }
+        sim.check();
+        requests += sim.mem.requests();
+        checks += sim.checks;
+        failed += sim.failed_reads;
+        seeds += 1;
+        seed += 1;
+        if one {
+            break;
+        }
+    }
+    (seeds, requests, checks, failed)
+}
+
+#[test]
+fn every_acknowledged_record_stays_once_and_in_order_under_combined_faults() {
+    let _ = Instant::now();
+    let budget = std::env::var("S3SYNCR_SIM_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let replay = std::env::var("S3SYNCR_SIM_SEED").ok().and_then(|s| s.parse().ok());
+    let first = replay.unwrap_or(1);
+    let started = Instant::now();
+    let (seeds, requests, checks, failed) = run(first, budget, replay.is_some());
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "simulated {requests} requests over seeds {first}..{} ({checks} whole-stream checks, \
+         {failed} reads failed by faults) in {secs:.1} s: {:.0} requests/s",
+        first + seeds,
+        requests as f64 / secs
+    );
+}
