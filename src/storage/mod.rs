@@ -180,7 +180,12 @@ impl Storage {
     /// ```
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
-        let reader = Reader::new(options.read_chunk, options.read_ahead, options.verify_reads);
+        let reader = Reader::new(
+            options.read_chunk,
+            options.read_ahead,
+            options.verify_reads,
+            options.retry_attempts,
+        );
         let seal_size = options.seal_size;
         let streaming = Streaming {
             copy_from: options.append_by_copy,
