@@ -488,13 +488,17 @@ impl OptionsBuilder {
     /// [`Error::Corrupt`](crate::Error::Corrupt), kind `InvalidData`, and no byte of the
     /// object is handed out: the reader holds an object until it has all of it, when it fits
     /// in the read-ahead buffers (`read_ahead` chunks); a larger one is checked before its
-    /// last chunk is handed out. A mismatch is asked about again before it is called damage:
-    /// a server may answer with another version's checksum while an object is rewritten.
-    /// Default `true`.
+    /// last chunk is handed out. A mismatch is fetched again first (up to `retry_attempts`
+    /// fetches), since a bit flipped on the way is its usual cause, and then asked about
+    /// again with a HEAD: a server may answer with another version's checksum while an object
+    /// is rewritten. A follower ([`Storage::wait_for_data`](crate::Storage::wait_for_data))
+    /// checks what it fetched of an object from its first byte on once the object is sealed,
+    /// before the bytes that complete it are handed out. Default `true`.
     ///
-    /// Reads that start inside an object (after a seek) cannot be checked, and objects
-    /// without a stored checksum (written by s3-syncr 0.1, other tools, or servers that keep
-    /// none) are read as they are. Checking costs a CRC of the bytes read (memory speed) and,
+    /// Reads that start inside an object (after a seek) cannot be checked, nor can an object
+    /// a follower saw only part of, or one that is not sealed yet; objects without a stored
+    /// checksum (written by s3-syncr 0.1, other tools, or servers that keep none) are read as
+    /// they are. Checking costs a CRC of the bytes read (memory speed) and,
     /// where an answer to a ranged GET does not carry the checksum, one HEAD per object. Turn
     /// it off for random access that often starts at an object's first byte: a first read
     /// there fetches the whole object.

@@ -18,6 +18,23 @@
 //! than the read-ahead budget (`read_ahead` chunks) is checked when its last chunk arrives,
 //! before that chunk is handed out. Reads that start inside an object cannot be checked: the
 //! checksum covers the whole object.
+//!
+//! A mismatch is not taken for damage at once: a bit flipped on the way back, which TCP's own
+//! checksum misses now and then, is its usual cause. The bytes not handed out yet (all of an
+//! object held whole, the last chunk of a larger one) are fetched again, up to
+//! [`Options::retry_attempts`](crate::Options::retry_attempts) fetches in all; a fetch that
+//! matches replaces them, so only good bytes are handed out. A mismatch that repeats with the
+//! same bytes (damage at rest, or bytes handed out before that were damaged) is asked about
+//! once more with a HEAD, and is [`Error::Corrupt`] if that repeats it too.
+//!
+//! A follower gets a new object's bytes through polls of its end, none of which reads it
+//! through. What it fetched of an object from its first byte on, polls included, is checked
+//! once the object is sealed (it holds the seal size it records, so it can no longer grow):
+//! with one HEAD for the stored checksum, before the bytes that complete the object are handed
+//! out. Those are fetched again on a mismatch, as above; the bytes before them were handed out
+//! as they came, so damage there is found late, as `Corrupt` at the end of the object. An
+//! object that never reaches its seal (the last one of a stream, one that records none) is
+//! not checked, nor is one a follower started to read inside.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -67,6 +84,10 @@ pub(crate) struct Reader {
     through: Option<Through>,
     /// An object that failed its check: every later read of it fails the same way.
     corrupt: Option<Corrupt>,
+    /// Most fetches of the bytes of an object that does not match its checksum.
+    fetches: u32,
+    /// The object a follower is fetching from its first byte on, polls of its end included.
+    followed: Option<Followed>,
 }
 
 /// An object whose bytes did not match the checksum the server stores for it.
@@ -83,8 +104,25 @@ struct Through {
     seq: u64,
     /// The checksum of its bytes read so far.
     read: Crc,
+    /// The checksum of its bytes before the chunk: handed out already, so a mismatch fetches
+    /// again only what follows them.
+    before: Crc,
     /// The checksum the server stores for it, once an answer has said.
     stored: Option<Crc>,
+}
+
+/// An object fetched from its first byte on by GETs and polls of its end, up to the end of
+/// the chunk: checked when it is sealed, if a poll brought any of it (what GETs alone read
+/// through is checked as such).
+#[derive(Debug, Clone, Copy)]
+struct Followed {
+    seq: u64,
+    /// The checksum of its bytes fetched so far.
+    read: Crc,
+    /// The checksum of its bytes before the chunk.
+    before: Crc,
+    /// Whether a poll brought any of its bytes.
+    polled: bool,
 }
 
 /// One ranged GET ahead of the reader.
@@ -216,7 +254,8 @@ impl Get {
 }
 
 impl Reader {
-    pub(crate) fn new(max_window: usize, depth: usize, verify: bool) -> Reader {
+    /// `fetches` is the most fetches of a range whose checksum does not match, at least one.
+    pub(crate) fn new(max_window: usize, depth: usize, verify: bool, fetches: u32) -> Reader {
         Reader {
             pos: 0,
             chunk_start: 0,
@@ -234,6 +273,8 @@ impl Reader {
             verify,
             through: None,
             corrupt: None,
+            fetches: fetches.max(1),
+            followed: None,
         }
     }
 
@@ -252,6 +293,7 @@ impl Reader {
             self.window = FIRST_READ.min(self.max_window);
             self.cancel_ahead();
             self.through = None;
+            self.followed = None;
         }
         self.pos = pos;
     }
@@ -265,6 +307,7 @@ impl Reader {
         self.chunk_len = 0;
         self.free = Vec::new();
         self.through = None;
+        self.followed = None;
     }
 
     /// Whether the bytes at the read position are in the chunk fetched last.
@@ -289,7 +332,9 @@ impl Reader {
             self.refuse_corrupt(&**client, entry)?;
             self.window = self.window.max(wanted.min(self.max_window));
             self.load(client, index, entry, pos)?;
-            if let Err(err) = self.check(&**client, entry).and_then(|()| {
+            let checked = (self.check(&**client, entry))
+                .and_then(|()| self.check_followed(&**client, entry, entry.size));
+            if let Err(err) = checked.and_then(|()| {
                 // An object read through: the rest of it is fetched and checked before any of
                 // it is handed out.
                 if self.through.is_some_and(|t| t.seq == entry.seq) {
@@ -317,8 +362,10 @@ impl Reader {
         from: u64,
         at: u64,
     ) -> Result<Option<u64>, Error> {
+        self.refuse_corrupt(client, entry)?;
         self.cancel_ahead();
-        // A poll reads the end of an object that may still grow: nothing it reads is checked.
+        // A poll reads the end of an object that may still grow: its bytes are checked only
+        // once the object is sealed, with what was fetched of it before.
         self.through = None;
         self.chunk_start = at;
         self.chunk_len = 0;
@@ -329,6 +376,14 @@ impl Reader {
         entry.verify(client, tail.recorded)?;
         self.saw_seal(entry.seq, tail.seal);
         self.chunk_len = tail.filled;
+        if self.verify {
+            let crc = Crc::of(&self.chunk[..tail.filled]);
+            self.follow(entry.seq, from, Some(crc), true);
+            if let Err(err) = self.check_followed(client, entry, tail.size) {
+                self.chunk_len = 0;
+                return Err(err);
+            }
+        }
         Ok(Some(tail.size))
     }
 
@@ -400,20 +455,78 @@ impl Reader {
     fn took(&mut self, entry: Entry, got: Got) {
         self.saw_seal(entry.seq, got.seal);
         let offset = self.chunk_start - entry.start;
+        self.follow(entry.seq, offset, got.read, false);
         self.through = match (self.through, got.read) {
             (_, None) => None,
             (_, Some(read)) if offset == 0 => Some(Through {
                 seq: entry.seq,
                 read,
+                before: Crc::of(&[]),
                 stored: got.stored,
             }),
             (Some(t), Some(read)) if t.seq == entry.seq && t.read.len == offset => Some(Through {
                 read: t.read.then(read),
+                before: t.read,
                 stored: latest(t.stored, got.stored),
                 ..t
             }),
             _ => None,
         };
+    }
+
+    /// Extends the object followed with the chunk just placed at `offset` in object `seq`,
+    /// whose checksum is `read` (`None` when not verifying), or starts one at its first byte.
+    fn follow(&mut self, seq: u64, offset: u64, read: Option<Crc>, polled: bool) {
+        self.followed = match (self.followed, read) {
+            (_, None) => None,
+            (_, Some(read)) if offset == 0 => Some(Followed {
+                seq,
+                read,
+                before: Crc::of(&[]),
+                polled,
+            }),
+            (Some(f), Some(read)) if f.seq == seq && f.read.len == offset => Some(Followed {
+                seq,
+                read: f.read.then(read),
+                before: f.read,
+                polled: f.polled || polled,
+            }),
+            _ => None,
+        };
+    }
+
+    /// Checks the object a follower fetched from its first byte on, polls included, once the
+    /// chunk ends it and it is sealed (`size`, its size now, is at least the seal size it
+    /// records): against the checksum a HEAD says the server stores, which no poll carries. A
+    /// HEAD that fails leaves the object unchecked rather than the read failed, as for
+    /// objects read through.
+    fn check_followed(&mut self, client: &Client, entry: Entry, size: u64) -> Result<(), Error> {
+        let Some(f) =
+            (self.followed).filter(|f| f.seq == entry.seq && f.polled && f.read.len == size)
+        else {
+            return Ok(());
+        };
+        if self.seal_of(entry.seq).is_none_or(|seal| size < seal) {
+            return Ok(());
+        }
+        // Checked once: the object cannot grow.
+        self.followed = None;
+        let stored = (client.stat(entry.seq).ok())
+            .and_then(|head| head.crc)
+            .filter(|crc| crc.len == size);
+        match stored {
+            Some(stored) if stored.value != f.read.value => {
+                self.mismatch(client, entry, f.before, f.read, stored)
+            }
+            Some(_) => {
+                log::debug!(
+                    "{}: checksum matches what was followed",
+                    client.key(entry.seq)
+                );
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Checks the object read through once its bytes are all read: a mismatch with the
@@ -429,7 +542,7 @@ impl Reader {
         self.through = None;
         match t.stored {
             Some(stored) if stored.len == t.read.len && stored.value != t.read.value => {
-                self.confirm(client, entry, t.read, stored)
+                self.mismatch(client, entry, t.before, t.read, stored)
             }
             Some(stored) if stored.len == t.read.len => {
                 log::debug!("{}: checksum matches", client.key(entry.seq));
@@ -438,6 +551,88 @@ impl Reader {
             // None stored, or one of a version of another length: nothing to check against.
             _ => Ok(()),
         }
+    }
+
+    /// Fetches again the bytes of object `entry` not handed out yet, those after `before`
+    /// (the chunk, and the GETs ahead that hold the rest of an object held whole), when the
+    /// checksum `read` of its bytes does not match `stored`: a bit flipped on the way is the
+    /// usual cause, and fetching again gets past it. Each fetch replaces the bytes, so a fetch
+    /// that matches leaves only good ones to hand out. The same checksum twice means the same
+    /// bytes twice: damage at rest, or in bytes handed out before, or a stored checksum that
+    /// is off, which [`confirm`](Reader::confirm) tells apart.
+    fn mismatch(
+        &mut self,
+        client: &Client,
+        entry: Entry,
+        before: Crc,
+        mut read: Crc,
+        stored: Crc,
+    ) -> Result<(), Error> {
+        let key = client.key(entry.seq);
+        for fetch in 2..=self.fetches {
+            let Some(again) = self.refetch(client, entry, before, read.len)? else {
+                break;
+            };
+            if again.value == stored.value {
+                log::warn!(
+                    "{key}: an answer did not match its checksum, damaged on the way; fetch \
+                     {fetch} of its bytes does"
+                );
+                return Ok(());
+            }
+            if again.value == read.value {
+                break;
+            }
+            read = again;
+        }
+        self.confirm(client, entry, read, stored)
+    }
+
+    /// Fetches the bytes of object `entry` from `before` to `end` again, into the buffers that
+    /// hold them (the chunk, then the GETs ahead), and returns the checksum of the object up to
+    /// `end` with them; `None` if no buffer holds some of them (a GET ahead that failed).
+    fn refetch(
+        &mut self,
+        client: &Client,
+        entry: Entry,
+        before: Crc,
+        end: u64,
+    ) -> Result<Option<Crc>, Error> {
+        let mut crc = before;
+        let fetch = |offset: u64, out: &mut [u8]| {
+            let get = Get {
+                entry,
+                offset,
+                verify: true,
+                check: false,
+            };
+            Ok::<_, Error>(get.run(client, out, None)?.read.unwrap_or(Crc::of(&[])))
+        };
+        if self.chunk_start == entry.start + crc.len && self.chunk_len > 0 {
+            let read = fetch(crc.len, &mut self.chunk[..self.chunk_len])?;
+            // The object followed, if it is this one, holds the chunk's new bytes too.
+            if let Some(f) = &mut self.followed
+                && f.seq == entry.seq
+                && f.before.len == crc.len
+                && f.read.len == crc.len + read.len
+            {
+                f.read = f.before.then(read);
+            }
+            crc = crc.then(read);
+        }
+        for ahead in &mut self.ahead {
+            if crc.len >= end || ahead.seq != entry.seq || ahead.start != entry.start + crc.len {
+                break;
+            }
+            let Some((buf, Ok(got))) = &mut ahead.done else {
+                break;
+            };
+            let read = fetch(crc.len, &mut buf[..ahead.len])?;
+            // Handed out later, these bytes extend the object followed.
+            got.read = Some(read);
+            crc = crc.then(read);
+        }
+        Ok((crc.len == end).then_some(crc))
     }
 
     /// Asks again before a mismatch is called damage: a server whose metadata lags its data
@@ -728,7 +923,7 @@ mod tests {
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
         // Chunks smaller than the object and few of them: it is checked at its end.
-        let mut reader = Reader::new(8 * 1024, 2, true);
+        let mut reader = Reader::new(8 * 1024, 2, true, 3);
         let mut read = Vec::new();
         let mut grown = false;
         while read.len() < data.len() {
@@ -756,26 +951,26 @@ mod tests {
     }
 
     /// A HEAD that answers with a stale checksum (metadata lagging data) is asked again
-    /// before the object is called damaged; a mismatch the second HEAD repeats is damage.
+    /// before the object is called damaged, once a second GET brought the same bytes; a
+    /// mismatch the second HEAD repeats is damage.
     #[test]
     fn a_mismatch_is_confirmed_by_a_second_head_before_it_is_damage() {
         let data: Vec<u8> = (0..16 * 1024).map(|i| (i * 13 + i / 97) as u8).collect();
         for stale_heads in [1, 2] {
             let fake = Fake::new([]);
-            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent)
-                .unwrap();
-            // LIST and HEAD (anchoring), the object's one GET (no read-ahead), then the
-            // checksum HEADs.
-            let heads = std::iter::repeat_n(Step::Stale, stale_heads);
+            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent).unwrap();
+            // LIST and HEAD (anchoring), the object's one GET (no read-ahead), the checksum
+            // HEAD, the GET that fetches the object again, then the HEAD that asks again.
+            let second = (stale_heads == 2).then_some(Step::Stale);
             fake.script(
-                [Step::Pass, Step::Pass, Step::Pass]
+                [Step::Pass, Step::Pass, Step::Pass, Step::Stale, Step::Pass]
                     .into_iter()
-                    .chain(heads),
+                    .chain(second),
             );
             let client: Arc<Client> = Arc::new(fake);
             let mut index = Index::default();
             index.refresh(&*client).unwrap();
-            let mut reader = Reader::new(64 * 1024, 0, true);
+            let mut reader = Reader::new(64 * 1024, 0, true, 3);
             match (stale_heads, reader.fill_buf(&client, &index, 0)) {
                 (1, Ok(bytes)) => assert!(bytes == data, "the whole object, checked"),
                 (2, Err(Error::Corrupt { .. })) => {}
@@ -798,7 +993,7 @@ mod tests {
         let client: Arc<Client> = Arc::new(fake);
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
-        let mut reader = Reader::new(8 * 1024, 2, true);
+        let mut reader = Reader::new(8 * 1024, 2, true, 3);
         let mut read = Vec::new();
         let mut failures = 0;
         while read.len() < data.len() && failures < 3 {

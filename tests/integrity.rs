@@ -220,3 +220,126 @@ fn a_body_damaged_on_the_way_is_refused_and_sent_again() {
     assert_eq!(proxy.injected(), 2);
     assert!(stream_contents(&bucket, "damaged.log") == data);
 }
+
+/// A reader of `name` through `proxy` that has listed the stream already: the faults queued
+/// next meet the GETs of its bytes, not the listing.
+fn listed_reader(proxy: &Proxy, server: &Server, bucket: &s3::Bucket, name: &str) -> Storage {
+    let via_proxy = proxy.bucket(server, &bucket.name());
+    let mut storage = reader(&via_proxy, name, 8 * MIB, 4, true);
+    storage.len().unwrap();
+    storage
+}
+
+/// One bit flipped in an answer on its way back (a link that corrupts what TCP's checksum
+/// misses): the object fails its check, is fetched again, and the reader hands out exactly
+/// the stream's bytes, the damaged ones never. Whichever GET of a read is damaged (the first
+/// small one, one of the GETs ahead, the one GET of an object), and with one GET per object
+/// or several held until the object is whole.
+#[test]
+fn an_answer_damaged_on_the_way_is_fetched_again() {
+    let server = Server::from_env_or_start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    let data = four_objects(&bucket, "wire.log");
+    // (chunk, read-ahead): objects that fit what is held before any of them is handed out.
+    for (chunk, ahead) in [(8 * MIB, 4), (256 * 1024, 4), (8 * MIB, 0)] {
+        for damaged in [1, 3] {
+            let via_proxy = proxy.bucket(&server, &bucket.name());
+            let mut storage = reader(&via_proxy, "wire.log", chunk, ahead, true);
+            storage.len().unwrap();
+            proxy.clear();
+            let before = proxy.injected();
+            // The GETs before the damaged one pass (a delay of nothing).
+            for _ in 1..damaged {
+                proxy.inject(Some("GET"), Fault::Delay(std::time::Duration::ZERO));
+            }
+            proxy.inject(Some("GET"), Fault::CorruptAnswer);
+            let (read, err) = read_until_error(&mut storage);
+            let context = format!("chunk {chunk}, ahead {ahead}, GET {damaged} damaged");
+            assert!(err.is_none(), "{context}: {err:?}");
+            assert_eq!(proxy.injected() - before, damaged, "{context}");
+            assert!(read == data, "{context}: not the stream's bytes");
+        }
+    }
+    if server.is_external() {
+        return;
+    }
+    // A byte damaged at rest stays damage, whatever the wire does meanwhile: every fetch
+    // brings it again.
+    let segments = open(&bucket, "wire.log", 1).segments().unwrap();
+    let victim = &segments[1];
+    let offset = victim.size / 2;
+    server.corrupt(&bucket.name(), &victim.key, offset);
+    let mut storage = listed_reader(&proxy, &server, &bucket, "wire.log");
+    proxy.inject(Some("GET"), Fault::CorruptAnswer);
+    let (read, err) = read_until_error(&mut storage);
+    let err = err.expect("a byte damaged at rest is an error");
+    assert!(
+        matches!(inner(&err), Error::Corrupt { key, .. } if *key == victim.key),
+        "{err}"
+    );
+    assert!(read.len() as u64 <= victim.start + offset);
+    assert!(read == data[..read.len()]);
+}
+
+/// A follower that reads an object from its first byte to its last through polls of its end
+/// (no GET of it is ever a read from its first byte) checks it once the object is sealed: a
+/// bit flipped in the answer that completes it is fetched again, and the follower reads the
+/// stream's bytes; one flipped in an answer handed out before is `Corrupt` there, since the
+/// bytes handed out do not match what the server stores.
+#[test]
+fn a_followed_object_is_checked_once_sealed() {
+    let server = Server::start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_bucket();
+    // Object 1 (1 MiB) reaches the follower in three polls: 200 KiB, 600 KiB, the rest.
+    let data = pattern(2 * MIB + 50_000, 45);
+    let cuts = [MIB, MIB + 200 * 1024, MIB + 800 * 1024, data.len()];
+    for damaged_poll in [2, 3] {
+        let name = format!("followed-{damaged_poll}.log");
+        let injected = proxy.injected();
+        let mut writer = open(&bucket, &name, 1);
+        writer.write_all(&data[..cuts[0]]).unwrap();
+        writer.flush().unwrap();
+        let via_proxy = proxy.bucket(&server, &bucket.name());
+        let mut follower = Storage::new(via_proxy, &name, Options::default()).unwrap();
+        let (mut read, err) = read_until_error(&mut follower);
+        assert!(err.is_none() && read == data[..cuts[0]], "{err:?}");
+        let mut failed = None;
+        for (poll, range) in cuts.windows(2).enumerate() {
+            writer.write_all(&data[range[0]..range[1]]).unwrap();
+            writer.flush().unwrap();
+            proxy.clear();
+            if poll + 1 == damaged_poll {
+                proxy.inject(Some("GET"), Fault::CorruptAnswer);
+            }
+            let (more, err) = read_until_error(&mut follower);
+            read.extend_from_slice(&more);
+            if let Some(err) = err {
+                failed = Some(err);
+                break;
+            }
+        }
+        writer.close().unwrap();
+        assert_eq!(proxy.injected() - injected, 1, "the poll was damaged");
+        let object = &open(&bucket, &name, 1).segments().unwrap()[1];
+        match (damaged_poll, failed) {
+            // The answer that completes the object: fetched again, never handed out.
+            (3, None) => assert!(read == data, "not the stream's bytes"),
+            // One handed out before: the object's check fails when it is sealed, at the
+            // latest as its last bytes would be handed out.
+            (2, Some(err)) => {
+                assert!(
+                    matches!(inner(&err), Error::Corrupt { key, .. } if *key == object.key),
+                    "{err}"
+                );
+                assert!(read.len() as u64 <= object.start + object.size);
+                assert!(
+                    read != data[..read.len()],
+                    "the damaged poll was handed out"
+                );
+            }
+            (poll, failed) => panic!("poll {poll} damaged: {failed:?}"),
+        }
+    }
+}

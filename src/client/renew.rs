@@ -1,11 +1,18 @@
 //! Temporary credentials renewed ahead of their expiry. rust-s3 fetches new ones only once they
 //! have expired, so a request that starts a moment before is signed with credentials that lapse
 //! while it runs (a long upload, a retry after a backoff) and is refused.
+//!
+//! A renewal asks the credentials' source (IMDS, ECS, STS), which may take up to a minute to
+//! answer or give up. Credentials still good for a request are renewed on a thread of their
+//! own, so that no request waits for the source meanwhile (read-ahead workers and upload jobs
+//! would run past their deadlines); only a request whose credentials lapse before its deadline
+//! waits, for the renewal under way or for one of its own.
 
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use s3::Bucket;
+use s3::creds::Credentials;
 use s3::creds::error::CredentialsError;
 use time::OffsetDateTime;
 
@@ -21,16 +28,30 @@ const REFETCH: Duration = Duration::from_secs(10);
 /// The bucket a request is sent with.
 pub(super) struct Handle {
     bucket: Bucket,
-    /// Only for credentials that expire: static ones never need a lock of ours.
-    renewal: Option<Renewal>,
+    /// Only for credentials that expire: static ones never need a lock of ours. Shared with
+    /// the thread of a renewal under way.
+    renewal: Option<Arc<Renewal>>,
 }
 
 struct Renewal {
     /// The bucket with the newest credentials. A bucket's own credentials can only be replaced
     /// through `&mut`, which the clones requests run with do not share.
     current: RwLock<Bucket>,
-    /// Held while fetching, so that concurrent requests fetch once; when the last fetch was.
-    fetching: Mutex<Option<Instant>>,
+    /// Whether a renewal is under way, so that concurrent requests fetch once, and when the
+    /// last one started. Never held while fetching.
+    fetching: Mutex<Fetching>,
+    /// Signalled when a renewal ends, for the requests that cannot go on without it.
+    renewed: Condvar,
+    /// Asks the credentials' source for new ones: [`Credentials::refresh`], or a test's.
+    refresh: Refresh,
+}
+
+type Refresh = fn(&mut Credentials) -> Result<(), CredentialsError>;
+
+#[derive(Debug, Default)]
+struct Fetching {
+    under_way: bool,
+    last: Option<Instant>,
 }
 
 impl Handle {
@@ -38,9 +59,13 @@ impl Handle {
         let expires = bucket
             .credentials()
             .is_ok_and(|credentials| credentials.expiration.is_some());
-        let renewal = expires.then(|| Renewal {
-            current: RwLock::new(bucket.clone()),
-            fetching: Mutex::new(None),
+        let renewal = expires.then(|| {
+            Arc::new(Renewal {
+                current: RwLock::new(bucket.clone()),
+                fetching: Mutex::default(),
+                renewed: Condvar::new(),
+                refresh: Credentials::refresh,
+            })
         });
         Handle { bucket, renewal }
     }
@@ -49,12 +74,13 @@ impl Handle {
         self.bucket.name()
     }
 
-    /// The bucket for one attempt of a request with deadline `timeout`, its credentials renewed
-    /// first if they expire within [`MARGIN`] or `timeout`.
+    /// The bucket for one attempt of a request with deadline `timeout`. Credentials that
+    /// expire within [`MARGIN`] or `timeout` are renewed: in the background while they last
+    /// past `timeout`, else before the attempt.
     pub(super) fn for_attempt(&self, timeout: Duration) -> Bucket {
         let mut bucket = match &self.renewal {
             None => self.bucket.clone(),
-            Some(renewal) => renewal.current(MARGIN.max(timeout)),
+            Some(renewal) => Renewal::current(renewal, MARGIN.max(timeout), timeout),
         };
         bucket.set_request_timeout(Some(timeout));
         bucket
@@ -62,30 +88,73 @@ impl Handle {
 }
 
 impl Renewal {
-    fn current(&self, margin: Duration) -> Bucket {
-        let read = || {
-            self.current
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        };
-        let bucket = read();
+    /// The newest bucket for an attempt with deadline `timeout`, once its credentials are
+    /// renewed if they expire within `margin`.
+    fn current(this: &Arc<Renewal>, margin: Duration, timeout: Duration) -> Bucket {
+        let bucket = this.read();
         if !expires_within(&bucket, margin) {
             return bucket;
         }
-        let mut fetched = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
-        // Another request may have renewed them meanwhile.
-        let bucket = read();
-        if !expires_within(&bucket, margin) || fetched.is_some_and(|at| at.elapsed() < REFETCH) {
+        let mut fetching = this.lock();
+        // A renewal may have ended meanwhile.
+        let bucket = this.read();
+        if !expires_within(&bucket, margin) {
             return bucket;
         }
-        *fetched = Some(Instant::now());
-        let Ok(mut credentials) = bucket.credentials() else {
+        if !expires_within(&bucket, timeout) {
+            // Good for this attempt: it goes on with them, whatever the renewal takes.
+            if !fetching.under_way && !fetching.asked_lately() {
+                fetching.start();
+                drop(fetching);
+                let renewal = this.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("s3-syncr-renew".into())
+                    .spawn(move || renewal.renew());
+                if spawned.is_err() {
+                    // Nothing renews them; a request asks again after `REFETCH`.
+                    this.done();
+                }
+            }
+            return this.read();
+        }
+        // They lapse before the attempt's deadline: it waits for new ones.
+        while fetching.under_way {
+            fetching = (this.renewed)
+                .wait(fetching)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let bucket = this.read();
+        if !expires_within(&bucket, timeout) || fetching.asked_lately() {
             return bucket;
+        }
+        fetching.start();
+        drop(fetching);
+        this.renew();
+        this.read()
+    }
+
+    fn read(&self) -> Bucket {
+        (self.current.read())
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Fetching> {
+        self.fetching.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the credentials' source for new ones, without holding any lock meanwhile, and
+    /// keeps them if it gives some. The caller marked the renewal under way.
+    fn renew(&self) {
+        // Ends the renewal even if the fetch panics: requests wait for its end.
+        let _done = Done(self);
+        let bucket = self.read();
+        let Ok(mut credentials) = bucket.credentials() else {
+            return;
         };
         // `refresh` asks the credentials' own source, but only for expired ones.
         credentials.expiration = Some(OffsetDateTime::UNIX_EPOCH.into());
-        match credentials.refresh() {
+        match (self.refresh)(&mut credentials) {
             Ok(()) => {
                 log::debug!(
                     "renewed temporary credentials; the new ones expire at {:?}",
@@ -93,8 +162,7 @@ impl Renewal {
                 );
                 let mut fresh = bucket;
                 fresh.set_credentials(credentials);
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
-                fresh
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
             }
             // They still work for now, and rust-s3 tries again once they have expired.
             Err(err) => {
@@ -103,9 +171,36 @@ impl Renewal {
                      until then",
                     describe(&err)
                 );
-                bucket
             }
         }
+    }
+
+    /// Marks the renewal under way as ended, and wakes the requests waiting for it.
+    fn done(&self) {
+        self.lock().under_way = false;
+        self.renewed.notify_all();
+    }
+}
+
+/// Ends a renewal when dropped.
+struct Done<'a>(&'a Renewal);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
+
+impl Fetching {
+    fn start(&mut self) {
+        self.under_way = true;
+        self.last = Some(Instant::now());
+    }
+
+    /// Whether the source was asked less than [`REFETCH`] ago: one that keeps serving the same
+    /// credentials (or fails) is not asked before every request.
+    fn asked_lately(&self) -> bool {
+        self.last.is_some_and(|at| at.elapsed() < REFETCH)
     }
 }
 
@@ -136,7 +231,6 @@ fn describe(err: &CredentialsError) -> String {
 mod tests {
     use super::*;
     use s3::Region;
-    use s3::creds::Credentials;
 
     fn bucket(expiration: Option<OffsetDateTime>) -> Bucket {
         let mut credentials = Credentials::new(Some("AKID"), Some("secret"), None, None, None)
@@ -174,12 +268,78 @@ mod tests {
         let credentials = attempt.credentials().unwrap();
         assert_eq!(credentials.secret_key.as_deref(), Some("secret"));
         assert_eq!(credentials.expiration.map(|at| at.0), Some(soon));
-        let first = renewal.fetching.lock().unwrap().expect("asked once");
+        let first = renewal.lock().last.expect("asked once");
         handle.for_attempt(Duration::from_secs(1));
-        assert_eq!(
-            *renewal.fetching.lock().unwrap(),
-            Some(first),
-            "asked again at once"
+        assert_eq!(renewal.lock().last, Some(first), "asked again at once");
+    }
+
+    /// A renewal that takes its time: new credentials after 2 s.
+    fn slow_refresh(credentials: &mut Credentials) -> Result<(), CredentialsError> {
+        std::thread::sleep(Duration::from_secs(2));
+        credentials.secret_key = Some("renewed".to_owned());
+        credentials.expiration =
+            Some((OffsetDateTime::now_utc() + Duration::from_secs(3600)).into());
+        Ok(())
+    }
+
+    /// Credentials due for renewal but still good for minutes: a request neither waits for
+    /// the renewal nor for one another request started; the renewed ones are used once they
+    /// are there.
+    #[test]
+    fn a_renewal_of_valid_credentials_keeps_no_request_waiting() {
+        let soon = OffsetDateTime::now_utc() + Duration::from_secs(120);
+        let mut handle = Handle::new(bucket(Some(soon)));
+        let renewal = handle.renewal.as_mut().expect("expiring credentials");
+        Arc::get_mut(renewal).expect("not shared yet").refresh = slow_refresh;
+        let handle = Arc::new(handle);
+        let started = Instant::now();
+        let first = {
+            let handle = handle.clone();
+            std::thread::spawn(move || handle.for_attempt(Duration::from_secs(1)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let attempt = handle.for_attempt(Duration::from_secs(1));
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "a request waited {waited:?} for a renewal of credentials still valid"
         );
+        let credentials = attempt.credentials().unwrap();
+        assert_eq!(credentials.secret_key.as_deref(), Some("secret"));
+        first.join().unwrap();
+        // Once renewed, requests get the new credentials.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let secret = handle
+                .for_attempt(Duration::from_secs(1))
+                .credentials()
+                .unwrap()
+                .secret_key;
+            if secret.as_deref() == Some("renewed") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never renewed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Credentials that lapse before a request's deadline: it waits for new ones, and so does
+    /// a request that comes while they are fetched.
+    #[test]
+    fn credentials_that_lapse_within_the_deadline_are_renewed_first() {
+        let soon = OffsetDateTime::now_utc() + Duration::from_secs(3);
+        let mut handle = Handle::new(bucket(Some(soon)));
+        let renewal = handle.renewal.as_mut().expect("expiring credentials");
+        Arc::get_mut(renewal).expect("not shared yet").refresh = slow_refresh;
+        let handle = Arc::new(handle);
+        let secret = |bucket: Bucket| bucket.credentials().unwrap().secret_key;
+        let first = {
+            let handle = handle.clone();
+            std::thread::spawn(move || secret(handle.for_attempt(Duration::from_secs(30))))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let second = secret(handle.for_attempt(Duration::from_secs(30)));
+        assert_eq!(second.as_deref(), Some("renewed"));
+        assert_eq!(first.join().unwrap().as_deref(), Some("renewed"));
     }
 }

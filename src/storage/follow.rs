@@ -11,6 +11,12 @@
 //! listed at start-up, when a poll meets something a listing must explain (the last object
 //! gone, a next object that does not start where the last one ends), and at most once per
 //! [`RELIST`] otherwise, for what no GET can see (a writer sealing at another size).
+//!
+//! A poll's answer carries no checksum (it holds a range of the object, and the object may
+//! still grow), so with [`Options::verify_reads`](crate::Options::verify_reads) the reader
+//! checks a polled object once it is sealed, with one HEAD for the checksum the server stores
+//! (see `reader.rs`): a follower that reads an object from its first byte to its last
+//! costs that HEAD more per object.
 
 use std::io::{self, BufRead};
 use std::time::{Duration, Instant};

@@ -187,7 +187,12 @@ impl Storage {
 
     /// A handle that sends its requests through `client`, which was made with `options`.
     pub(crate) fn with_client(client: Arc<Client>, options: &Options) -> Storage {
-        let reader = Reader::new(options.read_chunk, options.read_ahead, options.verify_reads);
+        let reader = Reader::new(
+            options.read_chunk,
+            options.read_ahead,
+            options.verify_reads,
+            options.retry_attempts,
+        );
         let seal_size = options.seal_size;
         let streaming = Streaming {
             copy_from: options.append_by_copy,

@@ -59,10 +59,20 @@ pub enum Fault {
     /// first byte asked for. Any other answer passes unchanged. Not in [`Fault::ALL`]: it
     /// fails a read (the bytes are not the ones asked for), which no retry is owed to mend.
     ShiftRange,
+    /// Pass the request on, and the server's answer back with one bit of its body flipped
+    /// (the lowest of its middle byte), as a link that corrupts what TCP's checksum misses
+    /// would: the client gets a well-formed answer holding one wrong byte. An answer without a
+    /// body passes unchanged. Only the server's answer is touched, so the bytes it stores are
+    /// sound, and a client that fetches them again gets them right.
+    ///
+    /// Not in [`Fault::ALL`]: nothing but a checksum of the bytes tells this answer from a
+    /// good one, so only a client that checks what it reads gets past it.
+    CorruptAnswer,
 }
 
 impl Fault {
-    /// Every kind of fault, with small parameters, but [`Fault::CorruptBody`].
+    /// Every kind of fault, with small parameters, but [`Fault::CorruptBody`],
+    /// [`Fault::CorruptAnswer`] and [`Fault::ShiftRange`].
     pub const ALL: [Fault; 8] = [
         Fault::Status(409),
         Fault::Status(500),
@@ -444,6 +454,10 @@ fn handle(state: &State, mut client: TcpStream) -> io::Result<()> {
                     client.write_all(&response[..n.min(response.len())])?;
                     client.shutdown(Shutdown::Both)
                 }
+                Some(Fault::CorruptAnswer) => {
+                    flip_body(&mut response);
+                    client.write_all(&response)
+                }
                 _ => client.write_all(&response),
             }
         }
@@ -486,6 +500,20 @@ fn shift_range(response: Vec<u8>) -> Vec<u8> {
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(&body[1..]);
     out
+}
+
+/// Flips the lowest bit of the middle byte of an HTTP answer's body, if it has one. The
+/// server's answers to the requests this is for carry a `Content-Length`, so the middle byte
+/// is one of the body's, never of a chunk's framing.
+fn flip_body(response: &mut [u8]) {
+    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let body = &mut response[end + 4..];
+    if !body.is_empty() {
+        let middle = body.len() / 2;
+        body[middle] ^= 0x01;
+    }
 }
 
 /// Reads up to the end of the request head; returns the head and the body bytes read past it.
