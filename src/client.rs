@@ -207,7 +207,7 @@ impl S3Client {
                 // A 404 answers If-Match on a missing object (AWS, moto): someone deleted our
                 // tail.
                 Error::Status { status: 404, .. } if expected.is_some() => {
-                    return Err(Error::Fenced { key });
+                    return Err(Error::Fenced { key, lost: 0 });
                 }
                 // Only a failed condition is a fence: a 409 that outlasted its retries says
                 // nothing of it, and is returned as it is.
@@ -216,7 +216,7 @@ impl S3Client {
                     Settled::Moved { etag, .. } if expected.as_ref() != Some(&etag) => {
                         expected = Some(etag);
                     }
-                    _ => return Err(Error::Fenced { key }),
+                    _ => return Err(Error::Fenced { key, lost: 0 }),
                 },
                 err => return Err(err),
             }

@@ -119,14 +119,19 @@ pub enum Error {
         /// The checksum of the bytes read.
         read: u32,
     },
-    /// Another writer changed the stream's tail (a conditional PUT failed with 412 or 409): this
+    /// Another writer changed the stream's tail (a conditional write failed with 412): this
     /// handle stops writing, so that two writers never interleave. Reads still work, and the
     /// bytes that did not reach S3 stay available through
-    /// [`Storage::unflushed`](crate::Storage::unflushed).
-    #[error("another writer changed {key:?}: this handle no longer writes")]
+    /// [`Storage::unflushed`](crate::Storage::unflushed), but for `lost` bytes of parts that
+    /// had left memory (see [`Options::part_size`](crate::Options::part_size)): those are in
+    /// neither.
+    #[error("another writer changed {key:?}: this handle no longer writes{}", lost_bytes(*lost))]
     Fenced {
         /// The object that could not be written.
         key: String,
+        /// Accepted bytes that had left memory as parts of an upload the fence ended: neither
+        /// stored nor handed back. 0 unless the writer held more than its write budget.
+        lost: u64,
     },
     /// A multipart upload of this handle's vanished (aborted by an
     /// `AbortIncompleteMultipartUpload` lifecycle rule or by another process) after some of its
@@ -256,6 +261,14 @@ impl Error {
         Error::InvalidConfig {
             reason: reason.into(),
         }
+    }
+}
+
+/// ", and N bytes that had left memory are lost", for a fence that lost some.
+fn lost_bytes(lost: u64) -> String {
+    match lost {
+        0 => String::new(),
+        n => format!(", and {n} bytes that had left memory are lost"),
     }
 }
 

@@ -958,7 +958,8 @@ mod tests {
         let data: Vec<u8> = (0..16 * 1024).map(|i| (i * 13 + i / 97) as u8).collect();
         for stale_heads in [1, 2] {
             let fake = Fake::new([]);
-            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent).unwrap();
+            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent)
+                .unwrap();
             // LIST and HEAD (anchoring), the object's one GET (no read-ahead), the checksum
             // HEAD, the GET that fetches the object again, then the HEAD that asks again.
             let second = (stale_heads == 2).then_some(Step::Stale);

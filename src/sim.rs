@@ -227,14 +227,15 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> ! {
-        let tail: Vec<&String> = self.log.iter().rev().take(40).collect();
+        let tail: Vec<&String> = self.log.iter().rev().take(150).collect();
         let steps: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
         panic!(
             "simulation seed {} failed: {what}\nreplay: S3SYNCR_SIM_SEED={} cargo test --lib sim\n\
-             last steps:\n{}",
+             last steps:\n{}\nlast requests:\n{}",
             self.seed,
             self.seed,
-            steps.join("\n")
+            steps.join("\n"),
+            self.mem.trace().join("\n")
         );
     }
 
@@ -274,11 +275,10 @@ impl Sim {
                     writer.pending.push((n, bytes));
                 }
                 Err(err) => {
-                    // A write that failed took none of the record, or reports it next time:
-                    // what the writer holds is decided at its flush or close.
+                    // A write of up to a part is taken whole or not at all: this one not.
                     self.log.push(format!("w{w} write {n} failed: {err}"));
                     writer.next += 1;
-                    writer.pending.push((n, bytes));
+                    self.model.refused.insert((w, n));
                     self.settle_stopped(w, &err);
                     return;
                 }
@@ -294,7 +294,8 @@ impl Sim {
         match storage.flush() {
             Ok(()) => {
                 let pending = std::mem::take(&mut self.writers[w].pending);
-                self.log.push(format!("w{w} flush ok ({} records)", pending.len()));
+                self.log
+                    .push(format!("w{w} flush ok ({} records)", pending.len()));
                 for (n, _) in pending {
                     self.model.acked.insert((w, n));
                 }
@@ -307,31 +308,25 @@ impl Sim {
     }
 
     /// A writer that stopped (fenced, or its upload lost) hands back what S3 lacks: those
-    /// records are refused, the rest stored.
+    /// records are refused, the rest stored, unless it reports parts lost with memory.
     fn settle_stopped(&mut self, w: usize, err: &std::io::Error) {
-        let stopped = err
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<Error>())
-            .is_some_and(|e| matches!(e, Error::Fenced { .. } | Error::UploadLost { .. }));
-        if !stopped {
-            return;
-        }
+        let lost = match err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+            Some(Error::Fenced { lost, .. } | Error::UploadLost { lost, .. }) => *lost,
+            _ => return,
+        };
         let Some(storage) = self.writers[w].storage.take() else {
             return;
         };
         let unflushed = storage.unflushed();
-        let lost_parts = matches!(
-            err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
-            Some(Error::UploadLost { .. })
-        );
-        self.resolve(w, &unflushed, lost_parts);
         drop(storage);
+        self.resolve(w, &unflushed, lost > 0);
     }
 
     /// Decides each pending record of writer `w` from the bytes it handed back: a record in
-    /// them is refused, one before them stored (unless parts were lost, when the ones before
-    /// may be either).
-    fn resolve(&mut self, w: usize, unflushed: &[u8], unknown_before: bool) {
+    /// them is refused, one before them stored. With `lost` (parts that had left memory went
+    /// with their upload), those before may be stored or lost, and one that the handed-back
+    /// bytes cut began in a lost part: it is nowhere.
+    fn resolve(&mut self, w: usize, unflushed: &[u8], lost: bool) {
         let pending = std::mem::take(&mut self.writers[w].pending);
         let total: usize = pending.iter().map(|(_, b)| b.len()).sum();
         let Some(stored) = total.checked_sub(unflushed.len()) else {
@@ -342,16 +337,17 @@ impl Sim {
         };
         let mut at = 0;
         for (n, bytes) in pending {
-            if at >= stored {
+            let end = at + bytes.len();
+            if at >= stored || (lost && end > stored) {
                 self.model.refused.insert((w, n));
-            } else if at + bytes.len() <= stored {
-                if !unknown_before {
-                    self.model.acked.insert((w, n));
-                }
-            } else {
-                self.fail(format!("w{w} handed back part of record {n}"));
+            } else if end > stored {
+                self.fail(format!(
+                    "w{w} handed back part of record {n} ({at}..{end}, {stored} stored)"
+                ));
+            } else if !lost {
+                self.model.acked.insert((w, n));
             }
-            at += bytes.len();
+            at = end;
         }
     }
 
@@ -362,14 +358,18 @@ impl Sim {
         match storage.close() {
             Ok(()) => {
                 let pending = std::mem::take(&mut self.writers[w].pending);
-                self.log.push(format!("w{w} closed ({} records)", pending.len()));
+                self.log
+                    .push(format!("w{w} closed ({} records)", pending.len()));
                 for (n, _) in pending {
                     self.model.acked.insert((w, n));
                 }
             }
             Err(err) => {
                 self.log.push(format!("w{w} close failed: {}", err.error()));
-                let lost = matches!(err.error(), Error::UploadLost { .. });
+                let lost = match err.error() {
+                    Error::Fenced { lost, .. } | Error::UploadLost { lost, .. } => *lost > 0,
+                    _ => false,
+                };
                 let unflushed = err.into_unflushed();
                 self.resolve(w, &unflushed, lost);
             }
@@ -382,7 +382,8 @@ impl Sim {
     fn crash(&mut self, w: usize) {
         if let Some(storage) = self.writers[w].storage.take() {
             let discarded = storage.discard();
-            self.log.push(format!("w{w} discarded {} bytes", discarded.len()));
+            self.log
+                .push(format!("w{w} discarded {} bytes", discarded.len()));
             self.resolve(w, &discarded, true);
         }
     }
@@ -452,11 +453,15 @@ impl Sim {
                 self.fail(format!("record {w}:{n} is in the stream twice"));
             }
             if last.get(&w).is_some_and(|&before| before >= n) {
-                self.fail(format!("record {w}:{n} comes after a later one of its writer"));
+                self.fail(format!(
+                    "record {w}:{n} comes after a later one of its writer"
+                ));
             }
             last.insert(w, n);
             if self.model.refused.contains(&(w, n)) {
-                self.fail(format!("record {w}:{n} was handed back as not stored, yet is"));
+                self.fail(format!(
+                    "record {w}:{n} was handed back as not stored, yet is"
+                ));
             }
         }
         for &(w, n) in &self.model.acked {
@@ -500,7 +505,9 @@ fn every_acknowledged_record_stays_once_and_in_order_under_combined_faults() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(200_000);
-    let replay = std::env::var("S3SYNCR_SIM_SEED").ok().and_then(|s| s.parse().ok());
+    let replay = std::env::var("S3SYNCR_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let first = replay.unwrap_or(1);
     let started = Instant::now();
     let (seeds, requests, checks, failed) = run(first, budget, replay.is_some());

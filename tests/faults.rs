@@ -394,7 +394,7 @@ fn a_writer_that_lost_the_tail_to_another_is_fenced() {
     let err = first.flush().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     assert!(
-        matches!(inner(&err), Error::Fenced { key } if key == "fence-00000000000000000000.log")
+        matches!(inner(&err), Error::Fenced { key, .. } if key == "fence-00000000000000000000.log")
     );
     assert_eq!(first.unflushed(), b"a2 ");
     assert_eq!(

@@ -166,7 +166,10 @@ impl S3Client {
                 }
                 Ok(_) | Err(Error::Status { status: 404, .. }) => {
                     log::debug!("{key}: not the version counted on ({err})");
-                    return Err(Error::Fenced { key: key.into() });
+                    return Err(Error::Fenced {
+                        key: key.into(),
+                        lost: 0,
+                    });
                 }
                 Err(head_err) => return Err(head_err),
             }
@@ -303,12 +306,18 @@ impl S3Client {
             return Ok(etag);
         }
         match err {
-            Error::Status { status: 412, .. } => Err(Error::Fenced { key: key.into() }),
+            Error::Status { status: 412, .. } => Err(Error::Fenced {
+                key: key.into(),
+                lost: 0,
+            }),
             // If-Match on a missing key (AWS, moto): someone deleted our tail.
             Error::Status { status: 404, .. }
                 if !is_no_such_upload(&err) && matches!(expect, Expect::Etag(_)) =>
             {
-                Err(Error::Fenced { key: key.into() })
+                Err(Error::Fenced {
+                    key: key.into(),
+                    lost: 0,
+                })
             }
             err => Err(self.vanished_or("COMPLETE-UPLOAD", key, id, err)),
         }

@@ -119,7 +119,12 @@ struct State {
     clock: u64,
     requests: u64,
     faults: Option<Faults>,
+    /// The last requests and what became of them, for a failing test's message.
+    trace: std::collections::VecDeque<String>,
 }
+
+/// How many requests the trace keeps.
+const TRACED: usize = 400;
 
 /// The in-memory S3: one bucket's objects and uploads.
 #[derive(Default)]
@@ -182,11 +187,26 @@ impl MemS3 {
             Fault::Reset => return Ok(Reply::lost()),
         }
         state.clock += 1;
-        let reply = self.apply(&mut state, request, body)?;
+        let reply = self.apply(&mut state, request, body);
+        let outcome = match &reply {
+            Ok(reply) => format!("{}", reply.status),
+            Err((status, code, _)) => format!("{status} {code}"),
+        };
+        let line = format!("{} {} -> {outcome} ({fault:?})", request.op, request.key);
+        if state.trace.len() == TRACED {
+            state.trace.pop_front();
+        }
+        state.trace.push_back(line);
+        let reply = reply?;
         Ok(match fault {
             Fault::LoseAnswer => Reply::lost(),
             _ => reply,
         })
+    }
+
+    /// The last requests applied and their outcomes, oldest first.
+    pub(crate) fn trace(&self) -> Vec<String> {
+        self.lock().trace.iter().cloned().collect()
     }
 
     fn apply(&self, state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {

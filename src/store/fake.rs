@@ -186,10 +186,16 @@ impl Fake {
         {
             let ours = object.writer == writer && bytes.starts_with(&object.bytes);
             if !ours {
-                return Err(Error::Fenced { key: key(seq) });
+                return Err(Error::Fenced {
+                    key: key(seq),
+                    lost: 0,
+                });
             }
         } else if !holds {
-            return Err(Error::Fenced { key: key(seq) });
+            return Err(Error::Fenced {
+                key: key(seq),
+                lost: 0,
+            });
         }
         if let Some(object) = shared.objects.get(&seq)
             && object.writer == writer
@@ -359,7 +365,12 @@ impl Store for Fake {
                 let object = shared.objects.get(&seq);
                 match object.filter(|o| o.bytes.len() >= n) {
                     Some(object) => object.bytes[..n].to_vec(),
-                    None => return Err(Error::Fenced { key: key(seq) }),
+                    None => {
+                        return Err(Error::Fenced {
+                            key: key(seq),
+                            lost: 0,
+                        });
+                    }
                 }
             }
         };
@@ -395,7 +406,12 @@ impl Store for Fake {
             Some(o) if o.bytes.len() as u64 >= size && (o.etag == etag || o.writer == self.me) => {
                 (o.bytes[..size as usize].to_vec(), o.etag.clone())
             }
-            _ => return Err(Error::Fenced { key: key.into() }),
+            _ => {
+                return Err(Error::Fenced {
+                    key: key.into(),
+                    lost: 0,
+                });
+            }
         };
         if let Some(upload) = shared.uploads.get_mut(id) {
             upload.parts.insert(1, bytes);

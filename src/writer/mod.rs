@@ -63,7 +63,7 @@ struct Stop {
 
 /// Why a writer stopped, to report it again at every call.
 enum Stopped {
-    Fenced { key: String },
+    Fenced { key: String, lost: u64 },
     UploadLost { key: String, lost: u64 },
 }
 
@@ -308,7 +308,10 @@ impl Writer {
     fn check_stopped(&self) -> Result<(), Error> {
         match self.stopped.as_ref().map(|stop| &stop.why) {
             None => Ok(()),
-            Some(Stopped::Fenced { key }) => Err(Error::Fenced { key: key.clone() }),
+            Some(Stopped::Fenced { key, lost }) => Err(Error::Fenced {
+                key: key.clone(),
+                lost: *lost,
+            }),
             Some(Stopped::UploadLost { key, lost }) => Err(Error::UploadLost {
                 key: key.clone(),
                 lost: *lost,
@@ -321,9 +324,15 @@ impl Writer {
     /// S3 holds from the index on.
     fn fail(&mut self, err: Error) -> Error {
         let (why, err) = match err {
-            Error::Fenced { key } => {
-                log::error!("{key} was changed by another writer: this handle stops writing");
-                (Stopped::Fenced { key: key.clone() }, Error::Fenced { key })
+            Error::Fenced { key, .. } => {
+                // Parts let go of memory go with the uploads the fence aborts.
+                let lost = self.released() as u64;
+                let err = Error::Fenced {
+                    key: key.clone(),
+                    lost,
+                };
+                log::error!("{err}");
+                (Stopped::Fenced { key, lost }, err)
             }
             Error::UploadLost { key, .. } => {
                 // Aborting every upload loses the parts let go by the other objects too, not
@@ -479,7 +488,7 @@ impl Writer {
             }
         }
         match failure {
-            Some(err @ Error::UploadLost { .. }) => {
+            Some(err @ (Error::UploadLost { .. } | Error::Fenced { .. })) => {
                 self.settle_finish(index);
                 Err(self.fail(err))
             }
@@ -489,8 +498,9 @@ impl Writer {
     }
 
     /// Waits for the oldest object's final upload, if one is under way, and takes its
-    /// outcome: before a writer stops for lost bytes, an object its Complete made whole in S3
-    /// must count neither as lost nor as unflushed (the abort that follows cannot undo it).
+    /// outcome: before a writer stops (fenced by a later object's write, or for lost bytes),
+    /// an object its Complete made whole in S3 must count neither as lost nor as unflushed:
+    /// the abort that follows cannot undo it, and bytes handed back would be appended twice.
     fn settle_finish(&mut self, index: &mut Index) {
         let Some(job) = self.objects.front_mut().and_then(|o| o.finish.take()) else {
             return;

@@ -73,7 +73,9 @@ pub fn run(
     // upload vanished, which only `UploadLost` counts.
     let lost = closed.as_ref().err().map_or(0, |err| {
         let released = match err.error() {
-            s3_syncr::Error::UploadLost { lost, .. } => *lost,
+            s3_syncr::Error::UploadLost { lost, .. } | s3_syncr::Error::Fenced { lost, .. } => {
+                *lost
+            }
             _ => 0,
         };
         err.unflushed().len() as u64 + released
