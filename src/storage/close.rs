@@ -70,7 +70,7 @@ impl Storage {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn discard(mut self) -> Vec<u8> {
-        let unflushed = self.writer.discard();
+        let unflushed = self.writer.discard(&mut self.index);
         self.closed = true;
         unflushed
     }

@@ -298,8 +298,11 @@ impl Writer {
         out
     }
 
-    /// Gives up on the bytes S3 lacks: aborts the uploads and returns those bytes.
-    pub(crate) fn discard(&mut self) -> Vec<u8> {
+    /// Gives up on the bytes S3 lacks: aborts the uploads and returns those bytes. Requests
+    /// under way are waited for first: a PUT or Complete that lands after the bytes were
+    /// handed back would store them, and a caller that appends them again would double them.
+    pub(crate) fn discard(&mut self, index: &mut Index) -> Vec<u8> {
+        self.settle(index);
         let unflushed = self.unflushed();
         self.abort_uploads();
         unflushed
