@@ -19,6 +19,8 @@ pub(crate) trait Store: Send + Sync {
     fn key(&self, seq: u64) -> String;
     fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error>;
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error>;
+    /// The first object after `seq`, with the start it records, if there is one.
+    fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error>;
     fn stat(&self, seq: u64) -> Result<Head, Error>;
     fn recorded_start(&self, seq: u64) -> Result<Option<u64>, Error> {
         Ok(self.stat(seq)?.start)
@@ -84,6 +86,9 @@ impl Store for S3Client {
     }
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
         S3Client::list_uploads(self)
+    }
+    fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
+        S3Client::next_after(self, seq)
     }
     fn stat(&self, seq: u64) -> Result<Head, Error> {
         S3Client::stat(self, seq)

@@ -44,6 +44,26 @@ impl S3Client {
         Ok(segments)
     }
 
+    /// The first of the stream's objects after `seq` (one LIST of one key), with the start
+    /// it records (one HEAD), if there is one.
+    pub(crate) fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
+        let prefix = self.layout.prefix();
+        let after = Some(self.key(seq));
+        let page = self.request("LIST", prefix, 0, |bucket| {
+            self.list_page(bucket, None, after.clone(), Some(1))
+        })?;
+        let next = (page.contents.iter()).find_map(|object| self.layout.seq(&object.key));
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        match self.stat(next) {
+            Ok(head) => Ok(Some((next, head.start))),
+            // Trimmed since it was listed: it was there, which says enough.
+            Err(Error::Status { status: 404, .. }) => Ok(Some((next, None))),
+            Err(err) => Err(err),
+        }
+    }
+
     /// One page (ListObjectsV2) of the keys under the stream's prefix.
     pub(super) fn list_page(
         &self,

@@ -192,7 +192,17 @@ impl MemS3 {
             Ok(reply) => format!("{}", reply.status),
             Err((status, code, _)) => format!("{status} {code}"),
         };
-        let line = format!("{} {} -> {outcome} ({fault:?})", request.op, request.key);
+        let by = request
+            .header("x-amz-meta-s3syncr-writer")
+            .map_or("", |w| &w[w.len().saturating_sub(4)..]);
+        let cond = request
+            .header("if-match")
+            .or(request.header("if-none-match"))
+            .unwrap_or("");
+        let line = format!(
+            "{} {} [{by} {cond}] -> {outcome} ({fault:?})",
+            request.op, request.key
+        );
         if state.trace.len() == TRACED {
             state.trace.pop_front();
         }

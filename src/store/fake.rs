@@ -280,6 +280,12 @@ impl Store for Fake {
         Ok(Vec::new())
     }
 
+    fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
+        let shared = self.lock();
+        let next = shared.objects.range(seq + 1..).next();
+        Ok(next.map(|(&seq, object)| (seq, Some(object.meta.start))))
+    }
+
     fn stat(&self, seq: u64) -> Result<Head, Error> {
         let step = self.step("HEAD", Some(seq), false)?;
         let shared = self.lock();

@@ -276,7 +276,8 @@ impl Object {
                 let id = id.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    c.complete(&c.key(seq), &id, &parts, expect, size)
+                    let done = c.complete(&c.key(seq), &id, &parts, expect, size)?;
+                    confirm_new(c, expect, seq, meta.start + size).map(|()| done)
                 })
             }
             // `ready` holds only once the ID is known.
@@ -289,10 +290,33 @@ impl Object {
                 let buf = self.buf.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)
+                    let done = c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)?;
+                    let end = meta.start + (only_in_s3 + buf.len()) as u64;
+                    confirm_new(c, expect, seq, end).map(|()| done)
                 })
             }
         }
+    }
+}
+
+/// After object `seq` was created (`If-None-Match: *` held) ending at stream offset `end`:
+/// fails with [`Error::Fenced`], having deleted it, if a later object already follows it
+/// that does not start at `end`. The condition holds on a key that a trim or a lifecycle
+/// rule emptied after another writer had written it and gone on: a writer that found the end
+/// long ago (idle since) would otherwise put its object back in the middle of the stream,
+/// under offsets the objects after it contradict.
+fn confirm_new(client: &Client, expect: Expect<'_>, seq: u64, end: u64) -> Result<(), Error> {
+    if !matches!(expect, Expect::Absent) {
+        return Ok(());
+    }
+    match client.next_after(seq)? {
+        Some((next, start)) if next != seq + 1 || start.is_some_and(|start| start != end) => {
+            let key = client.key(seq);
+            log::warn!("{key}: a later object already follows it; deleting it again");
+            client.delete(seq)?;
+            Err(Error::Fenced { key, lost: 0 })
+        }
+        _ => Ok(()),
     }
 }
 
