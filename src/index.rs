@@ -3,6 +3,13 @@
 //! Offsets are absolute: the first object's start is what it records in its metadata (0 if it
 //! records none), so deleting older objects moves no offset. The index learns it once per
 //! handle ("anchors"), with a HEAD of the first object or from the tail a writer fetches anyway.
+//!
+//! Objects are deleted in any order (a lifecycle rule expires a day's objects in no order of
+//! ours), so the index may hold holes: sequence numbers missing between two present objects. The object after a
+//! hole is placed at the start it records, learned with one HEAD when the hole is listed, so
+//! a handle whose position is past a hole works on; reading into one is
+//! [`Error::MissingSegment`] naming its first key. Until the index is anchored only its first
+//! run of consecutive objects counts from 0: every later run already has its recorded start.
 
 use crate::Error;
 use crate::client::Client;
@@ -35,7 +42,7 @@ impl Entry {
     }
 }
 
-/// Consecutive objects at their stream offsets.
+/// The stream's objects at their stream offsets, in order, with the holes between them.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     entries: Vec<Entry>,
@@ -68,6 +75,31 @@ impl Index {
         self.entries.get(i).copied().filter(|e| e.seq == seq)
     }
 
+    /// How many entries the first run has: objects with consecutive sequence numbers.
+    fn first_run(&self) -> usize {
+        let holes = self
+            .entries
+            .windows(2)
+            .position(|w| w[1].seq != w[0].seq + 1);
+        holes.map_or(self.entries.len(), |i| i + 1)
+    }
+
+    /// The first sequence number missing between two entries, if there is a hole.
+    pub(crate) fn first_hole(&self) -> Option<u64> {
+        let run = self.first_run();
+        (run < self.entries.len()).then(|| self.entries[run - 1].seq + 1)
+    }
+
+    /// The first sequence number missing where stream offset `pos` would be: `pos` lies in a
+    /// hole (between the end of the object before it and the start the one after records).
+    pub(crate) fn missing_at(&self, pos: u64) -> Option<u64> {
+        if pos < self.first() || pos >= self.end() || self.find(pos).is_some() {
+            return None;
+        }
+        let i = self.entries.partition_point(|e| e.end() <= pos);
+        i.checked_sub(1).map(|i| self.entries[i].seq + 1)
+    }
+
     /// The entries a trim up to `before` deletes: whole objects that end at or before it,
     /// oldest first; never the last one if `keep_last` (it is the stream's last object).
     pub(crate) fn trimmable(&self, before: u64, keep_last: bool) -> &[Entry] {
@@ -79,11 +111,13 @@ impl Index {
         &self.entries[..n]
     }
 
-    /// Forgets the first object, once it was deleted: the stream now starts where it ended.
+    /// Forgets the first object, once it was deleted: the stream now starts where it ended, or
+    /// past a hole, where the next object starts.
     pub(crate) fn pop_first(&mut self) {
         if !self.entries.is_empty() {
             let first = self.entries.remove(0);
-            self.origin = Some(first.end());
+            let next = self.entries.first().map(|e| e.start);
+            self.origin = Some(next.unwrap_or(first.end()));
         }
     }
 
@@ -94,11 +128,32 @@ impl Index {
         }
     }
 
-    /// Sets the first object's start (or, with no entry, where the stream starts), moving every
-    /// entry with it.
-    fn anchor_at(&mut self, origin: u64) {
+    /// Sets the first object's start (or, with no entry, where the stream starts), moving the
+    /// entries of the first run with it: those after a hole have their recorded starts already.
+    /// The first run must then end before the object after the hole starts.
+    fn anchor_at(&mut self, client: &Client, origin: u64) -> Result<(), Error> {
+        self.shift_first_run(origin);
+        let run = self.first_run();
+        match (
+            self.entries.get(run),
+            run.checked_sub(1).map(|i| self.entries[i]),
+        ) {
+            (Some(after), Some(before)) if after.start < before.end() => {
+                Err(Error::Discontinuity {
+                    key: client.key(after.seq),
+                    expected: before.end(),
+                    found: after.start,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Anchors the index at `origin`: moves the first run there.
+    fn shift_first_run(&mut self, origin: u64) {
         let shift = origin - self.entries.first().map_or(0, |e| e.start);
-        for entry in &mut self.entries {
+        let run = self.first_run();
+        for entry in &mut self.entries[..run] {
             entry.start += shift;
         }
         self.origin = Some(origin);
@@ -113,9 +168,14 @@ impl Index {
     pub(crate) fn anchor(&mut self, client: &Client) -> Result<(), Error> {
         while let (None, Some(first)) = (self.origin, self.entries.first()) {
             match client.recorded_start(first.seq) {
-                Ok(start) => self.anchor_at(start.unwrap_or(0)),
+                Ok(start) => self.anchor_at(client, start.unwrap_or(0))?,
                 Err(Error::Status { status: 404, .. }) if self.entries.len() > 1 => {
+                    let alone = self.first_run() == 1;
                     self.entries.remove(0);
+                    // The next run has its recorded starts: the index is anchored there.
+                    if alone {
+                        self.origin = Some(self.entries[0].start);
+                    }
                 }
                 Err(err) => return Err(err),
             }
@@ -136,23 +196,28 @@ impl Index {
         let Some(entry) = self.get(seq) else {
             return Ok(());
         };
+        if self.anchored() {
+            return entry.verify(client, recorded);
+        }
+        // Past a hole the entry has its recorded start already, which tells nothing of where
+        // the first run starts: that costs the first object's HEAD.
+        if seq > self.entries[self.first_run() - 1].seq {
+            entry.verify(client, recorded)?;
+            return self.anchor(client);
+        }
         let relative = entry.start - self.entries.first().map_or(0, |e| e.start);
         match recorded {
-            _ if self.anchored() => return entry.verify(client, recorded),
             // Nothing can start before the bytes that precede it in the stream.
-            Some(found) if found < relative => {
-                return Err(Error::Discontinuity {
-                    key: client.key(seq),
-                    expected: relative,
-                    found,
-                });
-            }
-            Some(found) => self.anchor_at(found - relative),
+            Some(found) if found < relative => Err(Error::Discontinuity {
+                key: client.key(seq),
+                expected: relative,
+                found,
+            }),
+            Some(found) => self.anchor_at(client, found - relative),
             // A first object that records nothing starts at 0.
-            None if self.entries[0].seq == seq => self.anchor_at(0),
-            None => self.anchor(client)?,
+            None if self.entries[0].seq == seq => self.anchor_at(client, 0),
+            None => self.anchor(client),
         }
-        Ok(())
     }
 
     /// Anchors an index that found no object at all: a new stream starts at 0.
@@ -173,7 +238,8 @@ impl Index {
     }
 
     /// Brings the whole index up to date with one full listing, its front too: objects deleted
-    /// since (by another handle, a lifecycle rule or by hand) are forgotten; with `extend`,
+    /// since (by another handle, a lifecycle rule or by hand) are forgotten, those in the middle
+    /// leaving a hole where they were; with `extend`,
     /// objects added since are taken in as [`refresh`](Index::refresh) does (not when a writer
     /// holds the objects after the index).
     ///
@@ -182,11 +248,17 @@ impl Index {
     /// start cannot lie before the end of what the index knew ([`Error::Discontinuity`]
     /// otherwise, and the index is left as it was).
     pub(crate) fn resync(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
-        let listed = contiguous(client, client.list(None)?)?;
+        let listed = located(client, client.list(None)?)?;
         if let Some(first) = listed.first() {
             let (knew, known_end) = (!self.entries.is_empty(), self.end());
             while self.entries.first().is_some_and(|e| e.seq < first.seq) {
                 self.pop_first();
+            }
+            let gone = |e: &Entry| listed.binary_search_by_key(&e.seq, |s| s.seq).is_err();
+            if self.entries.iter().any(gone) {
+                // Entries after the new hole keep their starts: they must be absolute ones.
+                self.anchor(client)?;
+                self.entries.retain(|e| !gone(e));
             }
             if knew && self.entries.is_empty() && extend {
                 let mut fresh = Index::default();
@@ -217,8 +289,9 @@ impl Index {
 
     /// What a GET of the object holding stream offset `pos` that found it deleted (`err`, a
     /// 404) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
-    /// `pos` (trimmed from the front), [`Error::MissingSegment`] if an older object is still
-    /// there; otherwise `err` itself. `extend` as for [`resync`](Index::resync).
+    /// `pos` (trimmed from the front), [`Error::MissingSegment`] if `pos` is in a hole now (an
+    /// older object is still there); otherwise `err` itself. `extend` as for
+    /// [`resync`](Index::resync).
     pub(crate) fn explain_deleted(
         &mut self,
         client: &Client,
@@ -237,7 +310,12 @@ impl Index {
                 requested: pos,
                 first,
             },
-            _ => err,
+            _ => match self.missing_at(pos) {
+                Some(seq) => Error::MissingSegment {
+                    key: client.key(seq),
+                },
+                None => err,
+            },
         }
     }
 
@@ -272,11 +350,11 @@ impl Index {
     /// after the listing may tell the first object's start for free.
     ///
     /// A last known object that is gone was trimmed from the front, with every object before
-    /// it, unless an older one is still there (a gap): a full listing tells, and re-anchors
-    /// the index in the first case.
+    /// it, or it left a hole (an older one is still there): a full listing tells, and
+    /// re-anchors the index in the first case.
     pub(crate) fn list(&mut self, client: &Client) -> Result<(), Error> {
         let after = self.last().and_then(|last| last.seq.checked_sub(1));
-        let listed = contiguous(client, client.list(after)?)?;
+        let listed = located(client, client.list(after)?)?;
         match self.last() {
             Some(last) if listed.first().is_none_or(|s| s.seq != last.seq) => {
                 self.resync(client, true)
@@ -286,7 +364,9 @@ impl Index {
     }
 
     /// Takes in a listing of the objects from the index's last one on (of all objects if the
-    /// index is empty). Known objects keep their offsets: only the last may have grown.
+    /// index is empty), as [`located`] returns it. Known objects keep their offsets: only the
+    /// last may have grown. An object after a hole starts where it records, which cannot be
+    /// before the end of the objects before it ([`Error::Discontinuity`]).
     fn update(&mut self, listed: Vec<Segment>, key: impl Fn(u64) -> String) -> Result<(), Error> {
         let mut listed = listed.into_iter().peekable();
         if let Some(last) = self.entries.last_mut() {
@@ -304,14 +384,24 @@ impl Index {
             }
         }
         for s in listed {
-            if let Some(last) = self.last()
-                && s.seq != last.seq + 1
-            {
-                return Err(Error::MissingSegment {
-                    key: key(last.seq + 1),
-                });
+            match self.last() {
+                Some(last) if s.seq != last.seq + 1 => {
+                    let end = self.end();
+                    if s.start < end {
+                        return Err(Error::Discontinuity {
+                            key: s.key,
+                            expected: end,
+                            found: s.start,
+                        });
+                    }
+                    self.entries.push(Entry {
+                        seq: s.seq,
+                        start: s.start,
+                        size: s.size,
+                    });
+                }
+                _ => self.push(s.seq, s.size),
             }
-            self.push(s.seq, s.size);
         }
         Ok(())
     }
@@ -319,18 +409,33 @@ impl Index {
 
 /// `listed` without the objects before a hole in it, once a HEAD shows that the object just
 /// before the hole is gone too: a trim deleted them between two pages of the listing (or
-/// between two listings). A hole after an object that is still there is a gap in the stream:
+/// between two listings). A hole after an object that is still there is a gap in the stream,
+/// and the object after it gets the start it records (one HEAD), for the index to place it
+/// there; one that records none (of s3-syncr 0.1.0 or another tool) cannot be placed:
 /// [`Error::MissingSegment`] naming the first missing key.
-fn contiguous(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
-    match next_gap(client, &mut listed, 0)? {
-        Some(i) => Err(Error::MissingSegment {
-            key: client.key(listed[i].seq + 1),
-        }),
-        None => Ok(listed),
+fn located(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
+    let mut from = 0;
+    while let Some(i) = next_gap(client, &mut listed, from)? {
+        match present_start(client, listed[i + 1].seq)? {
+            Some(Some(start)) => listed[i + 1].start = start,
+            Some(None) => {
+                return Err(Error::MissingSegment {
+                    key: client.key(listed[i].seq + 1),
+                });
+            }
+            // Deleted since it was listed: the hole is wider, and is looked at again.
+            None => {
+                listed.remove(i + 1);
+                from = i;
+                continue;
+            }
+        }
+        from = i + 1;
     }
+    Ok(listed)
 }
 
-/// `listed` as [`contiguous`] takes it, with every hole left in it a gap.
+/// `listed` as [`located`] takes it (no start looked up), with every hole left in it a gap.
 pub(crate) fn settled(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
     let mut from = 0;
     while let Some(i) = next_gap(client, &mut listed, from)? {
@@ -351,16 +456,24 @@ fn next_gap(
         .position(|w| w[1].seq != w[0].seq + 1)
         .map(|i| i + from)
     {
-        match client.recorded_start(listed[i].seq) {
-            Ok(_) => return Ok(Some(i)),
-            Err(Error::Status { status: 404, .. }) => {
+        match present_start(client, listed[i].seq)? {
+            Some(_) => return Ok(Some(i)),
+            None => {
                 listed.drain(..=i);
                 from = 0;
             }
-            Err(err) => return Err(err),
         }
     }
     Ok(None)
+}
+
+/// The start object `seq` records (`Some(None)`: it records none), or `None` if it is gone.
+fn present_start(client: &Client, seq: u64) -> Result<Option<Option<u64>>, Error> {
+    match client.recorded_start(seq) {
+        Ok(start) => Ok(Some(start)),
+        Err(Error::Status { status: 404, .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]
@@ -407,11 +520,42 @@ mod tests {
         assert_eq!(index.end(), 11, "a failed update keeps what was known");
     }
 
+    /// Object `seq` after a hole, as [`located`] returns it: with the start it records.
+    fn after_hole(seq: u64, start: u64, size: u64) -> Segment {
+        Segment {
+            start,
+            ..seg(seq, size)
+        }
+    }
+
     #[test]
-    fn gaps_name_the_missing_key() {
+    fn an_object_after_a_hole_starts_where_it_records_and_the_hole_names_its_first_key() {
         let mut index = Index::default();
-        let gap = index.update(vec![seg(0, 1), seg(2, 1)], |s| format!("k{s}"));
-        assert!(matches!(gap, Err(Error::MissingSegment { key }) if key == "k1"));
+        index
+            .update(
+                vec![seg(0, 4), seg(1, 2), after_hole(4, 20, 5), seg(5, 1)],
+                |s| format!("k{s}"),
+            )
+            .unwrap();
+        assert_eq!((index.first(), index.end()), (0, 26));
+        assert_eq!(index.find(5).unwrap().seq, 1);
+        assert_eq!((index.find(6), index.missing_at(6)), (None, Some(2)));
+        assert_eq!(index.missing_at(19), Some(2));
+        assert_eq!(index.find(20).unwrap().seq, 4);
+        assert_eq!(index.find(25).unwrap().seq, 5);
+        assert_eq!((index.missing_at(5), index.missing_at(20)), (None, None));
+        assert_eq!(index.missing_at(26), None, "the end is no hole");
+        assert_eq!(index.first_hole(), Some(2));
+        index.pop_first();
+        index.pop_first();
+        assert_eq!(index.first(), 20, "the stream starts after the hole");
+        assert_eq!(index.first_hole(), None);
+
+        let mut index = Index::default();
+        let overlap = index.update(vec![seg(0, 4), after_hole(2, 3, 1)], |s| format!("k{s}"));
+        assert!(
+            matches!(overlap, Err(Error::Discontinuity { key, expected: 4, found: 3 }) if key == "k2")
+        );
     }
 
     #[test]
@@ -421,7 +565,7 @@ mod tests {
             .update(vec![seg(3, 10), seg(4, 0), seg(5, 5)], |s| format!("k{s}"))
             .unwrap();
         assert!(!index.anchored());
-        index.anchor_at(100);
+        index.shift_first_run(100);
         assert_eq!((index.first(), index.end()), (100, 115));
         assert_eq!(index.find(110).unwrap().seq, 5);
         assert_eq!(index.find(99), None);
@@ -442,5 +586,14 @@ mod tests {
         assert_eq!((index.first(), index.end()), (115, 115), "kept when empty");
         index.update(vec![seg(6, 1)], |s| format!("k{s}")).unwrap();
         assert_eq!(index.get(6).map(|e| e.start), Some(115));
+
+        // Only the first run counts from 0 before anchoring: a later one has its own starts.
+        let mut index = Index::default();
+        let listed = vec![seg(3, 10), seg(4, 5), after_hole(7, 200, 5)];
+        index.update(listed, |s| format!("k{s}")).unwrap();
+        index.shift_first_run(100);
+        let starts: Vec<u64> = index.entries.iter().map(|e| e.start).collect();
+        assert_eq!(starts, [100, 110, 200]);
+        assert_eq!(index.missing_at(150), Some(5));
     }
 }

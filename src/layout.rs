@@ -46,7 +46,8 @@ pub struct Segment {
 
 /// Missing sequence numbers between two present objects of a stream: a gap, as
 /// [`Storage::listing`](crate::Storage::listing) reports it. Reads stop at its `stop` offset
-/// with [`Error::MissingSegment`] (`InvalidData`) naming `first_key`;
+/// with [`Error::MissingSegment`] (`InvalidData`) naming `first_key`, and go on from `resume`
+/// (reads and writes past the gap work if the object after it records its start);
 /// [`Storage::trim_before_gap`](crate::Storage::trim_before_gap) deletes the objects before the
 /// last gap, so that the stream starts again at the object after it.
 ///
@@ -82,9 +83,10 @@ pub struct Gap {
     pub last_key: String,
     /// The stream offset where the objects before the gap end: reads stop there.
     pub stop: u64,
-    /// The start the first object after the gap records, where the stream would resume; `None`
+    /// The start the first object after the gap records, where the stream resumes; `None`
     /// if it records none (an object of s3-syncr 0.1.0 or another tool), so that nothing can
-    /// tell its offset, and the objects after it are counted on from `stop` instead.
+    /// tell its offset, and the objects after it are counted on from `stop` instead (reads
+    /// and writes then refuse the stream, as nothing places those objects).
     pub resume: Option<u64>,
 }
 

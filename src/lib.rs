@@ -26,8 +26,9 @@
 //! Stream `dir/name.ext` is stored as objects `dir/name-<seq>.ext`, `<seq>` a 20-digit
 //! zero-padded decimal from `00000000000000000000`, so S3's lexicographic listing order is the
 //! stream order. Other keys under the same prefix are not part of the stream. The stream starts
-//! at the lowest sequence number present; a missing number between two present ones is an
-//! [`Error::MissingSegment`].
+//! at the lowest sequence number present; a missing number between two present ones is a gap:
+//! reading into it is an [`Error::MissingSegment`], and the objects after it are at the offsets
+//! they record.
 //!
 //! # Offsets
 //! Every object records the stream offset of its first byte in its metadata

@@ -377,9 +377,17 @@ struct Follower {
 }
 
 impl Follower {
-    fn start(mut command: Command, location: &str, interval: &str) -> Follower {
+    fn start(command: Command, location: &str, interval: &str) -> Follower {
+        Follower::start_with(
+            command,
+            &["cat", location, "--follow", "--interval", interval],
+        )
+    }
+
+    /// A follower started with these arguments (`cat ... --follow` and more).
+    fn start_with(mut command: Command, args: &[&str]) -> Follower {
         let mut child = command
-            .args(["cat", location, "--follow", "--interval", interval])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -1386,12 +1394,20 @@ fn a_gap_is_shown_by_ls_and_stat_and_trim_before_gap_reads_on_after_it() {
         "{stat}"
     );
 
-    // Reads and offset cuts still stop at the gap, naming it.
-    let line = one_line_failure(&command(&["cat"]));
+    // Reads stop at the gap, naming it, after the bytes before it; past it they go on.
+    let cat = command(&["cat"]);
+    let stderr = text(&cat.stderr);
+    assert_eq!(cat.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
     assert!(
-        line.contains(&format!("object {:?} is missing", key(1))),
-        "{line}"
+        stderr.contains(&format!("object {:?} is missing", key(1))),
+        "{stderr}"
     );
+    assert!(cat.stdout == data[..MIB], "{} bytes", cat.stdout.len());
+    let from = (2 * MIB).to_string();
+    let rest = ok(against(&server), &["cat", &location, "--from", &from], b"");
+    assert!(rest == data[2 * MIB..], "{} bytes", rest.len());
+    // Offset cuts still refuse it.
     let line = one_line_failure(&command(&["trim", "--before", "1MiB"]));
     assert!(line.contains("--before-gap"), "{line}");
 
@@ -1427,4 +1443,49 @@ fn a_gap_is_shown_by_ls_and_stat_and_trim_before_gap_reads_on_after_it() {
         again,
         "deleted 0 objects (0 bytes): the stream starts at offset 2097152\n"
     );
+}
+
+#[test]
+fn follow_goes_on_after_an_older_object_is_deleted_out_of_order() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/sweep/follow.log", bucket.name());
+    let key = |seq: u64| format!("sweep/follow-{seq:020}.log");
+    let data = pattern(5 * MIB, 22);
+    ok(
+        against(&server),
+        &["append", &location, "--min-size", "1"],
+        &data,
+    );
+    let mut early = Follower::start(against(&server), &location, "100ms");
+    early.wait_for(&data);
+
+    // A lifecycle sweep deletes object 1 while object 0 is still there.
+    bucket.raw_delete(&key(1));
+    let from = (3 * MIB).to_string();
+    let late = [
+        "cat",
+        &location,
+        "--follow",
+        "--interval",
+        "100ms",
+        "--from",
+        &from,
+    ];
+    let mut late = Follower::start_with(against(&server), &late);
+    late.wait_for(&data[3 * MIB..]);
+    let more = pattern(300_000, 23);
+    for piece in more.chunks(100_000) {
+        ok(
+            against(&server),
+            &["append", &location, "--min-size", "1"],
+            piece,
+        );
+    }
+    early.wait_for(&[&data[..], &more].concat());
+    late.wait_for(&[&data[3 * MIB..], &more].concat());
+    for follower in [early, late] {
+        let status = follower.interrupt();
+        assert!(!status.success(), "{status}");
+    }
 }

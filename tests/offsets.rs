@@ -510,14 +510,17 @@ fn a_missing_object_between_two_present_ones_stays_a_gap() {
     write_stream(&bucket, name, &data[3 * MIB..]);
     // The reader's last known object goes, an older one stays.
     bucket.raw_delete(&key(name, 2));
-    let err = reader.seek(SeekFrom::End(0)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
-    assert!(
-        matches!(inner(&err), Error::MissingSegment { key: k } if *k == key(name, 2)),
-        "{err}"
-    );
-    let err = open(&bucket, name, 1).first_offset().unwrap_err();
-    assert!(matches!(err, Error::MissingSegment { key: k } if k == key(name, 2)));
+    // What lies past the hole stays in reach, the hole itself does not.
+    assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), data.len() as u64);
+    assert!(read_at(&mut reader, 3 * M, 10) == data[3 * MIB..][..10]);
+    reader.seek(SeekFrom::Start(2 * M + 1)).unwrap();
+    let err = reader.read(&mut [0; 10]).unwrap_err();
+    assert_eq!(missing(&err), key(name, 2));
+    let mut other = open(&bucket, name, 1);
+    assert_eq!(other.first_offset().unwrap(), 0, "object 0 is still there");
+    let (got, err) = read_until_error(&mut other);
+    assert!(got == data[..2 * MIB], "{} bytes", got.len());
+    assert_eq!(missing(&err), key(name, 2));
 }
 
 /// A new handle's `stream_position()`, with its first HEAD held until `seqs` are deleted: as if
@@ -610,10 +613,15 @@ fn a_gap_is_listed_not_refused_and_trim_before_gap_reads_on_after_the_last_one()
             (3, 3, key(name, 3), 3 * M, Some(4 * M))
         ]
     );
-    // Reads and the other calls still refuse the gap.
-    let err = storage.read(&mut [0; 16]).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
-    assert!(matches!(inner(&err), Error::MissingSegment { key: k } if *k == key(name, 1)));
+    // Reads into a gap, and the calls that need the whole stream, still refuse it; the
+    // objects on either side of a gap read.
+    assert!(read_at(&mut storage, 0, 16) == data[..16]);
+    for (pos, seq) in [(M, 1), (3 * M + 5, 3)] {
+        storage.seek(SeekFrom::Start(pos)).unwrap();
+        let err = storage.read(&mut [0; 16]).unwrap_err();
+        assert_eq!(missing(&err), key(name, seq), "at {pos}");
+    }
+    assert!(read_at(&mut storage, 2 * M, 16) == data[2 * MIB..][..16]);
     assert!(matches!(
         storage.segments(),
         Err(Error::MissingSegment { .. })
@@ -682,4 +690,164 @@ fn a_writer_trims_before_a_gap_made_under_it_and_appends_on() {
     writer.write_all(&data[3 * MIB + 3..]).unwrap();
     writer.close().unwrap();
     assert!(stream_contents(&bucket, name) == data[2 * MIB..]);
+}
+
+/// The `MissingSegment` key inside `err`, an I/O error of kind `InvalidData`.
+fn missing(err: &std::io::Error) -> String {
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    match inner(err) {
+        Error::MissingSegment { key } => key.clone(),
+        other => panic!("not MissingSegment: {other}"),
+    }
+}
+
+/// What `storage` reads from its position until the first error, and that error.
+fn read_until_error(storage: &mut Storage) -> (Vec<u8>, std::io::Error) {
+    let mut got = Vec::new();
+    let mut buf = [0; 1000];
+    loop {
+        match storage.read(&mut buf) {
+            Ok(0) => panic!("reached the end after {} bytes, no error", got.len()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(err) => return (got, err),
+        }
+    }
+}
+
+/// A handle on `name` with objects sealed at 4 KiB.
+fn open_small(bucket: &Bucket, name: &str) -> Storage {
+    let options = Options::builder().with_seal_size(SMALL).build().unwrap();
+    Storage::new(bucket.clone(), name, options).unwrap()
+}
+
+const SMALL: usize = 4096;
+
+#[test]
+fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "sweep/log.bin";
+    let data = pattern(10 * SMALL + 5_000, 18);
+    let mut writer = open_small(&bucket, name);
+    for chunk in data[..10 * SMALL].chunks(SMALL) {
+        writer.write_all(chunk).unwrap();
+    }
+    writer.close().unwrap();
+    // Expiry deletes in any order: object 3 goes while 0 to 2 are still there.
+    bucket.raw_delete(&key(name, 3));
+
+    // A new writer continues the stream at its absolute end.
+    let mut writer = open_small(&bucket, name);
+    writer.write_all(&data[10 * SMALL..]).unwrap();
+    writer.flush().unwrap();
+    writer.close().unwrap();
+    let len = data.len() as u64;
+
+    // A new reader reads the end, and everything after the hole, exactly.
+    let mut reader = open_small(&bucket, name);
+    assert_eq!(reader.seek(SeekFrom::End(-1000)).unwrap(), len - 1000);
+    let mut last = Vec::new();
+    reader.read_to_end(&mut last).unwrap();
+    assert!(last == data[data.len() - 1000..], "the last 1,000 bytes");
+    let after = 4 * SMALL as u64;
+    reader.seek(SeekFrom::Start(after)).unwrap();
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest == data[4 * SMALL..],
+        "from the object after the hole on"
+    );
+    let ends: Vec<u64> = (reader.listing().unwrap().segments.iter())
+        .map(|s| s.start + s.size)
+        .collect();
+    assert_eq!(ends.last(), Some(&len));
+
+    // From the first byte: the objects before the hole, then the hole is a typed error.
+    let mut reader = open_small(&bucket, name);
+    assert_eq!(reader.stream_position().unwrap(), 0);
+    let (got, err) = read_until_error(&mut reader);
+    assert!(
+        got == data[..3 * SMALL],
+        "{} bytes before the hole",
+        got.len()
+    );
+    assert_eq!(missing(&err), key(name, 3));
+    let err = reader.read(&mut [0; 10]).unwrap_err();
+    assert_eq!(missing(&err), key(name, 3), "again");
+    reader.seek(SeekFrom::Start(3 * SMALL as u64 + 10)).unwrap();
+    let err = reader.read(&mut [0; 10]).unwrap_err();
+    assert_eq!(missing(&err), key(name, 3), "inside the hole");
+    assert_eq!(read_at(&mut reader, after, 10), data[4 * SMALL..][..10]);
+
+    // The gap is still shown, and calls that need the whole stream still refuse it.
+    let listing = reader.listing().unwrap();
+    assert_eq!(listing.gaps.len(), 1);
+    assert_eq!(listing.gaps[0].first_key, key(name, 3));
+    assert!(
+        matches!(reader.segments(), Err(Error::MissingSegment { key: k }) if k == key(name, 3))
+    );
+    assert!(matches!(
+        reader.trim(after),
+        Err(Error::MissingSegment { .. })
+    ));
+}
+
+#[test]
+fn a_follower_after_a_hole_reads_on_what_new_writers_append() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let name = "sweep/follow.bin";
+    let data = pattern(10 * SMALL + 3 * SMALL + 17, 19);
+    let mut writer = open_small(&bucket, name);
+    for chunk in data[..10 * SMALL].chunks(SMALL) {
+        writer.write_all(chunk).unwrap();
+    }
+    writer.close().unwrap();
+    let end = 10 * SMALL as u64;
+
+    let mut follower = open_small(&bucket, name);
+    assert_eq!(follower.seek(SeekFrom::End(-100)).unwrap(), end - 100);
+    let mut got = vec![0; 100];
+    follower.read_exact(&mut got).unwrap();
+    // A reader behind the hole-to-be, which knows the object that goes (reading no further
+    // ahead than asked, so that it holds none of its bytes).
+    let options = Options::builder()
+        .with_seal_size(SMALL)
+        .with_read_ahead(0)
+        .build()
+        .unwrap();
+    let mut lagging = Storage::new(bucket.clone(), name, options).unwrap();
+    assert_eq!(read_at(&mut lagging, 0, SMALL), data[..SMALL]);
+
+    bucket.raw_delete(&key(name, 3));
+    let mut writer = open_small(&bucket, name);
+    for piece in data[10 * SMALL..].chunks(1000) {
+        writer.write_all(piece).unwrap();
+        writer.flush().unwrap();
+    }
+    writer.close().unwrap();
+
+    let mut appended = Vec::new();
+    while appended.len() < data.len() - 10 * SMALL
+        && follower.wait_for_data(Duration::from_secs(5)).unwrap()
+    {
+        let mut buf = [0; 1000];
+        let n = follower.read(&mut buf).unwrap();
+        appended.extend_from_slice(&buf[..n]);
+    }
+    assert!(appended == data[10 * SMALL..], "{} bytes", appended.len());
+    // A full listing does not stop it either.
+    assert_eq!(follower.first_offset().unwrap(), 0);
+    let mut writer = open_small(&bucket, name);
+    writer.write_all(b"later").unwrap();
+    writer.close().unwrap();
+    assert!(follower.wait_for_data(Duration::from_secs(5)).unwrap());
+    let mut later = Vec::new();
+    follower.read_to_end(&mut later).unwrap();
+    assert_eq!(later, b"later");
+
+    // The reader behind it reads up to the hole, then is told what is missing.
+    let (got, err) = read_until_error(&mut lagging);
+    assert!(got == data[SMALL..3 * SMALL], "{} bytes", got.len());
+    assert_eq!(missing(&err), key(name, 3));
 }

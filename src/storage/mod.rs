@@ -274,6 +274,12 @@ impl Storage {
             if let Some(offset) = pos.checked_sub(self.index.end()) {
                 return Ok(self.writer.local_at(offset as usize));
             }
+            // Bytes deleted out of order: never skipped, never taken for the end.
+            if let Some(seq) = self.index.missing_at(pos) {
+                return Err(Error::MissingSegment {
+                    key: self.client.key(seq),
+                });
+            }
         }
         match self.reader.fill_buf(&self.client, &self.index, wanted) {
             Ok(bytes) => Ok(bytes),

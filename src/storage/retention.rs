@@ -252,13 +252,13 @@ impl Storage {
     ///   if it records another start ([`Error::Discontinuity`]).
     /// - An interrupted run leaves the stream with its oldest objects gone and the gap still
     ///   there; running it again finishes it.
-    /// - Reads of a stream with a gap fail with [`Error::MissingSegment`] until then: a gap is
-    ///   never skipped silently.
+    /// - Until then, reads into the gap fail with [`Error::MissingSegment`] (a gap is never
+    ///   skipped silently); the bytes on either side of it read, and a writer appends after it.
     ///
     /// ```
     /// # let server = s3_syncr_test_server::Server::start();
     /// # let bucket = server.new_bucket();
-    /// use std::io::{Read, Write};
+    /// use std::io::{Read, Seek, SeekFrom, Write};
     /// use s3_syncr::{Options, Storage};
     ///
     /// let options = Options::builder().with_seal_size(1 << 20).build()?;
@@ -270,10 +270,12 @@ impl Storage {
     /// bucket.delete_object("app-00000000000000000001.log")?; // by hand
     ///
     /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
+    /// log.seek(SeekFrom::Start(1 << 20))?;
     /// assert!(log.read(&mut [0; 16]).is_err(), "a gap is invalid data");
     /// assert_eq!(log.trim_before_gap_dry_run()?, 2 << 20);
     /// assert_eq!(log.trim_before_gap()?, 2 << 20);
     /// assert_eq!(log.first_offset()?, 2 << 20);
+    /// log.seek(SeekFrom::Start(2 << 20))?;
     /// let mut rest = Vec::new();
     /// log.read_to_end(&mut rest)?;
     /// assert_eq!(rest, vec![b'c'; 1 << 20]);
@@ -365,6 +367,13 @@ impl Storage {
         // From a full listing: objects deleted since this handle listed are not counted, so
         // the first offset returned is S3's. A writer's index ends where its own objects begin.
         self.index.resync(&*self.client, !self.writer.started())?;
+        // Deleting across a gap gives up bytes that were never read through: that takes
+        // `trim_before_gap`, asked for by name.
+        if let Some(seq) = self.index.first_hole() {
+            return Err(Error::MissingSegment {
+                key: self.client.key(seq),
+            });
+        }
         // The index's last object is the stream's, unless this handle's own tail is in S3.
         // Nor is an object this writer is still writing, part of which the index holds.
         let keep_last = !self.writer.tail_recorded() || self.writer.shares_index();
