@@ -14,7 +14,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use s3::creds::Credentials;
@@ -479,49 +480,76 @@ impl Sim {
     }
 }
 
-/// Runs seeds until `budget` requests were sent, and returns (seeds, requests, checks).
-fn run(first: u64, budget: u64, one: bool) -> (u64, u64, u64, u64) {
-    let (mut seeds, mut requests, mut checks, mut failed) = (0, 0, 0, 0);
-    let mut seed = first;
-    while requests < budget {
-        let mut sim = Sim::new(seed);
-        for _ in 0..400 {
-            sim.step();
-        }
-        for w in 0..sim.writers.len() {
-            sim.close(w);
-        }
-        sim.check();
-        requests += sim.mem.requests();
-        checks += sim.checks;
-        failed += sim.failed_reads;
-        seeds += 1;
-        seed += 1;
-        if one {
-            break;
-        }
+/// Totals of a run.
+#[derive(Default)]
+struct Totals {
+    seeds: u64,
+    requests: u64,
+    checks: u64,
+    failed_reads: u64,
+}
+
+/// Runs one seed: 400 steps, then every writer closes and the stream is checked once more.
+fn run_seed(seed: u64) -> Totals {
+    let mut sim = Sim::new(seed);
+    for _ in 0..400 {
+        sim.step();
     }
-    (seeds, requests, checks, failed)
+    for w in 0..sim.writers.len() {
+        sim.close(w);
+    }
+    sim.check();
+    Totals {
+        seeds: 1,
+        requests: sim.mem.requests(),
+        checks: sim.checks,
+        failed_reads: sim.failed_reads,
+    }
+}
+
+/// Runs seeds from `first` on, on a thread per core (each seed on one thread alone), until
+/// `budget` requests were sent.
+fn run(first: u64, budget: u64) -> Totals {
+    let next = AtomicU64::new(first);
+    let sent = AtomicU64::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let totals = Mutex::new(Totals::default());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while sent.load(Ordering::Relaxed) < budget {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    let one = run_seed(seed);
+                    sent.fetch_add(one.requests, Ordering::Relaxed);
+                    let mut totals = totals.lock().unwrap_or_else(PoisonError::into_inner);
+                    totals.seeds += 1;
+                    totals.requests += one.requests;
+                    totals.checks += one.checks;
+                    totals.failed_reads += one.failed_reads;
+                }
+            });
+        }
+    });
+    totals.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[test]
 fn every_acknowledged_record_stays_once_and_in_order_under_combined_faults() {
-    let _ = Instant::now();
-    let budget = std::env::var("S3SYNCR_SIM_REQUESTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200_000);
-    let replay = std::env::var("S3SYNCR_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    let first = replay.unwrap_or(1);
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let budget = var("S3SYNCR_SIM_REQUESTS").unwrap_or(200_000);
     let started = Instant::now();
-    let (seeds, requests, checks, failed) = run(first, budget, replay.is_some());
+    let (first, totals) = match var("S3SYNCR_SIM_SEED") {
+        Some(seed) => (seed, run_seed(seed)),
+        None => (1, run(1, budget)),
+    };
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "simulated {requests} requests over seeds {first}..{} ({checks} whole-stream checks, \
-         {failed} reads failed by faults) in {secs:.1} s: {:.0} requests/s",
-        first + seeds,
-        requests as f64 / secs
+        "simulated {} requests over {} seeds from {first} ({} whole-stream checks, {} reads \
+         failed by faults) in {secs:.1} s: {:.0} requests/s",
+        totals.requests,
+        totals.seeds,
+        totals.checks,
+        totals.failed_reads,
+        totals.requests as f64 / secs
     );
 }

@@ -312,7 +312,10 @@ fn confirm_new(client: &Client, expect: Expect<'_>, seq: u64, end: u64) -> Resul
     // Best effort: the object is written, and a failure to look past it must not make the
     // writer take its bytes for unwritten (they would be handed back while stored).
     let next = client.next_after(seq).unwrap_or_else(|err| {
-        log::warn!("{}: could not check what follows it: {err}", client.key(seq));
+        log::warn!(
+            "{}: could not check what follows it: {err}",
+            client.key(seq)
+        );
         None
     });
     match next {
