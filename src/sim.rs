@@ -154,7 +154,7 @@ impl Sim {
         let quirks = Quirks {
             min_part: 1,
             page: 7,
-            complete_unconditional: false,
+            ..Quirks::default()
         };
         let mem = Arc::new(MemS3::new(quirks));
         let mut faults = Rng::new(seed ^ 0xFA17);

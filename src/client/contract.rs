@@ -23,8 +23,9 @@ struct Target {
     name: &'static str,
     wire: Arc<dyn Transport>,
     bucket: Bucket,
-    /// Whether Complete honours `If-Match` (moto ignores it).
-    complete_conditional: bool,
+    /// Where the server deviates from AWS (none for the in-memory S3 by default, the same as
+    /// the real server's in the contract suite).
+    quirks: Quirks,
     _server: Option<Server>,
 }
 
@@ -65,20 +66,21 @@ const KEPT: [&str; 6] = [
 ];
 
 fn targets() -> Vec<Target> {
+    let quirks = Quirks::of_server_under_test();
     let server = Server::from_env_or_start();
     let wire = Wire::shared(server.ca_pem_path()).expect("transport");
     let real = Target {
         name: "real server",
         wire: Arc::new(wire),
         bucket: server.new_bucket(),
-        complete_conditional: std::env::var_os("S3SYNCR_TEST_COMPLETE_UNCONDITIONAL").is_none(),
+        quirks,
         _server: Some(server),
     };
     let mem = Target {
         name: "in-memory S3",
-        wire: Arc::new(MemS3::new(Quirks::default())),
+        wire: Arc::new(MemS3::new(quirks)),
         bucket: real.bucket.clone(),
-        complete_conditional: true,
+        quirks,
         _server: None,
     };
     vec![mem, real]
@@ -241,6 +243,14 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     headers
 }
 
+/// What a part request to an upload that is gone gets on `t`.
+fn gone(t: &Target) -> (u16, &'static str) {
+    match t.quirks.gone_upload_500 {
+        true => (500, ""),
+        false => (404, "NoSuchUpload"),
+    }
+}
+
 /// Runs `case` against every target, naming the target in any failure.
 fn each(case: impl Fn(&Target)) {
     for target in targets() {
@@ -310,8 +320,10 @@ fn metadata_and_checksums_come_back_with_heads_and_whole_gets() {
             multipart: None,
         };
         let bad = t.send("m/k", command, Some(b"damaged"), &[]);
-        assert_eq!(bad.status, 400, "{n}: {bad:?}");
-        assert_eq!(t.get("m/k", None).body, body, "{n}");
+        if !t.quirks.unchecked_checksums {
+            assert_eq!(bad.status, 400, "{n}: {bad:?}");
+            assert_eq!(t.get("m/k", None).body, body, "{n}");
+        }
     });
 }
 
@@ -379,8 +391,10 @@ fn multipart_uploads_copy_ranges_under_conditions_and_check_parts() {
         let put = t.put("u/k", &base, &[]);
         let id = t.create("u/k");
         // The copy's condition names the source's version.
-        let stale = t.copy("u/k", &id, "u/k", "bytes=0-99", "\"0123\"");
-        assert_eq!(stale.status, 412, "{n}: {stale:?}");
+        if !t.quirks.unconditional_multipart {
+            let stale = t.copy("u/k", &id, "u/k", "bytes=0-99", "\"0123\"");
+            assert_eq!(stale.status, 412, "{n}: {stale:?}");
+        }
         let len = base.len() as u64;
         let copied = t.copy(
             "u/k",
@@ -393,7 +407,7 @@ fn multipart_uploads_copy_ranges_under_conditions_and_check_parts() {
         let added = t.part("u/k", &id, 2, b"tail");
         assert_eq!(added.status, 200, "{n}");
         let parts = [(1, copied.etag()), (2, added.etag())];
-        if t.complete_conditional {
+        if !t.quirks.unconditional_multipart {
             let wrong = t.complete("u/k", &id, &parts, &[("if-match", "\"0123\"")]);
             assert_eq!(wrong.status, 412, "{n}: {wrong:?}");
         }
@@ -406,11 +420,7 @@ fn multipart_uploads_copy_ranges_under_conditions_and_check_parts() {
         );
         // The upload is gone once completed.
         let late = t.part("u/k", &id, 3, b"late");
-        assert_eq!(
-            (late.status, late.code.as_str()),
-            (404, "NoSuchUpload"),
-            "{n}"
-        );
+        assert_eq!((late.status, late.code.as_str()), gone(t), "{n}");
     });
 }
 
@@ -432,12 +442,8 @@ fn small_parts_are_refused_at_complete_and_aborted_uploads_are_gone() {
         // abort leaves it gone, which is all the client counts on.
         let abort = t.abort("s/k", &id);
         assert!(matches!(abort.status, 204 | 404), "{n}: {abort:?}");
-        let gone = t.part("s/k", &id, 3, b"x");
-        assert_eq!(
-            (gone.status, gone.code.as_str()),
-            (404, "NoSuchUpload"),
-            "{n}"
-        );
+        let after = t.part("s/k", &id, 3, b"x");
+        assert_eq!((after.status, after.code.as_str()), gone(t), "{n}");
         let missing = t.get("s/k", None);
         assert_eq!(missing.status, 404, "{n}");
         // Deleting a missing key succeeds.

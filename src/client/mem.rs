@@ -43,8 +43,14 @@ pub(crate) struct Quirks {
     pub(crate) min_part: usize,
     /// Keys per listing page (S3: 1,000).
     pub(crate) page: usize,
-    /// Ignore `If-Match` on Complete (moto).
-    pub(crate) complete_unconditional: bool,
+    /// Ignore `If-Match` on Complete and `x-amz-copy-source-if-match` on UploadPartCopy
+    /// (moto 5.2.1): appends by copy are not fenced.
+    pub(crate) unconditional_multipart: bool,
+    /// Store a body whose `x-amz-checksum-crc32c` does not match it (moto 5.2.1).
+    pub(crate) unchecked_checksums: bool,
+    /// Answer a part sent to an upload that is gone with a bare 500, not 404 `NoSuchUpload`
+    /// (moto 5.2.1): only a listing of the uploads tells.
+    pub(crate) gone_upload_500: bool,
 }
 
 impl Default for Quirks {
@@ -52,7 +58,24 @@ impl Default for Quirks {
         Quirks {
             min_part: 5 << 20,
             page: 1000,
-            complete_unconditional: false,
+            unconditional_multipart: false,
+            unchecked_checksums: false,
+            gone_upload_500: false,
+        }
+    }
+}
+
+impl Quirks {
+    /// AWS's behaviour, less the deviations the environment names for the server under test
+    /// (`.ci/servers.sh` sets them for moto), so that the contract suite expects of the
+    /// in-memory S3 what it expects of that server.
+    pub(crate) fn of_server_under_test() -> Quirks {
+        let set = |name: &str| std::env::var_os(name).is_some();
+        Quirks {
+            unconditional_multipart: set("S3SYNCR_TEST_COMPLETE_UNCONDITIONAL"),
+            unchecked_checksums: set("S3SYNCR_TEST_UNCHECKED_CHECKSUMS"),
+            gone_upload_500: set("S3SYNCR_TEST_GONE_UPLOAD_500"),
+            ..Quirks::default()
         }
     }
 }
@@ -221,7 +244,7 @@ impl MemS3 {
 
     fn apply(&self, state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
         match r.op {
-            "PUT" => put(state, r, body),
+            "PUT" => put(state, r, body, &self.quirks),
             "GET" => get(state, r),
             "HEAD" => head(state, r),
             "DELETE" => {
@@ -231,8 +254,8 @@ impl MemS3 {
             "LIST" => Ok(self.list(state, r)),
             "LIST-UPLOADS" => Ok(list_uploads(state, r)),
             "CREATE-UPLOAD" => Ok(create_upload(state, r)),
-            "UPLOAD-PART" => upload_part(state, r, body),
-            "COPY-PART" => copy_part(state, r),
+            "UPLOAD-PART" => upload_part(state, r, body, &self.quirks),
+            "COPY-PART" => copy_part(state, r, &self.quirks),
             "COMPLETE-UPLOAD" => self.complete(state, r, body),
             "ABORT-UPLOAD" => match state.uploads.remove(r.query("uploadId")) {
                 Some(_) => Ok(Reply::empty(204)),
@@ -289,7 +312,7 @@ impl MemS3 {
         let Some(upload) = state.uploads.get(id) else {
             return Err(no_such_upload());
         };
-        if !self.quirks.complete_unconditional {
+        if !self.quirks.unconditional_multipart {
             check_condition(state.objects.get(&r.key), r)?;
         }
         let body = String::from_utf8_lossy(body);
@@ -348,10 +371,10 @@ impl MemS3 {
     }
 }
 
-fn put(state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+fn put(state: &mut State, r: &Parsed, body: &[u8], quirks: &Quirks) -> Result<Reply, Refusal> {
     check_condition(state.objects.get(&r.key), r)?;
     let crc = Crc::of(body);
-    if r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
+    if !quirks.unchecked_checksums && r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
         return Err((
             400,
             "BadDigest",
@@ -466,11 +489,16 @@ fn part_number(r: &Parsed) -> Result<u32, Refusal> {
     }
 }
 
-fn upload_part(state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+fn upload_part(
+    state: &mut State,
+    r: &Parsed,
+    body: &[u8],
+    quirks: &Quirks,
+) -> Result<Reply, Refusal> {
     let number = part_number(r)?;
-    let upload = (state.uploads.get_mut(r.query("uploadId"))).ok_or_else(no_such_upload)?;
+    let upload = (state.uploads.get_mut(r.query("uploadId"))).ok_or_else(|| gone(quirks))?;
     let crc = Crc::of(body);
-    if r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
+    if !quirks.unchecked_checksums && r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
         return Err((
             400,
             "BadDigest",
@@ -487,17 +515,18 @@ fn upload_part(state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refu
     Ok(Reply::empty(200).with("etag", &etag))
 }
 
-fn copy_part(state: &mut State, r: &Parsed) -> Result<Reply, Refusal> {
+fn copy_part(state: &mut State, r: &Parsed, quirks: &Quirks) -> Result<Reply, Refusal> {
     let number = part_number(r)?;
     if !state.uploads.contains_key(r.query("uploadId")) {
-        return Err(no_such_upload());
+        return Err(gone(quirks));
     }
     let source = r.header("x-amz-copy-source").unwrap_or_default();
     let source = percent_decode(source.trim_start_matches('/'));
     // `bucket/key`: this store is one bucket.
     let source_key = source.split_once('/').map_or("", |(_, key)| key);
     let object = state.objects.get(source_key).ok_or_else(no_such_key)?;
-    if (r.header("x-amz-copy-source-if-match")).is_some_and(|etag| etag != object.etag) {
+    let condition = r.header("x-amz-copy-source-if-match");
+    if !quirks.unconditional_multipart && condition.is_some_and(|etag| etag != object.etag) {
         return Err((412, "PreconditionFailed", "the source changed".into()));
     }
     let size = object.bytes.len() as u64;
@@ -778,6 +807,14 @@ fn refusal(status: u16) -> Refusal {
 
 fn no_such_key() -> Refusal {
     (404, "NoSuchKey", "the key does not exist".into())
+}
+
+/// What a part request to an upload that is gone gets.
+fn gone(quirks: &Quirks) -> Refusal {
+    match quirks.gone_upload_500 {
+        true => (500, "", String::new()),
+        false => no_such_upload(),
+    }
 }
 
 fn no_such_upload() -> Refusal {
