@@ -13,7 +13,7 @@
 //! and the steps that led there.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use s3::creds::Credentials;
 use s3::{Bucket, Region};
 
 use crate::client::S3Client;
-use crate::client::mem::{Call, Fault, MemS3, Quirks};
+use crate::client::mem::{Call, Fault, MemS3, Object, Quirks};
 use crate::layout::Layout;
 use crate::{Error, Options, Storage};
 
@@ -120,9 +120,7 @@ fn records(stream: &[u8]) -> Result<Vec<(usize, u64)>, String> {
             let text = String::from_utf8_lossy(line);
             let mut fields = text.trim_start_matches('<').split(':');
             match (fields.next(), fields.next(), fields.next()) {
-                (Some(w), Some(n), Some(pad))
-                    if line.starts_with(b"<") && pad.ends_with('>') && pad.len() > 0 =>
-                {
+                (Some(w), Some(n), Some(pad)) if line.starts_with(b"<") && pad.ends_with('>') => {
                     match (w.parse(), n.parse()) {
                         (Ok(w), Ok(n)) => Ok((w, n)),
                         _ => Err(format!("torn record {:?}", &text[..text.len().min(40)])),
@@ -147,6 +145,16 @@ struct Sim {
     sealed: BTreeMap<String, String>,
     checks: u64,
     failed_reads: u64,
+    follower: Option<Follower>,
+}
+
+/// A handle that follows the stream's end.
+struct Follower {
+    storage: Storage,
+    /// The offset it started at.
+    start: u64,
+    /// What it read since.
+    bytes: Vec<u8>,
 }
 
 impl Sim {
@@ -212,6 +220,7 @@ impl Sim {
             sealed: BTreeMap::new(),
             checks: 0,
             failed_reads: 0,
+            follower: None,
         }
     }
 
@@ -256,7 +265,10 @@ impl Sim {
                 let aborted = self.mem.abort_all();
                 self.log.push(format!("lifecycle aborts {aborted} uploads"));
             }
-            81..=84 => self.delete_oldest(),
+            81..=82 => self.delete(true),
+            83 => self.delete(false),
+            84..=85 => self.trim(),
+            86..=90 => self.follow(),
             _ => self.write(w),
         }
         self.check_sealed();
@@ -395,21 +407,96 @@ impl Sim {
         }
     }
 
-    /// Deletes the oldest object, whole, as a trim or an expiry would, never the last one.
-    fn delete_oldest(&mut self) {
+    /// Deletes an object, whole, never the last one: the oldest, as a trim would, or any
+    /// other, as a lifecycle rule's expiry may (in any order, leaving a hole).
+    fn delete(&mut self, oldest: bool) {
         let objects = self.mem.objects();
         let keys: Vec<&String> = objects.keys().collect();
         if keys.len() < 2 {
             return;
         }
-        let oldest = keys[0].clone();
-        match records(&objects[&oldest].bytes) {
-            Ok(found) => self.model.deleted.extend(found),
-            Err(err) => self.fail(format!("{oldest}: {err}")),
+        let i = match oldest {
+            true => 0,
+            false => self.rng.below(keys.len() as u64 - 1) as usize,
+        };
+        let key = keys[i].clone();
+        self.mem.remove(&key);
+        self.log.push(format!("deleted {key}"));
+        self.forget(&objects);
+    }
+
+    /// A trim by a handle of its own, to a random offset: it deletes whole objects that end
+    /// before it, oldest first, never the last one.
+    fn trim(&mut self) {
+        let objects = self.mem.objects();
+        let mut storage = self.handle();
+        let trimmed = storage.len().and_then(|end| {
+            let first = storage.first_offset()?;
+            let before = first + self.rng.below(end.saturating_sub(first) + 1);
+            storage.trim(before)
+        });
+        drop(storage);
+        match trimmed {
+            Ok(first) => self
+                .log
+                .push(format!("trimmed: the stream starts at {first}")),
+            // A stream with a hole is not trimmed by offset; faults may fail it too.
+            Err(Error::MissingSegment { .. } | Error::Transport { .. } | Error::Status { .. }) => {
+                self.log.push("trim failed".into())
+            }
+            Err(err) => self.fail(format!("trim: {err}")),
         }
-        self.mem.remove(&oldest);
-        self.sealed.remove(&oldest);
-        self.log.push(format!("deleted {oldest}"));
+        self.forget(&objects);
+    }
+
+    /// The records of the objects in `before` that are gone now: deleted legitimately.
+    fn forget(&mut self, before: &BTreeMap<String, Object>) {
+        let now = self.mem.objects();
+        for (key, object) in before {
+            if now.contains_key(key) {
+                continue;
+            }
+            match records(&object.bytes) {
+                Ok(found) => self.model.deleted.extend(found),
+                Err(err) => self.fail(format!("{key}: {err}")),
+            }
+            self.sealed.remove(key);
+        }
+    }
+
+    /// A follower: a handle that reads what is appended, from the end it found. What it read
+    /// must be the stream's bytes at its offsets, which [`Sim::check`] compares.
+    fn follow(&mut self) {
+        let Some(follower) = self.follower.as_mut() else {
+            let mut storage = self.handle();
+            match storage.seek(SeekFrom::End(0)) {
+                Ok(start) => {
+                    self.follower = Some(Follower {
+                        storage,
+                        start,
+                        bytes: Vec::new(),
+                    });
+                    self.log.push(format!("follower starts at {start}"));
+                }
+                Err(err) => self.log.push(format!("follower could not start: {err}")),
+            }
+            return;
+        };
+        match follower.storage.read_to_end(&mut follower.bytes) {
+            Ok(n) => self.log.push(format!("follower read {n}")),
+            Err(err) => {
+                let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+                match inner {
+                    Some(Error::Transport { .. } | Error::Status { .. }) => {}
+                    // Bytes it had not read were deleted (a trim, an expiry): it stops here.
+                    Some(Error::Trimmed { .. } | Error::MissingSegment { .. }) => {
+                        self.log.push(format!("follower stops: {err}"));
+                        self.follower = None;
+                    }
+                    _ => self.fail(format!("follower: {err}")),
+                }
+            }
+        }
     }
 
     /// No object that a later one follows ever changes.
@@ -431,12 +518,42 @@ impl Sim {
         }
     }
 
-    /// Reads the stream whole with a new handle and checks it against the model.
+    /// Where the part of the stream after its last hole starts, and the records before it
+    /// (still stored, but no longer read through): the stream reads from there to its end.
+    fn after_last_hole(&self) -> (Option<u64>, HashSet<(usize, u64)>) {
+        let objects = self.mem.objects();
+        let seq = |key: &str| -> u64 {
+            let digits = key.trim_start_matches("sim/log-").trim_end_matches(".bin");
+            digits.parse().unwrap_or(0)
+        };
+        let keys: Vec<&String> = objects.keys().collect();
+        let Some(i) = (keys.windows(2)).rposition(|w| seq(w[1]) != seq(w[0]) + 1) else {
+            return (None, HashSet::new());
+        };
+        let after = &objects[keys[i + 1]];
+        let start = (after.meta.iter())
+            .find(|(name, _)| name == "x-amz-meta-s3syncr-start")
+            .and_then(|(_, value)| value.parse().ok());
+        let before = keys[..=i]
+            .iter()
+            .flat_map(|key| records(&objects[*key].bytes).unwrap_or_default())
+            .collect();
+        (start, before)
+    }
+
+    /// Reads the stream with a new handle, from its first byte (or from after its last hole)
+    /// to its end, and checks it against the model and what the follower read.
     fn check(&mut self) {
         self.checks += 1;
+        let (from, before_hole) = self.after_last_hole();
         let mut reader = self.handle();
         let mut stream = Vec::new();
-        let read = reader.read_to_end(&mut stream);
+        let read = match from {
+            Some(from) => reader.seek(SeekFrom::Start(from)).map(drop),
+            None => Ok(()),
+        };
+        let first = reader.stream_position();
+        let read = read.and_then(|()| reader.read_to_end(&mut stream));
         drop(reader);
         if let Err(err) = read {
             let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
@@ -465,15 +582,29 @@ impl Sim {
                 ));
             }
             last.insert(w, n);
-            if self.seed % 2 == 0 && self.model.refused.contains(&(w, n)) {
+            if self.seed.is_multiple_of(2) && self.model.refused.contains(&(w, n)) {
                 self.fail(format!(
                     "record {w}:{n} was handed back as not stored, yet is"
                 ));
             }
         }
         for &(w, n) in &self.model.acked {
-            if !seen.contains(&(w, n)) && !self.model.deleted.contains(&(w, n)) {
+            let gone = self.model.deleted.contains(&(w, n)) || before_hole.contains(&(w, n));
+            if !seen.contains(&(w, n)) && !gone {
                 self.fail(format!("acknowledged record {w}:{n} is missing"));
+            }
+        }
+        // What the follower read is the stream's bytes at its offsets.
+        if let (Some(follower), Ok(first)) = (&self.follower, first)
+            && follower.start >= first
+        {
+            let at = (follower.start - first) as usize;
+            let end = at + follower.bytes.len();
+            if end <= stream.len() && stream[at..end] != follower.bytes[..] {
+                self.fail(format!(
+                    "the follower read other bytes at {}",
+                    follower.start
+                ));
             }
         }
         self.log.push(format!("checked {} records", found.len()));
@@ -507,6 +638,11 @@ fn run_seed(seed: u64) -> Totals {
     }
 }
 
+/// Longest a seed may run: far beyond what one takes (well under a second), so that a hang
+/// (a writer waiting for a job that never ends) fails the run with its seed instead of
+/// holding CI until its limit.
+const HANG: Duration = Duration::from_secs(120);
+
 /// Runs seeds from `first` on, on a thread per core (each seed on one thread alone), until
 /// `budget` requests were sent.
 fn run(first: u64, budget: u64) -> Totals {
@@ -514,23 +650,52 @@ fn run(first: u64, budget: u64) -> Totals {
     let sent = AtomicU64::new(0);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let totals = Mutex::new(Totals::default());
+    let running: Mutex<HashMap<u64, Instant>> = Mutex::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while sent.load(Ordering::Relaxed) < budget {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    let one = run_seed(seed);
-                    sent.fetch_add(one.requests, Ordering::Relaxed);
-                    let mut totals = totals.lock().unwrap_or_else(PoisonError::into_inner);
-                    totals.seeds += 1;
-                    totals.requests += one.requests;
-                    totals.checks += one.checks;
-                    totals.failed_reads += one.failed_reads;
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let running = running.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some((seed, _)) = running.iter().find(|(_, at)| at.elapsed() > HANG) {
+                    // A hung thread cannot be unwound from here: end the run, naming it.
+                    eprintln!(
+                        "simulation seed {seed} hangs (over {HANG:?}); replay: \
+                         S3SYNCR_SIM_SEED={seed} cargo test --lib sim"
+                    );
+                    std::process::abort();
                 }
-            });
+            }
+        });
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    while sent.load(Ordering::Relaxed) < budget {
+                        let seed = next.fetch_add(1, Ordering::Relaxed);
+                        lock(&running).insert(seed, Instant::now());
+                        let one = run_seed(seed);
+                        lock(&running).remove(&seed);
+                        sent.fetch_add(one.requests, Ordering::Relaxed);
+                        let mut totals = lock(&totals);
+                        totals.seeds += 1;
+                        totals.requests += one.requests;
+                        totals.checks += one.checks;
+                        totals.failed_reads += one.failed_reads;
+                    }
+                })
+            })
+            .collect();
+        let panicked = workers.into_iter().map(|w| w.join()).find_map(Result::err);
+        done.store(true, Ordering::Relaxed);
+        if let Some(panic) = panicked {
+            std::panic::resume_unwind(panic);
         }
     });
     totals.into_inner().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[test]
