@@ -1489,3 +1489,45 @@ fn follow_goes_on_after_an_older_object_is_deleted_out_of_order() {
         assert!(!status.success(), "{status}");
     }
 }
+
+/// An upload aborted from outside (a lifecycle rule) after parts of it left memory: `append`
+/// says those bytes were not stored. It counted every byte that memory no longer held as
+/// stored, those of the lost parts included.
+#[test]
+fn an_append_whose_upload_vanished_counts_the_lost_bytes_as_not_stored() {
+    let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    let location = format!("s3://{}/lost/data.bin", bucket.name());
+    let mut child = against(&server)
+        .args([
+            "append",
+            &location,
+            "--min-size",
+            "64MiB",
+            "--write-ahead",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn s3-syncr");
+    // 32 MiB of 8 MiB parts, one at a time: memory holds two, the others are let go.
+    let data = pattern(32 * MIB, 40);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&data).expect("append reads its input");
+    common::abort_from_outside(&bucket, "lost/data-00000000000000000000.bin");
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait for s3-syncr");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("vanished"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "(0 bytes stored, {} bytes read from standard input were not stored)",
+            data.len()
+        )),
+        "{stderr}"
+    );
+    assert!(stream_contents(&bucket, "lost/data.bin").is_empty());
+}

@@ -23,51 +23,10 @@ fn streaming(ahead: usize) -> Options {
         .unwrap()
 }
 
-/// The IDs of the uploads open on `key`, from a ListMultipartUploads.
-fn uploads(bucket: &Bucket, key: &str) -> Vec<String> {
-    let command = Command::ListMultipartUploads {
-        prefix: Some(key),
-        delimiter: None,
-        key_marker: None,
-        upload_id_marker: None,
-        max_uploads: None,
-    };
-    let answer = bucket.raw_send("/", command).unwrap();
-    let body = String::from_utf8(answer.body).unwrap();
-    let between = |text: &str, open: &str, close: &str| {
-        let (_, rest) = text.split_once(open)?;
-        Some(rest.split_once(close)?.0.to_owned())
-    };
-    (body.split("<Upload>").skip(1))
-        .filter(|u| between(u, "<Key>", "</Key>").as_deref() == Some(key))
-        .filter_map(|u| between(u, "<UploadId>", "</UploadId>"))
-        .collect()
-}
-
 /// Writes `data` as an application would, in pieces: parts go out as they fill.
 fn write(writer: &mut Storage, data: &[u8]) {
     for piece in data.chunks(64 * 1024) {
         writer.write_all(piece).unwrap();
-    }
-}
-
-/// Waits until `key` has an upload open, and returns the IDs of those open.
-fn wait_for_upload(bucket: &Bucket, key: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ids = uploads(bucket, key);
-    while ids.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-        ids = uploads(bucket, key);
-    }
-    assert!(!ids.is_empty(), "the writer started an upload to {key}");
-    ids
-}
-
-/// Waits until `key` has an upload, then aborts every upload of it with raw requests.
-fn abort_from_outside(bucket: &Bucket, key: &str) {
-    for id in wait_for_upload(bucket, key) {
-        // One already completed or aborted is gone: only the open one matters.
-        bucket.raw_abort(key, &id);
     }
 }
 

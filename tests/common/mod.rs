@@ -2,8 +2,10 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{self, Read};
+use std::time::{Duration, Instant};
 
 use s3::Bucket;
+use s3::command::Command;
 use s3_syncr::{Options, Storage};
 pub use s3_syncr_test_server::{Raw, Server};
 
@@ -100,4 +102,45 @@ pub fn reaching<'a>(
         .env("AWS_ACCESS_KEY_ID", access_key)
         .env("AWS_SECRET_ACCESS_KEY", secret_key)
         .env_remove("AWS_ENDPOINT_URL_S3")
+}
+
+/// The IDs of the uploads open on `key`, from a ListMultipartUploads.
+pub fn uploads(bucket: &Bucket, key: &str) -> Vec<String> {
+    let command = Command::ListMultipartUploads {
+        prefix: Some(key),
+        delimiter: None,
+        key_marker: None,
+        upload_id_marker: None,
+        max_uploads: None,
+    };
+    let answer = bucket.raw_send("/", command).unwrap();
+    let body = String::from_utf8(answer.body).unwrap();
+    let between = |text: &str, open: &str, close: &str| {
+        let (_, rest) = text.split_once(open)?;
+        Some(rest.split_once(close)?.0.to_owned())
+    };
+    (body.split("<Upload>").skip(1))
+        .filter(|u| between(u, "<Key>", "</Key>").as_deref() == Some(key))
+        .filter_map(|u| between(u, "<UploadId>", "</UploadId>"))
+        .collect()
+}
+
+/// Waits until `key` has an upload open, and returns the IDs of those open.
+pub fn wait_for_upload(bucket: &Bucket, key: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ids = uploads(bucket, key);
+    while ids.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        ids = uploads(bucket, key);
+    }
+    assert!(!ids.is_empty(), "the writer started an upload to {key}");
+    ids
+}
+
+/// Waits until `key` has an upload, then aborts every upload of it with raw requests.
+pub fn abort_from_outside(bucket: &Bucket, key: &str) {
+    for id in wait_for_upload(bucket, key) {
+        // One already completed or aborted is gone: only the open one matters.
+        bucket.raw_abort(key, &id);
+    }
 }
