@@ -5,11 +5,9 @@
 mod common;
 
 use std::io::{ErrorKind, Write};
-use std::time::{Duration, Instant};
 
 use common::*;
 use s3::Bucket;
-use s3::command::Command;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 
