@@ -43,6 +43,9 @@ pub struct Options {
     pub(crate) part_size: usize,
     pub(crate) write_ahead: usize,
     pub(crate) ca_file: Option<PathBuf>,
+    /// How long a writer takes what it knows of the stream's end as current (see
+    /// `writer::FRESH`); only the simulator, whose time runs fast, sets another.
+    pub(crate) fresh_end: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             part_size: 8 * MIB,
             write_ahead: 4,
             ca_file: None,
+            fresh_end: crate::writer::FRESH,
         }
     }
 }

@@ -198,6 +198,7 @@ impl Storage {
             copy_from: options.append_by_copy,
             part: options.part_size,
             ahead: options.write_ahead,
+            fresh: options.fresh_end,
         };
         Storage {
             writer: Writer::new(client.clone(), seal_size, streaming),

@@ -16,6 +16,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::client::{Client, Meta, is_no_such_upload};
@@ -40,7 +41,17 @@ pub(crate) struct Writer {
     /// Rung by every job that ends, so that a writer short of room can wait for any of them.
     bell: Arc<Bell>,
     pool: pool::Pool,
+    /// When this handle last knew the end of the stream to be its own: it listed the stream,
+    /// or completed an object of its own.
+    end_seen: Instant,
 }
+
+/// How long what a writer knows of the stream's end is taken as current: a new object
+/// created later is checked against the objects after it (one LIST), in case others went
+/// past it and a trim emptied its key meanwhile; one created sooner is not, so that a writer
+/// streaming objects out pays nothing. That race needs another writer to write two objects and
+/// a trim to delete them within this time.
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
 
 /// How a writer streams its bytes out (from [`Options`](crate::Options)).
 #[derive(Clone, Copy)]
@@ -53,6 +64,8 @@ pub(crate) struct Streaming {
     pub(crate) part: usize,
     /// `write_ahead`.
     pub(crate) ahead: usize,
+    /// How long what the writer knows of the stream's end is current ([`FRESH`]).
+    pub(crate) fresh: Duration,
 }
 
 /// What a stopped writer keeps: why it stopped, and the bytes that never reached S3.
@@ -95,6 +108,7 @@ impl Writer {
             deferred: None,
             bell: Arc::default(),
             pool: pool::Pool::new(streaming.part),
+            end_seen: Instant::now(),
         }
     }
 
@@ -485,7 +499,9 @@ impl Writer {
                     }
                 }
                 None if pass == Pass::Start => {
-                    oldest.finish = Some(oldest.start_finish(&self.client, &self.bell));
+                    let stale = self.end_seen.elapsed() >= self.streaming.fresh;
+                    let look_past = oldest.etag.is_none() && stale;
+                    oldest.finish = Some(oldest.start_finish(&self.client, &self.bell, look_past));
                 }
                 None => break,
             }
@@ -521,6 +537,7 @@ impl Writer {
         let is_tail = self.objects.len() == 1;
         let seal = self.objects.front().map_or(self.seal_bytes, Object::seal);
         let reserve = self.streaming.part.min(seal);
+        self.end_seen = Instant::now();
         let Some(object) = self.objects.front_mut() else {
             return;
         };

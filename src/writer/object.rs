@@ -256,7 +256,14 @@ impl Object {
 
     /// Starts the upload that makes the object whole in S3: the Complete of its multipart
     /// upload, or one PUT (or append by copy) of the bytes it holds.
-    pub(super) fn start_finish(&self, client: &Arc<Client>, bell: &Arc<Bell>) -> Job<String> {
+    /// `look_past`: the object is new, and what the writer knows of the stream's end is old
+    /// enough that another writer may have gone past it (see [`confirm_new`]).
+    pub(super) fn start_finish(
+        &self,
+        client: &Arc<Client>,
+        bell: &Arc<Bell>,
+        look_past: bool,
+    ) -> Job<String> {
         let (seq, meta, only_in_s3, in_s3) = (self.seq, self.meta, self.only_in_s3, self.in_s3);
         let etag = self.etag.clone();
         match &self.upload {
@@ -277,7 +284,10 @@ impl Object {
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
                     let done = c.complete(&c.key(seq), &id, &parts, expect, size)?;
-                    confirm_new(c, expect, seq, meta.start + size).map(|()| done)
+                    match look_past {
+                        true => confirm_new(c, seq, meta.start + size).map(|()| done),
+                        false => Ok(done),
+                    }
                 })
             }
             // `ready` holds only once the ID is known.
@@ -292,7 +302,10 @@ impl Object {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
                     let done = c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)?;
                     let end = meta.start + (only_in_s3 + buf.len()) as u64;
-                    confirm_new(c, expect, seq, end).map(|()| done)
+                    match look_past {
+                        true => confirm_new(c, seq, end).map(|()| done),
+                        false => Ok(done),
+                    }
                 })
             }
         }
@@ -305,10 +318,7 @@ impl Object {
 /// rule emptied after another writer had written it and gone on: a writer that found the end
 /// long ago (idle since) would otherwise put its object back in the middle of the stream,
 /// under offsets the objects after it contradict.
-fn confirm_new(client: &Client, expect: Expect<'_>, seq: u64, end: u64) -> Result<(), Error> {
-    if !matches!(expect, Expect::Absent) {
-        return Ok(());
-    }
+fn confirm_new(client: &Client, seq: u64, end: u64) -> Result<(), Error> {
     // Best effort: the object is written, and a failure to look past it must not make the
     // writer take its bytes for unwritten (they would be handed back while stored).
     let next = client.next_after(seq).unwrap_or_else(|err| {

@@ -94,6 +94,7 @@ impl Writer {
                 copy_from,
                 part,
                 ahead,
+                ..
             } = self.streaming;
             let room = match room {
                 Room::Seal => self.objects.len() == 1,

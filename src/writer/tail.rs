@@ -24,6 +24,7 @@ impl Writer {
     pub(super) fn tail(&mut self, index: &mut Index) -> Result<&mut Object, Error> {
         if self.objects.is_empty() {
             index.list(&*self.client)?;
+            self.end_seen = std::time::Instant::now();
             let tail = self.find_tail(index)?;
             self.objects.push_back(tail);
         }

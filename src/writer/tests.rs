@@ -16,6 +16,7 @@ fn writer(fake: &Arc<Fake>, copy_from: Option<usize>) -> Writer {
         copy_from,
         part: 200,
         ahead: 2,
+        fresh: super::FRESH,
     };
     Writer::new(fake.clone(), 1000, streaming)
 }
