@@ -245,7 +245,7 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> ! {
-        let tail: Vec<&String> = self.log.iter().rev().take(150).collect();
+        let tail: Vec<&String> = self.log.iter().rev().take(300).collect();
         let steps: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
         panic!(
             "simulation seed {} failed: {what}\nreplay: S3SYNCR_SIM_SEED={} cargo test --lib sim\n\

@@ -147,7 +147,7 @@ struct State {
 }
 
 /// How many requests the trace keeps.
-const TRACED: usize = 400;
+const TRACED: usize = 2000;
 
 /// The in-memory S3: one bucket's objects and uploads.
 #[derive(Default)]
