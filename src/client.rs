@@ -29,7 +29,7 @@ mod retry;
 mod sign;
 mod wire;
 
-pub(crate) use append::{MIN_PART, is_no_such_upload};
+pub(crate) use append::{MAX_COPY, MIN_PART, is_no_such_upload};
 pub(crate) use checksum::{Crc, Running};
 pub(crate) use wire::Transport;
 
@@ -66,6 +66,9 @@ pub(crate) struct S3Client {
     writer: String,
     /// The checksums of the objects this handle wrote last.
     known: checksum::Known,
+    /// The most bytes copied into one part: S3's [`MAX_COPY`], lowered only by tests, to
+    /// copy in several ranges without objects of gigabytes.
+    pub(crate) max_copy: u64,
 }
 
 /// An object as one HEAD saw it: its size and ETag are of the same version.
@@ -139,6 +142,7 @@ impl S3Client {
             options,
             writer: random_id(),
             known: checksum::Known::default(),
+            max_copy: MAX_COPY,
         }
     }
 

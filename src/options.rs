@@ -4,14 +4,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Error;
-use crate::client::MIN_PART;
+use crate::client::{MAX_COPY, MIN_PART};
 
 const MIB: usize = 1024 * 1024;
 /// Each request in flight is a thread and a connection: more than this is a mistake, not a
 /// tuning.
 const MAX_AHEAD: usize = 64;
 /// S3's most parts in one upload.
-const MAX_PARTS: usize = 10_000;
+const MAX_PARTS: u64 = 10_000;
+/// S3's largest object.
+const MAX_OBJECT: u64 = 5 << 40;
 
 /// How a [`Storage`](crate::Storage) cuts the stream into objects, writes and reads them back.
 ///
@@ -305,9 +307,13 @@ impl OptionsBuilder {
     /// `MinSize` (given there in MiB). Once the tail holds at least this many bytes, the next
     /// write seals it (it is never written again) and starts the next object. A write of at
     /// most [`part_size`](Self::with_part_size) bytes is never split across objects, and may take the object past it; a
-    /// larger one is split where the object reaches it. Default 8 MiB;
-    /// at least 1 byte, and at most 9,998 parts of [`part_size`](Self::with_part_size) (S3's
-    /// most parts in one upload, less the copied part and the last part that crosses it).
+    /// larger one is split where the object reaches it. Default 8 MiB; at least 1 byte, and
+    /// small enough that the largest object a writer makes, `seal_size + part_size - 1` bytes,
+    /// fits S3's limits: at most 5 TiB, and at most 10,000 parts in one upload, counted as
+    /// that size in parts of [`part_size`](Self::with_part_size) (or of 5 GiB, the most S3
+    /// copies into one part, if smaller) plus one: an append by copy copies what S3 holds in
+    /// parts of up to 5 GiB, then sends the rest in parts of `part_size`, and each may end
+    /// with a short one. With the smallest parts, 5 MiB, that is about 48.8 GiB.
     ///
     /// A [`flush`](std::io::Write::flush) re-uploads the whole tail until S3 holds
     /// [`append_by_copy`](Self::with_append_by_copy) bytes of it, then only the new bytes:
@@ -685,13 +691,29 @@ impl OptionsBuilder {
                 format!("must be between 1 and {MAX_AHEAD}, got {}", o.write_ahead),
             );
         }
-        // The copied part, the parts of a full object, and the last one that crosses it.
-        if o.seal_size / o.part_size + 2 > MAX_PARTS {
+        // A write of up to a part is taken whole by a tail just short of its seal.
+        let largest = (o.seal_size as u64).saturating_add(o.part_size as u64 - 1);
+        if largest > MAX_OBJECT {
             return invalid(
                 "seal_size",
                 format!(
-                    "{} bytes would take more than {MAX_PARTS} parts of {} bytes",
-                    o.seal_size, o.part_size
+                    "an object may reach {largest} bytes (seal_size + part_size - 1), more \
+                     than S3's largest, {MAX_OBJECT}"
+                ),
+            );
+        }
+        // An upload of that object copies the `c` bytes S3 held in ⌈c / MAX_COPY⌉ parts and
+        // sends the rest in ⌈(largest - c) / part_size⌉: together at most one more than the
+        // object takes in parts of the smaller size, whatever `c` is.
+        let smallest = (o.part_size as u64).min(MAX_COPY);
+        if largest.div_ceil(smallest) + 1 > MAX_PARTS {
+            return invalid(
+                "seal_size",
+                format!(
+                    "an object of up to {largest} bytes (seal_size + part_size - 1) would take \
+                     more than {MAX_PARTS} parts, copied in parts of up to {MAX_COPY} bytes and \
+                     sent in parts of {} bytes",
+                    o.part_size
                 ),
             );
         }
@@ -731,15 +753,48 @@ mod tests {
     fn default_is_valid_and_unchanged_by_the_builder() {
         assert_eq!(Options::builder().build().unwrap(), Options::default());
         assert_eq!(Options::default().seal_size, 8 * MIB);
-        let largest = MAX_PARTS - 2;
-        let most = b_parts(largest * MIN_PART);
-        assert!(most.is_ok(), "{most:?}");
-        assert!(b_parts((largest + 1) * MIN_PART).is_err());
     }
 
-    fn b_parts(seal_size: usize) -> Result<Options, Error> {
-        (Options::builder().with_part_size(MIN_PART))
+    fn b_parts(seal_size: usize, part_size: usize) -> Result<Options, Error> {
+        (Options::builder().with_part_size(part_size))
             .with_seal_size(seal_size)
             .build()
+    }
+
+    #[test]
+    fn an_upload_of_the_largest_object_fits_in_10_000_parts() {
+        // 9,999 parts of an object of seal_size + part_size - 1 bytes, and one for the short
+        // end of the copied bytes.
+        let largest = (MAX_PARTS as usize - 2) * MIN_PART + 1;
+        let most = b_parts(largest, MIN_PART);
+        assert!(most.is_ok(), "{most:?}");
+        let more = b_parts(largest + 1, MIN_PART);
+        assert!(matches!(
+            more,
+            Err(Error::InvalidOption {
+                option: "seal_size",
+                ..
+            })
+        ));
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn no_object_exceeds_5_tib() {
+        // Parts of 1 GiB: 5 TiB takes 5,120 of them, so only the size limits.
+        let part = 1 << 30;
+        let largest = (MAX_OBJECT as usize) - part + 1;
+        let most = b_parts(largest, part);
+        assert!(most.is_ok(), "{most:?}");
+        for seal in [largest + 1, MAX_OBJECT as usize, MAX_OBJECT as usize + 1] {
+            let err = b_parts(seal, part).unwrap_err();
+            assert!(matches!(
+                err,
+                Error::InvalidOption {
+                    option: "seal_size",
+                    ..
+                }
+            ));
+        }
     }
 }

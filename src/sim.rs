@@ -1,6 +1,8 @@
 //! The simulator: writers with different [`Options`], readers, trims and lifecycle rules on
 //! one stream in the in-memory S3 ([`MemS3`]), with faults on every kind of request (lost
-//! answers, then failing settles; 409; resets; uploads that vanish), all drawn from one seed.
+//! answers, then failing settles; 409; resets; uploads that vanish) and, for most seeds, tails
+//! that S3 must copy in several parts (its 5 GiB copy limit lowered to kilobytes), all drawn
+//! from one seed.
 //! After every step that can change what is acknowledged, the stream is read whole by a new
 //! handle and checked against a model of what each writer was told: every acknowledged record
 //! is there once, in its writer's order, no refused record is, no record is torn or doubled,
@@ -21,8 +23,8 @@ use std::time::{Duration, Instant};
 use s3::creds::Credentials;
 use s3::{Bucket, Region};
 
-use crate::client::S3Client;
 use crate::client::mem::{Call, Fault, MemS3, Object, Quirks};
+use crate::client::{MAX_COPY, S3Client};
 use crate::layout::Layout;
 use crate::{Error, Options, Storage};
 
@@ -140,6 +142,8 @@ struct Sim {
     seed: u64,
     rng: Rng,
     mem: Arc<MemS3>,
+    /// The most bytes copied into one part, by the store and every client alike.
+    max_copy: u64,
     bucket: Bucket,
     writers: Vec<Writer>,
     model: Model,
@@ -163,9 +167,13 @@ struct Follower {
 
 impl Sim {
     fn new(seed: u64) -> Sim {
+        // Drawn apart from the steps' generator, so that a seed runs the same steps as before
+        // copies were split: S3's limit, or tails that pass it many times over.
+        let max_copy = Rng::new(seed ^ 0xC09E).pick(&[MAX_COPY, 20_000, 7_000]);
         let quirks = Quirks {
             min_part: 1,
             page: 7,
+            max_copy,
             ..Quirks::default()
         };
         let mem = Arc::new(MemS3::new(quirks));
@@ -210,6 +218,7 @@ impl Sim {
             seed,
             rng: Rng::new(seed),
             mem,
+            max_copy,
             bucket,
             writers: (0..3)
                 .map(|id| Writer {
@@ -220,7 +229,7 @@ impl Sim {
                 })
                 .collect(),
             model: Model::default(),
-            log: Vec::new(),
+            log: vec![format!("copies of at most {max_copy} bytes a part")],
             sealed: BTreeMap::new(),
             checks: 0,
             failed_reads: 0,
@@ -231,12 +240,13 @@ impl Sim {
     fn handle(&mut self) -> Storage {
         let options = draw_options(&mut self.rng);
         let layout = Layout::new(NAME).expect("layout");
-        let client = S3Client::with_transport(
+        let mut client = S3Client::with_transport(
             self.bucket.clone(),
             layout,
             options.clone(),
             self.mem.clone(),
         );
+        client.max_copy = self.max_copy;
         self.log.push(format!(
             "  handle: seal {} part {} copy {:?} ahead {}",
             options.seal_size, options.part_size, options.append_by_copy, options.write_ahead

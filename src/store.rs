@@ -60,7 +60,10 @@ pub(crate) trait Store: Send + Sync {
         expect: Expect<'_>,
     ) -> Result<String, Error>;
     fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error>;
-    fn copy_part(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Part, Error>;
+    /// How many parts a copy of `size` bytes takes: the numbers after them are the upload's
+    /// own bytes'.
+    fn copy_parts(&self, size: u64) -> u32;
+    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<Part>, Error>;
     fn upload_part(&self, key: &str, id: &str, number: u32, bytes: &[u8]) -> Result<Part, Error>;
     fn complete(
         &self,
@@ -126,8 +129,11 @@ impl Store for S3Client {
     fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error> {
         S3Client::create_upload(self, key, meta)
     }
-    fn copy_part(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Part, Error> {
-        S3Client::copy_part(self, key, id, size, etag)
+    fn copy_parts(&self, size: u64) -> u32 {
+        S3Client::copy_parts(self, size)
+    }
+    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<Part>, Error> {
+        S3Client::copy(self, key, id, size, etag)
     }
     fn upload_part(&self, key: &str, id: &str, number: u32, bytes: &[u8]) -> Result<Part, Error> {
         S3Client::upload_part(self, key, id, number, bytes)

@@ -1,9 +1,12 @@
 //! Overwriting the tail: one PUT of the whole object, or, once the object in S3 is large, an
-//! append by copy: a multipart upload to the same key whose first part is a server-side copy of
-//! the object as it stands, and whose second part is the new bytes alone.
+//! append by copy: a multipart upload to the same key whose first parts are a server-side copy
+//! of the object as it stands (one part per 5 GiB, S3's largest copy), and whose last part is
+//! the new bytes alone.
 //!
 //! rust-s3 0.38 has no UploadPartCopy, and its own multipart calls drop user metadata and take
 //! no conditional headers, so every request here is built from its public request type.
+
+use std::ops::Range;
 
 use s3::command::{Command, Multipart};
 use s3::error::S3Error;
@@ -15,6 +18,10 @@ use crate::Error;
 
 /// Smallest part S3 accepts before the last one: the copied object must be at least this large.
 pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
+
+/// The most bytes S3 copies into one part (UploadPartCopy): a larger object is copied in
+/// ranges, one part each.
+pub(crate) const MAX_COPY: u64 = 5 << 30;
 
 /// How many times an append by copy starts again after its upload vanished (aborted by a
 /// lifecycle rule or another process): its bytes are all in memory, so nothing is lost.
@@ -54,8 +61,8 @@ impl S3Client {
     }
 
     /// Appends `new` to object `seq`, whose ETag is `etag` and whose first `stored` bytes are
-    /// this handle's, by a multipart upload: part 1 copies exactly those bytes, on the
-    /// condition that the object is still `etag`, part 2 is `new`, and Complete carries
+    /// this handle's, by a multipart upload: the first parts copy exactly those bytes, on the
+    /// condition that the object is still `etag`, the last is `new`, and Complete carries
     /// `If-Match: <etag>` too, so that another writer's change in between fences this one. On
     /// failure the upload is aborted (best effort) and nothing else changed.
     ///
@@ -108,10 +115,11 @@ impl S3Client {
         let id = self.create_upload(key, meta)?;
         // The server copies and assembles the whole object: deadlines in proportion.
         let size = (stored + new.len()) as u64;
-        let result = (self.copy_part(key, &id, stored as u64, etag)).and_then(|copied| {
-            let added = self.upload_part(key, &id, 2, new)?;
-            let source = copied.source.clone().unwrap_or_default();
-            self.complete(key, &id, &[copied, added], Expect::Etag(&source), size)
+        let result = (self.copy(key, &id, stored as u64, etag)).and_then(|mut parts| {
+            let source = (parts.iter().find_map(|p| p.source.clone())).unwrap_or_default();
+            let number = parts.len() as u32 + 1;
+            parts.push(self.upload_part(key, &id, number, new)?);
+            self.complete(key, &id, &parts, Expect::Etag(&source), size)
         });
         if result.is_err() {
             self.abort(key, &id);
@@ -138,23 +146,34 @@ impl S3Client {
         })
     }
 
-    /// Part 1: the first `size` bytes of the object at `key`, copied by the server on the
-    /// condition that the object is still `etag`: exactly the bytes the writer counts, even if
-    /// the object grew since. The part names the version it copied ([`Part::source`]), which
-    /// the upload's Complete must expect: a write of this handle's whose answer was lost may
-    /// have moved the object on, and the copy then takes the same bytes from that version.
+    /// How many parts [`copy`](S3Client::copy) of `size` bytes takes: parts 1 to this, and
+    /// the upload's own bytes numbered after them.
+    pub(crate) fn copy_parts(&self, size: u64) -> u32 {
+        // At most 1,024: S3's largest object (5 TiB) in 5 GiB parts.
+        u32::try_from(copy_count(size, self.max_copy)).unwrap_or(u32::MAX)
+    }
+
+    /// Parts 1 to [`copy_parts`](S3Client::copy_parts): the first `size` bytes of the object at
+    /// `key`, copied by the server on the condition that the object is still `etag`: exactly
+    /// the bytes the writer counts, even if the object grew since. The parts name the version
+    /// they copied ([`Part::source`]), which the upload's Complete must expect: a write of this
+    /// handle's whose answer was lost may have moved the object on, and the copy then takes the
+    /// same bytes from that version, all of them, so that every part names the same one.
     /// Another writer's version is [`Error::Fenced`].
-    pub(crate) fn copy_part(
+    pub(crate) fn copy(
         &self,
         key: &str,
         id: &str,
         size: u64,
         etag: &str,
-    ) -> Result<Part, Error> {
+    ) -> Result<Vec<Part>, Error> {
         let mut etag = etag.to_owned();
         loop {
-            let err = match self.copy_once(key, id, size, &etag) {
-                Ok(part) => return Ok(part),
+            let copied = (copy_ranges(size, self.max_copy).zip(1..))
+                .map(|(range, number)| self.copy_once(key, id, number, range, &etag))
+                .collect();
+            let err = match copied {
+                Ok(parts) => return Ok(parts),
                 Err(err @ Error::Status { status: 412, .. }) => err,
                 // Gone: deleted or trimmed, not ours to copy any more.
                 Err(err @ Error::Status { status: 404, .. }) if !is_no_such_upload(&err) => err,
@@ -176,7 +195,15 @@ impl S3Client {
         }
     }
 
-    fn copy_once(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Part, Error> {
+    /// Part `number`: bytes `range` of the object at `key`, if it is still `etag`.
+    fn copy_once(
+        &self,
+        key: &str,
+        id: &str,
+        number: u32,
+        range: Range<u64>,
+        etag: &str,
+    ) -> Result<Part, Error> {
         let path = format!("/{}/{}", self.bucket_name(), uri_encode(key));
         // Keys are checked when the stream is opened and ETags come from S3: both are valid
         // header values, and an invalid one could only fail the request.
@@ -185,10 +212,11 @@ impl S3Client {
         let mut source = HeaderMap::new();
         source.insert(HeaderName::from_static("x-amz-copy-source"), value(&path));
         let mut exact = HeaderMap::new();
-        let range = format!("bytes=0-{}", size.saturating_sub(1));
+        let len = range.end - range.start;
+        let bytes = format!("bytes={}-{}", range.start, range.end.saturating_sub(1));
         exact.insert(
             HeaderName::from_static("x-amz-copy-source-range"),
-            value(&range),
+            value(&bytes),
         );
         exact.insert(
             HeaderName::from_static("x-amz-copy-source-if-match"),
@@ -196,21 +224,27 @@ impl S3Client {
         );
         // The ETag of a copied part comes in the body, not in a header, with the checksum the
         // server computed for it if the upload declared one (S3, SeaweedFS).
-        let (copied, crc) = self.request("COPY-PART", key, size, |bucket| {
+        let (copied, crc) = self.request("COPY-PART", key, len, |bucket| {
             let command = Command::PutObject {
                 content: &[],
                 content_type: OCTETS,
                 custom_headers: Some(source.clone()),
-                multipart: Some(Multipart::new(1, id)),
+                multipart: Some(Multipart::new(number, id)),
             };
             let text = (self.wire.send(bucket, key, command, Some(&[]), &exact)?).text()?;
-            let crc = checksum::stored(Some(&xml_text(&text, checksum::CRC_ELEMENT)), None, size);
+            let crc = checksum::stored(Some(&xml_text(&text, checksum::CRC_ELEMENT)), None, len);
             Ok((answer(text, "ETag")?, crc))
         })?;
+        // What this handle remembers is the checksum of a whole version, which is the
+        // range's only if the range is all of it.
+        let known = || match range.start {
+            0 => self.known.of(key, etag, range.end),
+            _ => None,
+        };
         Ok(Part {
-            number: 1,
+            number,
             etag: copied,
-            crc: crc.or_else(|| self.known.of(key, etag, size)),
+            crc: crc.or_else(known),
             source: Some(etag.to_owned()),
         })
     }
@@ -357,6 +391,22 @@ impl S3Client {
     }
 }
 
+/// How many ranges of at most `max` bytes a copy of `size` bytes takes (at least one).
+fn copy_count(size: u64, max: u64) -> u64 {
+    size.div_ceil(max.max(1)).max(1)
+}
+
+/// The ranges in which the first `size` bytes of an object are copied, at most `max` bytes
+/// each: as few as that allows, of equal sizes (within a byte), since every part but an
+/// upload's last must be at least 5 MiB, which an even split keeps each far above where a
+/// remainder could be a few bytes.
+fn copy_ranges(size: u64, max: u64) -> impl Iterator<Item = Range<u64>> {
+    let n = copy_count(size, max);
+    // In u128: `size × i` does not fit in 64 bits for every size.
+    let at = move |i: u64| (u128::from(size) * u128::from(i) / u128::from(n)) as u64;
+    (0..n).map(move |i| at(i)..at(i + 1))
+}
+
 /// Whether `err` says that the upload it was part of is gone: aborted (by a lifecycle rule or
 /// another process) or completed.
 pub(crate) fn is_no_such_upload(err: &Error) -> bool {
@@ -411,6 +461,23 @@ fn uri_encode(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_are_split_evenly_within_the_limit() {
+        let ranges = |size, max| copy_ranges(size, max).collect::<Vec<_>>();
+        assert_eq!(ranges(10, 10), vec![0..10]);
+        assert_eq!(ranges(11, 10), [0..5, 5..11]);
+        assert_eq!(ranges(30, 10), [0..10, 10..20, 20..30]);
+        let s3 = ranges(MAX_COPY + 1, MAX_COPY);
+        assert_eq!(s3.len(), 2);
+        assert!(s3.iter().all(|r| r.end - r.start >= MAX_COPY / 2));
+        let largest = 5u64 << 40;
+        let tib = ranges(largest, MAX_COPY);
+        assert_eq!(tib.len(), 1024);
+        assert_eq!((tib[0].start, tib[1023].end), (0, largest));
+        assert!(tib.windows(2).all(|w| w[0].end == w[1].start));
+        assert!(tib.iter().all(|r| r.end - r.start <= MAX_COPY));
+    }
 
     #[test]
     fn keys_are_uri_encoded_but_slashes() {

@@ -9,7 +9,8 @@
 //! What it implements, from `s3-semantics.md`: conditional PUT and Complete (`If-Match`,
 //! `If-None-Match: *`; 412, and 404 for `If-Match` on a missing key), UploadPartCopy with a
 //! source range and `x-amz-copy-source-if-match`, `NoSuchUpload`, the smallest part
-//! ([`Quirks::min_part`], 5 MiB as S3), the 5 GiB copy and the 10,000 parts, full-object
+//! ([`Quirks::min_part`], 5 MiB as S3), the 5 GiB copy ([`Quirks::max_copy`]) and the 10,000
+//! parts, full-object
 //! CRC32C (checked at PUT, part and Complete, returned by HEAD and by a GET of the whole
 //! object), paginated listings in key order, 416 for a range past the end, and deletions in
 //! any order. Faults are injected per request by a [`Faults`] function: refused before it is
@@ -30,8 +31,6 @@ use super::checksum::{self, CRC_ELEMENT, CRC_HEADER, Crc, TYPE_HEADER};
 use super::wire::{Answer, Transport};
 use super::{xml_text, xml_unescape};
 
-/// S3's largest part copied by one UploadPartCopy, and its largest part.
-const MAX_COPY: u64 = 5 << 30;
 /// S3's most parts in one upload.
 const MAX_PARTS: u32 = 10_000;
 
@@ -41,6 +40,9 @@ const MAX_PARTS: u32 = 10_000;
 pub(crate) struct Quirks {
     /// The smallest part but the last (S3: 5 MiB).
     pub(crate) min_part: usize,
+    /// The largest part one UploadPartCopy copies (S3: 5 GiB); a larger range is refused
+    /// with 400 `InvalidRequest`.
+    pub(crate) max_copy: u64,
     /// Keys per listing page (S3: 1,000).
     pub(crate) page: usize,
     /// Ignore `If-Match` on Complete and `x-amz-copy-source-if-match` on UploadPartCopy
@@ -57,6 +59,7 @@ impl Default for Quirks {
     fn default() -> Quirks {
         Quirks {
             min_part: 5 << 20,
+            max_copy: super::MAX_COPY,
             page: 1000,
             unconditional_multipart: false,
             unchecked_checksums: false,
@@ -541,11 +544,15 @@ fn copy_part(state: &mut State, r: &Parsed, quirks: &Quirks) -> Result<Reply, Re
         }
         None => (0, size.saturating_sub(1)),
     };
-    if end - start + 1 > MAX_COPY {
+    if end - start + 1 > quirks.max_copy {
         return Err((
             400,
             "InvalidRequest",
-            "a copied part is at most 5 GiB".into(),
+            format!(
+                "The specified copy source is larger than the maximum allowable size for a \
+                 copy source: {}",
+                quirks.max_copy
+            ),
         ));
     }
     let bytes = object.bytes[start as usize..=end as usize].to_vec();

@@ -7,6 +7,8 @@
 //! sealed object's parts upload while the next object fills, but it is completed only once the
 //! one before it is. A fence stops the writer once another one took over the stream.
 
+#[cfg(test)]
+mod copies;
 mod object;
 mod parts;
 mod pool;

@@ -55,6 +55,7 @@ pub(super) enum Id {
 }
 
 pub(super) struct Chunk {
+    /// Its part number; a copy takes this one and those up to the next chunk's.
     pub(super) number: u32,
     pub(super) len: usize,
     pub(super) source: Source,
@@ -62,7 +63,8 @@ pub(super) struct Chunk {
 }
 
 pub(super) enum Source {
-    /// Part 1, copied by the server from the object as S3 holds it: its `only_in_s3` bytes.
+    /// Parts 1 to [`Store::copy_parts`](crate::store::Store::copy_parts), copied by the server
+    /// from the object as S3 holds it: its `only_in_s3` bytes.
     Copy,
     Bytes(Arc<Vec<u8>>),
     /// Bytes S3 has as a part, let go to bound memory: they are readable once completed.
@@ -82,8 +84,9 @@ impl Source {
 pub(super) enum State {
     /// Waiting for the upload's ID, or to be sent again after a reported failure.
     Queued,
-    Running(Job<Part>),
-    Done(Part),
+    /// A copy is several parts; bytes are one.
+    Running(Job<Vec<Part>>),
+    Done(Vec<Part>),
 }
 
 /// Whether a pass over the jobs starts requests, or only takes the outcomes of those that
@@ -195,8 +198,8 @@ impl Object {
                 State::Running(job) if job.is_finished() => match job.join() {
                     Ok(done) => {
                         // The Complete expects the version the copy took its bytes from.
-                        if let Some(source) = &done.source {
-                            self.etag = Some(source.clone());
+                        if let Some(source) = done.iter().find_map(|p| p.source.clone()) {
+                            self.etag = Some(source);
                         }
                         State::Done(done)
                     }
@@ -276,9 +279,10 @@ impl Object {
                 let size = parts.iter().map(|p| p.len as u64).sum();
                 let parts: Vec<Part> = (parts.iter())
                     .filter_map(|p| match &p.state {
-                        State::Done(part) => Some(part.clone()),
+                        State::Done(done) => Some(done.iter().cloned()),
                         _ => None,
                     })
+                    .flatten()
                     .collect();
                 let id = id.clone();
                 spawn(client, bell, move |c| {
@@ -345,8 +349,8 @@ fn create(client: &Arc<Client>, bell: &Arc<Bell>, seq: u64, meta: Meta) -> Job<S
 }
 
 impl Chunk {
-    /// Sends this part of upload `id` to object `seq`; a copy part copies the first `copied`
-    /// bytes of the object, on the condition that it is still `etag`.
+    /// Sends this part of upload `id` to object `seq`; a copy copies the first `copied` bytes
+    /// of the object, on the condition that it is still `etag`.
     fn start(
         &self,
         client: &Arc<Client>,
@@ -355,16 +359,16 @@ impl Chunk {
         id: &Arc<str>,
         copied: u64,
         etag: String,
-    ) -> Job<Part> {
+    ) -> Job<Vec<Part>> {
         let (id, number) = (id.clone(), self.number);
         match &self.source {
             Source::Copy => spawn(client, bell, move |c| {
-                c.copy_part(&c.key(seq), &id, copied, &etag)
+                c.copy(&c.key(seq), &id, copied, &etag)
             }),
             Source::Bytes(bytes) => {
                 let bytes = bytes.clone();
                 spawn(client, bell, move |c| {
-                    c.upload_part(&c.key(seq), &id, number, &bytes)
+                    Ok(vec![c.upload_part(&c.key(seq), &id, number, &bytes)?])
                 })
             }
             // Only parts S3 has are let go, and those are sent again only if their upload

@@ -46,9 +46,10 @@ impl Writer {
     /// Moves the first `n` bytes of the tail's buffer into a new part, to be sent once the
     /// upload has an ID (asked for now if there is no upload yet).
     fn cut(&mut self, n: usize, part: usize) {
+        let client = self.client.clone();
         let tail = self.objects.back_mut().expect("only the tail is cut");
         let upload = tail.upload.get_or_insert_with(|| {
-            // The object as S3 holds it is part 1, copied by the server.
+            // The object as S3 holds it comes first, copied by the server.
             let copy = (tail.only_in_s3 > 0).then_some(Chunk {
                 number: 1,
                 len: tail.only_in_s3,
@@ -73,8 +74,18 @@ impl Writer {
             Vec::new()
         };
         let bytes = Arc::new(std::mem::replace(buf, rest));
+        let number = match upload.parts.last() {
+            None => 1,
+            Some(
+                copy @ Chunk {
+                    source: Source::Copy,
+                    ..
+                },
+            ) => copy.number + client.copy_parts(copy.len as u64),
+            Some(last) => last.number + 1,
+        };
         upload.parts.push(Chunk {
-            number: upload.parts.last().map_or(1, |p| p.number + 1),
+            number,
             len: n,
             source: Source::Bytes(bytes),
             state: State::Queued,
