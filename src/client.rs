@@ -52,8 +52,7 @@ pub(crate) const SEAL_HEADER: &str = "x-amz-meta-s3syncr-seal";
 
 const OCTETS: &str = "application/octet-stream";
 
-/// What the rest of the crate talks to: any [`Store`], S3 itself ([`S3Client`]) or a test's
-/// fake.
+/// What the rest of the crate talks to: any [`Store`]; S3 itself is [`S3Client`].
 pub(crate) type Client = dyn Store;
 
 /// One stream's view of a bucket in S3.

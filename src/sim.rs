@@ -121,7 +121,7 @@ fn records(stream: &[u8]) -> Result<Vec<(usize, u64)>, String> {
             let mut fields = text.trim_start_matches('<').split(':');
             match (fields.next(), fields.next(), fields.next()) {
                 (Some(w), Some(n), Some(pad))
-                    if line.starts_with(b"<") && pad.ends_with('>') && pad.len() > 0 =>
+                    if line.starts_with(b"<") && pad.ends_with('>') && !pad.is_empty() =>
                 {
                     match (w.parse(), n.parse()) {
                         (Ok(w), Ok(n)) => Ok((w, n)),
@@ -465,7 +465,7 @@ impl Sim {
                 ));
             }
             last.insert(w, n);
-            if self.seed % 2 == 0 && self.model.refused.contains(&(w, n)) {
+            if self.seed.is_multiple_of(2) && self.model.refused.contains(&(w, n)) {
                 self.fail(format!(
                     "record {w}:{n} was handed back as not stored, yet is"
                 ));

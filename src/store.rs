@@ -1,16 +1,12 @@
 //! The requests a stream makes, behind one trait: [`S3Client`](crate::client::S3Client) sends
-//! them to S3, and the unit tests of the writer's state machine script a fake store step by
-//! step (`store::fake`). Each method keeps the contract of the real request, retries and
-//! settling of lost answers included.
+//! them to S3 (or, in the tests, to the in-memory S3 below its wire). Each method keeps the
+//! contract of the real request, retries and settling of lost answers included.
 
 use std::sync::atomic::AtomicBool;
 
 use crate::Error;
 use crate::client::{Expect, Head, Meta, Part, Recorded, Running, S3Client, Tail, Whole};
 use crate::layout::{PendingUpload, Segment};
-
-#[cfg(test)]
-pub(crate) mod fake;
 
 /// What the writer, the reader and the index ask of a store; see the methods of the same
 /// names on [`S3Client`] for each contract.
@@ -34,21 +30,7 @@ pub(crate) trait Store: Send + Sync {
         cancel: Option<&AtomicBool>,
         crc: Option<&mut Running>,
     ) -> Result<Recorded, Error>;
-    /// A store without ranged answers past a size (the fake) asks for the size first.
-    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
-        let size = self.stat(seq)?.size;
-        let Some(new) = size.checked_sub(from).filter(|&new| new > 0) else {
-            return Ok(None);
-        };
-        let filled = new.min(out.len() as u64) as usize;
-        let recorded = self.get_range(seq, from, &mut out[..filled], None, None)?;
-        Ok(Some(Tail {
-            filled,
-            size,
-            recorded: recorded.start,
-            seal: recorded.seal,
-        }))
-    }
+    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error>;
     fn delete(&self, seq: u64) -> Result<(), Error>;
     fn overwrite(
         &self,

@@ -254,7 +254,9 @@ impl S3Client {
     /// (`If-Match: <etag>` or `If-None-Match: *`), with the whole object's checksum when every
     /// part's is known: the server then checks the object it assembles. A failure is settled
     /// by the object's metadata: if this handle wrote it, `size` bytes long, an earlier attempt
-    /// succeeded and lost its answer.
+    /// succeeded and lost its answer; if this handle wrote a shorter version (a write of its
+    /// whose answer was lost, or that failed through its retries after it landed), the upload
+    /// extends it, and completes again on that version, as [`put`](S3Client::put) does.
     pub(crate) fn complete(
         &self,
         key: &str,
@@ -263,6 +265,37 @@ impl S3Client {
         expect: Expect<'_>,
         size: u64,
     ) -> Result<String, Error> {
+        let mut expected = match expect {
+            Expect::Absent => None,
+            Expect::Etag(etag) => Some(etag.to_owned()),
+        };
+        loop {
+            let expect = expected.as_deref().map_or(Expect::Absent, Expect::Etag);
+            match self.complete_once(key, id, parts, expect, size)? {
+                Completed::Done(etag) => return Ok(etag),
+                Completed::Moved(etag) if expected.as_ref() != Some(&etag) => {
+                    expected = Some(etag);
+                }
+                // The same version again: the condition failed on another ground.
+                Completed::Moved(_) => {
+                    return Err(Error::Fenced {
+                        key: key.into(),
+                        lost: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One Complete of [`complete`](S3Client::complete), settled, under one condition.
+    fn complete_once(
+        &self,
+        key: &str,
+        id: &str,
+        parts: &[Part],
+        expect: Expect<'_>,
+        size: u64,
+    ) -> Result<Completed, Error> {
         let mut condition = HeaderMap::new();
         self.add_condition(&mut condition, expect);
         let whole = (parts.iter())
@@ -293,17 +326,22 @@ impl S3Client {
         // object says whether it was ours.
         let err = match result {
             Ok(etag) => {
-                return Ok(match whole {
+                return Ok(Completed::Done(match whole {
                     Some(whole) => self.wrote(key, etag, whole),
                     None => etag,
-                });
+                }));
             }
             Err(err) => err,
         };
         // A failing HEAD leaves it open whether an earlier attempt landed: that failure is the
         // answer, never a fence for bytes that may be stored.
-        if let Settled::Done(etag) = self.settle(key, size)? {
-            return Ok(etag);
+        match self.settle(key, size)? {
+            Settled::Done(etag) => return Ok(Completed::Done(etag)),
+            // A failed condition leaves the upload open (S3 consumes it only on success).
+            Settled::Moved { etag, .. } if matches!(err, Error::Status { status: 412, .. }) => {
+                return Ok(Completed::Moved(etag));
+            }
+            _ => {}
         }
         match err {
             Error::Status { status: 412, .. } => Err(Error::Fenced {
@@ -355,6 +393,14 @@ impl S3Client {
             log::warn!("could not abort an upload to {key}: {err}");
         }
     }
+}
+
+/// How one Complete settled.
+enum Completed {
+    /// The object is the upload's, with this ETag.
+    Done(String),
+    /// The condition failed on a shorter version of this handle's, with this ETag.
+    Moved(String),
 }
 
 /// Whether `err` says that the upload it was part of is gone: aborted (by a lifecycle rule or
