@@ -29,7 +29,7 @@ mod retry;
 mod sign;
 mod wire;
 
-pub(crate) use append::{MIN_PART, is_no_such_upload};
+pub(crate) use append::MIN_PART;
 pub(crate) use checksum::{Crc, Running};
 pub(crate) use wire::Transport;
 

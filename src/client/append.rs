@@ -76,7 +76,7 @@ impl S3Client {
         loop {
             let err = match self.append_once(&key, meta, &etag, base, &new[base - stored..]) {
                 Ok(etag) => return Ok(etag),
-                Err(err) if is_no_such_upload(&err) && vanished < VANISHED_RETRIES => {
+                Err(err) if err.is_upload_gone() && vanished < VANISHED_RETRIES => {
                     vanished += 1;
                     log::warn!("{key}: the upload vanished; starting it again");
                     continue;
@@ -157,7 +157,7 @@ impl S3Client {
                 Ok(part) => return Ok(part),
                 Err(err @ Error::Status { status: 412, .. }) => err,
                 // Gone: deleted or trimmed, not ours to copy any more.
-                Err(err @ Error::Status { status: 404, .. }) if !is_no_such_upload(&err) => err,
+                Err(err @ Error::Status { status: 404, .. }) if !err.is_upload_gone() => err,
                 Err(err) => return Err(self.vanished_or("COPY-PART", key, id, err)),
             };
             match self.head(key) {
@@ -350,7 +350,7 @@ impl S3Client {
             }),
             // If-Match on a missing key (AWS, moto): someone deleted our tail.
             Error::Status { status: 404, .. }
-                if !is_no_such_upload(&err) && matches!(expect, Expect::Etag(_)) =>
+                if !err.is_upload_gone() && matches!(expect, Expect::Etag(_)) =>
             {
                 Err(Error::Fenced {
                     key: key.into(),
@@ -367,7 +367,7 @@ impl S3Client {
     /// 500 (moto): only the listing tells that the upload is gone, and so that retrying it
     /// cannot help.
     fn vanished_or(&self, op: &'static str, key: &str, id: &str, err: Error) -> Error {
-        if is_no_such_upload(&err) || !self.upload_is_open(key, id).is_ok_and(|open| !open) {
+        if err.is_upload_gone() || !self.upload_is_open(key, id).is_ok_and(|open| !open) {
             return err;
         }
         Error::Status {
@@ -401,12 +401,6 @@ enum Completed {
     Done(String),
     /// The condition failed on a shorter version of this handle's, with this ETag.
     Moved(String),
-}
-
-/// Whether `err` says that the upload it was part of is gone: aborted (by a lifecycle rule or
-/// another process) or completed.
-pub(crate) fn is_no_such_upload(err: &Error) -> bool {
-    matches!(err, Error::Status { code, .. } if code == "NoSuchUpload")
 }
 
 /// The body of a Complete: each part's number, ETag and, where known, checksum, which S3

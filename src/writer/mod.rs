@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::Error;
-use crate::client::{Client, Meta, is_no_such_upload};
+use crate::client::{Client, Meta};
 use crate::index::Index;
 use crate::job::Bell;
 use object::{Id, Object, Pass, Phase, Source, State};
@@ -464,7 +464,7 @@ impl Writer {
                 Some(job) => match job.join() {
                     Ok(etag) => self.finished(index, etag),
                     // Its Complete found the upload gone, and the object is not ours.
-                    Err(err) if is_no_such_upload(&err) => {
+                    Err(err) if err.is_upload_gone() => {
                         if let Err(err) = oldest.restart_upload(&self.client, &self.bell, pass) {
                             failure = Some(err);
                         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::Error;
-use crate::client::{Client, Expect, Meta, Part, is_no_such_upload};
+use crate::client::{Client, Expect, Meta, Part};
 use crate::job::{Bell, Job, spawn};
 
 /// An object this handle writes. Its bytes, in order: `only_in_s3` bytes that S3 has and
@@ -200,7 +200,7 @@ impl Object {
                         }
                         State::Done(done)
                     }
-                    Err(err) if is_no_such_upload(&err) => {
+                    Err(err) if err.is_upload_gone() => {
                         vanished = true;
                         State::Queued
                     }
