@@ -12,8 +12,8 @@
 //! run of consecutive objects counts from 0: every later run already has its recorded start.
 
 use crate::Error;
-use crate::client::Client;
 use crate::layout::Segment;
+use crate::store::Client;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {

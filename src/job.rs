@@ -5,7 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::Error;
-use crate::client::Client;
+use crate::store::Client;
 
 /// Work on a thread of its own, whose outcome lands here before the bell rings: once rung,
 /// the outcome is there to take.

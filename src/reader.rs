@@ -43,8 +43,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::Error;
-use crate::client::{Client, Crc, Running};
 use crate::index::{Entry, Index};
+use crate::store::{Client, Crc, Running};
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
 /// ranged GET does; it starts larger for a larger read.
@@ -902,8 +902,9 @@ mod tests {
 
     use super::*;
     use crate::Options;
+    use crate::client::S3Client;
     use crate::client::mem::{self, Call, Fault, MemS3, Quirks};
-    use crate::client::{Expect, Meta, S3Client};
+    use crate::store::{Expect, Meta};
 
     /// What the one object of these tests records: it starts the stream and is never sealed.
     const FIRST: Meta = Meta {

@@ -13,9 +13,6 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use super::{Crc, Expect, Meta, OCTETS, Part, S3Client, Settled, checksum, xml_text, xml_unescape};
 use crate::Error;
 
-/// Smallest part S3 accepts before the last one: the copied object must be at least this large.
-pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
-
 /// How many times an append by copy starts again after its upload vanished (aborted by a
 /// lifecycle rule or another process): its bytes are all in memory, so nothing is lost.
 const VANISHED_RETRIES: u32 = 3;
@@ -96,7 +93,7 @@ impl S3Client {
         }
     }
 
-    /// One attempt of [`append`](Client::append): `stored` bytes copied, `new` sent.
+    /// One attempt of [`append`](S3Client::append): `stored` bytes copied, `new` sent.
     fn append_once(
         &self,
         key: &str,

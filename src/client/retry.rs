@@ -29,7 +29,7 @@ impl S3Client {
         self.request_until(op, key, bytes, || false, attempt)
     }
 
-    /// [`request`](Client::request), with no retry once `given_up` says the answer is no
+    /// [`request`](S3Client::request), with no retry once `given_up` says the answer is no
     /// longer wanted.
     pub(super) fn request_until<T>(
         &self,

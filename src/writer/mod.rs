@@ -18,9 +18,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::Error;
-use crate::client::{Client, Meta};
 use crate::index::Index;
 use crate::job::Bell;
+use crate::store::{Client, Meta};
 use object::{Id, Object, Pass, Phase, Source, State};
 
 pub(crate) struct Writer {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Streaming, Writer};
-use crate::client::Client;
 use crate::client::mem::{self, Call, Fault, Faults, MemS3, Quirks};
 use crate::index::Index;
+use crate::store::Client;
 use crate::{Error, Options};
 
 /// What another writer appends in a [`Break::Other`]: never lower-case, as [`bytes`] are.
