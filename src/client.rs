@@ -13,8 +13,8 @@ use s3::error::S3Error;
 use ureq::http::header::{IF_MATCH, IF_NONE_MATCH};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::layout::Layout;
-use crate::store::Store;
+use crate::layout::{Layout, PendingUpload, Segment};
+use crate::store::{Expect, Head, MAX_COPY, Meta, Part, Recorded, Store, Tail, Whole};
 use crate::{Error, Options};
 
 mod append;
@@ -29,7 +29,6 @@ mod retry;
 mod sign;
 mod wire;
 
-pub(crate) use append::{MAX_COPY, MIN_PART, is_no_such_upload};
 pub(crate) use checksum::{Crc, Running};
 pub(crate) use wire::Transport;
 
@@ -41,7 +40,7 @@ const BODY_SLICE: usize = 256 * 1024;
 pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
 
 /// The user metadata in which every object names the handle that wrote it last: a random
-/// identifier per [`Client`]. A write whose answer was lost is settled by it (a HEAD), not by
+/// identifier per [`S3Client`]. A write whose answer was lost is settled by it (a HEAD), not by
 /// comparing ETags with an MD5, which SSE-KMS and SSE-C objects do not have.
 pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
 
@@ -51,10 +50,6 @@ pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
 pub(crate) const SEAL_HEADER: &str = "x-amz-meta-s3syncr-seal";
 
 const OCTETS: &str = "application/octet-stream";
-
-/// What the rest of the crate talks to: any [`Store`], S3 itself ([`S3Client`]) or a test's
-/// fake.
-pub(crate) type Client = dyn Store;
 
 /// One stream's view of a bucket in S3.
 pub(crate) struct S3Client {
@@ -69,51 +64,6 @@ pub(crate) struct S3Client {
     /// The most bytes copied into one part: S3's [`MAX_COPY`], lowered only by tests, to
     /// copy in several ranges without objects of gigabytes.
     pub(crate) max_copy: u64,
-}
-
-/// An object as one HEAD saw it: its size and ETag are of the same version.
-#[derive(Debug, Clone)]
-pub(crate) struct Head {
-    pub(crate) size: u64,
-    pub(crate) etag: String,
-    /// The start offset it records, if any.
-    pub(crate) start: Option<u64>,
-    /// Whether this handle wrote it last: its first `size` bytes are then this handle's
-    /// view of the object, since every write of a handle to an object extends the last one.
-    pub(crate) ours: bool,
-    /// The size at which its writer seals it, if it records one.
-    pub(crate) seal: Option<u64>,
-    /// The full-object checksum the server stores for it, if any.
-    pub(crate) crc: Option<Crc>,
-}
-
-/// A part of a multipart upload, as S3 acknowledged it.
-#[derive(Debug, Clone)]
-pub(crate) struct Part {
-    pub(crate) number: u32,
-    pub(crate) etag: String,
-    /// For a part copied from the object itself, the ETag of the version it copied.
-    pub(crate) source: Option<String>,
-    /// The checksum of its bytes, if known (a copied part's may not be).
-    pub(crate) crc: Option<Crc>,
-}
-
-/// What every object a writer uploads records in its metadata: the stream offset of its first
-/// byte ([`START_HEADER`]) and the size at which it is sealed ([`SEAL_HEADER`]). The seal is the
-/// object's, not the handle's: a writer that continues a tail keeps the seal it records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Meta {
-    pub(crate) start: u64,
-    pub(crate) seal: u64,
-}
-
-/// What a PUT expects to find, when writers are fenced.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Expect<'a> {
-    /// No object: `If-None-Match: *`.
-    Absent,
-    /// The object we wrote last: `If-Match: <etag>`.
-    Etag(&'a str),
 }
 
 impl S3Client {
@@ -515,40 +465,6 @@ impl S3Client {
     }
 }
 
-/// What an object records in its metadata, as a GET of it answers.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Recorded {
-    /// The stream offset of its first byte (`None`: it records none).
-    pub(crate) start: Option<u64>,
-    /// The size at which its writer seals it.
-    pub(crate) seal: Option<u64>,
-    /// The full-object checksum the server stores for it, if the answer carried it.
-    pub(crate) crc: Option<Crc>,
-}
-
-/// What a poll of an object past its known end found.
-#[derive(Debug)]
-pub(crate) struct Tail {
-    /// How many bytes of the caller's buffer it filled.
-    pub(crate) filled: usize,
-    /// The object's size as of the answer.
-    pub(crate) size: u64,
-    /// The start offset the object records, if any.
-    pub(crate) recorded: Option<u64>,
-    /// The size at which its writer seals it, if it records one.
-    pub(crate) seal: Option<u64>,
-}
-
-/// An object fetched whole: a tail to continue.
-pub(crate) struct Whole {
-    pub(crate) buf: Vec<u8>,
-    pub(crate) etag: String,
-    /// The start offset it records, if any.
-    pub(crate) start: Option<u64>,
-    /// The size at which it is sealed, if it records one.
-    pub(crate) seal: Option<u64>,
-}
-
 /// What a HEAD tells of a write that may or may not have landed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Settled {
@@ -624,6 +540,83 @@ fn xml_text(body: &str, tag: &str) -> String {
         .and_then(|(_, rest)| rest.split_once(&close))
         .map(|(text, _)| text.trim().to_owned())
         .unwrap_or_default()
+}
+
+/// Each method forwards to the inherent one of the same name.
+impl Store for S3Client {
+    fn bucket_name(&self) -> String {
+        S3Client::bucket_name(self)
+    }
+    fn key(&self, seq: u64) -> String {
+        S3Client::key(self, seq)
+    }
+    fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
+        S3Client::list(self, after)
+    }
+    fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
+        S3Client::list_uploads(self)
+    }
+    fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
+        S3Client::next_after(self, seq)
+    }
+    fn stat(&self, seq: u64) -> Result<Head, Error> {
+        S3Client::stat(self, seq)
+    }
+    fn get_whole(&self, seq: u64) -> Result<Whole, Error> {
+        S3Client::get_whole(self, seq)
+    }
+    fn get_range(
+        &self,
+        seq: u64,
+        start: u64,
+        out: &mut [u8],
+        cancel: Option<&AtomicBool>,
+        crc: Option<&mut Running>,
+    ) -> Result<Recorded, Error> {
+        S3Client::get_range(self, seq, start, out, cancel, crc)
+    }
+    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
+        S3Client::get_tail(self, seq, from, out)
+    }
+    fn delete(&self, seq: u64) -> Result<(), Error> {
+        S3Client::delete(self, seq)
+    }
+    fn overwrite(
+        &self,
+        seq: u64,
+        meta: Meta,
+        only_in_s3: usize,
+        body: &[u8],
+        in_s3: usize,
+        expect: Expect<'_>,
+    ) -> Result<String, Error> {
+        S3Client::overwrite(self, seq, meta, only_in_s3, body, in_s3, expect)
+    }
+    fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error> {
+        S3Client::create_upload(self, key, meta)
+    }
+    fn copy_parts(&self, size: u64) -> u32 {
+        S3Client::copy_parts(self, size)
+    }
+    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<Part>, Error> {
+        S3Client::copy(self, key, id, size, etag)
+    }
+    fn upload_part(&self, key: &str, id: &str, number: u32, bytes: &[u8]) -> Result<Part, Error> {
+        S3Client::upload_part(self, key, id, number, bytes)
+    }
+    fn complete(
+        &self,
+        key: &str,
+        id: &str,
+        parts: &[Part],
+        expect: Expect<'_>,
+        size: u64,
+    ) -> Result<String, Error> {
+        S3Client::complete(self, key, id, parts, expect, size)
+    }
+    fn abort(&self, key: &str, id: &str) {
+        S3Client::abort(self, key, id)
+    }
 }
 
 #[cfg(test)]

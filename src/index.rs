@@ -12,8 +12,8 @@
 //! run of consecutive objects counts from 0: every later run already has its recorded start.
 
 use crate::Error;
-use crate::client::Client;
 use crate::layout::Segment;
+use crate::store::Client;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -164,12 +164,12 @@ impl Index {
     ///
     /// A first object deleted since it was listed (a trim running beside this handle) is
     /// dropped and the next one asked: trims delete the oldest objects first, so it is the
-    /// first one now. Trims never delete the last object, so its 404 is an error.
+    /// first one now. Trims never delete the last object, so its absence is an error.
     pub(crate) fn anchor(&mut self, client: &Client) -> Result<(), Error> {
         while let (None, Some(first)) = (self.origin, self.entries.first()) {
             match client.recorded_start(first.seq) {
                 Ok(start) => self.anchor_at(client, start.unwrap_or(0))?,
-                Err(Error::Status { status: 404, .. }) if self.entries.len() > 1 => {
+                Err(err) if err.is_missing() && self.entries.len() > 1 => {
                     let alone = self.first_run() == 1;
                     self.entries.remove(0);
                     // The next run has its recorded starts: the index is anchored there.
@@ -287,8 +287,8 @@ impl Index {
         Ok(())
     }
 
-    /// What a GET of the object holding stream offset `pos` that found it deleted (`err`, a
-    /// 404) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
+    /// What a GET of the object holding stream offset `pos` that found it deleted (`err`,
+    /// [`Error::is_missing`]) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
     /// `pos` (trimmed from the front), [`Error::MissingSegment`] if `pos` is in a hole now (an
     /// older object is still there); otherwise `err` itself. `extend` as for
     /// [`resync`](Index::resync).
@@ -299,7 +299,7 @@ impl Index {
         pos: u64,
         extend: bool,
     ) -> Error {
-        if !matches!(err, Error::Status { status: 404, .. }) {
+        if !err.is_missing() {
             return err;
         }
         if let Err(relisted) = self.resync(client, extend) {
@@ -471,7 +471,7 @@ fn next_gap(
 fn present_start(client: &Client, seq: u64) -> Result<Option<Option<u64>>, Error> {
     match client.recorded_start(seq) {
         Ok(start) => Ok(Some(start)),
-        Err(Error::Status { status: 404, .. }) => Ok(None),
+        Err(err) if err.is_missing() => Ok(None),
         Err(err) => Err(err),
     }
 }

@@ -5,7 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::Error;
-use crate::client::Client;
+use crate::store::Client;
 
 /// Work on a thread of its own, whose outcome lands here before the bell rings: once rung,
 /// the outcome is there to take.
@@ -161,9 +161,16 @@ mod tests {
         assert_eq!(cleaned.load(Ordering::SeqCst), 11);
     }
 
+    /// A client the jobs here never use.
+    fn any_client() -> Arc<Client> {
+        let mem = Arc::new(crate::client::mem::MemS3::default());
+        let options = crate::Options::default();
+        Arc::new(crate::client::mem::client(&mem, "j/log.bin", options))
+    }
+
     #[test]
     fn a_thread_that_cannot_start_ends_its_job_and_rings() {
-        let client: Arc<Client> = Arc::new(crate::store::fake::Fake::new([]));
+        let client: Arc<Client> = any_client();
         let bell = Arc::new(Bell::default());
         let seen = bell.seen();
         // No system gives a thread a stack this large.
@@ -176,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_job_that_panics_ends_with_an_error_and_rings() {
-        let client: Arc<Client> = Arc::new(crate::store::fake::Fake::new([]));
+        let client: Arc<Client> = any_client();
         let bell = Arc::new(Bell::default());
         let seen = bell.seen();
         let job = spawn(&client, &bell, |_| -> Result<u8, Error> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Error;
-use crate::client::{MAX_COPY, MIN_PART};
+use crate::store::{MAX_COPY, MIN_PART};
 
 const MIB: usize = 1024 * 1024;
 /// Each request in flight is a thread and a connection: more than this is a mistake, not a

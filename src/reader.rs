@@ -43,8 +43,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::Error;
-use crate::client::{Client, Crc, Running};
 use crate::index::{Entry, Index};
+use crate::store::{Client, Crc, Running};
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
 /// ranged GET does; it starts larger for a larger read.
@@ -898,10 +898,13 @@ impl Drop for Reader {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::client::{Expect, Meta};
-    use crate::store::Store;
-    use crate::store::fake::{Fake, Step};
+    use crate::Options;
+    use crate::client::S3Client;
+    use crate::client::mem::{self, Call, Fault, MemS3, Quirks};
+    use crate::store::{Expect, Meta};
 
     /// What the one object of these tests records: it starts the stream and is never sealed.
     const FIRST: Meta = Meta {
@@ -909,17 +912,35 @@ mod tests {
         seal: u64::MAX,
     };
 
+    /// An empty bucket that takes parts of any size.
+    fn store() -> Arc<MemS3> {
+        Arc::new(MemS3::new(Quirks {
+            min_part: 1,
+            ..Quirks::default()
+        }))
+    }
+
+    /// A new handle on the stream in `mem`.
+    fn handle(mem: &Arc<MemS3>) -> S3Client {
+        let options = Options::builder()
+            .with_retry_attempts(3)
+            .with_retry_backoff(Duration::ZERO)
+            .build()
+            .expect("valid options");
+        mem::client(mem, "r/log.bin", options)
+    }
+
     /// An object that grows while it is read through: the GET that ends its old version
     /// learns that version's checksum, which checks the bytes read up to there, and the bytes
     /// appended then read on, with nothing called damaged.
     #[test]
     fn an_object_that_grows_while_read_through_reads_on_without_a_false_mismatch() {
-        let fake = Fake::new([]);
-        let writer = fake.handle();
+        let mem = store();
+        let writer = handle(&mem);
         let data: Vec<u8> = (0..80 * 1024).map(|i| (i * 7 + i / 251) as u8).collect();
         let first = 64 * 1024;
-        let etag = (fake.overwrite(0, FIRST, 0, &data[..first], 0, Expect::Absent)).unwrap();
-        let client: Arc<Client> = Arc::new(fake);
+        let etag = (writer.overwrite(0, FIRST, 0, &data[..first], 0, Expect::Absent)).unwrap();
+        let client: Arc<Client> = Arc::new(handle(&mem));
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
         // Chunks smaller than the object and few of them: it is checked at its end.
@@ -935,7 +956,7 @@ mod tests {
                 // The GET that ends the old version, and its HEAD, are done; then it grows.
                 assert!(reader.wait_for(last.unwrap()));
                 let tail = &data[first..];
-                (writer.overwrite(0, FIRST, first, tail, first, Expect::Etag(&etag))).unwrap();
+                (writer.overwrite(0, FIRST, first, tail, 0, Expect::Etag(&etag))).unwrap();
                 index.refresh(&*client).unwrap();
                 grown = true;
             }
@@ -950,33 +971,45 @@ mod tests {
         assert!(reader.corrupt.is_none());
     }
 
-    /// A HEAD that answers with a stale checksum (metadata lagging data) is asked again
-    /// before the object is called damaged, once a second GET brought the same bytes; a
-    /// mismatch the second HEAD repeats is damage.
+    /// A stale checksum (metadata lagging data) is asked again before the object is called
+    /// damaged, once a second GET brought the same bytes; a mismatch that every answer
+    /// repeats is damage. (The GET of a whole object carries the stored checksum, as S3's
+    /// does: it is the first to be stale.)
     #[test]
     fn a_mismatch_is_confirmed_by_a_second_head_before_it_is_damage() {
         let data: Vec<u8> = (0..16 * 1024).map(|i| (i * 13 + i / 97) as u8).collect();
-        for stale_heads in [1, 2] {
-            let fake = Fake::new([]);
-            fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent)
-                .unwrap();
-            // LIST and HEAD (anchoring), the object's one GET (no read-ahead), the checksum
-            // HEAD, the GET that fetches the object again, then the HEAD that asks again.
-            let second = (stale_heads == 2).then_some(Step::Stale);
-            fake.script(
-                [Step::Pass, Step::Pass, Step::Pass, Step::Stale, Step::Pass]
-                    .into_iter()
-                    .chain(second),
-            );
-            let client: Arc<Client> = Arc::new(fake);
+        for persists in [false, true] {
+            let mem = store();
+            (handle(&mem).overwrite(0, FIRST, 0, &data, 0, Expect::Absent)).unwrap();
+            // The HEAD that anchors the stream answers as it should; the first answer with
+            // the checksum after it is stale, or every one.
+            let mut answers = 0;
+            mem.set_faults(Some(Box::new(move |call: Call<'_>| {
+                answers += u32::from(matches!(call.op, "HEAD" | "GET"));
+                match answers {
+                    2 => Fault::StaleChecksum,
+                    3.. if persists => Fault::StaleChecksum,
+                    _ => Fault::None,
+                }
+            })));
+            let client: Arc<Client> = Arc::new(handle(&mem));
             let mut index = Index::default();
             index.refresh(&*client).unwrap();
             let mut reader = Reader::new(64 * 1024, 0, true, 3);
-            match (stale_heads, reader.fill_buf(&client, &index, 0)) {
-                (1, Ok(bytes)) => assert!(bytes == data, "the whole object, checked"),
-                (2, Err(Error::Corrupt { .. })) => {}
-                (_, other) => panic!("{stale_heads} stale HEADs: {other:?}"),
+            let read = reader.fill_buf(&client, &index, 0).map(|b| b.to_vec());
+            let trace = mem.trace();
+            match (persists, read) {
+                (false, Ok(bytes)) => assert!(bytes == data, "the whole object, checked"),
+                (true, Err(Error::Corrupt { .. })) => {}
+                (_, other) => panic!(
+                    "persists {persists}: {:?}\n{trace:#?}",
+                    other.map(|b| b.len())
+                ),
             }
+            assert!(
+                trace.len() > 4,
+                "the stale checksum was asked again: {trace:#?}"
+            );
         }
     }
 
@@ -984,14 +1017,22 @@ mod tests {
     /// with `Internal`, instead of waiting forever, and the next read starts again there.
     #[test]
     fn a_panicking_read_worker_is_an_error_at_the_read_that_needs_it() {
-        let fake = Fake::new([]);
+        let mem = store();
         let data: Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
-        fake.overwrite(0, FIRST, 0, &data, 0, Expect::Absent)
-            .unwrap();
-        // LIST and HEAD (anchoring), the first GET in the caller: they pass; the first GET
-        // ahead, on a worker, panics.
-        fake.script([Step::Pass, Step::Pass, Step::Pass, Step::Panic]);
-        let client: Arc<Client> = Arc::new(fake);
+        (handle(&mem).overwrite(0, FIRST, 0, &data, 0, Expect::Absent)).unwrap();
+        // The first GET on a read-ahead worker panics, in the transport.
+        let mut panicked = false;
+        mem.set_faults(Some(Box::new(move |call: Call<'_>| {
+            let name = std::thread::current().name().map(str::to_owned);
+            let worker = name.is_some_and(|name| name == "s3-syncr-read");
+            if call.op == "GET" && worker && !panicked {
+                panicked = true;
+                // Unwinds as a panic does, without the hook's message in the output.
+                std::panic::resume_unwind(Box::new("the transport panicked (a test)"));
+            }
+            Fault::None
+        })));
+        let client: Arc<Client> = Arc::new(handle(&mem));
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
         let mut reader = Reader::new(8 * 1024, 2, true, 3);

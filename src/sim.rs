@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use s3::creds::Credentials;
 use s3::{Bucket, Region};
 
+use crate::client::S3Client;
 use crate::client::mem::{Call, Fault, MemS3, Object, Quirks};
-use crate::client::{MAX_COPY, S3Client};
 use crate::layout::Layout;
+use crate::store::MAX_COPY;
 use crate::{Error, Options, Storage};
 
 /// The stream's name.

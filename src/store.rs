@@ -1,19 +1,112 @@
 //! The requests a stream makes, behind one trait: [`S3Client`](crate::client::S3Client) sends
-//! them to S3, and the unit tests of the writer's state machine script a fake store step by
-//! step (`store::fake`). Each method keeps the contract of the real request, retries and
-//! settling of lost answers included.
+//! them to S3 (or, in the tests, to the in-memory S3 below its wire). Each method keeps the
+//! contract of the real request, retries and settling of lost answers included.
+//!
+//! The types the trait speaks in live here with it, so that the core (writer, reader, index,
+//! storage) imports this module alone, and the S3 layer (`client`) imports it, never the
+//! other way round.
 
 use std::sync::atomic::AtomicBool;
 
 use crate::Error;
-use crate::client::{Expect, Head, Meta, Part, Recorded, Running, S3Client, Tail, Whole};
 use crate::layout::{PendingUpload, Segment};
 
-#[cfg(test)]
-pub(crate) mod fake;
+mod crc;
+
+pub(crate) use crc::{Crc, Running};
+
+/// What the rest of the crate talks to: any [`Store`]; S3 itself is
+/// [`S3Client`](crate::client::S3Client).
+pub(crate) type Client = dyn Store;
+
+/// Smallest part S3 accepts before the last one: the copied object must be at least this large.
+pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
+
+/// The most bytes S3 copies into one part (UploadPartCopy): a larger object is copied in
+/// ranges, one part each.
+pub(crate) const MAX_COPY: u64 = 5 << 30;
+
+/// An object as one HEAD saw it: its size and ETag are of the same version.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    /// The start offset it records, if any.
+    pub(crate) start: Option<u64>,
+    /// Whether this handle wrote it last: its first `size` bytes are then this handle's
+    /// view of the object, since every write of a handle to an object extends the last one.
+    pub(crate) ours: bool,
+    /// The size at which its writer seals it, if it records one.
+    pub(crate) seal: Option<u64>,
+    /// The full-object checksum the server stores for it, if any.
+    pub(crate) crc: Option<Crc>,
+}
+
+/// A part of a multipart upload, as S3 acknowledged it.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) number: u32,
+    pub(crate) etag: String,
+    /// For a part copied from the object itself, the ETag of the version it copied.
+    pub(crate) source: Option<String>,
+    /// The checksum of its bytes, if known (a copied part's may not be).
+    pub(crate) crc: Option<Crc>,
+}
+
+/// What every object a writer uploads records in its metadata: the stream offset of its first
+/// byte ([`START_HEADER`](crate::client::START_HEADER)) and the size at which it is sealed ([`SEAL_HEADER`](crate::client::SEAL_HEADER)). The seal is the
+/// object's, not the handle's: a writer that continues a tail keeps the seal it records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) start: u64,
+    pub(crate) seal: u64,
+}
+
+/// What a PUT expects to find, when writers are fenced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect<'a> {
+    /// No object: `If-None-Match: *`.
+    Absent,
+    /// The object we wrote last: `If-Match: <etag>`.
+    Etag(&'a str),
+}
+
+/// What an object records in its metadata, as a GET of it answers.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Recorded {
+    /// The stream offset of its first byte (`None`: it records none).
+    pub(crate) start: Option<u64>,
+    /// The size at which its writer seals it.
+    pub(crate) seal: Option<u64>,
+    /// The full-object checksum the server stores for it, if the answer carried it.
+    pub(crate) crc: Option<Crc>,
+}
+
+/// What a poll of an object past its known end found.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    /// How many bytes of the caller's buffer it filled.
+    pub(crate) filled: usize,
+    /// The object's size as of the answer.
+    pub(crate) size: u64,
+    /// The start offset the object records, if any.
+    pub(crate) recorded: Option<u64>,
+    /// The size at which its writer seals it, if it records one.
+    pub(crate) seal: Option<u64>,
+}
+
+/// An object fetched whole: a tail to continue.
+pub(crate) struct Whole {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) etag: String,
+    /// The start offset it records, if any.
+    pub(crate) start: Option<u64>,
+    /// The size at which it is sealed, if it records one.
+    pub(crate) seal: Option<u64>,
+}
 
 /// What the writer, the reader and the index ask of a store; see the methods of the same
-/// names on [`S3Client`] for each contract.
+/// names on [`S3Client`](crate::client::S3Client) for each contract.
 pub(crate) trait Store: Send + Sync {
     fn bucket_name(&self) -> String;
     fn key(&self, seq: u64) -> String;
@@ -34,21 +127,7 @@ pub(crate) trait Store: Send + Sync {
         cancel: Option<&AtomicBool>,
         crc: Option<&mut Running>,
     ) -> Result<Recorded, Error>;
-    /// A store without ranged answers past a size (the fake) asks for the size first.
-    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
-        let size = self.stat(seq)?.size;
-        let Some(new) = size.checked_sub(from).filter(|&new| new > 0) else {
-            return Ok(None);
-        };
-        let filled = new.min(out.len() as u64) as usize;
-        let recorded = self.get_range(seq, from, &mut out[..filled], None, None)?;
-        Ok(Some(Tail {
-            filled,
-            size,
-            recorded: recorded.start,
-            seal: recorded.seal,
-        }))
-    }
+    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error>;
     fn delete(&self, seq: u64) -> Result<(), Error>;
     fn overwrite(
         &self,
@@ -74,81 +153,4 @@ pub(crate) trait Store: Send + Sync {
         size: u64,
     ) -> Result<String, Error>;
     fn abort(&self, key: &str, id: &str);
-}
-
-/// Each method forwards to the inherent one of the same name.
-impl Store for S3Client {
-    fn bucket_name(&self) -> String {
-        S3Client::bucket_name(self)
-    }
-    fn key(&self, seq: u64) -> String {
-        S3Client::key(self, seq)
-    }
-    fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
-        S3Client::list(self, after)
-    }
-    fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
-        S3Client::list_uploads(self)
-    }
-    fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
-        S3Client::next_after(self, seq)
-    }
-    fn stat(&self, seq: u64) -> Result<Head, Error> {
-        S3Client::stat(self, seq)
-    }
-    fn get_whole(&self, seq: u64) -> Result<Whole, Error> {
-        S3Client::get_whole(self, seq)
-    }
-    fn get_range(
-        &self,
-        seq: u64,
-        start: u64,
-        out: &mut [u8],
-        cancel: Option<&AtomicBool>,
-        crc: Option<&mut Running>,
-    ) -> Result<Recorded, Error> {
-        S3Client::get_range(self, seq, start, out, cancel, crc)
-    }
-    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
-        S3Client::get_tail(self, seq, from, out)
-    }
-    fn delete(&self, seq: u64) -> Result<(), Error> {
-        S3Client::delete(self, seq)
-    }
-    fn overwrite(
-        &self,
-        seq: u64,
-        meta: Meta,
-        only_in_s3: usize,
-        body: &[u8],
-        in_s3: usize,
-        expect: Expect<'_>,
-    ) -> Result<String, Error> {
-        S3Client::overwrite(self, seq, meta, only_in_s3, body, in_s3, expect)
-    }
-    fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error> {
-        S3Client::create_upload(self, key, meta)
-    }
-    fn copy_parts(&self, size: u64) -> u32 {
-        S3Client::copy_parts(self, size)
-    }
-    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<Part>, Error> {
-        S3Client::copy(self, key, id, size, etag)
-    }
-    fn upload_part(&self, key: &str, id: &str, number: u32, bytes: &[u8]) -> Result<Part, Error> {
-        S3Client::upload_part(self, key, id, number, bytes)
-    }
-    fn complete(
-        &self,
-        key: &str,
-        id: &str,
-        parts: &[Part],
-        expect: Expect<'_>,
-        size: u64,
-    ) -> Result<String, Error> {
-        S3Client::complete(self, key, id, parts, expect, size)
-    }
-    fn abort(&self, key: &str, id: &str) {
-        S3Client::abort(self, key, id)
-    }
 }

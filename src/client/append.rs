@@ -16,13 +16,6 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use super::{Crc, Expect, Meta, OCTETS, Part, S3Client, Settled, checksum, xml_text, xml_unescape};
 use crate::Error;
 
-/// Smallest part S3 accepts before the last one: the copied object must be at least this large.
-pub(crate) const MIN_PART: usize = 5 * 1024 * 1024;
-
-/// The most bytes S3 copies into one part (UploadPartCopy): a larger object is copied in
-/// ranges, one part each.
-pub(crate) const MAX_COPY: u64 = 5 << 30;
-
 /// How many times an append by copy starts again after its upload vanished (aborted by a
 /// lifecycle rule or another process): its bytes are all in memory, so nothing is lost.
 const VANISHED_RETRIES: u32 = 3;
@@ -83,7 +76,7 @@ impl S3Client {
         loop {
             let err = match self.append_once(&key, meta, &etag, base, &new[base - stored..]) {
                 Ok(etag) => return Ok(etag),
-                Err(err) if is_no_such_upload(&err) && vanished < VANISHED_RETRIES => {
+                Err(err) if err.is_upload_gone() && vanished < VANISHED_RETRIES => {
                     vanished += 1;
                     log::warn!("{key}: the upload vanished; starting it again");
                     continue;
@@ -103,7 +96,7 @@ impl S3Client {
         }
     }
 
-    /// One attempt of [`append`](Client::append): `stored` bytes copied, `new` sent.
+    /// One attempt of [`append`](S3Client::append): `stored` bytes copied, `new` sent.
     fn append_once(
         &self,
         key: &str,
@@ -176,7 +169,7 @@ impl S3Client {
                 Ok(parts) => return Ok(parts),
                 Err(err @ Error::Status { status: 412, .. }) => err,
                 // Gone: deleted or trimmed, not ours to copy any more.
-                Err(err @ Error::Status { status: 404, .. }) if !is_no_such_upload(&err) => err,
+                Err(err @ Error::Status { status: 404, .. }) if !err.is_upload_gone() => err,
                 Err(err) => return Err(self.vanished_or("COPY-PART", key, id, err)),
             };
             match self.head(key) {
@@ -288,7 +281,9 @@ impl S3Client {
     /// (`If-Match: <etag>` or `If-None-Match: *`), with the whole object's checksum when every
     /// part's is known: the server then checks the object it assembles. A failure is settled
     /// by the object's metadata: if this handle wrote it, `size` bytes long, an earlier attempt
-    /// succeeded and lost its answer.
+    /// succeeded and lost its answer; if this handle wrote a shorter version (a write of its
+    /// whose answer was lost, or that failed through its retries after it landed), the upload
+    /// extends it, and completes again on that version, as [`put`](S3Client::put) does.
     pub(crate) fn complete(
         &self,
         key: &str,
@@ -297,6 +292,37 @@ impl S3Client {
         expect: Expect<'_>,
         size: u64,
     ) -> Result<String, Error> {
+        let mut expected = match expect {
+            Expect::Absent => None,
+            Expect::Etag(etag) => Some(etag.to_owned()),
+        };
+        loop {
+            let expect = expected.as_deref().map_or(Expect::Absent, Expect::Etag);
+            match self.complete_once(key, id, parts, expect, size)? {
+                Completed::Done(etag) => return Ok(etag),
+                Completed::Moved(etag) if expected.as_ref() != Some(&etag) => {
+                    expected = Some(etag);
+                }
+                // The same version again: the condition failed on another ground.
+                Completed::Moved(_) => {
+                    return Err(Error::Fenced {
+                        key: key.into(),
+                        lost: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One Complete of [`complete`](S3Client::complete), settled, under one condition.
+    fn complete_once(
+        &self,
+        key: &str,
+        id: &str,
+        parts: &[Part],
+        expect: Expect<'_>,
+        size: u64,
+    ) -> Result<Completed, Error> {
         let mut condition = HeaderMap::new();
         self.add_condition(&mut condition, expect);
         let whole = (parts.iter())
@@ -327,17 +353,22 @@ impl S3Client {
         // object says whether it was ours.
         let err = match result {
             Ok(etag) => {
-                return Ok(match whole {
+                return Ok(Completed::Done(match whole {
                     Some(whole) => self.wrote(key, etag, whole),
                     None => etag,
-                });
+                }));
             }
             Err(err) => err,
         };
         // A failing HEAD leaves it open whether an earlier attempt landed: that failure is the
         // answer, never a fence for bytes that may be stored.
-        if let Settled::Done(etag) = self.settle(key, size)? {
-            return Ok(etag);
+        match self.settle(key, size)? {
+            Settled::Done(etag) => return Ok(Completed::Done(etag)),
+            // A failed condition leaves the upload open (S3 consumes it only on success).
+            Settled::Moved { etag, .. } if matches!(err, Error::Status { status: 412, .. }) => {
+                return Ok(Completed::Moved(etag));
+            }
+            _ => {}
         }
         match err {
             Error::Status { status: 412, .. } => Err(Error::Fenced {
@@ -346,7 +377,7 @@ impl S3Client {
             }),
             // If-Match on a missing key (AWS, moto): someone deleted our tail.
             Error::Status { status: 404, .. }
-                if !is_no_such_upload(&err) && matches!(expect, Expect::Etag(_)) =>
+                if !err.is_upload_gone() && matches!(expect, Expect::Etag(_)) =>
             {
                 Err(Error::Fenced {
                     key: key.into(),
@@ -363,7 +394,7 @@ impl S3Client {
     /// 500 (moto): only the listing tells that the upload is gone, and so that retrying it
     /// cannot help.
     fn vanished_or(&self, op: &'static str, key: &str, id: &str, err: Error) -> Error {
-        if is_no_such_upload(&err) || !self.upload_is_open(key, id).is_ok_and(|open| !open) {
+        if err.is_upload_gone() || !self.upload_is_open(key, id).is_ok_and(|open| !open) {
             return err;
         }
         Error::Status {
@@ -407,10 +438,12 @@ fn copy_ranges(size: u64, max: u64) -> impl Iterator<Item = Range<u64>> {
     (0..n).map(move |i| at(i)..at(i + 1))
 }
 
-/// Whether `err` says that the upload it was part of is gone: aborted (by a lifecycle rule or
-/// another process) or completed.
-pub(crate) fn is_no_such_upload(err: &Error) -> bool {
-    matches!(err, Error::Status { code, .. } if code == "NoSuchUpload")
+/// How one Complete settled.
+enum Completed {
+    /// The object is the upload's, with this ETag.
+    Done(String),
+    /// The condition failed on a shorter version of this handle's, with this ETag.
+    Moved(String),
 }
 
 /// The body of a Complete: each part's number, ETag and, where known, checksum, which S3
@@ -461,6 +494,7 @@ fn uri_encode(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MAX_COPY;
 
     #[test]
     fn copies_are_split_evenly_within_the_limit() {

@@ -18,18 +18,21 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use s3::Bucket;
 use s3::command::Command;
+use s3::creds::Credentials;
 use s3::error::S3Error;
 use s3::request::Request;
 use s3::request::blocking::AttoRequest;
+use s3::{Bucket, Region};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::checksum::{self, CRC_ELEMENT, CRC_HEADER, Crc, TYPE_HEADER};
 use super::wire::{Answer, Transport};
-use super::{xml_text, xml_unescape};
+use super::{S3Client, WRITER_HEADER, xml_text, xml_unescape};
+use crate::Options;
+use crate::layout::Layout;
 
 /// S3's most parts in one upload.
 const MAX_PARTS: u32 = 10_000;
@@ -59,7 +62,7 @@ impl Default for Quirks {
     fn default() -> Quirks {
         Quirks {
             min_part: 5 << 20,
-            max_copy: super::MAX_COPY,
+            max_copy: crate::store::MAX_COPY,
             page: 1000,
             unconditional_multipart: false,
             unchecked_checksums: false,
@@ -104,9 +107,20 @@ pub(crate) enum Fault {
     Reset,
     /// Applied, and its answer lost: the client sees the connection reset.
     LoseAnswer,
+    /// Another writer appends these bytes to the object the request names (for a request
+    /// that names none, a listing, to the last object) just before the request arrives; then
+    /// the request is answered as S3 answers it.
+    AppendFirst(&'static [u8]),
+    /// Every open upload is aborted just before the request arrives, as a lifecycle rule or
+    /// another process may; then the request is answered as S3 answers it.
+    AbortAllFirst,
+    /// Answered, with a full-object checksum of the object less its last byte, as a server
+    /// whose metadata lags its data might.
+    StaleChecksum,
 }
 
-/// Decides each request's fault. Called with the store's lock held: it must not call back.
+/// Decides each request's fault. Called with the store's lock held: it must not call back. It
+/// may panic, as a transport might: nothing of the store has changed by then.
 pub(crate) type Faults = Box<dyn FnMut(Call<'_>) -> Fault + Send>;
 
 /// An object as S3 stores it.
@@ -151,6 +165,22 @@ struct State {
 
 /// How many requests the trace keeps.
 const TRACED: usize = 2000;
+
+/// A client of stream `name` in `mem`, with `options`: each one is a handle of its own (its
+/// own writer identity), as a process's is.
+pub(crate) fn client(mem: &Arc<MemS3>, name: &str, options: Options) -> S3Client {
+    let region = Region::Custom {
+        region: "us-east-1".into(),
+        endpoint: "http://in-memory.invalid".into(),
+    };
+    let credentials =
+        Credentials::new(Some("mem"), Some("mem"), None, None, None).expect("static credentials");
+    let bucket = *Bucket::new("mem", region, credentials)
+        .expect("bucket")
+        .with_path_style();
+    let layout = Layout::new(name).expect("a valid stream name");
+    S3Client::with_transport(bucket, layout, options, mem.clone())
+}
 
 /// The in-memory S3: one bucket's objects and uploads.
 #[derive(Default)]
@@ -208,9 +238,20 @@ impl MemS3 {
         };
         let fault = state.faults.as_mut().map_or(Fault::None, |f| f(call));
         match fault {
-            Fault::None | Fault::LoseAnswer => {}
+            Fault::None | Fault::LoseAnswer | Fault::StaleChecksum => {}
             Fault::Refuse(status) => return Err(refusal(status)),
             Fault::Reset => return Ok(Reply::lost()),
+            Fault::AppendFirst(bytes) => {
+                let key = match request.key.as_str() {
+                    "" => state.objects.keys().next_back().cloned(),
+                    key => Some(key.to_owned()),
+                };
+                if let Some(key) = key {
+                    state.clock += 1;
+                    append_as_another(&mut state, &key, bytes);
+                }
+            }
+            Fault::AbortAllFirst => state.uploads.clear(),
         }
         state.clock += 1;
         let reply = self.apply(&mut state, request, body);
@@ -236,6 +277,17 @@ impl MemS3 {
         let reply = reply?;
         Ok(match fault {
             Fault::LoseAnswer => Reply::lost(),
+            Fault::StaleChecksum => match state.objects.get(&request.key) {
+                Some(object) if reply.headers.contains_key(CRC_HEADER) => {
+                    let less = &object.bytes[..object.bytes.len().saturating_sub(1)];
+                    let stale = Crc {
+                        len: object.bytes.len() as u64,
+                        ..Crc::of(less)
+                    };
+                    reply.with(CRC_HEADER, &stale.encoded())
+                }
+                _ => reply,
+            },
             _ => reply,
         })
     }
@@ -372,6 +424,22 @@ impl MemS3 {
             xml_escape(&etag)
         )))
     }
+}
+
+/// Appends `bytes` to `key`, if there is such an object, as a writer other than every
+/// client's would: its writer metadata names none of them.
+fn append_as_another(state: &mut State, key: &str, bytes: &[u8]) {
+    let clock = state.clock;
+    let Some(object) = state.objects.get_mut(key) else {
+        return;
+    };
+    object.bytes.extend_from_slice(bytes);
+    object.etag = etag_of(&object.bytes);
+    object.crc = object.crc.map(|_| Crc::of(&object.bytes));
+    object.modified = clock;
+    object.meta.retain(|(name, _)| name != WRITER_HEADER);
+    object.meta.push((WRITER_HEADER.into(), "another".into()));
+    object.meta.sort();
 }
 
 fn put(state: &mut State, r: &Parsed, body: &[u8], quirks: &Quirks) -> Result<Reply, Refusal> {

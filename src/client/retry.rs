@@ -29,7 +29,7 @@ impl S3Client {
         self.request_until(op, key, bytes, || false, attempt)
     }
 
-    /// [`request`](Client::request), with no retry once `given_up` says the answer is no
+    /// [`request`](S3Client::request), with no retry once `given_up` says the answer is no
     /// longer wanted.
     pub(super) fn request_until<T>(
         &self,
@@ -122,6 +122,22 @@ impl S3Client {
 }
 
 /// Whether a failure may pass if the request is sent again.
+/// What a failure means to the stream, for the code above this layer, which holds no HTTP
+/// status: the S3 layer alone knows how each server says it.
+impl Error {
+    /// Whether what the request named does not exist (S3's 404): an object deleted, or not
+    /// yet written.
+    pub(crate) fn is_missing(&self) -> bool {
+        matches!(self, Error::Status { status: 404, .. })
+    }
+
+    /// Whether the upload the request was part of is gone: aborted (by a lifecycle rule or
+    /// another process) or completed.
+    pub(crate) fn is_upload_gone(&self) -> bool {
+        matches!(self, Error::Status { code, .. } if code == "NoSuchUpload")
+    }
+}
+
 fn is_transient(err: &Error) -> bool {
     match err {
         Error::Status { status, code, .. } => {

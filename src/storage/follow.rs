@@ -1,11 +1,11 @@
 //! Following the stream past its end: polls of the last object with ranged GETs, at a pace
 //! that stays short while bytes arrive and backs off while the stream is idle.
 //!
-//! A poll is one GET from the known end of the last object (`Range: bytes=<end>-`): a 206
-//! brings the new bytes in the same answer, a 416 says nothing is new. Once the last object
+//! A poll is one ranged GET from the known end of the last object: it brings the new bytes
+//! in the same answer, or says that nothing is new. Once the last object
 //! holds the seal size its writer records ([`Options::seal_size`](crate::Options::seal_size)
 //! of that writer; a follower's own for objects that record none) it is sealed and cannot
-//! grow, so the poll asks for the next object instead: a 404 says it does not exist yet (and
+//! grow, so the poll asks for the next object instead: missing, it does not exist yet (and
 //! a GET of the sealed object's end then tells whether it was trimmed meanwhile). The seal
 //! size comes with each GET that brings bytes, or from one HEAD per object. Objects are
 //! listed at start-up, when a poll meets something a listing must explain (the last object
@@ -81,7 +81,7 @@ impl Storage {
     /// whose seal size it has not seen, a HEAD asks for it (and the next object is asked for
     /// at once if the last one turns out sealed); and when the next object is not there, a GET
     /// of the sealed one's end tells a stream that has not moved on from one trimmed past it
-    /// (404), or from a writer that seals later and still appends (206, with the bytes).
+    /// (missing), or from a writer that seals later and still appends (the bytes).
     pub(super) fn poll_end(&mut self) -> Result<(), Error> {
         let now = Instant::now();
         let relist = self
@@ -103,7 +103,7 @@ impl Storage {
             };
             match self.probe(now, next) {
                 // The next object is not there yet, or no longer.
-                Err(Error::Status { status: 404, .. }) => {}
+                Err(err) if err.is_missing() => {}
                 Err(Error::Discontinuity { .. }) => return self.relist(now),
                 other => return other.map(drop),
             }
@@ -121,9 +121,8 @@ impl Storage {
             // The last object deleted (trimmed after newer objects came), or a next object
             // that does not start where the last one ends: a listing tells what the stream
             // holds now.
-            Err(Error::Status { status: 404, .. } | Error::Discontinuity { .. }) => {
-                self.relist(now)
-            }
+            Err(err) if err.is_missing() => self.relist(now),
+            Err(Error::Discontinuity { .. }) => self.relist(now),
             Err(err) => Err(err),
         }
     }

@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use s3::Bucket;
 
-use crate::client::{Client, S3Client};
+use crate::client::S3Client;
 use crate::index::Index;
 use crate::layout::{Layout, Location};
 use crate::reader::Reader;
+use crate::store::Client;
 use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
 

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::client::{Client, Meta, is_no_such_upload};
 use crate::index::Index;
 use crate::job::Bell;
+use crate::store::{Client, Meta};
 use object::{Id, Object, Pass, Phase, Source, State};
 
 pub(crate) struct Writer {
@@ -480,7 +480,7 @@ impl Writer {
                 Some(job) => match job.join() {
                     Ok(etag) => self.finished(index, etag),
                     // Its Complete found the upload gone, and the object is not ours.
-                    Err(err) if is_no_such_upload(&err) => {
+                    Err(err) if err.is_upload_gone() => {
                         if let Err(err) = oldest.restart_upload(&self.client, &self.bell, pass) {
                             failure = Some(err);
                         }

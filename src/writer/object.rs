@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::Error;
-use crate::client::{Client, Expect, Meta, Part, is_no_such_upload};
 use crate::job::{Bell, Job, spawn};
+use crate::store::{Client, Expect, Meta, Part};
 
 /// An object this handle writes. Its bytes, in order: `only_in_s3` bytes that S3 has and
 /// memory let go of (the index covers them), then those of the upload's parts, then `buf`.
@@ -203,7 +203,7 @@ impl Object {
                         }
                         State::Done(done)
                     }
-                    Err(err) if is_no_such_upload(&err) => {
+                    Err(err) if err.is_upload_gone() => {
                         vanished = true;
                         State::Queued
                     }

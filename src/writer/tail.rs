@@ -3,8 +3,8 @@
 use super::Writer;
 use super::object::Object;
 use crate::Error;
-use crate::client::Meta;
 use crate::index::Index;
+use crate::store::Meta;
 
 /// The last object as one answer tells it: every field is of one version.
 struct Found {
