@@ -319,19 +319,22 @@ impl Sim {
         self.log.push(format!("w{w} wrote {count}"));
     }
 
+    /// Writer `w`'s flush or close returned `Ok`: every record it held is acknowledged.
+    fn acknowledge(&mut self, w: usize, how: &str) {
+        let pending = std::mem::take(&mut self.writers[w].pending);
+        self.log
+            .push(format!("w{w} {how} ({} records)", pending.len()));
+        for (n, _) in pending {
+            self.model.acked.insert((w, n));
+        }
+    }
+
     fn flush(&mut self, w: usize) {
         let Some(storage) = self.writers[w].storage.as_mut() else {
             return;
         };
         match storage.flush() {
-            Ok(()) => {
-                let pending = std::mem::take(&mut self.writers[w].pending);
-                self.log
-                    .push(format!("w{w} flush ok ({} records)", pending.len()));
-                for (n, _) in pending {
-                    self.model.acked.insert((w, n));
-                }
-            }
+            Ok(()) => self.acknowledge(w, "flushed"),
             Err(err) => {
                 self.log.push(format!("w{w} flush failed: {err}"));
                 self.settle_stopped(w, &err);
@@ -388,14 +391,7 @@ impl Sim {
             return;
         };
         match storage.close() {
-            Ok(()) => {
-                let pending = std::mem::take(&mut self.writers[w].pending);
-                self.log
-                    .push(format!("w{w} closed ({} records)", pending.len()));
-                for (n, _) in pending {
-                    self.model.acked.insert((w, n));
-                }
-            }
+            Ok(()) => self.acknowledge(w, "closed"),
             Err(err) => {
                 self.log.push(format!("w{w} close failed: {}", err.error()));
                 // A writer that stopped says what it lost; after another failure, parts let go
