@@ -746,17 +746,10 @@ impl Transport for MemS3 {
         let request = AttoRequest::new(bucket, key, command)?;
         let mut headers = request.headers()?;
         headers.extend(extra.clone());
-        let made;
-        let body = match body {
-            Some(body) => body,
-            None => {
-                made = request.request_body()?;
-                &made
-            }
-        };
+        let body = super::wire::body_of(&request, body)?;
         let verb = request.command().http_verb().to_string();
         let parsed = parse(&verb, request.url()?.as_str(), bucket, headers);
-        let reply = match self.handle(&parsed, body) {
+        let reply = match self.handle(&parsed, &body) {
             Ok(reply) => reply,
             Err((status, code, message)) => {
                 let xml = match code {

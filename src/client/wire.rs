@@ -9,6 +9,7 @@
 //! request that sets its own timeout, as every request here does. With the `native-tls`
 //! feature ureq's native-tls link stays, and no session resumes.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
@@ -143,14 +144,7 @@ impl Transport for Wire {
         if body.is_some() || !extra.is_empty() {
             sign::resign(&request, &mut headers, extra)?;
         }
-        let made;
-        let body = match body {
-            Some(body) => body,
-            None => {
-                made = request.request_body()?;
-                &made
-            }
-        };
+        let body = body_of(&request, body)?;
         let mut builder = http::Request::builder()
             .method(request.command().http_verb().to_string().as_str())
             .uri(request.url()?.as_str());
@@ -161,7 +155,7 @@ impl Transport for Wire {
             }
         }
         let request = builder
-            .body(body)
+            .body(&*body)
             .map_err(|err| io_error(ureq::Error::Http(err)))?;
         STALE.set(false);
         let response = request
@@ -178,6 +172,18 @@ impl Transport for Wire {
             Box::new(body.into_reader()),
         )
     }
+}
+
+/// The body a request sends: `body`, the upload's, or else the one rust-s3 makes for its
+/// command (an XML document, or nothing).
+pub(super) fn body_of<'a>(
+    request: &AttoRequest<'_>,
+    body: Option<&'a [u8]>,
+) -> Result<Cow<'a, [u8]>, S3Error> {
+    Ok(match body {
+        Some(body) => Cow::Borrowed(body),
+        None => Cow::Owned(request.request_body()?),
+    })
 }
 
 /// Whether the request that failed last on this thread failed on a connection from the pool
