@@ -181,7 +181,8 @@ impl Sim {
             ..Quirks::default()
         };
         let mem = Arc::new(MemS3::new(quirks));
-        let mut faults = Rng::new(seed ^ 0xFA17);
+        // The faults' own key, apart from the steps' generator.
+        let fault_key = mix(seed ^ 0xFA17);
         let mut seen: HashMap<(&'static str, String), u64> = HashMap::new();
         let rate = Rng::new(seed).pick(&[0u64, 2, 5, 10]);
         // A write whose answer was lost, then fenced by a writer that built on it, hands back
@@ -193,7 +194,7 @@ impl Sim {
             // of their own, and their timing must not change which request fails.
             let count = seen.entry((call.op, call.key.to_owned())).or_default();
             *count += 1;
-            let mut hash = mix(faults.0 ^ mix(*count));
+            let mut hash = mix(fault_key ^ mix(*count));
             for b in call.op.bytes().chain(call.key.bytes()) {
                 hash = mix(hash ^ u64::from(b));
             }
@@ -208,7 +209,6 @@ impl Sim {
                 },
             }
         })));
-        let _ = faults.next();
         let region = Region::Custom {
             region: "us-east-1".into(),
             endpoint: "http://in-memory.invalid".into(),
