@@ -444,14 +444,7 @@ fn append_as_another(state: &mut State, key: &str, bytes: &[u8]) {
 
 fn put(state: &mut State, r: &Parsed, body: &[u8], quirks: &Quirks) -> Result<Reply, Refusal> {
     check_condition(state.objects.get(&r.key), r)?;
-    let crc = Crc::of(body);
-    if !quirks.unchecked_checksums && r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
-        return Err((
-            400,
-            "BadDigest",
-            "the body's checksum does not match".into(),
-        ));
-    }
+    let crc = checked_crc(r, body, quirks)?;
     let etag = etag_of(body);
     let object = Object {
         bytes: body.to_vec(),
@@ -462,6 +455,20 @@ fn put(state: &mut State, r: &Parsed, body: &[u8], quirks: &Quirks) -> Result<Re
     };
     state.objects.insert(r.key.clone(), object);
     Ok(Reply::empty(200).with("etag", &etag))
+}
+
+/// The CRC32C of a PUT's or a part's `body`; `BadDigest` if the request carries another
+/// (unless the server stores it anyway, as moto does).
+fn checked_crc(r: &Parsed, body: &[u8], quirks: &Quirks) -> Result<Crc, Refusal> {
+    let crc = Crc::of(body);
+    match r.crc(body.len() as u64) {
+        Some(sent) if sent != crc && !quirks.unchecked_checksums => Err((
+            400,
+            "BadDigest",
+            "the body's checksum does not match".into(),
+        )),
+        _ => Ok(crc),
+    }
 }
 
 /// `If-None-Match: *` holds if there is no object, `If-Match` if its ETag matches; `If-Match`
@@ -568,14 +575,7 @@ fn upload_part(
 ) -> Result<Reply, Refusal> {
     let number = part_number(r)?;
     let upload = (state.uploads.get_mut(r.query("uploadId"))).ok_or_else(|| gone(quirks))?;
-    let crc = Crc::of(body);
-    if !quirks.unchecked_checksums && r.crc(body.len() as u64).is_some_and(|sent| sent != crc) {
-        return Err((
-            400,
-            "BadDigest",
-            "the part's checksum does not match".into(),
-        ));
-    }
+    let crc = checked_crc(r, body, quirks)?;
     let etag = etag_of(body);
     let part = StoredPart {
         bytes: body.to_vec(),
