@@ -137,10 +137,28 @@ pub fn wait_for_upload(bucket: &Bucket, key: &str) -> Vec<String> {
     ids
 }
 
-/// Waits until `key` has an upload, then aborts every upload of it with raw requests.
+/// Waits until `key` has an upload, then aborts every upload of it with raw requests, until
+/// none of them is listed.
+///
+/// An abort can fail and leave its upload open: moto answers 500 to one that meets a part
+/// being stored. Like a lifecycle rule, the outside actor tries again until it holds.
 pub fn abort_from_outside(bucket: &Bucket, key: &str) {
-    for id in wait_for_upload(bucket, key) {
-        // One already completed or aborted is gone: only the open one matters.
-        bucket.raw_abort(key, &id);
+    let ids = wait_for_upload(bucket, key);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // One already completed or aborted is gone: only the open ones matter.
+        let open: Vec<String> = (uploads(bucket, key).into_iter())
+            .filter(|id| ids.contains(id))
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "could not abort the uploads of {key}"
+        );
+        for id in &open {
+            bucket.raw_abort(key, id);
+        }
     }
 }
