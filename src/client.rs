@@ -21,6 +21,7 @@ mod append;
 mod checksum;
 #[cfg(test)]
 mod contract;
+mod express;
 mod listing;
 #[cfg(test)]
 pub(crate) mod mem;
@@ -30,6 +31,7 @@ mod sign;
 mod wire;
 
 pub(crate) use checksum::{Crc, Running};
+pub(crate) use express::is_directory_bucket;
 pub(crate) use wire::Transport;
 
 /// How much of a GET's body is read between two checks for cancellation.
@@ -64,6 +66,8 @@ pub(crate) struct S3Client {
     /// The most bytes copied into one part: S3's [`MAX_COPY`], lowered only by tests, to
     /// copy in several ranges without objects of gigabytes.
     pub(crate) max_copy: u64,
+    /// In a directory bucket (S3 Express One Zone), its session: flushes are appends.
+    sessions: Option<express::Sessions>,
 }
 
 impl S3Client {
@@ -85,7 +89,9 @@ impl S3Client {
         options: Options,
         wire: Arc<dyn Transport>,
     ) -> S3Client {
+        let directory = (options.directory_bucket).unwrap_or(is_directory_bucket(&bucket.name()));
         S3Client {
+            sessions: directory.then(express::Sessions::default),
             bucket: renew::Handle::new(bucket),
             wire,
             layout,
@@ -616,6 +622,9 @@ impl Store for S3Client {
     }
     fn abort(&self, key: &str, id: &str) {
         S3Client::abort(self, key, id)
+    }
+    fn appends(&self) -> bool {
+        self.sessions.is_some()
     }
 }
 

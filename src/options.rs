@@ -45,6 +45,7 @@ pub struct Options {
     pub(crate) part_size: usize,
     pub(crate) write_ahead: usize,
     pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) directory_bucket: Option<bool>,
     /// How long a writer takes what it knows of the stream's end as current (see
     /// `writer::FRESH`); only the simulator, whose time runs fast, sets another.
     pub(crate) fresh_end: Duration,
@@ -77,6 +78,7 @@ impl Default for Options {
             part_size: 8 * MIB,
             write_ahead: 4,
             ca_file: None,
+            directory_bucket: None,
             fresh_end: crate::writer::FRESH,
         }
     }
@@ -255,6 +257,19 @@ impl Options {
     /// ```
     pub fn part_size(&self) -> usize {
         self.part_size
+    }
+
+    /// Whether the bucket is taken for an S3 Express One Zone directory bucket, whose flushes
+    /// are appends; `None`: by its name (`--<zone-id>--x-s3` at its end). See
+    /// [`OptionsBuilder::with_directory_bucket`].
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// assert_eq!(Options::default().directory_bucket(), None);
+    /// ```
+    pub fn directory_bucket(&self) -> Option<bool> {
+        self.directory_bucket
     }
 
     /// Most parts uploading at once. See [`OptionsBuilder::with_write_ahead`].
@@ -631,6 +646,28 @@ impl OptionsBuilder {
     /// ```
     pub fn with_ca_file(mut self, pem: Option<PathBuf>) -> Self {
         self.options.ca_file = pem;
+        self
+    }
+
+    /// Whether the bucket is an S3 Express One Zone directory bucket. Default `None`: a
+    /// bucket whose name ends in `--<zone-id>--x-s3` is one, as AWS names them; `Some` says
+    /// so for a bucket named otherwise (a test server, an endpoint behind an alias).
+    ///
+    /// In a directory bucket every flush is one append of exactly the bytes S3 lacks
+    /// (`PutObject` with `x-amz-write-offset-bytes`), requests carry the bucket's session
+    /// credentials (from `CreateSession`, renewed before they lapse), and an object is also
+    /// sealed when S3 refuses more appends to it (10,000 parts). See the crate's
+    /// documentation, *S3 Express One Zone*.
+    ///
+    /// ```
+    /// use s3_syncr::Options;
+    ///
+    /// let options = Options::builder().with_directory_bucket(Some(true)).build()?;
+    /// assert_eq!(options.directory_bucket(), Some(true));
+    /// # Ok::<(), s3_syncr::Error>(())
+    /// ```
+    pub fn with_directory_bucket(mut self, directory: Option<bool>) -> Self {
+        self.options.directory_bucket = directory;
         self
     }
 

@@ -153,4 +153,9 @@ pub(crate) trait Store: Send + Sync {
         size: u64,
     ) -> Result<String, Error>;
     fn abort(&self, key: &str, id: &str);
+    /// Whether [`overwrite`](Store::overwrite) appends, sending only the bytes S3 lacks at
+    /// any size, and may refuse to once the object has too many parts (a directory bucket).
+    fn appends(&self) -> bool {
+        false
+    }
 }

@@ -38,6 +38,9 @@ impl S3Client {
         expect: Expect<'_>,
     ) -> Result<String, Error> {
         let in_s3 = held + stored;
+        if self.sessions.is_some() {
+            return self.append_at_offset(seq, meta, held, body, stored, expect);
+        }
         match expect {
             Expect::Etag(etag)
                 if held > 0

@@ -22,6 +22,17 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 const PAYLOAD_HASH: &str = "x-amz-content-sha256";
 
+/// The headers of a request to a directory bucket (S3 Express One Zone): a data request's
+/// session token, and `CreateSession`'s mode. Such a request is signed for the `s3express`
+/// service, as AWS wants it; rust-s3 0.38 names `s3` in every scope it signs.
+const EXPRESS_HEADERS: [&str; 2] = ["x-amz-s3session-token", "x-amz-create-session-mode"];
+
+/// Whether `headers` are a request to a directory bucket's zonal endpoint: see
+/// [`EXPRESS_HEADERS`].
+pub(super) fn is_express(headers: &HeaderMap) -> bool {
+    EXPRESS_HEADERS.iter().any(|name| headers.contains_key(*name))
+}
+
 /// Makes `headers` (as rust-s3 signed them for an empty body) describe `body` instead; the
 /// caller then signs them again with [`resign`].
 pub(super) fn set_body(
@@ -46,7 +57,8 @@ pub(super) fn set_body(
 /// bucket) stays unsigned. rust-s3 0.38 sorts its canonical headers as `name:value` strings
 /// but lists the signed ones by name, so a header whose name extends another's
 /// (`x-amz-copy-source-range` beside `x-amz-copy-source`) breaks its signature: here both are
-/// sorted by name.
+/// sorted by name. A request to a directory bucket ([`is_express`]) is signed for the
+/// `s3express` service.
 pub(super) fn resign(
     request: &AttoRequest,
     headers: &mut HeaderMap,
@@ -85,20 +97,30 @@ pub(super) fn resign(
         canonical_headers.join("\n"),
         payload_hash,
     );
-    let mut hmac = signing::HmacSha256::new_from_slice(&request.signing_key()?)?;
-    hmac.update(request.string_to_sign(&canonical)?.as_bytes());
+    let bucket = request.bucket();
+    // rust-s3's scope, with the service's name changed where it must be: the rest of the
+    // signature is the same.
+    let express = is_express(headers);
+    let service = if express { "s3express" } else { "s3" };
+    let scope = |text: String| match express {
+        true => text.replace("/s3/aws4_request", "/s3express/aws4_request"),
+        false => text,
+    };
+    let secret_key = bucket.secret_key()?.unwrap_or_default();
+    let key = signing::signing_key(&request.datetime(), &secret_key, &bucket.region(), service)?;
+    let mut hmac = signing::HmacSha256::new_from_slice(&key)?;
+    hmac.update(scope(request.string_to_sign(&canonical)?).as_bytes());
     let signature: String = (hmac.finalize().into_bytes().iter())
         .map(|b| format!("{b:02x}"))
         .collect();
-    let bucket = request.bucket();
     let access_key = bucket.access_key()?.unwrap_or_default();
-    let authorization = signing::authorization_header(
+    let authorization = scope(signing::authorization_header(
         &access_key,
         &request.datetime(),
         &bucket.region(),
         &names,
         &signature,
-    )?;
+    )?);
     headers.insert(AUTHORIZATION, authorization.parse()?);
     Ok(())
 }

@@ -141,7 +141,7 @@ impl Transport for Wire {
         if let Some(body) = body {
             sign::set_body(&request, &mut headers, body)?;
         }
-        if body.is_some() || !extra.is_empty() {
+        if body.is_some() || !extra.is_empty() || sign::is_express(&headers) {
             sign::resign(&request, &mut headers, extra)?;
         }
         let body = body_of(&request, body)?;

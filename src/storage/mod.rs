@@ -195,8 +195,11 @@ impl Storage {
             options.retry_attempts,
         );
         let seal_size = options.seal_size;
+        let appends = client.appends();
         let streaming = Streaming {
-            copy_from: options.append_by_copy,
+            // Appended bytes leave memory at once: reads fetch them from S3.
+            copy_from: if appends { Some(0) } else { options.append_by_copy },
+            appends,
             part: options.part_size,
             ahead: options.write_ahead,
             fresh: options.fresh_end,

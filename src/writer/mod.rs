@@ -7,6 +7,7 @@
 //! sealed object's parts upload while the next object fills, but it is completed only once the
 //! one before it is. A fence stops the writer once another one took over the stream.
 
+mod appends;
 #[cfg(test)]
 mod copies;
 mod object;
@@ -66,6 +67,9 @@ pub(crate) struct Streaming {
     pub(crate) part: usize,
     /// `write_ahead`.
     pub(crate) ahead: usize,
+    /// The store appends (a directory bucket): a flush, or a part's worth of bytes, is one
+    /// append of the bytes S3 lacks, and no multipart upload is made.
+    pub(crate) appends: bool,
     /// How long what the writer knows of the stream's end is current ([`FRESH`]).
     pub(crate) fresh: Duration,
 }
@@ -216,6 +220,9 @@ impl Writer {
     fn write_piece(&mut self, index: &mut Index, data: &[u8], whole: bool) -> Result<usize, Error> {
         self.check_stopped()?;
         self.pump(index)?;
+        if self.streaming.appends {
+            self.append_room(index)?;
+        }
         let tail = self.tail(index)?;
         if tail.len() >= tail.seal() {
             self.seal(index)?;
@@ -466,12 +473,15 @@ impl Writer {
                 failure.get_or_insert(err);
             }
         }
+        let appends = self.streaming.appends.then_some(self.streaming.part);
         while failure.is_none() {
             let flushing = self.flushing && self.objects.len() == 1;
             let Some(oldest) = self.objects.front_mut() else {
                 break;
             };
             let sealed = oldest.phase == Phase::Sealed;
+            // A part's worth of bytes is appended without waiting for a flush.
+            let due = appends.is_some_and(|part| oldest.unflushed() >= part);
             match oldest.finish.take() {
                 Some(job) if !job.is_finished() => {
                     oldest.finish = Some(job);
@@ -479,6 +489,11 @@ impl Writer {
                 }
                 Some(job) => match job.join() {
                     Ok(etag) => self.finished(index, etag),
+                    Err(err) if err.is_too_many_parts() => {
+                        if let Err(err) = self.parts_full() {
+                            failure = Some(err);
+                        }
+                    }
                     // Its Complete found the upload gone, and the object is not ours.
                     Err(err) if err.is_upload_gone() => {
                         if let Err(err) = oldest.restart_upload(&self.client, &self.bell, pass) {
@@ -490,7 +505,9 @@ impl Writer {
                 // A closed upload (its last part cut by a seal, or by a flush that failed) is
                 // completed as soon as it can be, flush or not, so that the bytes written
                 // after it can stream out again.
-                None if !(sealed || flushing || oldest.closed()) || !oldest.ready() => break,
+                None if !(sealed || flushing || due || oldest.closed()) || !oldest.ready() => {
+                    break;
+                }
                 None if oldest.upload.is_none() && oldest.unflushed() == 0 => {
                     if !sealed {
                         break;
@@ -503,7 +520,8 @@ impl Writer {
                 None if pass == Pass::Start => {
                     let stale = self.end_seen.elapsed() >= self.streaming.fresh;
                     let look_past = oldest.etag.is_none() && stale;
-                    oldest.finish = Some(oldest.start_finish(&self.client, &self.bell, look_past));
+                    let job = oldest.start_finish(&self.client, &self.bell, look_past, appends);
+                    oldest.finish = Some(job);
                 }
                 None => break,
             }
@@ -545,6 +563,20 @@ impl Writer {
         };
         object.etag = Some(etag);
         object.recorded = true;
+        if self.streaming.appends {
+            // What the append sent is in S3, and leaves memory; what was written meanwhile
+            // stays.
+            let sent = std::mem::take(&mut object.sending);
+            let left = object.buf.len() - sent;
+            let mut rest = (self.pool).take(if is_tail { reserve.max(left) } else { left });
+            rest.extend_from_slice(&object.buf[sent..]);
+            let old = std::mem::replace(&mut object.buf, Arc::new(rest));
+            object.only_in_s3 += sent;
+            object.in_s3 = 0;
+            index.cover(object.seq, object.only_in_s3 as u64);
+            self.pool.give(old);
+            return;
+        }
         let total = object.len();
         let upload = object.upload.take();
         let completed = match &upload {

@@ -27,6 +27,9 @@ pub(super) struct Object {
     pub(super) phase: Phase,
     /// The request that makes the object whole in S3, while under way.
     pub(super) finish: Option<Job<String>>,
+    /// How many bytes of `buf`, from its first, that request takes to S3: an append sends at
+    /// most a part, and bytes written meanwhile are not in it.
+    pub(super) sending: usize,
 }
 
 /// Whether an object takes more bytes.
@@ -110,6 +113,7 @@ impl Object {
             buf: Arc::new(buf),
             phase: Phase::Open,
             finish: None,
+            sending: 0,
         }
     }
 
@@ -258,14 +262,16 @@ impl Object {
     }
 
     /// Starts the upload that makes the object whole in S3: the Complete of its multipart
-    /// upload, or one PUT (or append by copy) of the bytes it holds.
+    /// upload, or one PUT (or append by copy) of the bytes it holds, or, with `appends` of up
+    /// to that many bytes (a directory bucket), one append of the first of them.
     /// `look_past`: the object is new, and what the writer knows of the stream's end is old
     /// enough that another writer may have gone past it (see [`confirm_new`]).
     pub(super) fn start_finish(
-        &self,
+        &mut self,
         client: &Arc<Client>,
         bell: &Arc<Bell>,
         look_past: bool,
+        appends: Option<usize>,
     ) -> Job<String> {
         let (seq, meta, only_in_s3, in_s3) = (self.seq, self.meta, self.only_in_s3, self.in_s3);
         let etag = self.etag.clone();
@@ -302,10 +308,12 @@ impl Object {
             }),
             None => {
                 let buf = self.buf.clone();
+                let sent = appends.map_or(buf.len(), |part| buf.len().min(in_s3 + part));
+                self.sending = sent;
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    let done = c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)?;
-                    let end = meta.start + (only_in_s3 + buf.len()) as u64;
+                    let done = c.overwrite(seq, meta, only_in_s3, &buf[..sent], in_s3, expect)?;
+                    let end = meta.start + (only_in_s3 + sent) as u64;
                     match look_past {
                         true => confirm_new(c, seq, end).map(|()| done),
                         false => Ok(done),

@@ -28,6 +28,10 @@ impl Writer {
     /// How many bytes of the tail's buffer go out as the next part, if any. An upload with
     /// nothing left to send is closed by [`Cut::Rest`].
     fn next_cut(&mut self, part: usize, cut: Cut) -> Option<usize> {
+        // Appends need no upload: each flush, or each part's worth, is one append.
+        if self.streaming.appends {
+            return None;
+        }
         let tail = self.objects.back_mut()?;
         let len = tail.buf.len();
         let rest = cut == Cut::Rest;

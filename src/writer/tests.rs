@@ -45,6 +45,7 @@ fn writer(client: &Arc<Client>, copy_from: Option<usize>) -> Writer {
         copy_from,
         part: 200,
         ahead: 2,
+        appends: false,
         fresh: super::FRESH,
     };
     Writer::new(client.clone(), 1000, streaming)
