@@ -188,7 +188,8 @@ fn open_local(
         Shared::new(dir).map_err(|err| Failure(format!("local store {}: {err}", dir.display())))?;
     // Fresh keys each run: nothing else on the machine can sign for this server.
     let (access_key, secret_key) = (random_hex(), random_hex());
-    let (endpoint, runtime) = local::serve(fs, &access_key, &secret_key, DirectoryNames)
+    let auth = s3s::auth::SimpleAuth::from_single(access_key.as_str(), secret_key.as_str());
+    let (endpoint, runtime) = local::serve(fs, auth, DirectoryNames)
         .map_err(|err| Failure(format!("cannot start the local S3 server: {err}")))?;
     let region = Region::Custom {
         region: "us-east-1".into(),

@@ -12,24 +12,23 @@ use std::net::TcpListener;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::S3;
-use s3s::auth::SimpleAuth;
+use s3s::auth::S3Auth;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::validation::NameValidation;
 use tokio::runtime::Runtime;
 
-/// Serves `s3` on a free loopback port to clients that sign with `access_key` and `secret_key`,
-/// for buckets whose names `bucket_names` accepts (`s3s::validation::AwsNameValidation` for
+/// Serves `s3` on a free loopback port to clients that sign with keys `auth` knows (for one
+/// pair: `s3s::auth::SimpleAuth::from_single`), for buckets whose names `bucket_names` accepts (`s3s::validation::AwsNameValidation` for
 /// S3's rules).
 ///
 /// Returns the endpoint, `http://127.0.0.1:<port>`, and the runtime that runs the server: it
 /// serves until the runtime is dropped or shut down.
 pub fn serve(
     s3: impl S3,
-    access_key: &str,
-    secret_key: &str,
+    auth: impl S3Auth,
     bucket_names: impl NameValidation,
 ) -> io::Result<(String, Runtime)> {
-    let server = listen(s3, access_key, secret_key, bucket_names, "http")?;
+    let server = listen(s3, auth, bucket_names, "http")?;
     let (service, listener) = (server.service, server.listener);
     server.runtime.spawn(async move {
         let http = ConnBuilder::new(TokioExecutor::new());
@@ -58,13 +57,12 @@ pub(crate) struct Listening {
 /// See [`serve`] for the arguments.
 pub(crate) fn listen(
     s3: impl S3,
-    access_key: &str,
-    secret_key: &str,
+    auth: impl S3Auth,
     bucket_names: impl NameValidation,
     scheme: &str,
 ) -> io::Result<Listening> {
     let mut builder = S3ServiceBuilder::new(s3);
-    builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
+    builder.set_auth(auth);
     builder.set_validation(bucket_names);
     let service = builder.build();
 

@@ -14,12 +14,16 @@
 
 mod checked;
 mod checksum;
-// The embedded server is the one the `s3-syncr` command serves `--local DIR` with.
+mod express;
+// The embedded server is the one the `s3-syncr` command serves `--local DIR` with, behind
+// the check of `s3express` signatures (`resign`) instead of its own loop (`serve`).
 #[path = "../../../src/bin/s3-syncr/local.rs"]
+#[allow(dead_code)]
 mod local;
 mod proxy;
 mod raw;
 mod recorder;
+mod resign;
 // The library's signing of what rust-s3 signs wrongly, for raw requests with headers of their
 // own; they send the bodies rust-s3 makes, so its `set_body` goes unused here.
 #[path = "../../../src/client/sign.rs"]
@@ -30,7 +34,9 @@ mod tls;
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use s3::creds::Credentials;
@@ -38,6 +44,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use s3s::validation::AwsNameValidation;
 
 pub use checksum::crc32c;
+use express::Express;
 pub use proxy::{Fault, Proxy, Wan};
 pub use raw::{Answer as RawAnswer, Raw};
 pub use recorder::Request;
@@ -57,6 +64,8 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     /// Requests the in-process server handled.
     log: recorder::Log,
+    /// The in-process server's directory buckets (S3 Express One Zone emulation).
+    express: Option<Arc<Express>>,
     /// The CA the server's certificate chains to (PEM) and a file holding it, if known.
     ca: Option<(String, PathBuf)>,
     /// The TLS handshakes the in-process HTTPS server completed.
@@ -122,15 +131,16 @@ impl Server {
         tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     ) -> Server {
         let log = recorder::Log::default();
-        let recorder = recorder::Recorder::new(root, log.clone(), opaque_etags);
-        let fs = recorder::Served(std::sync::Arc::new(recorder));
+        let express = Arc::new(Express::new(ACCESS_KEY, SECRET_KEY));
+        let recorder = recorder::Recorder::new(root, log.clone(), opaque_etags, express.clone());
+        let fs = recorder::Served(Arc::new(recorder));
         let names = AwsNameValidation::new();
-        let handshakes = std::sync::Arc::<tls::Handshakes>::default();
+        let handshakes = Arc::<tls::Handshakes>::default();
         let (endpoint, runtime) = match tls {
-            None => local::serve(fs, ACCESS_KEY, SECRET_KEY, names),
+            None => resign::serve(fs, &express, names),
             Some(config) => {
                 let counted = handshakes.clone();
-                tls::serve(fs, ACCESS_KEY, SECRET_KEY, names, config, counted)
+                tls::serve(fs, &express, names, config, counted)
             }
         }
         .expect("in-process S3 server");
@@ -142,6 +152,7 @@ impl Server {
             root: Some(root.to_owned()),
             runtime: Some(runtime),
             log,
+            express: Some(express),
             ca: None,
             handshakes,
             plain: None,
@@ -173,6 +184,7 @@ impl Server {
             root: None,
             runtime: None,
             log: recorder::Log::default(),
+            express: None,
             ca,
             handshakes: Default::default(),
             plain: std::env::var("S3SYNCR_TEST_PLAIN_ENDPOINT").ok(),
@@ -305,12 +317,54 @@ impl Server {
 
     /// Creates a bucket with a name no other test uses, and returns a handle on it.
     pub fn new_bucket(&self) -> Bucket {
+        self.create_bucket("")
+    }
+
+    /// Creates a directory bucket (S3 Express One Zone, as the in-process server emulates
+    /// it: see [`Server::has_directory_buckets`]) with a name no other test uses, ending in
+    /// `--use1-az4--x-s3`, and returns a handle on it.
+    ///
+    /// # Panics
+    /// For an external server, which is not known to have directory buckets.
+    pub fn new_directory_bucket(&self) -> Bucket {
+        assert!(
+            self.has_directory_buckets(),
+            "directory buckets need the in-process server"
+        );
+        self.create_bucket("--use1-az4--x-s3")
+    }
+
+    /// Whether the server has directory buckets: the in-process one emulates them
+    /// (appends at write offsets, `TooManyParts`, `CreateSession`); an external one is
+    /// taken to have none.
+    pub fn has_directory_buckets(&self) -> bool {
+        self.express.is_some()
+    }
+
+    /// From now on an object in a directory bucket takes at most `parts` appends (AWS:
+    /// 10,000), so that a test reaches the limit with small objects. No effect on an external
+    /// server.
+    pub fn set_append_part_limit(&self, parts: u32) {
+        if let Some(express) = &self.express {
+            express.set_part_limit(parts);
+        }
+    }
+
+    /// Sessions of directory buckets created from now on last `life` (AWS: 5 minutes), so
+    /// that a test sees one renewed. No effect on an external server.
+    pub fn set_session_life(&self, life: Duration) {
+        if let Some(express) = &self.express {
+            express.set_session_life(life);
+        }
+    }
+
+    fn create_bucket(&self, suffix: &str) -> Bucket {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!(
-            "s3syncr-{}-{}-{nanos}",
+            "s3syncr-{}-{}-{nanos}{suffix}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );

@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+mod append;
+
+use crate::express::{self, Express};
 use crate::{checked, checksum};
 
 /// One request the server handled.
@@ -31,6 +34,8 @@ pub struct Request {
     pub path: String,
     /// Whether the server applied it (answered with success).
     pub ok: bool,
+    /// The bytes of its body, for a `PutObject` or `UploadPart`: what a client uploaded.
+    pub bytes: u64,
 }
 
 /// The shared request log.
@@ -78,11 +83,13 @@ pub(crate) struct Recorder {
     /// Every ETag the server sends is turned into an opaque one, and back where a request
     /// carries one.
     opaque_etags: bool,
+    /// Directory buckets: appends and sessions.
+    pub(crate) express: Arc<Express>,
 }
 
 impl Recorder {
     /// Serves `root` (see [`crate::Server::start_in`]), recording into `log`.
-    pub(crate) fn new(root: &Path, log: Log, opaque_etags: bool) -> Recorder {
+    pub(crate) fn new(root: &Path, log: Log, opaque_etags: bool, express: Arc<Express>) -> Recorder {
         Recorder {
             inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
             // As s3s-fs resolves it.
@@ -92,11 +99,21 @@ impl Recorder {
             kept: Mutex::default(),
             writes: tokio::sync::RwLock::new(()),
             opaque_etags,
+            express,
         }
     }
 
-    fn record(&self, op: &'static str, path: String, ok: bool) {
-        let request = Request { op, path, ok };
+    fn record(&self, op: &'static str, path: String, ok: bool, bytes: u64) {
+        let bytes = match op {
+            "PutObject" | "UploadPart" => bytes,
+            _ => 0,
+        };
+        let request = Request {
+            op,
+            path,
+            ok,
+            bytes,
+        };
         self.log.lock().expect("request log").push(request);
     }
 }
@@ -149,7 +166,9 @@ no_etags!(
     ListObjectsInput,
     ListObjectsV2Input,
     ListMultipartUploadsInput,
-    ListMultipartUploadsOutput
+    ListMultipartUploadsOutput,
+    CreateSessionInput,
+    CreateSessionOutput
 );
 
 impl Etags for PutObjectInput {
@@ -273,11 +292,17 @@ macro_rules! delegate {
             $(
                 async fn $method(&self, mut req: S3Request<$input>) -> S3Result<S3Response<$output>> {
                     let path = req.uri.path().to_owned();
+                    let bytes = (req.headers.get("content-length"))
+                        .and_then(|v| v.to_str().ok()?.parse().ok())
+                        .unwrap_or(0);
                     let _serialized = delegate!(@guard $kind self);
                     if self.opaque_etags {
                         req.input.flip_etags();
                     }
-                    let result = delegate!(@call $method self req).map_err(refused_body);
+                    let result = match self.express.authorize($op, &req) {
+                        Ok(()) => delegate!(@call $method self req).map_err(refused_body),
+                        Err(err) => Err(err),
+                    };
                     let result = result.map(|mut response| {
                         if self.opaque_etags {
                             response.output.flip_etags();
@@ -285,7 +310,7 @@ macro_rules! delegate {
                         response
                     });
                     let result = delegate!(@after $method result);
-                    self.record($op, path, result.is_ok());
+                    self.record($op, path, result.is_ok(), bytes);
                     result
                 }
             )*
@@ -303,6 +328,7 @@ macro_rules! delegate {
     (@call list_multipart_uploads $self:ident $req:ident) => { $self.list_uploads($req) };
     (@call head_object $self:ident $req:ident) => { $self.head($req).await };
     (@call get_object $self:ident $req:ident) => { $self.get($req).await };
+    (@call create_session $self:ident $req:ident) => { $self.express.create_session(&$req) };
     (@call $method:ident $self:ident $req:ident) => { $self.inner.$method($req).await };
     (@after upload_part $result:ident) => { no_such_upload($result) };
     (@after upload_part_copy $result:ident) => { no_such_upload($result) };
@@ -452,6 +478,13 @@ impl Recorder {
         &self,
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let directory = express::is_directory(&req.input.bucket);
+        if directory && req.input.write_offset_bytes.is_some() {
+            return self.append(req).await;
+        }
+        if directory {
+            self.express.created(&req.input.bucket, &req.input.key);
+        }
         let input = &mut req.input;
         checked::check(&mut input.body, digests!(input), false);
         let mut response = self.inner.put_object(req).await?;
@@ -718,23 +751,28 @@ impl Recorder {
                 .key(key.to_string())
                 .build()
                 .map_err(|_| s3_error!(InvalidRequest))?;
-            let head = S3Request {
-                input: head,
-                method: http::Method::HEAD,
-                uri: req.uri.clone(),
-                headers: Default::default(),
-                extensions: Default::default(),
-                credentials: req.credentials.clone(),
-                region: req.region.clone(),
-                service: req.service.clone(),
-                trailing_headers: None,
-            };
+            let head = derived(&req, head, http::Method::HEAD);
             let found = self.inner.head_object(head).await?.output.e_tag;
             if !found.is_some_and(|found| expected.strong_cmp(&found)) {
                 return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
             }
         }
         self.inner.upload_part_copy(req).await
+    }
+}
+
+/// A request of the server's own, with `input`, made on behalf of `req`.
+pub(crate) fn derived<T, U>(req: &S3Request<T>, input: U, method: http::Method) -> S3Request<U> {
+    S3Request {
+        input,
+        method,
+        uri: req.uri.clone(),
+        headers: Default::default(),
+        extensions: Default::default(),
+        credentials: req.credentials.clone(),
+        region: req.region.clone(),
+        service: req.service.clone(),
+        trailing_headers: None,
     }
 }
 
@@ -756,4 +794,5 @@ delegate! {
     read list_objects(ListObjectsInput) -> ListObjectsOutput as "ListObjects";
     read list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output as "ListObjectsV2";
     read list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput as "ListMultipartUploads";
+    read create_session(CreateSessionInput) -> CreateSessionOutput as "CreateSession";
 }

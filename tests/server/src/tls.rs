@@ -21,7 +21,9 @@ use s3s::S3;
 use s3s::validation::NameValidation;
 use tokio::runtime::Runtime;
 
-use crate::local::{accept, listen};
+use crate::express::Express;
+use crate::local::accept;
+use crate::resign::Resigning;
 
 /// A certificate authority made on the spot, trusted by nothing until a client is told about
 /// its PEM.
@@ -151,14 +153,13 @@ impl Handshakes {
 /// returns `https://127.0.0.1:<port>` and the runtime that serves it.
 pub(crate) fn serve(
     s3: impl S3,
-    access_key: &str,
-    secret_key: &str,
+    express: &Arc<Express>,
     bucket_names: impl NameValidation,
     config: Arc<rustls::ServerConfig>,
     handshakes: Arc<Handshakes>,
 ) -> io::Result<(String, Runtime)> {
-    let server = listen(s3, access_key, secret_key, bucket_names, "https")?;
-    let (service, listener) = (server.service, server.listener);
+    let (service, server) = Resigning::listen(s3, express, bucket_names, "https")?;
+    let listener = server.listener;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     server.runtime.spawn(async move {
         let http = ConnBuilder::new(TokioExecutor::new());
