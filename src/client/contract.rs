@@ -18,6 +18,8 @@ use super::mem::{MemS3, Quirks};
 use super::wire::Wire;
 use super::{Transport, xml_text, xml_unescape};
 
+mod express;
+
 /// One S3 the cases run against.
 struct Target {
     name: &'static str,

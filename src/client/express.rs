@@ -28,7 +28,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 use ureq::http::header::IF_MATCH;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Crc, Expect, Meta, OCTETS, S3Client, xml_text};
+use super::{Crc, Expect, Meta, OCTETS, S3Client, Transport, xml_text};
 use crate::Error;
 
 /// The header that carries a session's token on every data request.
@@ -58,7 +58,7 @@ pub(super) struct Sessions {
 }
 
 /// Session credentials; never logged, never in an error.
-struct Session {
+pub(super) struct Session {
     access: String,
     secret: String,
     token: HeaderValue,
@@ -83,64 +83,14 @@ impl S3Client {
             return Ok(bucket);
         };
         let mut current = (sessions.current.lock()).unwrap_or_else(PoisonError::into_inner);
-        if current.as_ref().is_none_or(|s| Instant::now() >= s.renew_at) {
-            *current = Some(self.create_session(&bucket)?);
+        match current.as_ref() {
+            Some(session) if Instant::now() < session.renew_at => session.sign(&bucket),
+            _ => {
+                let session = create_session(&*self.wire, &bucket)?;
+                log::debug!("{}: new session", self.bucket_name());
+                session.sign(&bucket).inspect(|_| *current = Some(session))
+            }
         }
-        let Some(session) = current.as_ref() else {
-            return Ok(bucket);
-        };
-        let mut headers = bucket.extra_headers.clone();
-        headers.insert(HeaderName::from_static(SESSION_HEADER), session.token.clone());
-        let mut bucket = bucket.with_extra_headers(headers)?;
-        let credentials = Credentials::new(
-            Some(&session.access),
-            Some(&session.secret),
-            None,
-            None,
-            None,
-        )?;
-        bucket.set_credentials(credentials);
-        Ok(bucket)
-    }
-
-    /// `CreateSession` on the bucket, signed with `bucket`'s own credentials.
-    fn create_session(&self, bucket: &Bucket) -> Result<Session, S3Error> {
-        let query = HashMap::from([("session".to_owned(), String::new())]);
-        let bucket = bucket.with_extra_query(query)?;
-        let mut extra = HeaderMap::new();
-        extra.insert(
-            HeaderName::from_static(MODE_HEADER),
-            HeaderValue::from_static("ReadWrite"),
-        );
-        let started = Instant::now();
-        let text = (self.wire)
-            .send(&bucket, "", Command::GetObject, None, &extra)?
-            .text()?;
-        let field = |tag| Some(xml_text(&text, tag)).filter(|value| !value.is_empty());
-        let (Some(access), Some(secret), Some(token)) = (
-            field("AccessKeyId"),
-            field("SecretAccessKey"),
-            field("SessionToken"),
-        ) else {
-            return Err(S3Error::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "CreateSession answered without credentials",
-            )));
-        };
-        let token = HeaderValue::from_str(&token).map_err(|_| {
-            S3Error::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "CreateSession answered a token that is no header value",
-            ))
-        })?;
-        let life = (field("Expiration").and_then(|at| remaining(&at))).map_or(LIFE, |l| l.min(LIFE));
-        log::debug!("{}: new session for {life:.0?}", self.bucket_name());
-        Ok(Session {
-            access,
-            secret,
-            token,
-            renew_at: started + life - MARGIN.min(life / 2),
-        })
     }
 
     /// Appends the bytes of `body` from `stored` on to object `seq`, of which S3 holds `held`
@@ -260,6 +210,52 @@ impl S3Client {
             // A server that sends no ETag: ask for it.
             _ => Ok(self.head(key)?.etag),
         }
+    }
+}
+
+/// `CreateSession` on the bucket, signed with `bucket`'s own credentials, sent by `wire`.
+pub(super) fn create_session(wire: &dyn Transport, bucket: &Bucket) -> Result<Session, S3Error> {
+    let query = HashMap::from([("session".to_owned(), String::new())]);
+    let bucket = bucket.with_extra_query(query)?;
+    let mut extra = HeaderMap::new();
+    extra.insert(
+        HeaderName::from_static(MODE_HEADER),
+        HeaderValue::from_static("ReadWrite"),
+    );
+    let started = Instant::now();
+    let text = wire
+        .send(&bucket, "", Command::GetObject, None, &extra)?
+        .text()?;
+    let field = |tag| Some(xml_text(&text, tag)).filter(|value| !value.is_empty());
+    let invalid = |what| S3Error::Io(io::Error::new(io::ErrorKind::InvalidData, what));
+    let (Some(access), Some(secret), Some(token)) = (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    ) else {
+        return Err(invalid("CreateSession answered without credentials"));
+    };
+    let token = HeaderValue::from_str(&token)
+        .map_err(|_| invalid("CreateSession answered a token that is no header value"))?;
+    let life = (field("Expiration").and_then(|at| remaining(&at))).map_or(LIFE, |l| l.min(LIFE));
+    Ok(Session {
+        access,
+        secret,
+        token,
+        renew_at: started + life - MARGIN.min(life / 2),
+    })
+}
+
+impl Session {
+    /// `bucket` signing with this session: its credentials, and its token on every request.
+    pub(super) fn sign(&self, bucket: &Bucket) -> Result<Bucket, S3Error> {
+        let mut headers = bucket.extra_headers.clone();
+        headers.insert(HeaderName::from_static(SESSION_HEADER), self.token.clone());
+        let mut bucket = bucket.with_extra_headers(headers)?;
+        let credentials =
+            Credentials::new(Some(&self.access), Some(&self.secret), None, None, None)?;
+        bucket.set_credentials(credentials);
+        Ok(bucket)
     }
 }
 

@@ -29,10 +29,14 @@ use s3::{Bucket, Region};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::checksum::{self, CRC_ELEMENT, CRC_HEADER, Crc, TYPE_HEADER};
+use super::express::OFFSET_HEADER;
+use super::is_directory_bucket;
 use super::wire::{Answer, Transport};
 use super::{S3Client, WRITER_HEADER, xml_text, xml_unescape};
 use crate::Options;
 use crate::layout::Layout;
+
+mod express;
 
 /// S3's most parts in one upload.
 const MAX_PARTS: u32 = 10_000;
@@ -56,6 +60,8 @@ pub(crate) struct Quirks {
     /// Answer a part sent to an upload that is gone with a bare 500, not 404 `NoSuchUpload`
     /// (moto 5.2.1): only a listing of the uploads tells.
     pub(crate) gone_upload_500: bool,
+    /// Most parts (appends) of an object in a directory bucket (S3: 10,000).
+    pub(crate) max_appends: u32,
 }
 
 impl Default for Quirks {
@@ -67,6 +73,7 @@ impl Default for Quirks {
             unconditional_multipart: false,
             unchecked_checksums: false,
             gone_upload_500: false,
+            max_appends: MAX_PARTS,
         }
     }
 }
@@ -161,6 +168,9 @@ struct State {
     faults: Option<Faults>,
     /// The last requests and what became of them, for a failing test's message.
     trace: std::collections::VecDeque<String>,
+    /// Directory buckets: the parts of each object appended to, and the sessions' tokens.
+    appends: BTreeMap<String, u32>,
+    sessions: Vec<String>,
 }
 
 /// How many requests the trace keeps.
@@ -169,13 +179,18 @@ const TRACED: usize = 2000;
 /// A client of stream `name` in `mem`, with `options`: each one is a handle of its own (its
 /// own writer identity), as a process's is.
 pub(crate) fn client(mem: &Arc<MemS3>, name: &str, options: Options) -> S3Client {
+    client_in(mem, "mem", name, options)
+}
+
+/// [`client`] on bucket `bucket` (a directory bucket if its name says so).
+pub(crate) fn client_in(mem: &Arc<MemS3>, bucket: &str, name: &str, options: Options) -> S3Client {
     let region = Region::Custom {
         region: "us-east-1".into(),
         endpoint: "http://in-memory.invalid".into(),
     };
     let credentials =
         Credentials::new(Some("mem"), Some("mem"), None, None, None).expect("static credentials");
-    let bucket = *Bucket::new("mem", region, credentials)
+    let bucket = *Bucket::new(bucket, region, credentials)
         .expect("bucket")
         .with_path_style();
     let layout = Layout::new(name).expect("a valid stream name");
@@ -298,12 +313,22 @@ impl MemS3 {
     }
 
     fn apply(&self, state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+        express::authorize(state, r)?;
         match r.op {
-            "PUT" => put(state, r, body, &self.quirks),
+            "PUT" if r.directory && r.header(OFFSET_HEADER).is_some() => {
+                express::append(state, r, body, &self.quirks)
+            }
+            "PUT" => {
+                // A new object of one part.
+                state.appends.remove(&r.key);
+                put(state, r, body, &self.quirks)
+            }
+            "CREATE-SESSION" => express::create_session(state, r),
             "GET" => get(state, r),
             "HEAD" => head(state, r),
             "DELETE" => {
                 state.objects.remove(&r.key);
+                state.appends.remove(&r.key);
                 Ok(Reply::empty(204))
             }
             "LIST" => Ok(self.list(state, r)),
@@ -639,6 +664,8 @@ fn copy_part(state: &mut State, r: &Parsed, quirks: &Quirks) -> Result<Reply, Re
 /// A request as the server would see it: its operation, key, query and headers.
 struct Parsed {
     op: &'static str,
+    /// To a directory bucket (S3 Express One Zone).
+    directory: bool,
     key: String,
     query: Vec<(String, String)>,
     headers: HeaderMap,
@@ -795,12 +822,14 @@ fn parse(verb: &str, url: &str, bucket: &Bucket, headers: HeaderMap) -> Parsed {
         .collect();
     let mut parsed = Parsed {
         op: "",
+        directory: is_directory_bucket(&bucket.name()),
         key,
         query,
         headers,
     };
     parsed.op = match verb {
         "GET" if parsed.has("uploads") => "LIST-UPLOADS",
+        "GET" if parsed.has("session") => "CREATE-SESSION",
         "GET" if parsed.key.is_empty() => "LIST",
         "GET" => "GET",
         "HEAD" => "HEAD",
