@@ -174,10 +174,14 @@ impl Sim {
         // Drawn apart from the steps' generator, so that a seed runs the same steps as before
         // copies were split: S3's limit, or tails that pass it many times over.
         let max_copy = Rng::new(seed ^ 0xC09E).pick(&[MAX_COPY, 20_000, 7_000]);
+        // A directory bucket (S3 Express One Zone) one seed in three: flushes are appends, and
+        // objects take few enough parts that some fill up before their seal size.
+        let directory = Rng::new(seed ^ 0xD1E5).chance(33);
         let quirks = Quirks {
             min_part: 1,
             page: 7,
             max_copy,
+            max_appends: 12,
             ..Quirks::default()
         };
         let mem = Arc::new(MemS3::new(quirks));
@@ -215,7 +219,8 @@ impl Sim {
         };
         let credentials = Credentials::new(Some("sim"), Some("sim"), None, None, None)
             .expect("static credentials");
-        let bucket = *Bucket::new("sim", region, credentials)
+        let name = if directory { "sim--use1-az4--x-s3" } else { "sim" };
+        let bucket = *Bucket::new(name, region, credentials)
             .expect("bucket")
             .with_path_style();
         Sim {
@@ -233,7 +238,9 @@ impl Sim {
                 })
                 .collect(),
             model: Model::default(),
-            log: vec![format!("copies of at most {max_copy} bytes a part")],
+            log: vec![format!(
+                "copies of at most {max_copy} bytes a part; bucket {name}"
+            )],
             sealed: BTreeMap::new(),
             checks: 0,
             failed_reads: 0,

@@ -480,7 +480,8 @@ impl Writer {
                 break;
             };
             let sealed = oldest.phase == Phase::Sealed;
-            // A part's worth of bytes is appended without waiting for a flush.
+            // A part's worth of bytes is appended without waiting for a flush, as a part of a
+            // multipart upload would stream out.
             let due = appends.is_some_and(|part| oldest.unflushed() >= part);
             match oldest.finish.take() {
                 Some(job) if !job.is_finished() => {
@@ -520,7 +521,7 @@ impl Writer {
                 None if pass == Pass::Start => {
                     let stale = self.end_seen.elapsed() >= self.streaming.fresh;
                     let look_past = oldest.etag.is_none() && stale;
-                    let job = oldest.start_finish(&self.client, &self.bell, look_past, appends);
+                    let job = oldest.start_finish(&self.client, &self.bell, look_past);
                     oldest.finish = Some(job);
                 }
                 None => break,

@@ -27,8 +27,8 @@ pub(super) struct Object {
     pub(super) phase: Phase,
     /// The request that makes the object whole in S3, while under way.
     pub(super) finish: Option<Job<String>>,
-    /// How many bytes of `buf`, from its first, that request takes to S3: an append sends at
-    /// most a part, and bytes written meanwhile are not in it.
+    /// How many bytes of `buf`, from its first, that request takes to S3: bytes written while
+    /// an append is under way are not in it.
     pub(super) sending: usize,
 }
 
@@ -262,8 +262,9 @@ impl Object {
     }
 
     /// Starts the upload that makes the object whole in S3: the Complete of its multipart
-    /// upload, or one PUT (or append by copy) of the bytes it holds, or, with `appends` of up
-    /// to that many bytes (a directory bucket), one append of the first of them.
+    /// upload, or one PUT (or append by copy, or append in a directory bucket) of the bytes
+    /// it holds, all of them: the bytes end where a write did, so that no append splits a
+    /// write another writer's append could then follow.
     /// `look_past`: the object is new, and what the writer knows of the stream's end is old
     /// enough that another writer may have gone past it (see [`confirm_new`]).
     pub(super) fn start_finish(
@@ -271,7 +272,6 @@ impl Object {
         client: &Arc<Client>,
         bell: &Arc<Bell>,
         look_past: bool,
-        appends: Option<usize>,
     ) -> Job<String> {
         let (seq, meta, only_in_s3, in_s3) = (self.seq, self.meta, self.only_in_s3, self.in_s3);
         let etag = self.etag.clone();
@@ -308,7 +308,7 @@ impl Object {
             }),
             None => {
                 let buf = self.buf.clone();
-                let sent = appends.map_or(buf.len(), |part| buf.len().min(in_s3 + part));
+                let sent = buf.len();
                 self.sending = sent;
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
