@@ -65,6 +65,49 @@
 //! reader that reads an object from its first byte to its last checks it against that checksum
 //! ([`Options::verify_reads`]): a mismatch is [`Error::Corrupt`], and no byte of the object is
 //! handed out.
+//!
+//! # S3 Express One Zone
+//! In a directory bucket (its name ends in `--<zone-id>--x-s3`, or
+//! [`OptionsBuilder::with_directory_bucket`] says so), a [`flush`](std::io::Write::flush) is one
+//! append: a `PutObject` of exactly the bytes S3 lacks, at `x-amz-write-offset-bytes` equal to
+//! the object's size, so one request per flush and one byte uploaded per byte written, however
+//! large the tail. The offset fences writers as `If-Match` does elsewhere: the first flush
+//! wins and the other writer gets [`Error::Fenced`]. The first append creates the object with
+//! the metadata above; an object is also sealed when S3 refuses more appends to it (10,000
+//! parts), and large writes go out as appends of about [`Options::part_size`] while writing
+//! goes on. Reads, follow and trim are unchanged.
+//!
+//! Give [`Storage::new`] a bucket on the zonal endpoint, virtual-hosted style, with the
+//! account's credentials: every request then carries session credentials from
+//! `CreateSession` (the `x-amz-s3session-token` header, signed for the `s3express` service),
+//! renewed before their 5 minutes run out. Each append is billed as a `PutObject`.
+//!
+//! ```
+//! # let server = s3_syncr_test_server::Server::start();
+//! # let bucket = server.new_directory_bucket();
+//! use std::io::Write;
+//! use s3_syncr::s3::{Bucket, Region, creds::Credentials};
+//! use s3_syncr::{Options, Storage};
+//!
+//! // On AWS: the bucket "logs--use1-az4--x-s3" in zone use1-az4 of us-east-1.
+//! let region = Region::Custom {
+//!     region: "us-east-1".into(),
+//!     endpoint: "https://s3express-use1-az4.us-east-1.amazonaws.com".into(),
+//! };
+//! # let _ = (&region, Credentials::default);
+//! // let bucket = Bucket::new("logs--use1-az4--x-s3", region, Credentials::default()?)?;
+//! let mut log = Storage::new(bucket, "app.log", Options::default())?;
+//! log.write_all(b"one record\n")?;
+//! log.flush()?; // one append of these 11 bytes
+//! log.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! This path is tested against the in-process test server's emulation of directory buckets
+//! (written from AWS's documentation: appends, `InvalidWriteOffset`, `TooManyParts`,
+//! `CreateSession`, listings without `start-after`), and the in-memory S3 of the simulator,
+//! not against AWS itself. The emulation is path-style on one endpoint, and lists in key
+//! order where AWS promises no order (this crate sorts what it lists).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

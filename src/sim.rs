@@ -219,7 +219,11 @@ impl Sim {
         };
         let credentials = Credentials::new(Some("sim"), Some("sim"), None, None, None)
             .expect("static credentials");
-        let name = if directory { "sim--use1-az4--x-s3" } else { "sim" };
+        let name = if directory {
+            "sim--use1-az4--x-s3"
+        } else {
+            "sim"
+        };
         let bucket = *Bucket::new(name, region, credentials)
             .expect("bucket")
             .with_path_style();

@@ -9,15 +9,8 @@ use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use common::*;
-use s3::Bucket;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::Request;
-
-/// A handle on stream `name` of `bucket`, objects sealed at `seal` bytes.
-fn open_sealed(bucket: &Bucket, name: &str, seal: usize) -> Storage {
-    let options = Options::builder().with_seal_size(seal).build().unwrap();
-    Storage::new(bucket.clone(), name, options).expect("open stream")
-}
 
 /// The bytes the requests uploaded (bodies of PUTs and parts).
 fn uploaded(requests: &[Request]) -> u64 {
@@ -41,11 +34,18 @@ fn a_flush_is_one_append_of_the_bytes_written() {
         // The first write finds the stream's end (a LIST) first.
         let sent: Vec<_> = flush.iter().filter(|r| r.op != "ListObjectsV2").collect();
         assert_eq!(sent.len(), 1, "flush {n}: {flush:?}");
-        assert_eq!((sent[0].op, sent[0].ok, sent[0].bytes), ("PutObject", true, 100));
+        assert_eq!(
+            (sent[0].op, sent[0].ok, sent[0].bytes),
+            ("PutObject", true, 100)
+        );
         written.extend_from_slice(&record);
         requests.extend(flush);
     }
-    assert_eq!(uploaded(&requests), written.len() as u64, "1.00 byte uploaded per byte");
+    assert_eq!(
+        uploaded(&requests),
+        written.len() as u64,
+        "1.00 byte uploaded per byte"
+    );
     log.close().unwrap();
     assert_eq!(stream_contents(&bucket, "app.log"), written);
     assert_eq!(segment_sizes(&bucket, "app.log"), [2000]);
@@ -65,11 +65,21 @@ fn writers_racing_on_the_end_keep_the_contention_rule() {
     second.write_all(b"second\n").unwrap();
     first.flush().unwrap();
     let err = second.flush().unwrap_err();
-    assert!(matches!(inner(&err), Error::Fenced { lost: 0, .. }), "{err}");
-    assert_eq!(second.unflushed(), b"second\n", "nothing of the loser is lost");
+    assert!(
+        matches!(inner(&err), Error::Fenced { lost: 0, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        second.unflushed(),
+        b"second\n",
+        "nothing of the loser is lost"
+    );
     first.write_all(b"again\n").unwrap();
     first.close().unwrap();
-    assert_eq!(stream_contents(&bucket, "race.log"), b"seed\nfirst\nagain\n");
+    assert_eq!(
+        stream_contents(&bucket, "race.log"),
+        b"seed\nfirst\nagain\n"
+    );
 
     // Both start the stream's first object: offset 0 creates it once.
     let mut first = open(&bucket, "new.log", 8);
@@ -101,10 +111,15 @@ fn an_append_whose_answer_was_lost_is_settled_by_its_size_and_checksum() {
     let mut twin = open(&bucket, "lost.log", 8);
     twin.write_all(b"three\n").unwrap();
     twin.flush().unwrap();
-    again.flush().expect("the same bytes at the same offset: settled as landed");
+    again
+        .flush()
+        .expect("the same bytes at the same offset: settled as landed");
     again.write_all(b"four\n").unwrap();
     again.close().unwrap();
-    assert_eq!(stream_contents(&bucket, "lost.log"), b"one\ntwo\nthree\nfour\n");
+    assert_eq!(
+        stream_contents(&bucket, "lost.log"),
+        b"one\ntwo\nthree\nfour\n"
+    );
 }
 
 #[test]
@@ -121,14 +136,18 @@ fn an_object_with_the_most_parts_is_sealed_and_the_stream_moves_on() {
         written.extend_from_slice(&record);
     }
     log.close().unwrap();
-    let refused = server.take_requests().into_iter().filter(|r| r.op == "PutObject" && !r.ok);
+    let refused = server
+        .take_requests()
+        .into_iter()
+        .filter(|r| r.op == "PutObject" && !r.ok);
     assert_eq!(refused.count(), 2, "one TooManyParts per full object");
     assert_eq!(segment_sizes(&bucket, "parts.log"), [50, 50, 20]);
     assert_eq!(stream_contents(&bucket, "parts.log"), written);
     // A new handle continues the last object, and seals it in turn.
     let mut log = open(&bucket, "parts.log", 8);
     for n in 12..16 {
-        log.write_all(format!("record {n:02}\n").as_bytes()).unwrap();
+        log.write_all(format!("record {n:02}\n").as_bytes())
+            .unwrap();
         log.flush().unwrap();
     }
     log.close().unwrap();
@@ -145,8 +164,13 @@ fn sessions_are_created_once_and_renewed_before_they_lapse() {
         log.write_all(b"record\n").unwrap();
         log.flush().unwrap();
     }
-    let sessions = |requests: &[Request]| requests.iter().filter(|r| r.op == "CreateSession").count();
-    assert_eq!(sessions(&server.take_requests()), 1, "one session for many requests");
+    let sessions =
+        |requests: &[Request]| requests.iter().filter(|r| r.op == "CreateSession").count();
+    assert_eq!(
+        sessions(&server.take_requests()),
+        1,
+        "one session for many requests"
+    );
     // Renewed half-way through its life: the server refuses a lapsed one.
     std::thread::sleep(Duration::from_millis(1200));
     log.write_all(b"record\n").unwrap();
@@ -161,12 +185,18 @@ fn sessions_are_created_once_and_renewed_before_they_lapse() {
 fn a_directory_bucket_refuses_requests_without_a_session() {
     let server = Server::start();
     let bucket = server.new_directory_bucket();
-    let plain = Options::builder().with_directory_bucket(Some(false)).build().unwrap();
+    let plain = Options::builder()
+        .with_directory_bucket(Some(false))
+        .build()
+        .unwrap();
     let err = Storage::new(bucket.clone(), "app.log", plain).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     // Session requests to a general-purpose bucket are refused too: its name says which.
     let general = server.new_bucket();
-    let express = Options::builder().with_directory_bucket(Some(true)).build().unwrap();
+    let express = Options::builder()
+        .with_directory_bucket(Some(true))
+        .build()
+        .unwrap();
     assert!(Storage::new(general, "app.log", express).is_err());
 }
 
@@ -192,7 +222,11 @@ fn large_writes_stream_out_as_appends_of_a_part() {
     assert!(puts.iter().all(|&n| n <= 5 * MIB as u64), "{puts:?}");
     assert_eq!(puts.len(), 4, "{puts:?}");
     assert_eq!(uploaded(&requests), data.len() as u64);
-    assert!(!requests.iter().any(|r| r.op.contains("Multipart") || r.op == "UploadPart"));
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.op.contains("Multipart") || r.op == "UploadPart")
+    );
     // The flushed bytes left memory: a read fetches them from S3.
     log.seek(SeekFrom::Start(0)).unwrap();
     let mut back = Vec::new();

@@ -2,6 +2,7 @@
 //! read fixtures, and cleaning up.
 
 mod append;
+mod express;
 mod flush;
 mod follow;
 mod read;

@@ -47,6 +47,12 @@
 //!    a stream whose tail stays a few KiB (each flush is one conditional PUT of the whole
 //!    tail), against `put_object` of the same tail: median and 90th percentile latency per
 //!    request. rust-s3 opens a new connection for each request; `Storage` keeps its own open.
+//! 9. **Directory bucket**: `Storage` on a directory bucket (S3 Express One Zone, as the
+//!    in-process server emulates it: each flush one append) against `Storage` on a
+//!    general-purpose bucket as the baseline: 100-byte records flushed one at a time
+//!    (`S3SYNCR_BENCH_SMALL_FLUSHES` of them) and flushed every 1 MiB
+//!    (`S3SYNCR_BENCH_FLUSH_MIB`), `min_size` 8: flushes per second and bytes uploaded per byte
+//!    written, counted by the server. In-process setup only.
 //!
 //! Reads use `Options::default()`; writes change only `min_size`. The report prints the options.
 //!
@@ -67,7 +73,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `S3SYNCR_BENCH_SETUPS` | `inproc,seaweedfs,wan` | setups to run, in this order; `seaweedfs` is skipped (and said so) without `S3SYNCR_TEST_ENDPOINT` |
-//! | `S3SYNCR_BENCH_CASES` | `write,flush,read,random,memory,append,follow,tailflush` | cases to run (1 to 8 above) |
+//! | `S3SYNCR_BENCH_CASES` | `write,flush,read,random,memory,append,follow,tailflush,express` | cases to run (1 to 9 above) |
 //! | `S3SYNCR_BENCH_MIB` | 256 | size of the data set in MiB on loopback |
 //! | `S3SYNCR_BENCH_WAN_MIB` | 64 | size of the data set in MiB through the WAN relay |
 //! | `S3SYNCR_BENCH_FLUSH_MIB` | 32 | cases 2 and 6 write at most this many MiB: flushing every 1 MiB uploads about 5 times that in case 2, re-uploading the tail at each of case 6's flushes about `MIB / 2` times |
@@ -105,7 +111,7 @@ const SEED: u64 = 0x5EED_CAFE_F00D_D00D;
 const MALLOC_ENV: &str = "MALLOC_MMAP_THRESHOLD_";
 
 const SETUPS: [&str; 3] = ["inproc", "seaweedfs", "wan"];
-const CASES: [&str; 8] = [
+const CASES: [&str; 9] = [
     "write",
     "flush",
     "read",
@@ -114,6 +120,7 @@ const CASES: [&str; 8] = [
     "append",
     "follow",
     "tailflush",
+    "express",
 ];
 
 fn main() {
@@ -317,6 +324,9 @@ impl<'a> Bench<'a> {
         if has("follow") {
             let follows = self.new_bucket();
             self.follow(&follows);
+        }
+        if has("express") {
+            self.express();
         }
         if has("read") || has("random") || has("memory") {
             let reads = self.new_bucket();

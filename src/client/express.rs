@@ -140,7 +140,9 @@ impl S3Client {
                 return Err(err);
             }
             let head = match self.head(&key) {
-                Err(Error::Status { status: 404, .. }) => return Err(Error::Fenced { key, lost: 0 }),
+                Err(Error::Status { status: 404, .. }) => {
+                    return Err(Error::Fenced { key, lost: 0 });
+                }
                 head => head?,
             };
             let landed = head.size.checked_sub(offset).map(|n| n as usize);
@@ -282,7 +284,12 @@ mod tests {
     #[test]
     fn directory_buckets_are_known_by_their_names() {
         assert!(is_directory_bucket("logs--use1-az4--x-s3"));
-        for name in ["logs", "logs--x-s3", "--use1-az4--x-s3", "logs--use1-az4--x-s3-not"] {
+        for name in [
+            "logs",
+            "logs--x-s3",
+            "--use1-az4--x-s3",
+            "logs--use1-az4--x-s3-not",
+        ] {
             assert!(!is_directory_bucket(name), "{name}");
         }
     }
@@ -300,7 +307,10 @@ mod tests {
             soon.second()
         );
         let left = remaining(&text).expect("a date ahead");
-        assert!(left <= Duration::from_secs(120) && left > Duration::from_secs(60), "{left:?}");
+        assert!(
+            left <= Duration::from_secs(120) && left > Duration::from_secs(60),
+            "{left:?}"
+        );
         assert_eq!(remaining("2000-01-01T00:00:00Z"), None, "a date passed");
         assert_eq!(remaining("tomorrow"), None);
     }

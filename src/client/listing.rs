@@ -15,7 +15,8 @@ impl S3Client {
     /// listing pages as there are.
     pub(crate) fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
         let prefix = self.layout.prefix();
-        let start_after = after.map(|seq| self.key(seq));
+        // A directory bucket refuses `start-after`: the keys before are listed too, and dropped.
+        let start_after = (after.filter(|_| self.sessions.is_none())).map(|seq| self.key(seq));
         let mut token = None;
         let mut segments = Vec::new();
         loop {
@@ -41,6 +42,7 @@ impl S3Client {
         }
         // Lexicographic order is numeric order for fixed-width keys, but not every server sorts.
         segments.sort_by_key(|s| s.seq);
+        segments.retain(|s| after.is_none_or(|after| s.seq > after));
         Ok(segments)
     }
 
@@ -49,10 +51,16 @@ impl S3Client {
     pub(crate) fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
         let prefix = self.layout.prefix();
         let after = Some(self.key(seq));
-        let page = self.request("LIST", prefix, 0, |bucket| {
-            self.list_page(bucket, None, after.clone(), Some(1))
-        })?;
-        let next = (page.contents.iter()).find_map(|object| self.layout.seq(&object.key));
+        let next = match self.sessions {
+            // A directory bucket lists in no promised order, and refuses `start-after`.
+            Some(_) => self.list(Some(seq))?.first().map(|s| s.seq),
+            None => {
+                let page = self.request("LIST", prefix, 0, |bucket| {
+                    self.list_page(bucket, None, after.clone(), Some(1))
+                })?;
+                (page.contents.iter()).find_map(|object| self.layout.seq(&object.key))
+            }
+        };
         let Some(next) = next else {
             return Ok(None);
         };

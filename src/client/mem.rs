@@ -331,6 +331,11 @@ impl MemS3 {
                 state.appends.remove(&r.key);
                 Ok(Reply::empty(204))
             }
+            "LIST" if r.directory && r.has("start-after") => Err((
+                400,
+                "InvalidArgument",
+                "start-after is not supported for directory buckets".into(),
+            )),
             "LIST" => Ok(self.list(state, r)),
             "LIST-UPLOADS" => Ok(list_uploads(state, r)),
             "CREATE-UPLOAD" => Ok(create_upload(state, r)),

@@ -56,7 +56,9 @@ impl S3Client {
             // Each attempt, since a retry may start after the credentials' margin has begun.
             let bucket = self.bucket.for_attempt(timeout);
             let started = Instant::now();
-            let result = self.session_bucket(bucket).and_then(|bucket| attempt(&bucket));
+            let result = self
+                .session_bucket(bucket)
+                .and_then(|bucket| attempt(&bucket));
             let took = started.elapsed();
             attempting += took;
             let ms = took.as_secs_f64() * 1000.0;

@@ -30,7 +30,9 @@ const EXPRESS_HEADERS: [&str; 2] = ["x-amz-s3session-token", "x-amz-create-sessi
 /// Whether `headers` are a request to a directory bucket's zonal endpoint: see
 /// [`EXPRESS_HEADERS`].
 pub(super) fn is_express(headers: &HeaderMap) -> bool {
-    EXPRESS_HEADERS.iter().any(|name| headers.contains_key(*name))
+    EXPRESS_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name))
 }
 
 /// Makes `headers` (as rust-s3 signed them for an empty body) describe `body` instead; the

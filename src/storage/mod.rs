@@ -198,7 +198,11 @@ impl Storage {
         let appends = client.appends();
         let streaming = Streaming {
             // Appended bytes leave memory at once: reads fetch them from S3.
-            copy_from: if appends { Some(0) } else { options.append_by_copy },
+            copy_from: if appends {
+                Some(0)
+            } else {
+                options.append_by_copy
+            },
             appends,
             part: options.part_size,
             ahead: options.write_ahead,

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use super::object::{Object, Phase};
 use super::Writer;
+use super::object::{Object, Phase};
 use crate::Error;
 use crate::index::Index;
 

@@ -47,7 +47,14 @@ fn targets() -> Option<Vec<Target>> {
 
 /// A `PutObject` of `body` at `offset` of `key`, with its CRC32C and `extra` headers, as
 /// `bucket` (a session's) signs it.
-fn append(t: &Target, bucket: &Bucket, key: &str, offset: u64, body: &[u8], extra: &[(&str, &str)]) -> Got {
+fn append(
+    t: &Target,
+    bucket: &Bucket,
+    key: &str,
+    offset: u64,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> Got {
     let offset = offset.to_string();
     let mut custom = headers(extra);
     custom.extend(headers(&[(OFFSET_HEADER, &offset)]));
@@ -66,7 +73,10 @@ fn directory_buckets_append_at_the_size_and_refuse_the_rest() {
     for t in targets().into_iter().flatten() {
         let n = t.name;
         let unsigned = t.put("x/k", b"one", &[]);
-        assert_eq!(unsigned.status, 403, "{n}: no session, no request: {unsigned:?}");
+        assert_eq!(
+            unsigned.status, 403,
+            "{n}: no session, no request: {unsigned:?}"
+        );
         let session = create_session(&*t.wire, &t.bucket).expect("CreateSession");
         let b = &session.sign(&t.bucket).expect("session bucket");
         let meta = [("x-amz-meta-s3syncr-start", "7")];
@@ -85,14 +95,38 @@ fn directory_buckets_append_at_the_size_and_refuse_the_rest() {
         let two = append(&t, b, "x/k", 3, b"two", &[("if-match", &etag)]);
         assert_eq!(two.status, 200, "{n}: {two:?}");
         assert_ne!(two.etag(), etag, "{n}: a new version");
-        let get = |key| t.send_as(b, key, Command::GetObject, None, &[("x-amz-checksum-mode", "ENABLED")]);
+        let get = |key| {
+            t.send_as(
+                b,
+                key,
+                Command::GetObject,
+                None,
+                &[("x-amz-checksum-mode", "ENABLED")],
+            )
+        };
         let whole = get("x/k");
         assert_eq!(whole.body, b"onetwo", "{n}");
-        assert_eq!(whole.header("x-amz-meta-s3syncr-start"), Some("7"), "{n}: kept from creation");
-        assert_eq!(whole.header(CRC_HEADER), Some(Crc::of(b"onetwo").encoded().as_str()), "{n}");
-        assert_eq!(append(&t, b, "x/k", 6, b"3", &[]).status, 200, "{n}: part {LIMIT}");
+        assert_eq!(
+            whole.header("x-amz-meta-s3syncr-start"),
+            Some("7"),
+            "{n}: kept from creation"
+        );
+        assert_eq!(
+            whole.header(CRC_HEADER),
+            Some(Crc::of(b"onetwo").encoded().as_str()),
+            "{n}"
+        );
+        assert_eq!(
+            append(&t, b, "x/k", 6, b"3", &[]).status,
+            200,
+            "{n}: part {LIMIT}"
+        );
         let full = append(&t, b, "x/k", 7, b"4", &[]);
         assert_eq!(code(full), (400, "TooManyParts".into()), "{n}");
-        assert_eq!(get("x/k").body, b"onetwo3", "{n}: nothing of a refused append");
+        assert_eq!(
+            get("x/k").body,
+            b"onetwo3",
+            "{n}: nothing of a refused append"
+        );
     }
 }

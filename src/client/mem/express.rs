@@ -45,7 +45,11 @@ pub(super) fn append(
     let offset = r.header(OFFSET_HEADER).and_then(|v| v.parse::<u64>().ok());
     let object = state.objects.get(&r.key);
     if offset != Some(object.map_or(0, |o| o.bytes.len() as u64)) {
-        return Err((400, "InvalidWriteOffset", "the offset is not the size".into()));
+        return Err((
+            400,
+            "InvalidWriteOffset",
+            "the offset is not the size".into(),
+        ));
     }
     check_condition(object, r)?;
     if body.is_empty() {

@@ -14,9 +14,11 @@
 //!   and carry their token in `x-amz-s3session-token` (`403 AccessDenied`, or
 //!   `400 ExpiredToken` once the session has lapsed).
 //!
+//! - a listing refuses `start-after`, which AWS does not support for directory buckets.
+//!
 //! Unlike AWS it is served path-style on one endpoint (AWS: virtual-hosted, on the zone's
-//! endpoint), lists in key order and accepts `start-after` (AWS does neither for directory
-//! buckets), and an append rewrites the object's file whole (AWS appends in place).
+//! endpoint), lists in key order (AWS: in no promised order), and an append rewrites the
+//! object's file whole (AWS appends in place).
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -104,11 +106,14 @@ impl Express {
         }
         let signer = req.credentials.as_ref().map(|c| c.access_key.as_str());
         if signer != Some(self.access_key.as_str()) || !signed_for_express(req) {
-            return Err(s3_error!(AccessDenied, "CreateSession takes the account's keys, signed for s3express."));
+            return Err(s3_error!(
+                AccessDenied,
+                "CreateSession takes the account's keys, signed for s3express."
+            ));
         }
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
-        let nanos = (SystemTime::now().duration_since(SystemTime::UNIX_EPOCH))
-            .map_or(0, |d| d.as_nanos());
+        let nanos =
+            (SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)).map_or(0, |d| d.as_nanos());
         let life = Duration::from_millis(self.session_life_ms.load(Ordering::Relaxed));
         let session = Session {
             secret: format!("session-secret-{n}-{nanos:x}"),
@@ -135,7 +140,9 @@ impl Express {
         if access_key == self.access_key {
             return Some(self.secret_key.clone());
         }
-        self.lock_sessions().get(access_key).map(|s| s.secret.clone())
+        self.lock_sessions()
+            .get(access_key)
+            .map(|s| s.secret.clone())
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -150,7 +157,12 @@ impl Express {
         if !is_directory(bucket) || op == "CreateSession" {
             return Ok(());
         }
-        let denied = |why: &str| Err(S3Error::with_message(S3ErrorCode::AccessDenied, why.to_owned()));
+        let denied = |why: &str| {
+            Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                why.to_owned(),
+            ))
+        };
         let Some(signer) = req.credentials.as_ref().map(|c| c.access_key.clone()) else {
             return denied("A directory bucket takes signed requests.");
         };
@@ -210,10 +222,18 @@ impl Express {
         }
         let appending = size.is_some();
         if appending && input.metadata.as_ref().is_some_and(|m| !m.is_empty()) {
-            return Err(s3_error!(InvalidRequest, "User metadata cannot be given on an append."));
+            return Err(s3_error!(
+                InvalidRequest,
+                "User metadata cannot be given on an append."
+            ));
         }
         let key = (input.bucket.clone(), input.key.clone());
-        let parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied();
+        let parts = self
+            .parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .copied();
         if appending && parts.unwrap_or(1) >= self.part_limit.load(Ordering::Relaxed) {
             let mut err = S3Error::with_message(
                 S3ErrorCode::Custom("TooManyParts".into()),
@@ -226,10 +246,13 @@ impl Express {
         if body.is_empty() {
             return Err(s3_error!(InvalidRequest, "An append must have a body."));
         }
-        if let Some(given) = input.checksum_crc32c.as_deref() {
-            if checksum::decode(given) != Some(checksum::of(&body)) {
-                return Err(s3_error!(BadDigest, "The CRC32C you specified did not match the calculated checksum."));
-            }
+        if let Some(given) = input.checksum_crc32c.as_deref()
+            && checksum::decode(given) != Some(checksum::of(&body))
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "The CRC32C you specified did not match the calculated checksum."
+            ));
         }
         Ok(body)
     }
@@ -237,13 +260,28 @@ impl Express {
     /// An append to `bucket`/`key` landed: one part more.
     pub(crate) fn appended(&self, bucket: &str, key: &str) {
         let mut parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
-        *parts.entry((bucket.to_owned(), key.to_owned())).or_insert(0) += 1;
+        *parts
+            .entry((bucket.to_owned(), key.to_owned()))
+            .or_insert(0) += 1;
     }
+}
+
+/// The error a directory bucket answers a listing with `start-after` with, which AWS does not
+/// support there.
+pub(crate) fn refuses_listing(input: &ListObjectsV2Input) -> Option<S3Error> {
+    (is_directory(&input.bucket) && input.start_after.is_some()).then(|| {
+        s3_error!(
+            InvalidArgument,
+            "start-after is not supported for directory buckets."
+        )
+    })
 }
 
 /// Whether `req` was signed for the `s3express` service (checked by `crate::resign`).
 fn signed_for_express<T>(req: &S3Request<T>) -> bool {
-    req.headers.get(crate::resign::SIGNED_FOR).is_some_and(|v| v == "s3express")
+    req.headers
+        .get(crate::resign::SIGNED_FOR)
+        .is_some_and(|v| v == "s3express")
 }
 
 /// A request body, read whole.
@@ -253,9 +291,8 @@ async fn collect(body: Option<StreamingBlob>) -> S3Result<Vec<u8>> {
     };
     let mut out = Vec::new();
     while let Some(chunk) = poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
-        let chunk = chunk.map_err(|err| {
-            S3Error::with_message(S3ErrorCode::IncompleteBody, err.to_string())
-        })?;
+        let chunk = chunk
+            .map_err(|err| S3Error::with_message(S3ErrorCode::IncompleteBody, err.to_string()))?;
         out.extend_from_slice(&chunk);
     }
     Ok(out)

@@ -89,7 +89,12 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// Serves `root` (see [`crate::Server::start_in`]), recording into `log`.
-    pub(crate) fn new(root: &Path, log: Log, opaque_etags: bool, express: Arc<Express>) -> Recorder {
+    pub(crate) fn new(
+        root: &Path,
+        log: Log,
+        opaque_etags: bool,
+        express: Arc<Express>,
+    ) -> Recorder {
         Recorder {
             inner: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
             // As s3s-fs resolves it.
@@ -329,6 +334,12 @@ macro_rules! delegate {
     (@call head_object $self:ident $req:ident) => { $self.head($req).await };
     (@call get_object $self:ident $req:ident) => { $self.get($req).await };
     (@call create_session $self:ident $req:ident) => { $self.express.create_session(&$req) };
+    (@call list_objects_v2 $self:ident $req:ident) => {
+        match express::refuses_listing(&$req.input) {
+            Some(err) => Err(err),
+            None => $self.inner.list_objects_v2($req).await,
+        }
+    };
     (@call $method:ident $self:ident $req:ident) => { $self.inner.$method($req).await };
     (@after upload_part $result:ident) => { no_such_upload($result) };
     (@after upload_part_copy $result:ident) => { no_such_upload($result) };

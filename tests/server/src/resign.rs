@@ -73,7 +73,12 @@ impl Resigning {
             let digest = hex(&Sha256::digest(canonical.as_bytes()));
             let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{digest}");
             let mut key = format!("AWS4{secret}").into_bytes();
-            for part in [parsed.date.as_str(), parsed.region.as_str(), service, "aws4_request"] {
+            for part in [
+                parsed.date.as_str(),
+                parsed.region.as_str(),
+                service,
+                "aws4_request",
+            ] {
                 key = hmac(&key, part.as_bytes());
             }
             (scope, hex(&hmac(&key, to_sign.as_bytes())))
@@ -81,7 +86,10 @@ impl Resigning {
         let matches = sign("s3express").1 == parsed.signature;
         let (scope, signature) = match matches {
             true => sign("s3"),
-            false => (format!("{}/{}/s3/aws4_request", parsed.date, parsed.region), "0".repeat(64)),
+            false => (
+                format!("{}/{}/s3/aws4_request", parsed.date, parsed.region),
+                "0".repeat(64),
+            ),
         };
         let value = format!(
             "AWS4-HMAC-SHA256 Credential={}/{scope},SignedHeaders={},Signature={signature}",
@@ -148,8 +156,7 @@ impl Authorization {
     fn parse(value: &str) -> Option<Authorization> {
         let rest = value.strip_prefix("AWS4-HMAC-SHA256")?;
         let field = |name: &str| {
-            (rest.split(',').map(str::trim))
-                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            (rest.split(',').map(str::trim)).find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
         };
         let mut credential = field("Credential")?.split('/');
         Some(Authorization {
@@ -157,7 +164,10 @@ impl Authorization {
             date: credential.next()?.to_owned(),
             region: credential.next()?.to_owned(),
             service: credential.next()?.to_owned(),
-            signed: field("SignedHeaders")?.split(';').map(str::to_owned).collect(),
+            signed: field("SignedHeaders")?
+                .split(';')
+                .map(str::to_owned)
+                .collect(),
             signature: field("Signature")?.to_owned(),
         })
     }
@@ -166,7 +176,12 @@ impl Authorization {
 /// The canonical request of SigV4, written here from AWS's description, not with the client's
 /// code: the path as sent, the query's pairs decoded, encoded again and sorted, the signed
 /// headers' trimmed values, the payload's hash as its header gives it.
-fn canonical_request(method: &str, uri: &http::Uri, headers: &HeaderMap, signed: &[String]) -> String {
+fn canonical_request(
+    method: &str,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    signed: &[String],
+) -> String {
     let mut query: Vec<(String, String)> = (uri.query().unwrap_or_default().split('&'))
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
@@ -183,7 +198,10 @@ fn canonical_request(method: &str, uri: &http::Uri, headers: &HeaderMap, signed:
             .collect();
         values.join(",")
     };
-    let canonical_headers: String = signed.iter().map(|n| format!("{n}:{}\n", value(n))).collect();
+    let canonical_headers: String = signed
+        .iter()
+        .map(|n| format!("{n}:{}\n", value(n)))
+        .collect();
     format!(
         "{method}\n{}\n{}\n{canonical_headers}\n{}\n{}",
         uri.path(),

@@ -21,7 +21,11 @@ impl Recorder {
             key: key.clone(),
             ..Default::default()
         };
-        let found = match self.inner.head_object(derived(&req, head, http::Method::HEAD)).await {
+        let found = match self
+            .inner
+            .head_object(derived(&req, head, http::Method::HEAD))
+            .await
+        {
             Ok(found) => Some(found.output),
             Err(err) if matches!(err.code(), S3ErrorCode::NoSuchKey) => None,
             Err(err) => return Err(err),
