@@ -8,7 +8,7 @@ mod follow;
 mod read;
 mod write;
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use s3::Bucket;
 use s3_syncr::{Options, Storage};
@@ -36,6 +36,18 @@ pub fn write_fixture(bucket: &Bucket, data: &[u8], min_size: usize) {
     let mut storage = open(bucket, &fixture_name(min_size), min_size);
     io::copy(&mut Source(data), &mut storage).expect("write fixture");
     storage.close().expect("close fixture");
+}
+
+/// Writes `records`, `record` bytes each, to `log`, flushing once every `every` bytes.
+pub fn write_flushed(log: &mut impl Write, records: &[u8], record: usize, every: usize) {
+    let mut next_flush = every;
+    for (i, chunk) in records.chunks(record).enumerate() {
+        log.write_all(chunk).expect("write");
+        if (i + 1) * record >= next_flush {
+            log.flush().expect("flush");
+            next_flush += every;
+        }
+    }
 }
 
 /// Deletes every object under `prefix`; returns how many there were.

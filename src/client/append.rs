@@ -39,7 +39,7 @@ impl S3Client {
     ) -> Result<String, Error> {
         let in_s3 = held + stored;
         if self.sessions.is_some() {
-            return self.append_at_offset(seq, meta, held, body, stored, expect);
+            return self.append_at_offset(seq, meta, in_s3 as u64, &body[stored..], expect);
         }
         match expect {
             Expect::Etag(etag)

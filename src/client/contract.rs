@@ -68,22 +68,27 @@ const KEPT: [&str; 6] = [
 ];
 
 fn targets() -> Vec<Target> {
-    let quirks = Quirks::of_server_under_test();
     let server = Server::from_env_or_start();
+    let bucket = server.new_bucket();
+    pair(server, bucket, Quirks::of_server_under_test())
+}
+
+/// The in-memory S3 with `quirks`, and `server` (whose `bucket` both name).
+fn pair(server: Server, bucket: Bucket, quirks: Quirks) -> Vec<Target> {
     let wire = Wire::shared(server.ca_pem_path()).expect("transport");
-    let real = Target {
-        name: "real server",
-        wire: Arc::new(wire),
-        bucket: server.new_bucket(),
-        quirks,
-        _server: Some(server),
-    };
     let mem = Target {
         name: "in-memory S3",
         wire: Arc::new(MemS3::new(quirks)),
-        bucket: real.bucket.clone(),
+        bucket: bucket.clone(),
         quirks,
         _server: None,
+    };
+    let real = Target {
+        name: "real server",
+        wire: Arc::new(wire),
+        bucket,
+        quirks,
+        _server: Some(server),
     };
     vec![mem, real]
 }

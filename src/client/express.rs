@@ -93,26 +93,23 @@ impl S3Client {
         }
     }
 
-    /// Appends the bytes of `body` from `stored` on to object `seq`, of which S3 holds `held`
-    /// bytes and the first `stored` of `body`, by one `PutObject` at that offset; returns the
-    /// object's new ETag. Offset 0 creates the object, recording `meta` and this handle.
-    /// `expect` is the version the append builds on (`If-Match`, with conditional writes).
+    /// Appends `new` to object `seq`, which S3 holds `offset` bytes of, by one `PutObject` at
+    /// that offset; returns the object's new ETag. Offset 0 creates the object, recording
+    /// `meta` and this handle. `expect` is the version the append builds on (`If-Match`, with
+    /// conditional writes).
     ///
     /// A refused offset or condition is settled from a HEAD: the append landed (an earlier
-    /// attempt's answer was lost), landed in part (then the rest follows), or another writer
-    /// moved the object, which is [`Error::Fenced`].
+    /// attempt's answer was lost), landed in part (an earlier call's, with fewer bytes: then
+    /// the rest follows), or another writer moved the object, which is [`Error::Fenced`].
     pub(super) fn append_at_offset(
         &self,
         seq: u64,
         meta: Meta,
-        held: usize,
-        body: &[u8],
-        stored: usize,
+        mut offset: u64,
+        mut new: &[u8],
         expect: Expect<'_>,
     ) -> Result<String, Error> {
         let key = self.key(seq);
-        let mut offset = (held + stored) as u64;
-        let mut new = &body[stored..];
         let mut etag = match expect {
             Expect::Etag(etag) => Some(etag.to_owned()),
             Expect::Absent => None,

@@ -5,12 +5,11 @@
 //! bucket's; bytes uploaded per byte written are counted by the server.
 
 use std::fmt::Write as _;
-use std::io::Write;
 
 use s3::Bucket;
 use s3_syncr_test_server::Server;
 
-use crate::cases::open;
+use crate::cases::{open, write_flushed};
 use crate::report::{Metric, Sample, median};
 use crate::system::measure;
 use crate::{Bench, MIB};
@@ -95,14 +94,7 @@ fn flushed(
     server.take_requests();
     let sample = measure(|| {
         let mut log = open(bucket, &format!("{prefix}rec.log"), 8);
-        let mut next_flush = every;
-        for (i, record) in records.chunks(RECORD).enumerate() {
-            log.write_all(record).expect("write");
-            if (i + 1) * RECORD >= next_flush {
-                log.flush().expect("flush");
-                next_flush += every;
-            }
-        }
+        write_flushed(&mut log, records, RECORD, every);
         log.close().expect("close");
     });
     // Left in place: rust-s3's own requests, which list and delete, carry no session, and the

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use s3::Bucket;
 
-use crate::cases::{delete_prefix, open};
+use crate::cases::{delete_prefix, open, write_flushed};
 use crate::report::{FlushRow, Metric, Uploads, median, percentile, show};
 use crate::system::measure;
 use crate::{Bench, MIB};
@@ -46,14 +46,7 @@ impl Bench<'_> {
                 let sample = measure(|| {
                     let storage = open(bucket, &format!("{prefix}rec.log"), seal_mib);
                     let mut log = BufWriter::new(storage);
-                    let mut next_flush = flush_every;
-                    for (i, record) in records.chunks_exact(RECORD).enumerate() {
-                        log.write_all(record).expect("write");
-                        if (i + 1) * RECORD >= next_flush {
-                            log.flush().expect("flush");
-                            next_flush += flush_every;
-                        }
-                    }
+                    write_flushed(&mut log, records, RECORD, flush_every);
                     let storage = log.into_inner().map_err(|e| e.into_error()).unwrap();
                     storage.close().expect("close");
                 });

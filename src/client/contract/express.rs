@@ -3,14 +3,12 @@
 //! (lowered to [`LIMIT`] on both), metadata only at creation, and session credentials. An
 //! external server is skipped: none of those the CI runs has directory buckets.
 
-use std::sync::Arc;
-
 use s3::Bucket;
 use s3::command::Command;
 use s3_syncr_test_server::Server;
 
 use super::super::express::{OFFSET_HEADER, create_session};
-use super::{CRC_HEADER, Crc, Got, MemS3, Quirks, Target, Wire, headers};
+use super::{CRC_HEADER, Crc, Got, Quirks, Target, headers, pair};
 
 /// The most parts of an object, on both targets.
 const LIMIT: u32 = 3;
@@ -28,21 +26,8 @@ fn targets() -> Option<Vec<Target>> {
         max_appends: LIMIT,
         ..Quirks::of_server_under_test()
     };
-    let real = Target {
-        name: "in-process server",
-        wire: Arc::new(Wire::shared(server.ca_pem_path()).expect("transport")),
-        bucket: server.new_directory_bucket(),
-        quirks,
-        _server: Some(server),
-    };
-    let mem = Target {
-        name: "in-memory S3",
-        wire: Arc::new(MemS3::new(quirks)),
-        bucket: real.bucket.clone(),
-        quirks,
-        _server: None,
-    };
-    Some(vec![mem, real])
+    let bucket = server.new_directory_bucket();
+    Some(pair(server, bucket, quirks))
 }
 
 /// A `PutObject` of `body` at `offset` of `key`, with its CRC32C and `extra` headers, as
