@@ -495,7 +495,7 @@ impl OptionsBuilder {
 
     /// Check every object read from its first byte to its last against the CRC32C checksum
     /// the server stores for it (s3-syncr sends one with every write). A mismatch is
-    /// [`Error::Corrupt`](crate::Error::Corrupt), kind `InvalidData`, and no byte of the
+    /// [`Error::Corrupt`], kind `InvalidData`, and no byte of the
     /// object is handed out: the reader holds an object until it has all of it, when it fits
     /// in the read-ahead buffers (`read_ahead` chunks); a larger one is checked before its
     /// last chunk is handed out. A mismatch is fetched again first (up to `retry_attempts`

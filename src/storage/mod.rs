@@ -156,7 +156,7 @@ impl Storage {
     /// Opens stream `name` in a bucket the caller built: for credentials, endpoints or
     /// addressing that the environment does not cover.
     ///
-    /// The bucket is rust-s3's [`Bucket`](s3::Bucket), of the version this crate is built
+    /// The bucket is rust-s3's [`Bucket`], of the version this crate is built
     /// with: name it through the re-export [`s3_syncr::s3`](crate::s3), so that no other
     /// version of rust-s3 need be in the caller's `Cargo.toml`. rust-s3 only names the bucket,
     /// signs and parses here; every request goes through this crate's own HTTP client, so

@@ -212,7 +212,9 @@ impl From<s3_syncr::Error> for Failure {
 /// How a command ends when it does not succeed: one line on stderr and an exit status.
 #[derive(Debug)]
 pub struct Exit {
+    /// What went wrong, for standard error after `s3-syncr: COMMAND LOCATION: `.
     pub message: String,
+    /// The process's exit status.
     pub status: u8,
 }
 
