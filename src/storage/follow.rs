@@ -11,6 +11,10 @@
 //! listed at start-up, when a poll meets something a listing must explain (the last object
 //! gone, a next object that does not start where the last one ends), and at most once per
 //! [`RELIST`] otherwise, for what no GET can see (a writer sealing at another size).
+//! A server that ignores the range and answers 200 is read past the known end; one that sends
+//! no `Content-Range` is asked again from what it sent. A sealed, idle last object costs two
+//! GETs a poll: the next object's (404, not yet), then the sealed one's end (416: still there;
+//! 404: trimmed past the follower, which a listing then reports).
 //!
 //! A poll's answer carries no checksum (it holds a range of the object, and the object may
 //! still grow), so with [`Options::verify_reads`](crate::Options::verify_reads) the reader
