@@ -54,7 +54,8 @@
 //!   other offset. Bytes before the first offset are **trimmed**.
 //! - **gap**: one or more sequence numbers missing between two objects still present (an
 //!   object deleted out of order). A read into a gap fails; the objects after it keep their
-//!   offsets.
+//!   offsets. Missing numbers whose older side is gone too are no gap: a trim deleted them,
+//!   between two pages of a listing, say.
 //! - **fenced**: a writer refused by a conditional request because another writer changed the
 //!   stream first ([`Error::Fenced`]).
 //! - **lost answer**: a request S3 applied whose answer never arrived; **settling** it is
