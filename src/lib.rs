@@ -84,10 +84,8 @@
 //! Offsets are absolute: the same for every handle and every run, whatever was deleted since. A
 //! saved [`stream_position`](std::io::Seek::stream_position) finds the same bytes later, or
 //! fails; it never reads others. A new handle's position is [`Storage::first_offset`], 0 until
-//! older objects are deleted. Each handle learns where the stream starts once, with one request
-//! at most: a reader with a HEAD of the first object when it first reads, seeks or asks for its
-//! position; a writer from the tail it continues (its GET carries the start), with no request
-//! on a new stream.
+//! older objects are deleted; a handle learns where the stream starts with one request at
+//! most (none for a writer on a new stream).
 //!
 //! Streams get trimmed: by an expiration lifecycle rule, by hand, or by [`Storage::trim`]
 //! (`s3-syncr trim`). None of these moves an offset: a reader resuming from a saved position
@@ -96,18 +94,14 @@
 //! again and reports `Trimmed` if the stream now starts after the position). The length is
 //! unchanged, and appending continues at the same offsets.
 //!
-//! - [`Storage::trim`]`(before)` deletes the whole objects that end at or before `before`,
-//!   oldest first, never the last object, and returns the new first offset. An interrupted
-//!   trim leaves a shorter stream, never a gap; running it again finishes it. Before deleting,
-//!   it asks the object that will become the first where it starts (one HEAD), and deletes
-//!   nothing if it records no start ([`Error::NoRecordedStart`], `Unsupported`) or a wrong one
-//!   ([`Error::Discontinuity`]). [`Storage::trim_dry_run`] sends the same requests short of the
-//!   deletes, so it answers, or refuses, alike.
+//! - [`Storage::trim`] deletes whole objects, oldest first, never the last one, and refuses
+//!   where the object that would become the first does not record where it starts;
+//!   [`Storage::trim_dry_run`] answers, or refuses, alike without deleting.
 //! - **Readers outlive retention.** When every object a handle knew was deleted from the front,
 //!   it starts again from the first object left, at the start that object records: positions
-//!   still stored keep working, earlier ones fail with `Trimmed`. A listing that shows a hole
-//!   is checked with a HEAD of the object before it, so a trim running between two pages of a
-//!   listing is not taken for a gap.
+//!   still stored keep working, earlier ones fail with `Trimmed`. Missing numbers in a listing
+//!   are checked with a HEAD of the object before them, so a trim running between two pages of
+//!   a listing is not taken for a gap.
 //! - **A gap** (an object deleted by hand, a lifecycle rule expiring a day's objects in any
 //!   order, a copy that lost one): reads stop where the objects before it end, with
 //!   [`Error::MissingSegment`] (`InvalidData`) naming the first missing key, and so do
@@ -138,42 +132,29 @@
 //!
 //! - `write` appends to the tail in memory and returns `Ok(buf.len())`, unless an upload failed
 //!   once some of a large write was taken: it then returns how many bytes it took, and the next
-//!   write returns the error. Writes always append to the end, wherever the read position is. A
-//!   write of at most [`Options::part_size`] bytes ([`Options::seal_size`] without appending by
-//!   copy) is never split across objects; a larger one is taken as if written in pieces, and
-//!   fills objects to exactly the seal size.
+//!   write returns the error. Writes always append to the end, wherever the read position is.
+//!   Where a write is split across objects: [`with_seal_size`](OptionsBuilder::with_seal_size).
 //! - **After [`flush`](std::io::Write::flush) returns `Ok`, every byte ever accepted by `write`
 //!   is in S3, in order.** The flush makes the tail hold every byte written to it: one PUT of
 //!   the whole tail while it is small, an append by copy once it is large, or the Complete of
 //!   the parts already sent (see [Cost of flushing](#cost-of-flushing)). A flush with nothing
 //!   new sends no request. When it fails, nothing is dropped and the next flush tries again.
-//! - **Large writes stream out.** Once the tail holds [`Options::part_size`] bytes (8 MiB) that
-//!   S3 lacks, they go out as a part of an upload to the tail's key, on a thread of their own,
-//!   while writing goes on; up to [`Options::write_ahead`] parts (4) upload at once, across
-//!   objects. Nothing is visible in S3 until the upload is completed, by a flush, a seal or
-//!   [`Storage::close`].
-//! - **Objects are completed in stream order.** Once the tail holds at least the seal size (the
-//!   original's `MinSize`), the next write seals it and starts object `seq + 1`; the sealed
-//!   object's last bytes go out in the background, and it is completed only once every object
-//!   before it is. So S3 only ever holds a prefix of the stream: a crash leaves no gap. If an
-//!   upload fails (after retries), the next write or flush returns the error, appends nothing,
-//!   and tries it again.
-//! - [`Storage::close`] flushes and reports errors; if it fails, the [`CloseError`] holds the
-//!   error and the handle with every byte: [`CloseError::into_storage`] to try again,
-//!   [`CloseError::unflushed`] or [`CloseError::into_unflushed`] (which aborts the uploads) to
-//!   take the bytes S3 lacks, or `?` to turn it into an `io::Error`. [`Storage::discard`] gives
-//!   up on the unflushed bytes and returns them. Dropping a `Storage` flushes best-effort, like
-//!   `BufWriter`, and logs a failure with `log::error!` (never while panicking).
+//! - **Large writes stream out** as parts while writing goes on, and **objects are completed
+//!   in stream order**, so S3 only ever holds a prefix of the stream and a crash leaves no gap:
+//!   [`with_part_size`](OptionsBuilder::with_part_size). Nothing of an upload is visible in S3
+//!   until a flush, a seal or [`Storage::close`] completes it. If an upload fails (after
+//!   retries), the next write or flush returns the error, appends nothing, and tries it again.
+//! - [`Storage::close`] flushes and reports errors, handing the handle back with every byte in
+//!   a [`CloseError`]; [`Storage::discard`] gives up on the unflushed bytes and returns them.
+//!   Dropping a `Storage` flushes best-effort, like `BufWriter`, and logs a failure with
+//!   `log::error!` (never while panicking).
 //! - [`Storage::unflushed`] returns the bytes that are not in a complete object in S3 yet, so a
-//!   caller can always see what a failed flush would lose. One exception, the price of bounded
-//!   memory: a tail larger than the write budget (`(write_ahead + 1) × part_size`, 40 MiB)
-//!   written without a flush lets go of the parts S3 already has. If that upload is then fenced,
-//!   those bytes are lost with it and `Error::Fenced { lost }` counts them; if it vanishes
-//!   (aborted by a lifecycle rule or another process), the writer stops with
-//!   [`Error::UploadLost`]. An upload that vanishes while all its bytes are still in memory is
-//!   started again, with no error.
-//! - [`Storage::len`] is the stream's length, this handle's unflushed bytes included: a writer
-//!   knows it; a handle that has not written lists the stream (one request) at each call.
+//!   caller can always see what a failed flush would lose. The one exception, the price of
+//!   bounded memory, is a tail larger than the write budget that is not flushed (see
+//!   [`with_part_size`](OptionsBuilder::with_part_size)): if its upload is then fenced,
+//!   `Error::Fenced { lost }` counts the bytes that left memory; if it vanishes (aborted by a
+//!   lifecycle rule or another process), the writer stops with [`Error::UploadLost`]. An upload
+//!   that vanishes while all its bytes are still in memory is started again, with no error.
 //! - Opening an existing stream appends after its last byte. If the last object is below its
 //!   seal size, the first write continues it: its bytes are fetched by one GET, or, once it
 //!   holds the [`Options::append_by_copy`] threshold, its size and ETag by one HEAD. Size and
@@ -183,16 +164,16 @@
 //! # Concurrent writers
 //!
 //! - **The contention rule:** among writers that found the same end of the stream, the first
-//!   flush wins and the others are fenced. A new object is created with `If-None-Match: *`; the
-//!   tail is overwritten with `If-Match: <ETag>` of the version this handle last wrote or read;
-//!   an append by copy copies exactly the bytes the handle counts (`x-amz-copy-source-range`)
-//!   on the condition that the tail is still that version (`x-amz-copy-source-if-match`), and
-//!   completes with `If-Match` too. A 412 is [`Error::Fenced`] (`AlreadyExists`) naming the key;
-//!   from then on every write and flush returns it, reads still work, and
-//!   [`Storage::unflushed`] keeps exactly the bytes that never made it. A 409
-//!   (`ConditionalRequestConflict`: nothing was written) is sent again, as AWS documents. Two
-//!   writers never interleave: the stream is one writer's bytes, followed by the other's only if
-//!   the other reopened and took over the tail.
+//!   flush wins and the others are fenced (see
+//!   [`with_conditional_writes`](OptionsBuilder::with_conditional_writes) for the headers, and
+//!   for servers that ignore them). An append by copy copies exactly the bytes the handle
+//!   counts (`x-amz-copy-source-range`) on the condition that the tail is still the version it
+//!   knows (`x-amz-copy-source-if-match`), and completes with `If-Match` too. A 412 is
+//!   [`Error::Fenced`] (`AlreadyExists`) naming the key; from then on every write and flush
+//!   returns it, reads still work, and [`Storage::unflushed`] keeps exactly the bytes that
+//!   never made it. A 409 (`ConditionalRequestConflict`: nothing was written) is sent again, as
+//!   AWS documents. Two writers never interleave: the stream is one writer's bytes, followed by
+//!   the other's only if the other reopened and took over the tail.
 //! - **Writers need not share their options.** An object records the seal size it was started
 //!   with (`x-amz-meta-s3syncr-seal`), and that size governs every writer that continues it.
 //! - **A new object comes after the last one, or not at all.** `If-None-Match: *` also passes on
@@ -213,77 +194,46 @@
 //! - **Known limit:** if a write's answer is lost *and* another writer continues the tail
 //!   before the HEAD that would settle it, the first writer is fenced with those bytes in
 //!   `unflushed()` although they are stored: appending them again would store them twice.
-//! - A server that ignores or rejects conditional headers needs
-//!   [`with_conditional_writes(false)`](OptionsBuilder::with_conditional_writes); nothing then
-//!   stops two writers from overwriting each other's bytes, so run one writer per stream.
 //!
 //! # Failures and retries
 //!
-//! - Every request is retried on failures that may pass: HTTP 5xx, 408, 429 and `SlowDown`,
-//!   refused or reset connections, timeouts, answers cut short. Backoff is exponential with
-//!   full jitter, bounded by [`Options::retry_attempts`] and [`Options::retry_max_elapsed`];
-//!   each retry logs a `warn!`. Other errors (403, 404, ...) are returned at once.
-//! - A request moving `n` bytes gets a deadline of `request_timeout + n / min_throughput`, so
-//!   large objects on slow links are not cut by a fixed deadline. `retry_max_elapsed` bounds the
-//!   time between attempts, not the attempts: a request that keeps failing gives up within about
-//!   `retry_attempts × deadline + retry_max_elapsed`.
-//! - A request that meets a kept-alive connection the server closed meanwhile (it ends before
-//!   any answer) goes again at once on another connection, as no attempt.
-//! - A read cut mid-object resumes with a ranged GET from the first byte missing.
+//! Which failures are retried, and how a closed pooled connection counts:
+//! [`with_retry_attempts`](OptionsBuilder::with_retry_attempts). Each request's deadline:
+//! [`with_request_timeout`](OptionsBuilder::with_request_timeout). When a request that keeps
+//! failing gives up: [`with_retry_max_elapsed`](OptionsBuilder::with_retry_max_elapsed). Each
+//! retry logs a `warn!`. A read cut mid-object resumes with a ranged GET from the first byte
+//! missing.
 //!
 //! # Cost of flushing
 //!
-//! While the tail in S3 is below the [`Options::append_by_copy`] threshold `T` (5 MiB, the
-//! smallest part S3 accepts before the last), a flush PUTs the whole tail again. From there on
-//! it appends by copy: an upload to the same key whose first part the server copies from the
-//! object (UploadPartCopy, one part per 5 GiB) and whose last part is the new bytes, completed
-//! with `If-Match`. That sends only the new bytes, in four requests instead of one.
+//! A flush re-sends the whole tail until S3 holds the [`Options::append_by_copy`] threshold `T`
+//! of it (5 MiB), then only the new bytes, by an append by copy: what that costs in bytes is in
+//! [`with_seal_size`](OptionsBuilder::with_seal_size), and in requests and latency in
+//! [`with_append_by_copy`](OptionsBuilder::with_append_by_copy). Beyond those:
 //!
-//! Flushing every `K` bytes into objects of `S` bytes uploads about `1 + min(S, T)² / 2KS`
-//! times the data written (whole-tail PUTs alone: `S / 2K + 1`).
-//!
-//! - An append by copy pays once re-sending the tail takes longer than three more round trips:
-//!   on loopback always; with a 60 ms round trip at 50 MB/s, from about 9 MB. Raise the
-//!   threshold there ([`with_append_by_copy`](OptionsBuilder::with_append_by_copy)) if flush
-//!   latency matters more than bytes sent.
 //! - The server does the copying: on AWS a part copy is server-side and Complete does not move
 //!   the parts; s3s-fs rewrites the whole object on each Complete.
 //! - Small objects flushed often are each re-sent whole until they reach `T`: 1 MiB objects
 //!   flushed every 64 KiB upload 9×. With objects larger than `T`, flushing often is cheap in
 //!   bytes.
-//! - Servers without UploadPartCopy: `with_append_by_copy(None)`; every flush then re-sends the
-//!   tail, and the writer holds the tail whole until it is sealed (large writes still stream out
-//!   as parts).
 //! - Reopening a tail of at least `T` costs one HEAD, not a download.
 //!
 //! # Memory
 //!
-//! A writer holds at most about `(write_ahead + 1) × part_size` bytes (40 MiB by default) plus a
-//! part of the write under way, whatever the seal size: the parts uploading, the one filling,
-//! and the sealed objects waiting for their turn to complete. Past that, a write waits for an
-//! upload to end, and a tail larger than the budget lets go of the parts S3 already has
-//! (reading them back through the writing handle flushes first). Once S3 holds the
-//! [`Options::append_by_copy`] threshold of the tail, flushed bytes leave memory too, and reads
-//! fetch them from S3. A reader holds at most `read_ahead + 1` chunks of at most
-//! [`Options::read_chunk`] bytes (40 MiB by default), whatever the object size.
+//! Bounded whatever the object size: a writer's by its parts in flight
+//! ([`with_part_size`](OptionsBuilder::with_part_size)), a reader's by its chunks in flight
+//! ([`with_read_ahead`](OptionsBuilder::with_read_ahead)); about 40 MiB each by default.
 //!
 //! # Reading, seeking and following
 //!
 //! - Reads return the objects in order, then this handle's unflushed bytes. A `read` into an
-//!   empty buffer returns 0 and sends nothing.
-//! - The first read after opening or seeking sends one ranged GET of 4 KiB (or of the caller's
-//!   buffer, if larger) in the caller's thread: a seek and a short read cost one ranged GET.
-//! - A read that continues where the last chunk ended is sequential: from then on
-//!   [`Options::read_ahead`] ranged GETs (4) run ahead on worker threads, each on its own
-//!   connection, across objects, each four times the size of the one before up to
-//!   [`Options::read_chunk`] (8 MiB). `read_ahead: 0` fetches a chunk only when it is needed.
+//!   empty buffer returns 0 and sends nothing. How large the GETs are, and how many run ahead:
+//!   [`with_read_chunk`](OptionsBuilder::with_read_chunk),
+//!   [`with_read_ahead`](OptionsBuilder::with_read_ahead).
 //! - [`Seek`](std::io::Seek) goes to any position from the first offset to the length and
 //!   returns it. A target before the first offset is [`Error::Trimmed`]; a negative one or one
 //!   past the end is [`Error::SeekPositionNotSupported`] (`InvalidInput`); either way the
-//!   position is unchanged. A seek inside the chunk at hand sends nothing; one outside it drops
-//!   the GETs ahead (their threads stay for the next sequential run).
-//! - Errors surface at the read that needs the bytes, after the retries; the GETs after it are
-//!   dropped, and the next read starts again from there.
+//!   position is unchanged. A seek inside the chunk at hand sends nothing.
 //! - At the end of the stream `read` returns `Ok(0)`; a later read looks again and returns the
 //!   bytes appended since, by any handle.
 //!
@@ -300,35 +250,22 @@
 //!
 //! # Integrity
 //!
-//! - **On every write.** Each PUT and part carries `x-amz-checksum-crc32c`, the CRC32C of its
-//!   body, which the server checks before storing anything (a mismatch, 400 `BadDigest`, is sent
-//!   again from memory). Every upload is created with `x-amz-checksum-type: FULL_OBJECT`, so each
-//!   object ends up with one CRC32C of all its bytes, however it was uploaded; an append by copy
-//!   combines the copied bytes' CRC with the new bytes' without reading anything back.
-//! - **On read** ([`Options::verify_reads`], on by default; `cat --no-verify` turns it off). A
-//!   reader that reads an object from its first byte to its last compares its CRC32C with the
-//!   one the server stores (asked with `x-amz-checksum-mode: ENABLED`, or one HEAD per object
-//!   where the answer to a range lacks it). A mismatch is fetched again first (a bit flipped on
-//!   the way back is its usual cause); one that repeats is [`Error::Corrupt`] (`InvalidData`), at
-//!   this read and every later read of the object. No byte of a damaged object is handed out,
-//!   but for a follower, which hands out polled bytes as they come and checks an object once it
-//!   is sealed.
-//! - Not checked: reads that start inside an object (the checksum covers the whole object),
-//!   objects with no stored CRC32C (0.1.0's, other tools'), composite checksums, and an object
-//!   still growing. Random access that often starts at an object's first byte may prefer
-//!   `with_verify_reads(false)`: such a read fetches the whole object first.
+//! Each PUT and part carries `x-amz-checksum-crc32c`, the CRC32C of its body, which the server
+//! checks before storing anything (a mismatch, 400 `BadDigest`, is sent again from memory).
+//! Every upload is created with `x-amz-checksum-type: FULL_OBJECT`, so each object ends up with
+//! one CRC32C of all its bytes, however it was uploaded; an append by copy combines the copied
+//! bytes' CRC with the new bytes' without reading anything back. What reads check, and what
+//! they cannot: [`with_verify_reads`](OptionsBuilder::with_verify_reads) (`cat --no-verify`
+//! turns it off).
 //!
 //! # Connections and TLS
 //!
-//! Every request of every handle in a process goes through one pool of kept-alive HTTP/1.1
-//! connections per set of trusted roots: at most 32 idle per host, each closed after 10 s idle
-//! (S3 closes after about 20 s). A connection keeps its TCP window and pays the TCP and TLS
-//! handshakes once; one TLS configuration per pool lets new connections resume sessions (not
-//! with the `native-tls` feature). The roots trusted are Mozilla's and the platform's
-//! (`SSL_CERT_FILE`, `SSL_CERT_DIR`), or instead a PEM bundle: [`Options::ca_file`], else
-//! `AWS_CA_BUNDLE`. As with the AWS CLI, a bundle replaces the default roots, so it pins an
-//! endpoint to its CA; to reach AWS with one set, put the public roots in it too. An untrusted
-//! certificate fails every request (`InvalidData`, not retried); verification is never skipped.
+//! One pool of kept-alive connections and one TLS configuration per process and set of roots
+//! (see [`with_ca_file`](OptionsBuilder::with_ca_file)): a connection keeps its TCP window, pays
+//! the TCP and TLS handshakes once, and resumes TLS sessions (not with the `native-tls`
+//! feature). The default roots are Mozilla's and the platform's (`SSL_CERT_FILE`,
+//! `SSL_CERT_DIR`). An untrusted certificate fails every request (`InvalidData`, not retried);
+//! verification is never skipped.
 //!
 //! # Configuration
 //!
