@@ -69,6 +69,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod draw;
 mod env;
 mod error;
 mod index;

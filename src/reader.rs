@@ -43,6 +43,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::Error;
+use crate::draw::Rng;
 use crate::index::{Entry, Index};
 use crate::store::{Client, Crc, Running};
 
@@ -77,6 +78,8 @@ pub(crate) struct Reader {
     seal: Option<(u64, u64)>,
     /// Started on the first sequential read; `None` before, or if no thread could be started.
     workers: Option<Workers>,
+    /// The seed of a stepped reader's [`Workers`].
+    stepped: Option<u64>,
     next_id: u64,
     /// Whether objects read through are checked against their stored checksums.
     verify: bool,
@@ -171,14 +174,30 @@ struct Done {
 }
 
 /// Threads that run ranged GETs. They stop once the reader drops its end of the channels, after
-/// the request they are in (which a cancelled fetch cuts short).
-struct Workers {
-    jobs: Sender<Job>,
-    done: Receiver<Done>,
+/// the request they are in (which a cancelled fetch cuts short). A stepped reader (the
+/// simulator's) runs its GETs on its own thread instead, one at a time, in an order drawn
+/// from its seed, as `job::Bell::stepped` runs a writer's jobs.
+enum Workers {
+    Threads {
+        jobs: Sender<Job>,
+        done: Receiver<Done>,
+    },
+    Stepped {
+        client: Arc<Client>,
+        queued: Vec<Job>,
+        rng: Rng,
+    },
 }
 
 impl Workers {
-    fn start(client: &Arc<Client>, count: usize) -> Option<Workers> {
+    fn start(client: &Arc<Client>, count: usize, stepped: Option<u64>) -> Option<Workers> {
+        if let Some(seed) = stepped {
+            return Some(Workers::Stepped {
+                client: client.clone(),
+                queued: Vec::new(),
+                rng: Rng::new(seed),
+            });
+        }
         let (jobs, queue) = mpsc::channel::<Job>();
         let (report, done) = mpsc::channel();
         let queue = Arc::new(Mutex::new(queue));
@@ -189,25 +208,8 @@ impl Workers {
                 .name("s3-syncr-read".into())
                 .spawn(move || {
                     // The lock is held while waiting, so idle workers queue on it, not on jobs.
-                    while let Ok(Ok(mut job)) = queue.lock().map(|q| q.recv()) {
-                        let out = room_for(&mut job.buf, job.len);
-                        let get = Get {
-                            entry: job.entry,
-                            offset: job.offset,
-                            verify: job.verify,
-                            check: job.check,
-                        };
-                        // A panic must still report back: the reader waits for every fetch.
-                        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                            get.run(&*client, out, Some(&*job.cancel))
-                        }))
-                        .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
-                        let done = Done {
-                            id: job.id,
-                            buf: job.buf,
-                            result,
-                        };
-                        if report.send(done).is_err() {
+                    while let Ok(Ok(job)) = queue.lock().map(|q| q.recv()) {
+                        if report.send(fetch(&*client, job)).is_err() {
                             break;
                         }
                     }
@@ -215,7 +217,73 @@ impl Workers {
             started += usize::from(spawned.is_ok());
         }
         // Without threads, every chunk is fetched in the caller, as with `read_ahead: 0`.
-        (started > 0).then_some(Workers { jobs, done })
+        (started > 0).then_some(Workers::Threads { jobs, done })
+    }
+
+    /// Hands `job` to a worker; false if every worker is gone.
+    fn send(&mut self, job: Job) -> bool {
+        match self {
+            Workers::Threads { jobs, .. } => jobs.send(job).is_ok(),
+            Workers::Stepped { queued, .. } => {
+                queued.push(job);
+                true
+            }
+        }
+    }
+
+    /// The next fetch done, waiting for it; `None` if every worker is gone (or, stepped,
+    /// none is queued).
+    fn recv(&mut self) -> Option<Done> {
+        match self {
+            Workers::Threads { done, .. } => done.recv().ok(),
+            Workers::Stepped { .. } => self.step(100),
+        }
+    }
+
+    /// A fetch done, if one is, without waiting. Stepped, one is run with even chance, as a
+    /// thread might have finished one before the reader looked.
+    fn try_recv(&mut self) -> Option<Done> {
+        match self {
+            Workers::Threads { done, .. } => done.try_recv().ok(),
+            Workers::Stepped { .. } => self.step(50),
+        }
+    }
+
+    /// Runs a queued fetch drawn at random, with `percent` chance.
+    fn step(&mut self, percent: u64) -> Option<Done> {
+        let Workers::Stepped {
+            client,
+            queued,
+            rng,
+        } = self
+        else {
+            return None;
+        };
+        if queued.is_empty() || !rng.chance(percent) {
+            return None;
+        }
+        let job = queued.swap_remove(rng.below(queued.len() as u64) as usize);
+        Some(fetch(&**client, job))
+    }
+}
+
+/// Runs `job`. A panic still reports back: the reader waits for every fetch.
+fn fetch(client: &Client, mut job: Job) -> Done {
+    let out = room_for(&mut job.buf, job.len);
+    let get = Get {
+        entry: job.entry,
+        offset: job.offset,
+        verify: job.verify,
+        check: job.check,
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        get.run(client, out, Some(&*job.cancel))
+    }))
+    .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
+    Done {
+        id: job.id,
+        buf: job.buf,
+        result,
     }
 }
 
@@ -255,7 +323,14 @@ impl Get {
 
 impl Reader {
     /// `fetches` is the most fetches of a range whose checksum does not match, at least one.
-    pub(crate) fn new(max_window: usize, depth: usize, verify: bool, fetches: u32) -> Reader {
+    /// `stepped`: see [`Workers`].
+    pub(crate) fn new(
+        max_window: usize,
+        depth: usize,
+        verify: bool,
+        fetches: u32,
+        stepped: Option<u64>,
+    ) -> Reader {
         Reader {
             pos: 0,
             chunk_start: 0,
@@ -275,6 +350,7 @@ impl Reader {
             corrupt: None,
             fetches: fetches.max(1),
             followed: None,
+            stepped,
         }
     }
 
@@ -745,12 +821,12 @@ impl Reader {
                 return;
             };
             if self.workers.is_none() {
-                self.workers = Workers::start(client, self.depth);
+                self.workers = Workers::start(client, self.depth, self.stepped);
             }
-            let Some(workers) = &self.workers else {
+            if self.workers.is_none() {
                 self.depth = 0;
                 return;
-            };
+            }
             let offset = next - entry.start;
             let rest = entry.size - offset;
             let check = self.verify
@@ -780,7 +856,7 @@ impl Reader {
                 buf: self.free.pop().unwrap_or_default(),
                 cancel: cancel.clone(),
             };
-            if workers.jobs.send(job).is_err() {
+            if !self.workers.as_mut().is_some_and(|w| w.send(job)) {
                 // Every worker is gone: fetch in the caller from now on.
                 self.workers = None;
                 self.depth = 0;
@@ -821,10 +897,9 @@ impl Reader {
                 Some(fetch) if fetch.done.is_some() => return true,
                 Some(_) => {}
             }
-            let received = self.workers.as_ref().map(|w| w.done.recv());
-            match received {
-                Some(Ok(done)) => self.file(done),
-                _ => {
+            match self.workers.as_mut().and_then(Workers::recv) {
+                Some(done) => self.file(done),
+                None => {
                     self.workers = None;
                     self.depth = 0;
                     self.ahead.clear();
@@ -837,7 +912,7 @@ impl Reader {
 
     /// Takes in the fetches that finished, without waiting.
     fn collect(&mut self) {
-        while let Some(Ok(done)) = self.workers.as_ref().map(|w| w.done.try_recv()) {
+        while let Some(done) = self.workers.as_mut().and_then(Workers::try_recv) {
             self.file(done);
         }
     }
@@ -944,7 +1019,7 @@ mod tests {
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
         // Chunks smaller than the object and few of them: it is checked at its end.
-        let mut reader = Reader::new(8 * 1024, 2, true, 3);
+        let mut reader = Reader::new(8 * 1024, 2, true, 3, None);
         let mut read = Vec::new();
         let mut grown = false;
         while read.len() < data.len() {
@@ -995,7 +1070,7 @@ mod tests {
             let client: Arc<Client> = Arc::new(handle(&mem));
             let mut index = Index::default();
             index.refresh(&*client).unwrap();
-            let mut reader = Reader::new(64 * 1024, 0, true, 3);
+            let mut reader = Reader::new(64 * 1024, 0, true, 3, None);
             let read = reader.fill_buf(&client, &index, 0).map(|b| b.to_vec());
             let trace = mem.trace();
             match (persists, read) {
@@ -1035,7 +1110,7 @@ mod tests {
         let client: Arc<Client> = Arc::new(handle(&mem));
         let mut index = Index::default();
         index.refresh(&*client).unwrap();
-        let mut reader = Reader::new(8 * 1024, 2, true, 3);
+        let mut reader = Reader::new(8 * 1024, 2, true, 3, None);
         let mut read = Vec::new();
         let mut failures = 0;
         while read.len() < data.len() && failures < 3 {

@@ -161,6 +161,9 @@ struct State {
     faults: Option<Faults>,
     /// The last requests and what became of them, for a failing test's message.
     trace: std::collections::VecDeque<String>,
+    /// Every traced line, hashed in order: two runs that sent the same requests, with the same
+    /// outcomes, have the same digest.
+    digest: u64,
 }
 
 /// How many requests the trace keeps.
@@ -270,6 +273,9 @@ impl MemS3 {
             "{} {} [{by} {cond}] -> {outcome} ({fault:?})",
             request.op, request.key
         );
+        state.digest = (line.bytes()).fold(crate::draw::mix(state.digest), |h, b| {
+            crate::draw::mix(h ^ u64::from(b))
+        });
         if state.trace.len() == TRACED {
             state.trace.pop_front();
         }
@@ -293,6 +299,11 @@ impl MemS3 {
     }
 
     /// The last requests applied and their outcomes, oldest first.
+    /// See `State::digest`.
+    pub(crate) fn digest(&self) -> u64 {
+        self.lock().digest
+    }
+
     pub(crate) fn trace(&self) -> Vec<String> {
         self.lock().trace.iter().cloned().collect()
     }
