@@ -1,6 +1,7 @@
 //! The simulator: writers with different [`Options`], readers, trims and lifecycle rules on
 //! one stream in the in-memory S3 ([`MemS3`]), with faults on every kind of request (lost
-//! answers, then failing settles; 409; resets; uploads that vanish) and, for most seeds, tails
+//! answers, then failing settles; 409; resets; stalls; bits flipped where a check tells; uploads
+//! that vanish) and, for most seeds, tails
 //! that S3 must copy in several parts (its 5 GiB copy limit lowered to kilobytes), all drawn
 //! from one seed.
 //! After every step that can change what is acknowledged, the stream is read whole by a new
@@ -171,11 +172,13 @@ impl Sim {
             }
             match hash % 100 {
                 n if n >= rate => Fault::None,
-                _ => match (hash >> 8) % 6 {
+                _ => match (hash >> 8) % 8 {
                     0 => Fault::Refuse(500),
                     1 => Fault::Refuse(503),
                     2 => Fault::Refuse(409),
                     4 | 5 if lose => Fault::LoseAnswer,
+                    6 => Fault::Stall(lose && (hash >> 16) % 2 == 0),
+                    7 => Fault::Flip,
                     _ => Fault::Reset,
                 },
             }

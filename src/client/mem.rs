@@ -117,6 +117,13 @@ pub(crate) enum Fault {
     /// Answered, with a full-object checksum of the object less its last byte, as a server
     /// whose metadata lags its data might.
     StaleChecksum,
+    /// The connection goes silent until the client's timeout: before the request is applied
+    /// (`false`) or after (`true`).
+    Stall(bool),
+    /// One bit flips on the wire where a check covers it: in a request's body (the server
+    /// refuses it, `BadDigest`), or in an answer that carries the object's checksum. Elsewhere
+    /// nothing flips: no check could tell, as on a path TLS guards.
+    Flip,
 }
 
 /// Decides each request's fault. Called with the store's lock held: it must not call back. It
@@ -241,9 +248,15 @@ impl MemS3 {
         };
         let fault = state.faults.as_mut().map_or(Fault::None, |f| f(call));
         match fault {
-            Fault::None | Fault::LoseAnswer | Fault::StaleChecksum => {}
+            Fault::None | Fault::LoseAnswer | Fault::StaleChecksum | Fault::Stall(true) => {}
             Fault::Refuse(status) => return Err(refusal(status)),
-            Fault::Reset => return Ok(Reply::lost()),
+            Fault::Reset => return Ok(Reply::cut(io::ErrorKind::ConnectionReset)),
+            Fault::Stall(false) => return Ok(Reply::cut(io::ErrorKind::TimedOut)),
+            // Its checksum, or the payload hash it is signed with, tells the server.
+            Fault::Flip if !body.is_empty() => {
+                return Err((400, "BadDigest", "the body arrived damaged".into()));
+            }
+            Fault::Flip => {}
             Fault::AppendFirst(bytes) => {
                 let key = match request.key.as_str() {
                     "" => state.objects.keys().next_back().cloned(),
@@ -282,7 +295,12 @@ impl MemS3 {
         state.trace.push_back(line);
         let reply = reply?;
         Ok(match fault {
-            Fault::LoseAnswer => Reply::lost(),
+            Fault::LoseAnswer => Reply::cut(io::ErrorKind::ConnectionReset),
+            Fault::Stall(true) => Reply::cut(io::ErrorKind::TimedOut),
+            Fault::Flip if reply.headers.contains_key(CRC_HEADER) => Reply {
+                body: flip(&reply.body),
+                ..reply
+            },
             Fault::StaleChecksum => match state.objects.get(&request.key) {
                 Some(object) if reply.headers.contains_key(CRC_HEADER) => {
                     let less = &object.bytes[..object.bytes.len().saturating_sub(1)];
@@ -298,12 +316,12 @@ impl MemS3 {
         })
     }
 
-    /// The last requests applied and their outcomes, oldest first.
     /// See `State::digest`.
     pub(crate) fn digest(&self) -> u64 {
         self.lock().digest
     }
 
+    /// The last requests applied and their outcomes, oldest first.
     pub(crate) fn trace(&self) -> Vec<String> {
         self.lock().trace.iter().cloned().collect()
     }
@@ -690,7 +708,7 @@ struct Reply {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
-    lost: bool,
+    cut: Option<io::ErrorKind>,
 }
 
 impl Reply {
@@ -704,7 +722,7 @@ impl Reply {
             status,
             headers: HeaderMap::new(),
             body,
-            lost: false,
+            cut: None,
         }
         .with("content-length", &length)
     }
@@ -713,9 +731,10 @@ impl Reply {
         Reply::bytes(200, xml.into_bytes())
     }
 
-    fn lost() -> Reply {
+    /// No answer: the connection fails with `kind` instead.
+    fn cut(kind: io::ErrorKind) -> Reply {
         Reply {
-            lost: true,
+            cut: Some(kind),
             ..Reply::empty(0)
         }
     }
@@ -773,9 +792,9 @@ impl Transport for MemS3 {
                 Reply::bytes(status, xml.into_bytes())
             }
         };
-        if reply.lost {
+        if let Some(kind) = reply.cut {
             return Err(S3Error::Io(io::Error::new(
-                io::ErrorKind::ConnectionReset,
+                kind,
                 "the in-memory S3 lost the answer",
             )));
         }
@@ -882,6 +901,15 @@ fn refusal(status: u16) -> Refusal {
         _ => "InternalError",
     };
     (status, code, "injected".into())
+}
+
+/// `bytes` with a bit flipped, in the middle (nothing flips in an empty body).
+fn flip(bytes: &[u8]) -> Vec<u8> {
+    let mut flipped = bytes.to_vec();
+    if let Some(byte) = flipped.get_mut(bytes.len() / 2) {
+        *byte ^= 0x10;
+    }
+    flipped
 }
 
 fn no_such_key() -> Refusal {
