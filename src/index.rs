@@ -615,7 +615,7 @@ mod tests {
     #[test]
     fn a_resync_whose_anchor_fails_changes_nothing() {
         use crate::client::mem::{self, Call, Fault, MemS3, Quirks};
-        use crate::store::{Expect, Meta, Store};
+        use crate::store::{Expect, Meta};
         use std::sync::Arc;
 
         let mem = Arc::new(MemS3::new(Quirks::default()));

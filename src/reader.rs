@@ -1088,6 +1088,31 @@ mod tests {
         }
     }
 
+    /// A bit flipped on the wire in an answer that carries the object's checksum is fetched
+    /// again, and the read goes on with the right bytes; without verifying, nothing could tell.
+    #[test]
+    fn a_flipped_answer_is_fetched_again_when_reads_are_verified() {
+        let data: Vec<u8> = (0..16 * 1024).map(|i| (i * 7 + i / 31) as u8).collect();
+        for verify in [true, false] {
+            let mem = store();
+            (handle(&mem).overwrite(0, FIRST, 0, &data, 0, Expect::Absent)).unwrap();
+            let mut gets = 0;
+            mem.set_faults(Some(Box::new(move |call: Call<'_>| {
+                gets += u32::from(call.op == "GET");
+                match gets {
+                    1 => Fault::Flip,
+                    _ => Fault::None,
+                }
+            })));
+            let client: Arc<Client> = Arc::new(handle(&mem));
+            let mut index = Index::default();
+            index.refresh(&*client).unwrap();
+            let mut reader = Reader::new(64 * 1024, 0, verify, 3, None);
+            let read = reader.fill_buf(&client, &index, 0).unwrap().to_vec();
+            assert_eq!(read == data, verify, "verify {verify}");
+        }
+    }
+
     /// A worker that panics in a GET still reports back: the read that needs its bytes fails
     /// with `Internal`, instead of waiting forever, and the next read starts again there.
     #[test]
