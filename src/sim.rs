@@ -177,7 +177,7 @@ impl Sim {
                     6 => Fault::Stall(lose && (hash >> 16).is_multiple_of(2)),
                     // Not in answers: a handle that does not verify reads could not tell,
                     // and a follower hands out what it polled before it can check it (the
-                    // reader's tests and tests/integrity.rs flip answers).
+                    // reader's tests and tests/it/integrity.rs flip answers).
                     7 if matches!(call.op, "PUT" | "UPLOAD-PART" | "COMPLETE-UPLOAD") => {
                         Fault::Flip
                     }
