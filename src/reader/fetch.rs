@@ -29,12 +29,8 @@ pub(super) struct Got {
 /// A GET ahead, as a worker takes it.
 pub(super) struct Job {
     pub(super) id: u64,
-    pub(super) entry: Entry,
-    pub(super) offset: u64,
+    pub(super) get: Get,
     pub(super) len: usize,
-    /// Whether the object's stored checksum is wanted: it is read through.
-    pub(super) check: bool,
-    pub(super) verify: bool,
     pub(super) buf: Vec<u8>,
     pub(super) cancel: Arc<AtomicBool>,
 }
@@ -147,14 +143,8 @@ impl Workers {
 /// Runs `job`. A panic still reports back: the reader waits for every fetch.
 fn fetch(client: &Client, mut job: Job) -> Done {
     let out = room_for(&mut job.buf, job.len);
-    let get = Get {
-        entry: job.entry,
-        offset: job.offset,
-        verify: job.verify,
-        check: job.check,
-    };
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        get.run(client, out, Some(&*job.cancel))
+        job.get.run(client, out, Some(&*job.cancel))
     }))
     .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
     Done {
@@ -168,8 +158,10 @@ fn fetch(client: &Client, mut job: Job) -> Done {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Get {
     pub(super) entry: Entry,
+    /// Where in the object it starts.
     pub(super) offset: u64,
     pub(super) verify: bool,
+    /// Whether the object's stored checksum is wanted: it is read through.
     pub(super) check: bool,
 }
 

@@ -36,16 +36,16 @@
 //! object that never reaches its seal (the last one of a stream, one that records none) is
 //! not checked, nor is one a follower started to read inside.
 
+mod ahead;
 mod fetch;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Error;
 use crate::index::{Entry, Index};
 use crate::store::{Client, Crc};
-use fetch::{Done, Fetched, Get, Got, Job, Workers, room_for};
+use ahead::Ahead;
+use fetch::{Get, Got, room_for};
 
 /// First ranged GET after a seek: no larger than a small read, so random reads cost what a raw
 /// ranged GET does; it starts larger for a larger read.
@@ -66,21 +66,10 @@ pub(crate) struct Reader {
     /// Size of the next ranged GET.
     window: usize,
     max_window: usize,
-    /// Most fetches outstanding at once.
-    depth: usize,
-    /// Fetches under way or done, contiguous from the end of `chunk`, in stream order.
-    ahead: VecDeque<Fetch>,
-    /// Fetches dropped by a seek whose worker has not handed their buffer back yet.
-    abandoned: usize,
-    /// Buffers no fetch holds, reused so that reading allocates (and faults in) no new memory.
-    free: Vec<Vec<u8>>,
+    /// The GETs ahead, contiguous from the end of `chunk`.
+    ahead: Ahead,
     /// The seal size recorded by the object fetched from last (its sequence number first).
     seal: Option<(u64, u64)>,
-    /// Started on the first sequential read; `None` before, or if no thread could be started.
-    workers: Option<Workers>,
-    /// The seed of a stepped reader's [`Workers`].
-    stepped: Option<u64>,
-    next_id: u64,
     /// Whether objects read through are checked against their stored checksums.
     verify: bool,
     /// The object being read through from its first byte, not yet checked.
@@ -128,21 +117,9 @@ struct Followed {
     polled: bool,
 }
 
-/// One ranged GET ahead of the reader.
-struct Fetch {
-    id: u64,
-    /// The object it reads from.
-    seq: u64,
-    start: u64,
-    len: usize,
-    /// Set when the bytes are no longer wanted: the worker stops reading the response.
-    cancel: Arc<AtomicBool>,
-    done: Option<(Vec<u8>, Fetched)>,
-}
-
 impl Reader {
     /// `fetches` is the most fetches of a range whose checksum does not match, at least one.
-    /// `stepped`: see [`Workers`].
+    /// `stepped`: see [`fetch::Workers`].
     pub(crate) fn new(
         max_window: usize,
         depth: usize,
@@ -157,19 +134,13 @@ impl Reader {
             chunk_len: 0,
             window: FIRST_READ.min(max_window),
             max_window,
-            depth,
-            ahead: VecDeque::new(),
-            abandoned: 0,
-            free: Vec::new(),
+            ahead: Ahead::new(depth, stepped),
             seal: None,
-            workers: None,
-            next_id: 0,
             verify,
             through: None,
             corrupt: None,
             fetches: fetches.max(1),
             followed: None,
-            stepped,
         }
     }
 
@@ -186,7 +157,7 @@ impl Reader {
     pub(crate) fn seek(&mut self, pos: u64) {
         if !self.chunk_holds(pos) && pos != self.chunk_end() {
             self.window = FIRST_READ.min(self.max_window);
-            self.cancel_ahead();
+            self.ahead.cancel();
             self.through = None;
             self.followed = None;
         }
@@ -195,12 +166,9 @@ impl Reader {
 
     /// Drops every buffer and stops the workers (without waiting for them).
     pub(crate) fn release(&mut self) {
-        self.cancel_ahead();
-        self.workers = None;
-        self.abandoned = 0;
+        self.ahead.release();
         self.chunk = Vec::new();
         self.chunk_len = 0;
-        self.free = Vec::new();
         self.through = None;
         self.followed = None;
     }
@@ -239,7 +207,7 @@ impl Reader {
                 Ok(())
             }) {
                 self.chunk_len = 0;
-                self.cancel_ahead();
+                self.ahead.cancel();
                 return Err(err);
             }
         }
@@ -258,7 +226,7 @@ impl Reader {
         at: u64,
     ) -> Result<Option<u64>, Error> {
         self.refuse_corrupt(client, entry)?;
-        self.cancel_ahead();
+        self.ahead.cancel();
         // A poll reads the end of an object that may still grow: its bytes are checked only
         // once the object is sealed, with what was fetched of it before.
         self.through = None;
@@ -293,11 +261,11 @@ impl Reader {
     ) -> Result<(), Error> {
         let sequential = self.chunk_len > 0 && pos == self.chunk_end();
         if !sequential {
-            self.cancel_ahead();
+            self.ahead.cancel();
             return self.fetch_here(&**client, entry, pos);
         }
         self.top_up(client, index);
-        let Some((buf, len, result)) = self.take_front() else {
+        let Some((buf, len, result)) = self.ahead.take_front() else {
             // Every slot is held by fetches a seek dropped: do not wait for them.
             return self.fetch_here(&**client, entry, pos);
         };
@@ -306,13 +274,13 @@ impl Reader {
             Err(err) => {
                 // The worker already retried. Later fetches are dropped too, so that the next
                 // read starts again here.
-                self.recycle(buf);
-                self.cancel_ahead();
+                self.ahead.recycle(buf);
+                self.ahead.cancel();
                 return Err(err);
             }
         };
         let old = std::mem::replace(&mut self.chunk, buf);
-        self.recycle(old);
+        self.ahead.recycle(old);
         self.chunk_len = len;
         self.chunk_start = pos;
         self.took(entry, got);
@@ -326,7 +294,7 @@ impl Reader {
     /// stays small, so that the GETs for the rest of the object start at once, in parallel.
     fn fetch_here(&mut self, client: &Client, entry: Entry, pos: u64) -> Result<(), Error> {
         let offset = pos - entry.start;
-        if self.verify && offset == 0 && self.depth == 0 {
+        if self.verify && offset == 0 && self.ahead.depth() == 0 {
             self.window = self.max_window;
         }
         let len = (entry.size - offset).min(self.window as u64) as usize;
@@ -515,7 +483,7 @@ impl Reader {
             }
             crc = crc.then(read);
         }
-        for ahead in &mut self.ahead {
+        for ahead in self.ahead.iter_mut() {
             if crc.len >= end || ahead.seq != entry.seq || ahead.start != entry.start + crc.len {
                 break;
             }
@@ -595,10 +563,10 @@ impl Reader {
             return Ok(());
         }
         for i in 0..count {
-            if !self.wait_for(i) {
+            if !self.ahead.wait_for(i) {
                 return Ok(());
             }
-            let Some((_, Ok(got))) = &self.ahead[i].done else {
+            let Some((_, Ok(got))) = self.ahead.get(i).and_then(|f| f.done.as_ref()) else {
                 return Ok(());
             };
             let (Some(read), stored) = (got.read, got.stored) else {
@@ -630,140 +598,40 @@ impl Reader {
     /// Starts GETs after the last one under way (or after the chunk) while slots are free and
     /// the index knows the bytes.
     fn top_up(&mut self, client: &Arc<Client>, index: &Index) {
-        self.collect();
-        let mut next = self
-            .ahead
-            .back()
-            .map_or(self.chunk_end(), |f| f.start + f.len as u64);
-        while self.ahead.len() + self.abandoned < self.depth {
+        self.ahead.collect();
+        let mut next = self.ahead.end().unwrap_or(self.chunk_end());
+        while self.ahead.slots() > 0 {
             let Some(entry) = index.find(next) else {
                 return;
             };
-            if self.workers.is_none() {
-                self.workers = Workers::start(client, self.depth, self.stepped);
-            }
-            if self.workers.is_none() {
-                self.depth = 0;
-                return;
-            }
             let offset = next - entry.start;
             let rest = entry.size - offset;
             let check = self.verify
                 && (offset == 0
                     || self.through.is_some_and(|t| t.seq == entry.seq)
-                    || (self.ahead.iter()).any(|f| f.seq == entry.seq && f.start == entry.start));
+                    || self.ahead.reads_through(entry));
             // The rest of an object read through is shared out over the free slots, so that
             // the GETs ahead hold all of it if it fits the budget (it is checked before any
             // of it is used) and a cold start fetches it over parallel connections.
-            let slots = self.depth - self.ahead.len() - self.abandoned;
             let share = if check {
-                rest.div_ceil(slots as u64)
+                rest.div_ceil(self.ahead.slots() as u64)
             } else {
                 0
             };
             let len =
                 rest.min((self.window as u64).max(share).min(self.max_window as u64)) as usize;
-            let cancel = Arc::new(AtomicBool::new(false));
-            let id = self.next_id;
-            let job = Job {
-                id,
+            let get = Get {
                 entry,
                 offset,
-                len,
-                check,
                 verify: self.verify,
-                buf: self.free.pop().unwrap_or_default(),
-                cancel: cancel.clone(),
+                check,
             };
-            if !self.workers.as_mut().is_some_and(|w| w.send(job)) {
-                // Every worker is gone: fetch in the caller from now on.
-                self.workers = None;
-                self.depth = 0;
+            if !self.ahead.start(client, get, next, len) {
                 return;
             }
-            self.next_id += 1;
-            self.ahead.push_back(Fetch {
-                id,
-                seq: entry.seq,
-                start: next,
-                len,
-                cancel,
-                done: None,
-            });
             next += len as u64;
             self.grow();
         }
-    }
-
-    /// Waits for the first fetch ahead, if there is one, and takes it out of the queue: its
-    /// buffer, how many bytes of it it fetched, and how that went.
-    fn take_front(&mut self) -> Option<(Vec<u8>, usize, Fetched)> {
-        if !self.wait_for(0) {
-            return None;
-        }
-        let front = self.ahead.pop_front()?;
-        let (buf, result) = front.done?;
-        Some((buf, front.len, result))
-    }
-
-    /// Waits until fetch `i` ahead is done; false if there is no such fetch, or the workers
-    /// are gone (they only stop when a thread panics: what they held is forgotten, and reads
-    /// fetch in the caller).
-    fn wait_for(&mut self, i: usize) -> bool {
-        loop {
-            match self.ahead.get(i) {
-                None => return false,
-                Some(fetch) if fetch.done.is_some() => return true,
-                Some(_) => {}
-            }
-            match self.workers.as_mut().and_then(Workers::recv) {
-                Some(done) => self.file(done),
-                None => {
-                    self.workers = None;
-                    self.depth = 0;
-                    self.ahead.clear();
-                    self.abandoned = 0;
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// Takes in the fetches that finished, without waiting.
-    fn collect(&mut self) {
-        while let Some(done) = self.workers.as_mut().and_then(Workers::try_recv) {
-            self.file(done);
-        }
-    }
-
-    /// Files a finished fetch with its place in the queue, or frees its buffer if a seek dropped
-    /// it.
-    fn file(&mut self, done: Done) {
-        match self.ahead.iter_mut().find(|f| f.id == done.id) {
-            Some(fetch) => fetch.done = Some((done.buf, done.result)),
-            None => {
-                self.abandoned -= 1;
-                self.recycle(done.buf);
-            }
-        }
-    }
-
-    /// Drops the fetches ahead: finished ones give their buffer back now, the others once
-    /// their worker notices the cancellation.
-    fn cancel_ahead(&mut self) {
-        for fetch in std::mem::take(&mut self.ahead) {
-            match fetch.done {
-                Some((buf, _)) => self.recycle(buf),
-                None => {
-                    fetch.cancel.store(true, Ordering::Relaxed);
-                    self.abandoned += 1;
-                }
-            }
-        }
-    }
-
-    fn recycle(&mut self, buf: Vec<u8>) {
-        self.free.push(buf);
     }
 }
 
@@ -771,13 +639,6 @@ impl Reader {
 /// while it is read, and its bytes then run past the shorter version's.
 fn latest(a: Option<Crc>, b: Option<Crc>) -> Option<Crc> {
     a.into_iter().chain(b).max_by_key(|crc| crc.len)
-}
-
-impl Drop for Reader {
-    /// Cuts the GETs under way short, so their threads end soon after the reader.
-    fn drop(&mut self) {
-        self.cancel_ahead();
-    }
 }
 
 #[cfg(test)]

@@ -51,13 +51,10 @@ fn an_object_that_grows_while_read_through_reads_on_without_a_false_mismatch() {
     let mut read = Vec::new();
     let mut grown = false;
     while read.len() < data.len() {
-        let last = reader.ahead.len().checked_sub(1);
-        let ends = last
-            .and_then(|i| reader.ahead.get(i))
-            .map(|f| f.start + f.len as u64);
-        if !grown && ends == Some(first as u64) {
+        let last = reader.ahead.iter().count().checked_sub(1);
+        if !grown && reader.ahead.end() == Some(first as u64) {
             // The GET that ends the old version, and its HEAD, are done; then it grows.
-            assert!(reader.wait_for(last.unwrap()));
+            assert!(reader.ahead.wait_for(last.unwrap()));
             let tail = &data[first..];
             (writer.overwrite(0, FIRST, first, tail, 0, Expect::Etag(&etag))).unwrap();
             index.refresh(&*client).unwrap();
