@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::fetch::{Done, Fetched, Get, Job, Workers};
+use super::fetch::{Done, Fetched, Get, Order, Workers};
 use crate::index::Entry;
 use crate::store::Client;
 
@@ -92,14 +92,14 @@ impl Ahead {
             self.workers = Workers::start(client, self.depth, self.stepped);
         }
         let cancel = Arc::new(AtomicBool::new(false));
-        let job = Job {
+        let order = Order {
             id: self.next_id,
             get,
             len,
             buf: self.free.pop().unwrap_or_default(),
             cancel: cancel.clone(),
         };
-        if !self.workers.as_mut().is_some_and(|w| w.send(job)) {
+        if !self.workers.as_mut().is_some_and(|w| w.send(order)) {
             self.workers = None;
             self.depth = 0;
             return false;

@@ -26,8 +26,8 @@ pub(super) struct Got {
     pub(super) stored: Option<Crc>,
 }
 
-/// A GET ahead, as a worker takes it.
-pub(super) struct Job {
+/// A GET ahead, as a worker takes it: an order for one fetch.
+pub(super) struct Order {
     pub(super) id: u64,
     pub(super) get: Get,
     pub(super) len: usize,
@@ -48,12 +48,12 @@ pub(super) struct Done {
 /// from its seed, as `job::Bell::stepped` runs a writer's jobs.
 pub(super) enum Workers {
     Threads {
-        jobs: Sender<Job>,
+        orders: Sender<Order>,
         done: Receiver<Done>,
     },
     Stepped {
         client: Arc<Client>,
-        queued: Vec<Job>,
+        queued: Vec<Order>,
         rng: Rng,
     },
 }
@@ -71,7 +71,7 @@ impl Workers {
                 rng: Rng::new(seed),
             });
         }
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (orders, queue) = mpsc::channel::<Order>();
         let (report, done) = mpsc::channel();
         let queue = Arc::new(Mutex::new(queue));
         let mut started = 0;
@@ -80,9 +80,9 @@ impl Workers {
             let spawned = std::thread::Builder::new()
                 .name("s3-syncr-read".into())
                 .spawn(move || {
-                    // The lock is held while waiting, so idle workers queue on it, not on jobs.
-                    while let Ok(Ok(job)) = queue.lock().map(|q| q.recv()) {
-                        if report.send(fetch(&*client, job)).is_err() {
+                    // The lock is held while waiting, so idle workers queue on it, not on orders.
+                    while let Ok(Ok(order)) = queue.lock().map(|q| q.recv()) {
+                        if report.send(fetch(&*client, order)).is_err() {
                             break;
                         }
                     }
@@ -90,15 +90,15 @@ impl Workers {
             started += usize::from(spawned.is_ok());
         }
         // Without threads, every chunk is fetched in the caller, as with `read_ahead: 0`.
-        (started > 0).then_some(Workers::Threads { jobs, done })
+        (started > 0).then_some(Workers::Threads { orders, done })
     }
 
-    /// Hands `job` to a worker; false if every worker is gone.
-    pub(super) fn send(&mut self, job: Job) -> bool {
+    /// Hands `order` to a worker; false if every worker is gone.
+    pub(super) fn send(&mut self, order: Order) -> bool {
         match self {
-            Workers::Threads { jobs, .. } => jobs.send(job).is_ok(),
+            Workers::Threads { orders, .. } => orders.send(order).is_ok(),
             Workers::Stepped { queued, .. } => {
-                queued.push(job);
+                queued.push(order);
                 true
             }
         }
@@ -135,21 +135,21 @@ impl Workers {
         if queued.is_empty() || !rng.chance(percent) {
             return None;
         }
-        let job = queued.swap_remove(rng.below(queued.len() as u64) as usize);
-        Some(fetch(&**client, job))
+        let order = queued.swap_remove(rng.below(queued.len() as u64) as usize);
+        Some(fetch(&**client, order))
     }
 }
 
-/// Runs `job`. A panic still reports back: the reader waits for every fetch.
-fn fetch(client: &Client, mut job: Job) -> Done {
-    let out = room_for(&mut job.buf, job.len);
+/// Runs `order`. A panic still reports back: the reader waits for every fetch.
+fn fetch(client: &Client, mut order: Order) -> Done {
+    let out = room_for(&mut order.buf, order.len);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        job.get.run(client, out, Some(&*job.cancel))
+        order.get.run(client, out, Some(&*order.cancel))
     }))
     .unwrap_or_else(|_| Err(Error::internal("a read worker panicked")));
     Done {
-        id: job.id,
-        buf: job.buf,
+        id: order.id,
+        buf: order.buf,
         result,
     }
 }
