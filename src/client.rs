@@ -85,12 +85,15 @@ impl S3Client {
         options: Options,
         wire: Arc<dyn Transport>,
     ) -> S3Client {
+        // A stepped handle's identity comes from its seed too, so that a replay matches.
+        let writer = (options.stepped)
+            .map_or_else(random_id, |seed| format!("{:032x}", crate::draw::mix(seed)));
         S3Client {
             bucket: renew::Handle::new(bucket),
             wire,
             layout,
             options,
-            writer: random_id(),
+            writer,
             known: checksum::Known::default(),
             max_copy: MAX_COPY,
         }

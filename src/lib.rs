@@ -292,6 +292,7 @@
 //! writer is fenced or a drop fails to flush.
 
 mod client;
+mod draw;
 mod env;
 mod error;
 mod index;

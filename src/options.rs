@@ -48,6 +48,9 @@ pub struct Options {
     /// How long a writer takes what it knows of the stream's end as current (see
     /// `writer::FRESH`); only the simulator, whose time runs fast, sets another.
     pub(crate) fresh_end: Duration,
+    /// Set by the simulator: the handle's requests run one at a time on its own thread, in an
+    /// order drawn from this seed (see `job::Bell::stepped`), so that a seed replays exactly.
+    pub(crate) stepped: Option<u64>,
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             write_ahead: 4,
             ca_file: None,
             fresh_end: crate::writer::FRESH,
+            stepped: None,
         }
     }
 }

@@ -39,7 +39,7 @@ const FIRST_GAP: Duration = Duration::from_millis(50);
 /// How much the wait grows after each poll that found nothing, up to the caller's interval:
 /// gentle, so that a record arriving a while after the last one still waits for only a
 /// fraction of that while; from 50 ms it reaches 1 s in 8 polls (2.5 s).
-const GROWTH: f64 = 1.5;
+const BACKOFF: f64 = 1.5;
 
 /// When the next poll is due.
 #[derive(Debug)]
@@ -67,7 +67,7 @@ impl Pace {
         self.last = Some(at);
         self.gap = match found {
             true => FIRST_GAP,
-            false => self.gap.mul_f64(GROWTH).min(self.cap),
+            false => self.gap.mul_f64(BACKOFF).min(self.cap),
         };
     }
 

@@ -193,6 +193,7 @@ impl Storage {
             options.read_ahead,
             options.verify_reads,
             options.retry_attempts,
+            options.stepped,
         );
         let seal_size = options.seal_size;
         let streaming = Streaming {
@@ -200,6 +201,7 @@ impl Storage {
             part: options.part_size,
             ahead: options.write_ahead,
             fresh: options.fresh_end,
+            stepped: options.stepped,
         };
         Storage {
             writer: Writer::new(client.clone(), seal_size, streaming),

@@ -46,6 +46,7 @@ fn writer(client: &Arc<Client>, copy_from: Option<usize>) -> Writer {
         part: 200,
         ahead: 2,
         fresh: super::FRESH,
+        stepped: None,
     };
     Writer::new(client.clone(), 1000, streaming)
 }

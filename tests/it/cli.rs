@@ -4,8 +4,6 @@
 //!
 //! Run with `cargo test --features cli`.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
@@ -13,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{MIB, Server, open, pattern, raw_put, stream_contents};
+use crate::common::{MIB, Server, open, pattern, raw_put, stream_contents};
 use s3_syncr::{Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy, Raw};
 
@@ -1516,7 +1514,7 @@ fn an_append_whose_upload_vanished_counts_the_lost_bytes_as_not_stored() {
     let data = pattern(32 * MIB, 40);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(&data).expect("append reads its input");
-    common::abort_from_outside(&bucket, "lost/data-00000000000000000000.bin");
+    crate::common::abort_from_outside(&bucket, "lost/data-00000000000000000000.bin");
     drop(stdin);
     let output = child.wait_with_output().expect("wait for s3-syncr");
     let stderr = text(&output.stderr);

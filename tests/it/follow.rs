@@ -2,12 +2,10 @@
 //! come in the answer of that GET, a sealed object leads to GETs of the next one, and objects
 //! are listed only at start-up. Counts, not times: the in-process server records every request.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{MIB, Server, open, pattern};
+use crate::common::{MIB, Server, open, pattern};
 use s3_syncr::{Options, Storage};
 use s3_syncr_test_server::Request;
 

@@ -1,11 +1,9 @@
 //! Every rule of the stream, one test each, against a real S3 server.
 
-mod common;
-
 use std::io::{self, BufRead, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Error, Options, Storage};
 
 #[test]
@@ -577,7 +575,7 @@ fn open_reads_the_aws_environment() {
     let (access_key, secret_key) = server.keys();
     let run_child = |location: String| {
         let output = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "open_child", "--ignored", "--nocapture"])
+            .args(["--exact", "stream::open_child", "--ignored", "--nocapture"])
             .env("S3SYNCR_CHILD_LOCATION", location)
             .env("AWS_ENDPOINT_URL", server.endpoint())
             .env("AWS_ACCESS_KEY_ID", access_key)

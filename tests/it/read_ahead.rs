@@ -4,12 +4,10 @@
 //! keeps in flight overlap whatever the machine's speed, and counts how many were under way at
 //! once.
 
-mod common;
-
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 

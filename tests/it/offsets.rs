@@ -1,13 +1,11 @@
 //! Offsets that survive retention: every object records its start, positions are absolute, and
 //! deleting the oldest objects (by `trim`, by hand or by a lifecycle rule) moves no byte.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
+use crate::common::*;
 use attohttpc::header::{HeaderMap, HeaderName, HeaderValue};
-use common::*;
 use s3::Bucket;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};

@@ -2,12 +2,10 @@
 //! a multipart upload whose first part the server copies from the object itself. Faults are
 //! injected by a proxy between the client and the real server, on each of its requests.
 
-mod common;
-
 use std::io::{Read, Seek, Write};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 

@@ -1,13 +1,11 @@
 //! Breaking things on purpose: faults injected by a proxy between the client and a real server,
 //! two writers on one stream, and a writer process killed mid-flight.
 
-mod common;
-
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{CloseError, Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy, Wan};
 
@@ -467,7 +465,7 @@ fn kill_writers(large: bool) {
     let mut seed = 0x5eed_u64;
     for kill in 0..kills {
         let mut child = reaching(&mut Command::new(std::env::current_exe().unwrap()), &server)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture"])
+            .args(["--exact", "faults::crash_child", "--ignored", "--nocapture"])
             .env(
                 "S3SYNCR_CRASH_LOCATION",
                 format!("s3://{}/crash.log", bucket.name()),
