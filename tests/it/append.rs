@@ -14,7 +14,6 @@ const BASE: usize = 6 * MIB;
 const STEP: usize = 512 * 1024;
 
 fn large_tail_options() -> Options {
-    s3::set_retries(0);
     Options::builder()
         .with_seal_size(64 << 20)
         .with_retry_backoff(Duration::from_millis(5))

@@ -11,8 +11,6 @@ use s3_syncr_test_server::{Fault, Proxy, Wan};
 
 /// Quick retries, and deadlines short enough for `Fault::Stall` to hit them.
 fn fault_options() -> Options {
-    // This crate's retries only: rust-s3's own would sleep a second before each.
-    s3::set_retries(0);
     Options::builder()
         .with_seal_size(1 << 20)
         .with_retry_backoff(Duration::from_millis(5))

@@ -186,7 +186,6 @@ struct Harness {
 
 impl Harness {
     fn new(profile: Profile) -> Harness {
-        s3::set_retries(0);
         let server = Server::from_env_or_start();
         let proxy = Proxy::start(&server);
         let bucket = server.new_bucket();

@@ -185,7 +185,6 @@ fn trim_deletes_whole_older_objects_never_the_last_and_moves_no_offset() {
 
 #[test]
 fn a_trim_interrupted_by_failed_deletes_leaves_no_gap_and_completes_when_retried() {
-    s3::set_retries(0);
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
     let name = "faults/log.bin";
@@ -547,7 +546,6 @@ fn position_while_deleting(
     name: &'static str,
     seqs: &[u64],
 ) -> (Storage, u64, Proxy) {
-    s3::set_retries(0);
     let proxy = Proxy::start(server);
     let slow = proxy.bucket(server, &bucket.name());
     proxy.inject(Some("HEAD"), Fault::Delay(Duration::from_secs(2)));

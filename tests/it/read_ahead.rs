@@ -26,7 +26,6 @@ fn stream_of(bucket: &s3::Bucket, name: &str, objects: u64, object_kib: usize) -
 }
 
 fn reader_options(read_chunk: usize, read_ahead: usize) -> Options {
-    s3::set_retries(0);
     Options::builder()
         .with_read_chunk(read_chunk)
         .with_read_ahead(read_ahead)
