@@ -49,8 +49,22 @@ pub(crate) fn spawn<T: Send + 'static>(
     bell: &Arc<Bell>,
     work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
 ) -> Job<T> {
-    let thread = std::thread::Builder::new().name("s3-syncr-upload".into());
-    spawn_on(thread, client, bell, work)
+    spawn_as("s3-syncr-upload", client, bell, work)
+}
+
+/// [`spawn`], on a thread named `name` (what `ps -L` and `/proc/<pid>/task` show).
+pub(crate) fn spawn_as<T: Send + 'static>(
+    name: &str,
+    client: &Arc<Client>,
+    bell: &Arc<Bell>,
+    work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
+) -> Job<T> {
+    spawn_on(
+        std::thread::Builder::new().name(name.into()),
+        client,
+        bell,
+        work,
+    )
 }
 
 fn spawn_on<T: Send + 'static>(
@@ -64,7 +78,7 @@ fn spawn_on<T: Send + 'static>(
     let (client, ended, slot) = (client.clone(), Arc::downgrade(bell), job.0.clone());
     let task = move || {
         let result = panic::catch_unwind(AssertUnwindSafe(|| work(&*client)))
-            .unwrap_or_else(|_| Err(Error::internal("an upload thread panicked")));
+            .unwrap_or_else(|_| Err(Error::internal("a request's thread panicked")));
         end(&slot, result);
         if let Some(bell) = Weak::upgrade(&ended) {
             bell.ring();

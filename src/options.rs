@@ -363,7 +363,7 @@ impl OptionsBuilder {
     }
 
     /// Ranged GETs kept in flight ahead of a sequential reader, each on its own connection and
-    /// worker thread, across object boundaries. Default 4; 0 fetches every chunk in the
+    /// thread, across object boundaries. Default 4; 0 fetches every chunk in the
     /// caller's thread when it is needed. At most 64.
     ///
     /// The reader holds at most `read_ahead + 1` buffers of at most

@@ -1,53 +1,57 @@
-//! The read-ahead queue: the GETs in flight ahead of a sequential reader, in stream order, the
-//! buffers they fill, and the workers that run them. No more than `depth` fetches are
-//! outstanding (under way, done but not taken, or dropped by a seek but not yet back), and
-//! each holds one buffer from a free list, so the queue never holds more than `depth` buffers.
+//! The read-ahead queue: the GETs in flight ahead of a sequential reader, in stream order, and
+//! the buffers they fill. Each GET is a [`Job`] on a thread of its own, as a writer's uploads
+//! are, and rings the queue's [`Bell`] when it ends; a stepped bell (the simulator's) runs them
+//! on the reader's thread instead. No more than `depth` fetches are outstanding (under way,
+//! done but not taken, or dropped by a seek but not yet ended), and each holds one buffer from
+//! a free list, so the queue never holds more than `depth` buffers.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::fetch::{Done, Fetched, Get, Order, Workers};
+use super::fetch::{Fetched, Get, room_for};
+use crate::Error;
 use crate::index::Entry;
+use crate::job::{self, Bell, Job};
 use crate::store::Client;
+
+/// What a fetch's thread hands back: its buffer, whatever became of the GET.
+type Filled = (Vec<u8>, Fetched);
 
 /// One ranged GET ahead of the reader.
 pub(super) struct Fetch {
-    id: u64,
     /// The object it reads from.
     pub(super) seq: u64,
     pub(super) start: u64,
     pub(super) len: usize,
-    /// Set when the bytes are no longer wanted: the worker stops reading the response.
+    /// Set when the bytes are no longer wanted: the GET stops reading the response.
     cancel: Arc<AtomicBool>,
-    pub(super) done: Option<(Vec<u8>, Fetched)>,
+    /// Under way, until it is taken in.
+    job: Option<Job<Filled>>,
+    pub(super) done: Option<Filled>,
 }
 
 pub(super) struct Ahead {
     /// Under way or done, contiguous, in stream order.
     fetches: VecDeque<Fetch>,
-    /// Fetches dropped by a seek whose worker has not handed their buffer back yet.
-    abandoned: usize,
+    /// Fetches dropped by a seek, still under way: their buffers come back when they end.
+    abandoned: Vec<Job<Filled>>,
     /// Buffers no fetch holds, reused so that reading allocates (and faults in) no new memory.
     free: Vec<Vec<u8>>,
-    /// Started with the first fetch; `None` before, or if no thread could be started.
-    workers: Option<Workers>,
-    /// The seed of stepped [`Workers`].
-    stepped: Option<u64>,
-    next_id: u64,
-    /// Most fetches outstanding at once; 0 once the workers are gone.
+    /// Rung by every fetch that ends.
+    bell: Arc<Bell>,
+    /// Most fetches outstanding at once.
     depth: usize,
 }
 
 impl Ahead {
+    /// `stepped`: the seed of a stepped bell ([`Bell::stepped`]).
     pub(super) fn new(depth: usize, stepped: Option<u64>) -> Ahead {
         Ahead {
             fetches: VecDeque::new(),
-            abandoned: 0,
+            abandoned: Vec::new(),
             free: Vec::new(),
-            workers: None,
-            stepped,
-            next_id: 0,
+            bell: Arc::new(stepped.map_or_else(Bell::default, Bell::stepped)),
             depth,
         }
     }
@@ -58,8 +62,7 @@ impl Ahead {
 
     /// How many more fetches may start.
     pub(super) fn slots(&self) -> usize {
-        self.depth
-            .saturating_sub(self.fetches.len() + self.abandoned)
+        (self.depth).saturating_sub(self.fetches.len() + self.abandoned.len())
     }
 
     /// Where the last fetch ends, if there is one.
@@ -84,36 +87,23 @@ impl Ahead {
         self.fetches.iter_mut()
     }
 
-    /// Starts `get` of `len` bytes, at stream offset `at`, after the last fetch; false if no
-    /// worker can run it (none could be started, or all are gone): from then on the reader
-    /// fetches in its own thread.
-    pub(super) fn start(&mut self, client: &Arc<Client>, get: Get, at: u64, len: usize) -> bool {
-        if self.workers.is_none() {
-            self.workers = Workers::start(client, self.depth, self.stepped);
-        }
+    /// Starts `get` of `len` bytes, at stream offset `at`, after the last fetch.
+    pub(super) fn start(&mut self, client: &Arc<Client>, get: Get, at: u64, len: usize) {
         let cancel = Arc::new(AtomicBool::new(false));
-        let order = Order {
-            id: self.next_id,
-            get,
-            len,
-            buf: self.free.pop().unwrap_or_default(),
-            cancel: cancel.clone(),
-        };
-        if !self.workers.as_mut().is_some_and(|w| w.send(order)) {
-            self.workers = None;
-            self.depth = 0;
-            return false;
-        }
+        let mut buf = self.free.pop().unwrap_or_default();
+        let cancelled = cancel.clone();
+        let job = job::spawn_as("s3-syncr-read", client, &self.bell, move |client| {
+            let result = get.run(client, room_for(&mut buf, len), Some(&*cancelled));
+            Ok((buf, result))
+        });
         self.fetches.push_back(Fetch {
-            id: self.next_id,
             seq: get.entry.seq,
             start: at,
             len,
             cancel,
+            job: Some(job),
             done: None,
         });
-        self.next_id += 1;
-        true
     }
 
     /// Waits for the first fetch, if there is one, and takes it out of the queue: its buffer,
@@ -127,73 +117,68 @@ impl Ahead {
         Some((buf, front.len, result))
     }
 
-    /// Waits until fetch `i` is done; false if there is no such fetch, or the workers are gone
-    /// (they only stop when a thread panics: what they held is forgotten, and reads fetch in
-    /// the caller).
+    /// Waits until fetch `i` is done; false if there is no such fetch.
     pub(super) fn wait_for(&mut self, i: usize) -> bool {
         loop {
+            let seen = self.bell.seen();
+            self.collect();
             match self.fetches.get(i) {
                 None => return false,
                 Some(fetch) if fetch.done.is_some() => return true,
-                Some(_) => {}
-            }
-            match self.workers.as_mut().and_then(Workers::recv) {
-                Some(done) => self.file(done),
-                None => {
-                    self.workers = None;
-                    self.depth = 0;
-                    self.fetches.clear();
-                    self.abandoned = 0;
-                    return false;
-                }
+                Some(_) => self.bell.wait_past(seen),
             }
         }
     }
 
-    /// Takes in the fetches that finished, without waiting.
+    /// Takes in the fetches that ended, without waiting, and the buffers of those a seek
+    /// dropped.
     pub(super) fn collect(&mut self) {
-        while let Some(done) = self.workers.as_mut().and_then(Workers::try_recv) {
-            self.file(done);
-        }
-    }
-
-    /// Files a finished fetch with its place in the queue, or frees its buffer if a seek
-    /// dropped it.
-    fn file(&mut self, done: Done) {
-        match self.fetches.iter_mut().find(|f| f.id == done.id) {
-            Some(fetch) => fetch.done = Some((done.buf, done.result)),
-            None => {
-                self.abandoned -= 1;
-                self.recycle(done.buf);
+        for fetch in &mut self.fetches {
+            if let Some(job) = fetch.job.take_if(|job| job.is_finished()) {
+                fetch.done = Some(filled(job));
             }
         }
+        let (ended, running) = std::mem::take(&mut self.abandoned)
+            .into_iter()
+            .partition(Job::is_finished);
+        self.abandoned = running;
+        for job in ended {
+            self.recycle(filled(job).0);
+        }
     }
 
-    /// Drops every fetch: finished ones give their buffer back now, the others once their
-    /// worker notices the cancellation.
+    /// Drops every fetch: finished ones give their buffer back now, the others once they end
+    /// (a cancelled GET ends soon).
     pub(super) fn cancel(&mut self) {
         for fetch in std::mem::take(&mut self.fetches) {
-            match fetch.done {
-                Some((buf, _)) => self.recycle(buf),
-                None => {
+            match (fetch.done, fetch.job) {
+                (Some((buf, _)), _) => self.recycle(buf),
+                (None, Some(job)) => {
                     fetch.cancel.store(true, Ordering::Relaxed);
-                    self.abandoned += 1;
+                    self.abandoned.push(job);
                 }
+                (None, None) => {}
             }
         }
     }
 
-    /// Drops every fetch and buffer, and stops the workers (without waiting for them).
+    /// Drops every fetch and buffer, without waiting for the GETs under way.
     pub(super) fn release(&mut self) {
         self.cancel();
-        self.workers = None;
-        self.abandoned = 0;
+        self.abandoned.clear();
         self.free = Vec::new();
     }
 
     pub(super) fn recycle(&mut self, buf: Vec<u8>) {
         self.free.push(buf);
     }
+}
+
+/// The outcome of a fetch's job, which ended. A job that failed as a whole (its thread
+/// panicked, or could not start) lost its buffer: the fetch fails with that error.
+fn filled(job: Job<Filled>) -> Filled {
+    job.join()
+        .unwrap_or_else(|err: Error| (Vec::new(), Err(err)))
 }
 
 impl Drop for Ahead {

@@ -4,10 +4,10 @@
 //! A read that does not continue the previous one (the first read, a read after a seek) sends
 //! one small GET in the caller's thread, so random reads cost what a raw ranged GET does. A read
 //! that continues where the chunk ended is sequential: from then on up to
-//! [`Options::read_ahead`](crate::Options::read_ahead) GETs run ahead on worker threads, each
-//! [`WINDOW_GROWTH`] times the size of the one before, up to the chunk size, across object
-//! boundaries ([`ahead`] holds them): the reader never holds more than `read_ahead + 1`
-//! buffers of at most `read_chunk` bytes.
+//! [`Options::read_ahead`](crate::Options::read_ahead) GETs run ahead, each on a thread of its
+//! own and [`WINDOW_GROWTH`] times the size of the one before, up to the chunk size, across
+//! object boundaries ([`ahead`] holds them): the reader never holds more than
+//! `read_ahead + 1` buffers of at most `read_chunk` bytes.
 //!
 //! What is read is checked as [`verify`] says.
 
@@ -61,7 +61,7 @@ pub(crate) struct Reader {
 
 impl Reader {
     /// `fetches` is the most fetches of a range whose checksum does not match, at least one.
-    /// `stepped`: see [`fetch::Workers`].
+    /// `stepped`: see [`ahead::Ahead::new`].
     pub(crate) fn new(
         max_window: usize,
         depth: usize,
@@ -106,7 +106,7 @@ impl Reader {
         self.pos = pos;
     }
 
-    /// Drops every buffer and stops the workers (without waiting for them).
+    /// Drops every buffer and the GETs ahead (without waiting for them).
     pub(crate) fn release(&mut self) {
         self.ahead.release();
         self.chunk = Vec::new();
@@ -214,7 +214,7 @@ impl Reader {
         let got = match result {
             Ok(got) => got,
             Err(err) => {
-                // The worker already retried. Later fetches are dropped too, so that the next
+                // The GET already retried. Later fetches are dropped too, so that the next
                 // read starts again here.
                 self.ahead.recycle(buf);
                 self.ahead.cancel();
@@ -304,9 +304,7 @@ impl Reader {
                 verify: self.verify,
                 check,
             };
-            if !self.ahead.start(client, get, next, len) {
-                return;
-            }
+            self.ahead.start(client, get, next, len);
             next += len as u64;
             self.grow();
         }

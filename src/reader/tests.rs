@@ -1,4 +1,4 @@
-//! The reader over the in-memory S3: growing objects, stale and flipped checksums, workers
+//! The reader over the in-memory S3: growing objects, stale and flipped checksums, GETs
 //! that panic.
 
 use std::time::Duration;
@@ -138,14 +138,14 @@ fn a_flipped_answer_is_fetched_again_when_reads_are_verified() {
     }
 }
 
-/// A worker that panics in a GET still reports back: the read that needs its bytes fails
+/// A GET ahead whose thread panics still reports back: the read that needs its bytes fails
 /// with `Internal`, instead of waiting forever, and the next read starts again there.
 #[test]
 fn a_panicking_read_worker_is_an_error_at_the_read_that_needs_it() {
     let mem = store();
     let data: Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
     (handle(&mem).overwrite(0, FIRST, 0, &data, 0, Expect::Absent)).unwrap();
-    // The first GET on a read-ahead worker panics, in the transport.
+    // The first GET on a read-ahead thread panics, in the transport.
     let mut panicked = false;
     mem.set_faults(Some(Box::new(move |call: Call<'_>| {
         let name = std::thread::current().name().map(str::to_owned);

@@ -390,7 +390,7 @@ impl Write for Storage {
 impl BufRead for Storage {
     /// Returns the bytes at the read position: from the chunk fetched last, else from this
     /// handle's bytes not yet in S3, else from a ranged GET (while reading is sequential,
-    /// [`Options::read_ahead`] GETs run ahead on worker threads). At the end of the stream it
+    /// [`Options::read_ahead`] GETs run ahead on threads of their own). At the end of the stream it
     /// polls the end with one request, so bytes appended since by any handle are found; see
     /// [`wait_for_data`](Storage::wait_for_data).
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
