@@ -29,32 +29,6 @@ fn attempts(retry_attempts: u32) -> Options {
         .unwrap()
 }
 
-/// A server, a fault-injecting proxy in front of it, and a fresh bucket.
-struct Rig {
-    server: Server,
-    proxy: Proxy,
-    bucket: s3::Bucket,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        let server = Server::from_env_or_start();
-        let proxy = Proxy::start(&server);
-        let bucket = server.new_bucket();
-        Rig {
-            server,
-            proxy,
-            bucket,
-        }
-    }
-
-    /// Stream `name`, reached through the proxy.
-    fn storage(&self, name: &str, options: Options) -> Storage {
-        let bucket = self.proxy.bucket(&self.server, &self.bucket.name());
-        Storage::new(bucket, name, options).unwrap()
-    }
-}
-
 #[test]
 fn every_fault_on_every_request_loses_nothing() {
     let rig = Rig::new();

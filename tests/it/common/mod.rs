@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use s3::Bucket;
 use s3::command::Command;
 use s3_syncr::{Options, Storage};
-pub use s3_syncr_test_server::{Raw, Server};
+pub use s3_syncr_test_server::{Proxy, Raw, Server};
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -159,5 +159,31 @@ pub fn abort_from_outside(bucket: &Bucket, key: &str) {
         for id in &open {
             bucket.raw_abort(key, id);
         }
+    }
+}
+
+/// A server, a fault-injecting proxy in front of it, and a fresh bucket.
+pub struct Rig {
+    pub server: Server,
+    pub proxy: Proxy,
+    pub bucket: Bucket,
+}
+
+impl Rig {
+    pub fn new() -> Rig {
+        let server = Server::from_env_or_start();
+        let proxy = Proxy::start(&server);
+        let bucket = server.new_bucket();
+        Rig {
+            server,
+            proxy,
+            bucket,
+        }
+    }
+
+    /// Stream `name`, reached through the proxy.
+    pub fn storage(&self, name: &str, options: Options) -> Storage {
+        let bucket = self.proxy.bucket(&self.server, &self.bucket.name());
+        Storage::new(bucket, name, options).unwrap()
     }
 }
