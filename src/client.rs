@@ -90,13 +90,16 @@ impl S3Client {
         wire: Arc<dyn Transport>,
     ) -> S3Client {
         let directory = (options.directory_bucket).unwrap_or(is_directory_bucket(&bucket.name()));
+        // A stepped handle's identity comes from its seed too, so that a replay matches.
+        let writer = (options.stepped)
+            .map_or_else(random_id, |seed| format!("{:032x}", crate::draw::mix(seed)));
         S3Client {
             sessions: directory.then(express::Sessions::default),
             bucket: renew::Handle::new(bucket),
             wire,
             layout,
             options,
-            writer: random_id(),
+            writer,
             known: checksum::Known::default(),
             max_copy: MAX_COPY,
         }

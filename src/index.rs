@@ -43,7 +43,7 @@ impl Entry {
 }
 
 /// The stream's objects at their stream offsets, in order, with the holes between them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Index {
     entries: Vec<Entry>,
     /// The first object's start once the index is anchored (also kept while it holds no entry:
@@ -247,7 +247,18 @@ impl Index {
     /// new handle would, from the start that object records: offsets stay absolute, so that
     /// start cannot lie before the end of what the index knew ([`Error::Discontinuity`]
     /// otherwise, and the index is left as it was).
+    ///
+    /// It is all or nothing: a request that fails half-way (the HEAD that anchors a new first
+    /// object) leaves the index as it was, not emptied of the objects it must still explain,
+    /// with an origin that would place the next object listed at their old end.
     pub(crate) fn resync(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
+        let mut next = self.clone();
+        next.resync_in_place(client, extend)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn resync_in_place(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
         let listed = located(client, client.list(None)?)?;
         if let Some(first) = listed.first() {
             let (knew, known_end) = (!self.entries.is_empty(), self.end());
@@ -595,5 +606,49 @@ mod tests {
         let starts: Vec<u64> = index.entries.iter().map(|e| e.start).collect();
         assert_eq!(starts, [100, 110, 200]);
         assert_eq!(index.missing_at(150), Some(5));
+    }
+
+    /// A resync that fails half-way leaves the index as it was. Found by the simulator (seed
+    /// 125): a follower's objects were all trimmed, the HEAD anchoring the one object left
+    /// lost its answers, and the index, emptied, then placed that object at the old end:
+    /// a false `Discontinuity` instead of `Trimmed`.
+    #[test]
+    fn a_resync_whose_anchor_fails_changes_nothing() {
+        use crate::client::mem::{self, Call, Fault, MemS3, Quirks};
+        use crate::store::{Expect, Meta};
+        use std::sync::Arc;
+
+        let mem = Arc::new(MemS3::new(Quirks::default()));
+        let options = crate::Options::builder()
+            .with_retry_attempts(2)
+            .with_retry_backoff(std::time::Duration::ZERO)
+            .build()
+            .expect("valid options");
+        let client = mem::client(&mem, "i/log.bin", options);
+        let put = |seq: u64, start: u64, size: usize| {
+            let meta = Meta { start, seal: 10 };
+            (client.overwrite(seq, meta, 0, &vec![b'x'; size], 0, Expect::Absent)).unwrap();
+        };
+        put(0, 0, 10);
+        put(1, 10, 10);
+        let mut index = Index::default();
+        index.refresh(&client).unwrap();
+        assert_eq!(index.end(), 20);
+        // The stream moves on, and everything this index knew is trimmed.
+        put(2, 20, 10);
+        put(3, 30, 10);
+        for seq in 0..3 {
+            mem.remove(&client.key(seq));
+        }
+        mem.set_faults(Some(Box::new(|call: Call<'_>| match call.op {
+            "HEAD" => Fault::LoseAnswer,
+            _ => Fault::None,
+        })));
+        assert!(index.resync(&client, true).is_err(), "the anchor failed");
+        assert_eq!((index.first(), index.end()), (0, 20), "nothing changed");
+        mem.set_faults(None);
+        index.resync(&client, true).unwrap();
+        assert_eq!(index.get(3).map(|e| e.start), Some(30));
+        assert_eq!((index.first(), index.end()), (30, 40));
     }
 }

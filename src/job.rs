@@ -1,10 +1,16 @@
 //! Requests run on threads of their own: a [`Job`] holds one's outcome, and a [`Bell`] tells a
 //! waiter that some job ended.
+//!
+//! A stepped bell ([`Bell::stepped`], for the simulator) runs no thread: its jobs wait in a
+//! queue, and run one at a time on the thread that polls or waits, in an order drawn from a
+//! seed. Each order is one the threads could have taken, and the same seed takes the same
+//! one, so a failing run replays exactly.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::Error;
+use crate::draw::Rng;
 use crate::store::Client;
 
 /// Work on a thread of its own, whose outcome lands here before the bell rings: once rung,
@@ -25,7 +31,16 @@ enum Slot<T> {
 pub(crate) struct Bell {
     rung: Mutex<u64>,
     ring: Condvar,
+    steps: Option<Mutex<Steps>>,
 }
+
+/// The jobs of a stepped bell that have not run, and what draws the next one.
+struct Steps {
+    queued: Vec<Task>,
+    rng: Rng,
+}
+
+type Task = Box<dyn FnOnce() + Send>;
 
 /// Runs `work` on a thread of its own, which rings `bell` when it ends. A panic in `work`, or a
 /// thread that cannot be started, is the job's failure: it ends either way, and rings.
@@ -34,8 +49,22 @@ pub(crate) fn spawn<T: Send + 'static>(
     bell: &Arc<Bell>,
     work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
 ) -> Job<T> {
-    let thread = std::thread::Builder::new().name("s3-syncr-upload".into());
-    spawn_on(thread, client, bell, work)
+    spawn_as("s3-syncr-upload", client, bell, work)
+}
+
+/// [`spawn`], on a thread named `name` (what `ps -L` and `/proc/<pid>/task` show).
+pub(crate) fn spawn_as<T: Send + 'static>(
+    name: &str,
+    client: &Arc<Client>,
+    bell: &Arc<Bell>,
+    work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
+) -> Job<T> {
+    spawn_on(
+        std::thread::Builder::new().name(name.into()),
+        client,
+        bell,
+        work,
+    )
 }
 
 fn spawn_on<T: Send + 'static>(
@@ -45,12 +74,25 @@ fn spawn_on<T: Send + 'static>(
     work: impl FnOnce(&Client) -> Result<T, Error> + Send + 'static,
 ) -> Job<T> {
     let job = Job(Arc::new(Mutex::new(Slot::Running)));
-    let (client, ended, slot) = (client.clone(), bell.clone(), job.0.clone());
-    let spawned = thread.spawn(move || {
+    // Weak: a queued task must not keep its stepped bell alive, which runs it when dropped.
+    let (client, ended, slot) = (client.clone(), Arc::downgrade(bell), job.0.clone());
+    let task = move || {
         let result = panic::catch_unwind(AssertUnwindSafe(|| work(&*client)))
-            .unwrap_or_else(|_| Err(Error::internal("an upload thread panicked")));
+            .unwrap_or_else(|_| Err(Error::internal("a request's thread panicked")));
         end(&slot, result);
-        ended.ring();
+        if let Some(bell) = Weak::upgrade(&ended) {
+            bell.ring();
+        }
+    };
+    if let Some(steps) = &bell.steps {
+        lock(steps).queued.push(Box::new(task));
+        return job;
+    }
+    // A thread's job keeps the bell alive, as the waiter may be gone and the bell with it.
+    let bell_kept = bell.clone();
+    let spawned = thread.spawn(move || {
+        task();
+        drop(bell_kept);
     });
     if let Err(err) = spawned {
         end(&job.0, Err(Error::internal(format!("no thread: {err}"))));
@@ -101,8 +143,41 @@ impl<T> Job<T> {
 }
 
 impl Bell {
+    /// A bell whose jobs run on the waiter's thread, in an order drawn from `seed`.
+    pub(crate) fn stepped(seed: u64) -> Bell {
+        Bell {
+            rung: Mutex::default(),
+            ring: Condvar::new(),
+            steps: Some(Mutex::new(Steps {
+                queued: Vec::new(),
+                rng: Rng::new(seed),
+            })),
+        }
+    }
+
+    /// The count of jobs ended so far, to wait past. A stepped bell first runs some of its
+    /// queued jobs, drawn, as threads would have ended some before the waiter looked.
     pub(crate) fn seen(&self) -> u64 {
+        while self.step(50) {}
         *lock(&self.rung)
+    }
+
+    /// Runs a queued job drawn at random, with `percent` chance; false if none ran.
+    fn step(&self, percent: u64) -> bool {
+        let Some(steps) = &self.steps else {
+            return false;
+        };
+        let task = {
+            let mut steps = lock(steps);
+            if steps.queued.is_empty() || !steps.rng.chance(percent) {
+                return false;
+            }
+            let count = steps.queued.len() as u64;
+            let i = steps.rng.below(count) as usize;
+            steps.queued.swap_remove(i)
+        };
+        task();
+        true
     }
 
     fn ring(&self) {
@@ -110,14 +185,27 @@ impl Bell {
         self.ring.notify_all();
     }
 
-    /// Waits until a job ends after `seen` was read.
+    /// Waits until a job ends after `seen` was read. A stepped bell runs its queued jobs
+    /// until one has; with none left, nothing could ring it, and it returns.
     pub(crate) fn wait_past(&self, seen: u64) {
+        if self.steps.is_some() {
+            while *lock(&self.rung) == seen && self.step(100) {}
+            return;
+        }
         let rung = lock(&self.rung);
         drop(
             (self.ring)
                 .wait_while(rung, |rung| *rung == seen)
                 .unwrap_or_else(PoisonError::into_inner),
         );
+    }
+}
+
+impl Drop for Bell {
+    /// A stepped bell's queued jobs run even so, as threads would have gone on after their
+    /// writer dropped: an abandoned upload is still cleaned up, a Complete still lands.
+    fn drop(&mut self) {
+        while self.step(100) {}
     }
 }
 
@@ -201,5 +289,39 @@ mod tests {
         let running: Job<u8> = Job(Arc::new(Mutex::new(Slot::Running)));
         assert!(!running.is_finished());
         assert!(matches!(running.join(), Err(Error::Internal { .. })));
+    }
+
+    #[test]
+    fn a_stepped_bell_runs_its_jobs_on_the_waiter_thread_and_the_rest_when_dropped() {
+        let client: Arc<Client> = any_client();
+        let bell = Arc::new(Bell::stepped(7));
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let here = std::thread::current().id();
+        let job = |n: usize| {
+            let ran = ran.clone();
+            spawn(&client, &bell, move |_| {
+                lock(&ran).push((n, std::thread::current().id()));
+                Ok(n)
+            })
+        };
+        let jobs: Vec<Job<usize>> = (0..3).map(job).collect();
+        assert!(lock(&ran).is_empty(), "nothing runs until the waiter looks");
+        let seen = *lock(&bell.rung);
+        bell.wait_past(seen);
+        assert!(!lock(&ran).is_empty(), "waiting ran one");
+        assert!(lock(&ran).iter().all(|(_, thread)| *thread == here));
+        let finished = jobs.iter().filter(|j| j.is_finished()).count();
+        assert_eq!(finished, lock(&ran).len());
+        let last = job(3);
+        last.abandon(|_| {});
+        drop(jobs);
+        drop(bell);
+        let mut ran: Vec<usize> = lock(&ran).iter().map(|(n, _)| *n).collect();
+        ran.sort_unstable();
+        assert_eq!(
+            ran,
+            [0, 1, 2, 3],
+            "dropping the bell ran the rest, abandoned or not"
+        );
     }
 }

@@ -1,8 +1,5 @@
-//! How a stream name maps to object keys, and back.
-//!
-//! Stream `dir/name.ext` is stored as `dir/name-<seq>.ext`, with `<seq>` a 20-digit zero-padded
-//! decimal, so that S3's lexicographic listing order is the stream order. Only keys of exactly
-//! that shape belong to the stream.
+//! How a stream name maps to object keys, and back: the layout the crate docs' `# Layout`
+//! describes.
 
 use crate::Error;
 

@@ -49,6 +49,9 @@ pub struct Options {
     /// How long a writer takes what it knows of the stream's end as current (see
     /// `writer::FRESH`); only the simulator, whose time runs fast, sets another.
     pub(crate) fresh_end: Duration,
+    /// Set by the simulator: the handle's requests run one at a time on its own thread, in an
+    /// order drawn from this seed (see `job::Bell::stepped`), so that a seed replays exactly.
+    pub(crate) stepped: Option<u64>,
 }
 
 impl Default for Options {
@@ -80,6 +83,7 @@ impl Default for Options {
             ca_file: None,
             directory_bucket: None,
             fresh_end: crate::writer::FRESH,
+            stepped: None,
         }
     }
 }
@@ -374,7 +378,7 @@ impl OptionsBuilder {
     }
 
     /// Ranged GETs kept in flight ahead of a sequential reader, each on its own connection and
-    /// worker thread, across object boundaries. Default 4; 0 fetches every chunk in the
+    /// thread, across object boundaries. Default 4; 0 fetches every chunk in the
     /// caller's thread when it is needed. At most 64.
     ///
     /// The reader holds at most `read_ahead + 1` buffers of at most
@@ -510,7 +514,7 @@ impl OptionsBuilder {
 
     /// Check every object read from its first byte to its last against the CRC32C checksum
     /// the server stores for it (s3-syncr sends one with every write). A mismatch is
-    /// [`Error::Corrupt`](crate::Error::Corrupt), kind `InvalidData`, and no byte of the
+    /// [`Error::Corrupt`], kind `InvalidData`, and no byte of the
     /// object is handed out: the reader holds an object until it has all of it, when it fits
     /// in the read-ahead buffers (`read_ahead` chunks); a larger one is checked before its
     /// last chunk is handed out. A mismatch is fetched again first (up to `retry_attempts`

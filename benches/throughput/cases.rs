@@ -13,10 +13,10 @@ use std::io::{self, Read, Write};
 use s3::Bucket;
 use s3_syncr::{Options, Storage};
 
-/// Opens stream `name` with `min_size` MiB objects and the default read chunk.
-pub fn open(bucket: &Bucket, name: &str, min_size: usize) -> Storage {
+/// Opens stream `name` with `seal_mib` MiB objects and the default read chunk.
+pub fn open(bucket: &Bucket, name: &str, seal_mib: usize) -> Storage {
     let options = Options::builder()
-        .with_seal_size(min_size << 20)
+        .with_seal_size(seal_mib << 20)
         .build()
         .expect("options");
     Storage::new(bucket.clone(), name, options).expect("open stream")
@@ -27,13 +27,13 @@ pub fn open_read(bucket: &Bucket, name: &str) -> Storage {
     Storage::new(bucket.clone(), name, Options::default()).expect("open stream")
 }
 
-pub fn fixture_name(min_size: usize) -> String {
-    format!("r{min_size}-stream.bin")
+pub fn fixture_name(seal_mib: usize) -> String {
+    format!("r{seal_mib}-stream.bin")
 }
 
-/// Writes the read fixture: the whole data set in `min_size` MiB objects.
-pub fn write_fixture(bucket: &Bucket, data: &[u8], min_size: usize) {
-    let mut storage = open(bucket, &fixture_name(min_size), min_size);
+/// Writes the read fixture: the whole data set in `seal_mib` MiB objects.
+pub fn write_fixture(bucket: &Bucket, data: &[u8], seal_mib: usize) {
+    let mut storage = open(bucket, &fixture_name(seal_mib), seal_mib);
     io::copy(&mut Source(data), &mut storage).expect("write fixture");
     storage.close().expect("close fixture");
 }

@@ -14,13 +14,13 @@
 //! interleaved over several runs (raw first on even runs, `Storage` first on odd ones), and
 //! reports medians:
 //!
-//! 1. **Write**: `io::copy` of the whole data set into `Storage` (`min_size` 8 and 256) then
+//! 1. **Write**: `io::copy` of the whole data set into `Storage` (`seal_size` 8 and 256 MiB) then
 //!    `close`, against `put_object` of the same segments one after another (single PUTs, as
 //!    0.1.0 sent them). The source is a reader that is not `BufRead` (like a file or a pipe), so
 //!    `io::copy` writes 8 KiB at a time. `Storage` streams 8 MiB parts, 4 at once. Also one
-//!    `write_all` of the whole data set (`min_size` 8), which must stream the same way.
+//!    `write_all` of the whole data set (`seal_size` 8 MiB), which must stream the same way.
 //! 2. **Flushed small records**: 100-byte records (`S3SYNCR_BENCH_FLUSH_MIB` of them) through
-//!    `BufWriter<Storage>` (`min_size` 8), flushed every 1 MiB and every 8 MiB, against the same
+//!    `BufWriter<Storage>` (`seal_size` 8 MiB), flushed every 1 MiB and every 8 MiB, against the same
 //!    scheme by hand (a `Vec` re-uploaded whole with `put_object` at each flush, a new key every
 //!    8 MiB). Also reports the raw side's PUTs and overwrite amplification (bytes uploaded /
 //!    bytes written) next to the README's estimate for that scheme, `S / 2K + 1`, and the
@@ -32,9 +32,9 @@
 //! 4. **Random reads**: `seek` + 4 KiB `read` at offsets from a fixed-seed xorshift PRNG, against
 //!    one ranged GET (`get_object_range`) of the same 4 KiB: median latency per read.
 //! 5. **Memory**: reading a stream made of one object as large as the data set, and writing with
-//!    `min_size` 256 (the runs of case 1).
+//!    `seal_size` 256 MiB (the runs of case 1).
 //! 6. **Flushes of a large tail**: `S3SYNCR_BENCH_FLUSH_MIB` written 512 KiB at a time into one
-//!    object (`min_size` 64), each write flushed, against the same by hand (a `Vec` re-uploaded
+//!    object (`seal_size` 64 MiB), each write flushed, against the same by hand (a `Vec` re-uploaded
 //!    whole with `put_object` at each flush, which is also what `Storage` does with
 //!    `append_by_copy: false`). Also reports bytes uploaded per byte written and the last
 //!    flush's latency on each side.
@@ -54,7 +54,7 @@
 //!    (`S3SYNCR_BENCH_FLUSH_MIB`), `min_size` 8: flushes per second and bytes uploaded per byte
 //!    written, counted by the server. In-process setup only.
 //!
-//! Reads use `Options::default()`; writes change only `min_size`. The report prints the options.
+//! Reads use `Options::default()`; writes change only `seal_size`. The report prints the options.
 //!
 //! Memory is the growth of the process's peak resident set size during the measured section:
 //! the peak is reset with `/proc/self/clear_refs`, then `VmHWM` after minus `VmRSS` before (Linux
@@ -303,8 +303,8 @@ impl<'a> Bench<'a> {
         if has("write") || has("flush") {
             let writes = self.new_bucket();
             if has("write") {
-                for (min_size, one_write) in [(8, false), (8, true), (256, false)] {
-                    self.write(&writes, min_size, one_write);
+                for (seal_mib, one_write) in [(8, false), (8, true), (256, false)] {
+                    self.write(&writes, seal_mib, one_write);
                 }
             }
             if has("flush") {
@@ -337,18 +337,18 @@ impl<'a> Bench<'a> {
                 has("read").then_some(64),
                 has("memory").then_some(whole),
             ];
-            for min_size in wanted.into_iter().flatten() {
-                if !fixtures.contains(&min_size) {
-                    write_fixture(&reads, self.data, min_size);
-                    fixtures.push(min_size);
+            for seal_mib in wanted.into_iter().flatten() {
+                if !fixtures.contains(&seal_mib) {
+                    write_fixture(&reads, self.data, seal_mib);
+                    fixtures.push(seal_mib);
                 }
             }
             if has("read") {
-                for min_size in [8, 64] {
+                for seal_mib in [8, 64] {
                     self.read(
                         &reads,
-                        min_size,
-                        &format!("3. read, {min_size} MiB objects"),
+                        seal_mib,
+                        &format!("3. read, {seal_mib} MiB objects"),
                     );
                 }
             }
@@ -362,8 +362,8 @@ impl<'a> Bench<'a> {
                     "5. memory: read one object of the whole data set",
                 );
             }
-            for min_size in fixtures {
-                delete_prefix(&reads, &format!("r{min_size}-"));
+            for seal_mib in fixtures {
+                delete_prefix(&reads, &format!("r{seal_mib}-"));
             }
         }
         self.section.about = self.about;

@@ -122,7 +122,7 @@ pub fn report(sections: &[Section], runs: usize, wall: Duration) -> String {
     let _ = writeln!(
         out,
         "- Storage options: reads use `Options::default()` = `{:?}`; writes the same but \
-         `min_size` as named in each case",
+         `seal_size` as named in each case",
         Options::default()
     );
     let _ = writeln!(

@@ -6,9 +6,13 @@
 //! on x86-64, the CRC extension on ARMv8), twice as fast here as CRC64/NVME's carry-less
 //! multiply, which goes faster only with AVX-512. A checked read costs a CRC of every byte,
 //! so that is the difference between 1.08-1.11x and 1.09-1.19x the CPU of an unchecked one
-//! (`benches/cpu.sh`; the README has the runs and the rest of the trade). S3 keeps a CRC32C
-//! of the whole object for a multipart upload declared `FULL_OBJECT`, as this one always is. A CRC of a concatenation is computed from the CRCs of
-//! its pieces ([`Crc::then`]), so an append by copy never rereads what S3 holds.
+//! (`benches/cpu.sh`; the runs are in `docs/performance.md`). S3 keeps a CRC32C of the whole
+//! object for a multipart upload declared `FULL_OBJECT`, as this one always is. What CRC64/NVME
+//! would have bought: S3 keeps it only as a full-object checksum, so no server could hand out a
+//! composite one under its name (here a value marked composite, by its type or the `-N` part
+//! count, is never compared), and 64 bits instead of 32, far below a stream's other risks. A
+//! CRC of a concatenation is computed from the CRCs of its pieces ([`Crc::then`]), so an append
+//! by copy never rereads what S3 holds.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};

@@ -124,6 +124,13 @@ pub(crate) enum Fault {
     /// Answered, with a full-object checksum of the object less its last byte, as a server
     /// whose metadata lags its data might.
     StaleChecksum,
+    /// The connection goes silent until the client's timeout: before the request is applied
+    /// (`false`) or after (`true`).
+    Stall(bool),
+    /// One bit flips on the wire where a check covers it: in a request's body (the server
+    /// refuses it, `BadDigest`), or in an answer that carries the object's checksum. Elsewhere
+    /// nothing flips: no check could tell, as on a path TLS guards.
+    Flip,
 }
 
 /// Decides each request's fault. Called with the store's lock held: it must not call back. It
@@ -171,6 +178,9 @@ struct State {
     /// Directory buckets: the parts of each object appended to, and the sessions' tokens.
     appends: BTreeMap<String, u32>,
     sessions: Vec<String>,
+    /// Every traced line, hashed in order: two runs that sent the same requests, with the same
+    /// outcomes, have the same digest.
+    digest: u64,
 }
 
 /// How many requests the trace keeps.
@@ -253,9 +263,15 @@ impl MemS3 {
         };
         let fault = state.faults.as_mut().map_or(Fault::None, |f| f(call));
         match fault {
-            Fault::None | Fault::LoseAnswer | Fault::StaleChecksum => {}
+            Fault::None | Fault::LoseAnswer | Fault::StaleChecksum | Fault::Stall(true) => {}
             Fault::Refuse(status) => return Err(refusal(status)),
-            Fault::Reset => return Ok(Reply::lost()),
+            Fault::Reset => return Ok(Reply::cut(io::ErrorKind::ConnectionReset)),
+            Fault::Stall(false) => return Ok(Reply::cut(io::ErrorKind::TimedOut)),
+            // Its checksum, or the payload hash it is signed with, tells the server.
+            Fault::Flip if !body.is_empty() => {
+                return Err((400, "BadDigest", "the body arrived damaged".into()));
+            }
+            Fault::Flip => {}
             Fault::AppendFirst(bytes) => {
                 let key = match request.key.as_str() {
                     "" => state.objects.keys().next_back().cloned(),
@@ -285,13 +301,21 @@ impl MemS3 {
             "{} {} [{by} {cond}] -> {outcome} ({fault:?})",
             request.op, request.key
         );
+        state.digest = (line.bytes()).fold(crate::draw::mix(state.digest), |h, b| {
+            crate::draw::mix(h ^ u64::from(b))
+        });
         if state.trace.len() == TRACED {
             state.trace.pop_front();
         }
         state.trace.push_back(line);
         let reply = reply?;
         Ok(match fault {
-            Fault::LoseAnswer => Reply::lost(),
+            Fault::LoseAnswer => Reply::cut(io::ErrorKind::ConnectionReset),
+            Fault::Stall(true) => Reply::cut(io::ErrorKind::TimedOut),
+            Fault::Flip if reply.headers.contains_key(CRC_HEADER) => Reply {
+                body: flip(&reply.body),
+                ..reply
+            },
             Fault::StaleChecksum => match state.objects.get(&request.key) {
                 Some(object) if reply.headers.contains_key(CRC_HEADER) => {
                     let less = &object.bytes[..object.bytes.len().saturating_sub(1)];
@@ -305,6 +329,11 @@ impl MemS3 {
             },
             _ => reply,
         })
+    }
+
+    /// See `State::digest`.
+    pub(crate) fn digest(&self) -> u64 {
+        self.lock().digest
     }
 
     /// The last requests applied and their outcomes, oldest first.
@@ -711,7 +740,7 @@ struct Reply {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
-    lost: bool,
+    cut: Option<io::ErrorKind>,
 }
 
 impl Reply {
@@ -725,7 +754,7 @@ impl Reply {
             status,
             headers: HeaderMap::new(),
             body,
-            lost: false,
+            cut: None,
         }
         .with("content-length", &length)
     }
@@ -734,9 +763,10 @@ impl Reply {
         Reply::bytes(200, xml.into_bytes())
     }
 
-    fn lost() -> Reply {
+    /// No answer: the connection fails with `kind` instead.
+    fn cut(kind: io::ErrorKind) -> Reply {
         Reply {
-            lost: true,
+            cut: Some(kind),
             ..Reply::empty(0)
         }
     }
@@ -794,9 +824,9 @@ impl Transport for MemS3 {
                 Reply::bytes(status, xml.into_bytes())
             }
         };
-        if reply.lost {
+        if let Some(kind) = reply.cut {
             return Err(S3Error::Io(io::Error::new(
-                io::ErrorKind::ConnectionReset,
+                kind,
                 "the in-memory S3 lost the answer",
             )));
         }
@@ -905,6 +935,15 @@ fn refusal(status: u16) -> Refusal {
         _ => "InternalError",
     };
     (status, code, "injected".into())
+}
+
+/// `bytes` with a bit flipped, in the middle (nothing flips in an empty body).
+fn flip(bytes: &[u8]) -> Vec<u8> {
+    let mut flipped = bytes.to_vec();
+    if let Some(byte) = flipped.get_mut(bytes.len() / 2) {
+        *byte ^= 0x10;
+    }
+    flipped
 }
 
 fn no_such_key() -> Refusal {

@@ -125,7 +125,7 @@ impl Wire {
 impl Transport for Wire {
     /// Signs `command` on `key` with `bucket`'s credentials (adding `extra` headers to the
     /// signature) and sends it within the bucket's request timeout. `body` is the upload's
-    /// body, for a PUT whose command carries none (see [`sign`](super::sign)); `None` sends
+    /// body, for a PUT whose command carries none (see [`sign`]); `None` sends
     /// the body rust-s3 makes for the command. A status other than 2xx is
     /// [`S3Error::HttpFailWithBody`].
     fn send(

@@ -11,6 +11,10 @@
 //! listed at start-up, when a poll meets something a listing must explain (the last object
 //! gone, a next object that does not start where the last one ends), and at most once per
 //! [`RELIST`] otherwise, for what no GET can see (a writer sealing at another size).
+//! A server that ignores the range and answers 200 is read past the known end; one that sends
+//! no `Content-Range` is asked again from what it sent. A sealed, idle last object costs two
+//! GETs a poll: the next object's (404, not yet), then the sealed one's end (416: still there;
+//! 404: trimmed past the follower, which a listing then reports).
 //!
 //! A poll's answer carries no checksum (it holds a range of the object, and the object may
 //! still grow), so with [`Options::verify_reads`](crate::Options::verify_reads) the reader
@@ -35,7 +39,7 @@ const FIRST_GAP: Duration = Duration::from_millis(50);
 /// How much the wait grows after each poll that found nothing, up to the caller's interval:
 /// gentle, so that a record arriving a while after the last one still waits for only a
 /// fraction of that while; from 50 ms it reaches 1 s in 8 polls (2.5 s).
-const GROWTH: f64 = 1.5;
+const BACKOFF: f64 = 1.5;
 
 /// When the next poll is due.
 #[derive(Debug)]
@@ -63,7 +67,7 @@ impl Pace {
         self.last = Some(at);
         self.gap = match found {
             true => FIRST_GAP,
-            false => self.gap.mul_f64(GROWTH).min(self.cap),
+            false => self.gap.mul_f64(BACKOFF).min(self.cap),
         };
     }
 

@@ -156,7 +156,7 @@ impl Storage {
     /// Opens stream `name` in a bucket the caller built: for credentials, endpoints or
     /// addressing that the environment does not cover.
     ///
-    /// The bucket is rust-s3's [`Bucket`](s3::Bucket), of the version this crate is built
+    /// The bucket is rust-s3's [`Bucket`], of the version this crate is built
     /// with: name it through the re-export [`s3_syncr::s3`](crate::s3), so that no other
     /// version of rust-s3 need be in the caller's `Cargo.toml`. rust-s3 only names the bucket,
     /// signs and parses here; every request goes through this crate's own HTTP client, so
@@ -193,6 +193,7 @@ impl Storage {
             options.read_ahead,
             options.verify_reads,
             options.retry_attempts,
+            options.stepped,
         );
         let seal_size = options.seal_size;
         let appends = client.appends();
@@ -207,6 +208,7 @@ impl Storage {
             part: options.part_size,
             ahead: options.write_ahead,
             fresh: options.fresh_end,
+            stepped: options.stepped,
         };
         Storage {
             writer: Writer::new(client.clone(), seal_size, streaming),
@@ -395,7 +397,7 @@ impl Write for Storage {
 impl BufRead for Storage {
     /// Returns the bytes at the read position: from the chunk fetched last, else from this
     /// handle's bytes not yet in S3, else from a ranged GET (while reading is sequential,
-    /// [`Options::read_ahead`] GETs run ahead on worker threads). At the end of the stream it
+    /// [`Options::read_ahead`] GETs run ahead on threads of their own). At the end of the stream it
     /// polls the end with one request, so bytes appended since by any handle are found; see
     /// [`wait_for_data`](Storage::wait_for_data).
     fn fill_buf(&mut self) -> io::Result<&[u8]> {

@@ -72,6 +72,8 @@ pub(crate) struct Streaming {
     pub(crate) appends: bool,
     /// How long what the writer knows of the stream's end is current ([`FRESH`]).
     pub(crate) fresh: Duration,
+    /// [`Options`](crate::Options)' `stepped`: its jobs run on a stepped bell.
+    pub(crate) stepped: Option<u64>,
 }
 
 /// What a stopped writer keeps: why it stopped, and the bytes that never reached S3.
@@ -112,7 +114,7 @@ impl Writer {
             flushing: false,
             stopped: None,
             deferred: None,
-            bell: Arc::default(),
+            bell: Arc::new(streaming.stepped.map_or_else(Bell::default, Bell::stepped)),
             pool: pool::Pool::new(streaming.part),
             end_seen: Instant::now(),
         }

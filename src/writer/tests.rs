@@ -47,6 +47,7 @@ fn writer(client: &Arc<Client>, copy_from: Option<usize>) -> Writer {
         ahead: 2,
         appends: false,
         fresh: super::FRESH,
+        stepped: None,
     };
     Writer::new(client.clone(), 1000, streaming)
 }

@@ -26,7 +26,7 @@ impl Bench<'_> {
         let mut storage_uploads = Vec::new();
         self.case(
             &format!(
-                "2. BufWriter, {RECORD} B records, flush every {} MiB, min_size {seal_mib}",
+                "2. BufWriter, {RECORD} B records, flush every {} MiB, seal {seal_mib} MiB",
                 flush_every / MIB
             ),
             Metric::Throughput(written),

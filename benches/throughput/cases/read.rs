@@ -18,8 +18,8 @@ const RANDOM_READ_LEN: usize = 4096;
 impl Bench<'_> {
     /// Cases 3 and 5: the whole stream into `io::sink()`, against whole-object GETs and against
     /// ranged GETs of `read_chunk` bytes, one after another.
-    pub fn read(&mut self, bucket: &Bucket, min_size: usize, case: &str) {
-        let name = fixture_name(min_size);
+    pub fn read(&mut self, bucket: &Bucket, seal_mib: usize, case: &str) {
+        let name = fixture_name(seal_mib);
         let segments = open_read(bucket, &name).segments().expect("segments");
         let len = self.data.len() as u64;
         let chunk = Options::default().read_chunk() as u64;
@@ -73,9 +73,9 @@ impl Bench<'_> {
     }
 
     /// Case 4: `seek` + 4 KiB `read` at random offsets, against one ranged GET each.
-    pub fn random_reads(&mut self, bucket: &Bucket, min_size: usize) {
+    pub fn random_reads(&mut self, bucket: &Bucket, seal_mib: usize) {
         let (server, data) = (self.server, self.data);
-        let name = fixture_name(min_size);
+        let name = fixture_name(seal_mib);
         let segments = open_read(bucket, &name).segments().expect("segments");
         let mut rng = XorShift(SEED);
         let span = (data.len() - RANDOM_READ_LEN + 1) as u64;
@@ -91,7 +91,7 @@ impl Bench<'_> {
         };
         self.case(
             &format!(
-                "4. {} KiB read after a seek, {min_size} MiB objects (median latency)",
+                "4. {} KiB read after a seek, {seal_mib} MiB objects (median latency)",
                 RANDOM_READ_LEN / 1024
             ),
             Metric::Latency,

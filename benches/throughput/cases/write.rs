@@ -12,25 +12,25 @@ use crate::{Bench, MIB};
 impl Bench<'_> {
     /// Case 1: `io::copy` into `Storage` (or one `write_all` of the whole data set) then
     /// `close`, against `put_object` of each segment.
-    pub fn write(&mut self, bucket: &Bucket, min_size: usize, one_write: bool) {
+    pub fn write(&mut self, bucket: &Bucket, seal_mib: usize, one_write: bool) {
         let data = self.data;
-        let segment = min_size * MIB;
+        let segment = seal_mib * MIB;
         let objects = data.len().div_ceil(segment);
         let how = if one_write {
             "one write_all"
         } else {
             "io::copy"
         };
-        let case = if min_size == 256 {
-            format!("1/5. write, {how}, min_size 256")
+        let case = if seal_mib == 256 {
+            format!("1/5. write, {how}, seal 256 MiB")
         } else {
-            format!("1. write, {how}, min_size {min_size}")
+            format!("1. write, {how}, seal {seal_mib} MiB")
         };
         self.case(
             &case,
             Metric::Throughput(data.len() as u64),
             |run| {
-                let prefix = format!("raw{min_size}-{run}/");
+                let prefix = format!("raw{seal_mib}-{run}/");
                 let sample = measure(|| {
                     for (seq, part) in data.chunks(segment).enumerate() {
                         bucket
@@ -42,9 +42,9 @@ impl Bench<'_> {
                 sample
             },
             |run| {
-                let prefix = format!("st{min_size}-{one_write}-{run}/");
+                let prefix = format!("st{seal_mib}-{one_write}-{run}/");
                 let sample = measure(|| {
-                    let mut storage = open(bucket, &format!("{prefix}seg.bin"), min_size);
+                    let mut storage = open(bucket, &format!("{prefix}seg.bin"), seal_mib);
                     if one_write {
                         storage.write_all(data).expect("write");
                     } else {

@@ -12,6 +12,11 @@
 //! one step, so the library's fencing holds between processes as it does on S3. Reads take no
 //! lock (s3s-fs renames finished files into place, so a reader sees a whole object or none).
 //!
+//! A lock around each request, rather than one server per directory (a daemon, its lifetime,
+//! its crashes) or a lock held by each `append` for its whole run (a second `append` would wait
+//! for a `journalctl -f` that never ends). The cost: writes to one store take turns, even
+//! within one process.
+//!
 //! Reads report no checksums: s3s-fs writes an object's bytes and its checksums in two steps
 //! (and keeps a PUT's checksums after a multipart upload replaced the object), so a reader
 //! could meet the bytes of one version with the checksum of another and take them for

@@ -1,8 +1,8 @@
 //! A proxy on loopback between the client and a real server, in one of two modes.
 //!
-//! - [`Proxy::start`] injects faults. rust-s3's blocking client opens one connection per request,
-//!   so this mode handles each connection as one request: it reads it whole, and either forwards
-//!   it (with `Connection: close`, so the server's answer ends with the connection) or breaks it
+//! - [`Proxy::start`] injects faults, one request per connection: it reads a request whole, and
+//!   either forwards it with `Connection: close` (the server's answer then ends the connection,
+//!   so a client that keeps connections alive connects again for its next request) or breaks it
 //!   as the next queued [`Fault`] says.
 //! - [`Proxy::start_wan`] emulates a wide-area link ([`Wan`]): a byte relay, so keep-alive clients
 //!   (aws CLI, rclone) and HTTPS work through it too, that delays, paces and streams each

@@ -2,11 +2,9 @@
 //! `AbortIncompleteMultipartUpload` lifecycle rule or another process does) between parts,
 //! before Complete, and after parts left memory.
 
-mod common;
-
 use std::io::{ErrorKind, Write};
 
-use common::*;
+use crate::common::*;
 use s3::Bucket;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};

@@ -1,11 +1,9 @@
 //! The original Go package's test, ported: one stream of 10,000 1,000-byte records in 1 MiB
 //! objects, read back whole through several buffer sizes, then the seek cases and close.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 
-use common::*;
+use crate::common::*;
 use s3_syncr::Error;
 
 #[test]

@@ -2,13 +2,11 @@
 //! a body damaged on the way (and the writer sends it again), and a reader that reads an object
 //! through checks it, handing out no byte of an object damaged at rest.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use common::*;
+use crate::common::*;
 use s3::command::Command;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy, crc32c};

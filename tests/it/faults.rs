@@ -1,20 +1,16 @@
 //! Breaking things on purpose: faults injected by a proxy between the client and a real server,
 //! two writers on one stream, and a writer process killed mid-flight.
 
-mod common;
-
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{CloseError, Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy, Wan};
 
 /// Quick retries, and deadlines short enough for `Fault::Stall` to hit them.
 fn fault_options() -> Options {
-    // This crate's retries only: rust-s3's own would sleep a second before each.
-    s3::set_retries(0);
     Options::builder()
         .with_seal_size(1 << 20)
         .with_retry_backoff(Duration::from_millis(5))
@@ -31,32 +27,6 @@ fn attempts(retry_attempts: u32) -> Options {
         .with_retry_attempts(retry_attempts)
         .build()
         .unwrap()
-}
-
-/// A server, a fault-injecting proxy in front of it, and a fresh bucket.
-struct Rig {
-    server: Server,
-    proxy: Proxy,
-    bucket: s3::Bucket,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        let server = Server::from_env_or_start();
-        let proxy = Proxy::start(&server);
-        let bucket = server.new_bucket();
-        Rig {
-            server,
-            proxy,
-            bucket,
-        }
-    }
-
-    /// Stream `name`, reached through the proxy.
-    fn storage(&self, name: &str, options: Options) -> Storage {
-        let bucket = self.proxy.bucket(&self.server, &self.bucket.name());
-        Storage::new(bucket, name, options).unwrap()
-    }
 }
 
 #[test]
@@ -467,7 +437,7 @@ fn kill_writers(large: bool) {
     let mut seed = 0x5eed_u64;
     for kill in 0..kills {
         let mut child = reaching(&mut Command::new(std::env::current_exe().unwrap()), &server)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture"])
+            .args(["--exact", "faults::crash_child", "--ignored", "--nocapture"])
             .env(
                 "S3SYNCR_CRASH_LOCATION",
                 format!("s3://{}/crash.log", bucket.name()),

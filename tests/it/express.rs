@@ -3,12 +3,11 @@
 //! are fenced by the write offset, an object that has the most parts S3 allows is sealed, and
 //! every request carries session credentials that are renewed before they lapse.
 
-mod common;
+use crate::common::*;
 
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use common::*;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::Request;
 

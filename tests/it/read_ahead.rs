@@ -4,12 +4,10 @@
 //! keeps in flight overlap whatever the machine's speed, and counts how many were under way at
 //! once.
 
-mod common;
-
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 
@@ -28,7 +26,6 @@ fn stream_of(bucket: &s3::Bucket, name: &str, objects: u64, object_kib: usize) -
 }
 
 fn reader_options(read_chunk: usize, read_ahead: usize) -> Options {
-    s3::set_retries(0);
     Options::builder()
         .with_read_chunk(read_chunk)
         .with_read_ahead(read_ahead)
@@ -37,34 +34,11 @@ fn reader_options(read_chunk: usize, read_ahead: usize) -> Options {
         .unwrap()
 }
 
-/// A server, a proxy in front of it, and a stream of `objects` objects of `object_kib` KiB in a
-/// new bucket.
-struct Rig {
-    server: Server,
-    proxy: Proxy,
-    bucket: s3::Bucket,
-    data: Vec<u8>,
-}
-
-impl Rig {
-    fn new(name: &str, objects: u64, object_kib: usize) -> Rig {
-        let server = Server::from_env_or_start();
-        let proxy = Proxy::start(&server);
-        let bucket = server.new_bucket();
-        let data = stream_of(&bucket, name, objects, object_kib);
-        Rig {
-            server,
-            proxy,
-            bucket,
-            data,
-        }
-    }
-
-    /// Stream `name`, reached through the proxy.
-    fn reader(&self, name: &str, options: Options) -> Storage {
-        let bucket = self.proxy.bucket(&self.server, &self.bucket.name());
-        Storage::new(bucket, name, options).unwrap()
-    }
+/// A [`Rig`] with a stream of `objects` objects of `object_kib` KiB, and its bytes.
+fn rig_with_stream(name: &str, objects: u64, object_kib: usize) -> (Rig, Vec<u8>) {
+    let rig = Rig::new();
+    let data = stream_of(&rig.bucket, name, objects, object_kib);
+    (rig, data)
 }
 
 /// Slows each of the next `count` GETs down by `delay`.
@@ -77,10 +51,10 @@ fn slow_gets(proxy: &Proxy, count: usize, delay: Duration) {
 #[test]
 fn sequential_reads_keep_read_ahead_gets_in_flight_across_objects() {
     // Objects smaller than a chunk: every GET ahead is a different object.
-    let rig = Rig::new("many", 24, 64);
-    let (proxy, data) = (&rig.proxy, &rig.data);
+    let (rig, data) = rig_with_stream("many", 24, 64);
+    let proxy = &rig.proxy;
     for read_ahead in [3, 0] {
-        let mut reader = rig.reader("many.bin", reader_options(256 * KIB, read_ahead));
+        let mut reader = rig.storage("many.bin", reader_options(256 * KIB, read_ahead));
         proxy.clear();
         slow_gets(proxy, 100, Duration::from_millis(150));
         proxy.take_peak();
@@ -100,9 +74,9 @@ fn sequential_reads_keep_read_ahead_gets_in_flight_across_objects() {
 /// first byte fetches the rest of it over every read-ahead slot at once, not in one GET.
 #[test]
 fn a_checked_read_from_an_object_start_fetches_the_object_in_parallel() {
-    let rig = Rig::new("cold", 1, 1024);
-    let (proxy, data) = (&rig.proxy, &rig.data);
-    let mut reader = rig.reader("cold.bin", reader_options(1024 * KIB, 4));
+    let (rig, data) = rig_with_stream("cold", 1, 1024);
+    let proxy = &rig.proxy;
+    let mut reader = rig.storage("cold.bin", reader_options(1024 * KIB, 4));
     proxy.clear();
     slow_gets(proxy, 100, Duration::from_millis(150));
     proxy.take_peak();
@@ -121,9 +95,9 @@ fn a_checked_read_from_an_object_start_fetches_the_object_in_parallel() {
 
 #[test]
 fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
-    let rig = Rig::new("seek", 8, 512);
-    let (proxy, data) = (&rig.proxy, &rig.data);
-    let mut reader = rig.reader("seek.bin", reader_options(128 * KIB, 4));
+    let (rig, data) = rig_with_stream("seek", 8, 512);
+    let proxy = &rig.proxy;
+    let mut reader = rig.storage("seek.bin", reader_options(128 * KIB, 4));
     let mut head = vec![0; 200 * KIB];
     reader.read_exact(&mut head).unwrap();
     assert!(head == data[..200 * KIB]);
@@ -145,14 +119,14 @@ fn a_seek_drops_the_gets_ahead_and_reads_the_right_bytes() {
 
 #[test]
 fn a_failed_get_ahead_surfaces_at_the_read_that_needs_it_and_reading_goes_on() {
-    let rig = Rig::new("fail", 6, 256);
-    let (proxy, data) = (&rig.proxy, &rig.data);
+    let (rig, data) = rig_with_stream("fail", 6, 256);
+    let proxy = &rig.proxy;
     let options = reader_options(64 * KIB, 4)
         .to_builder()
         .with_retry_attempts(1)
         .build()
         .unwrap();
-    let mut reader = rig.reader("fail.bin", options);
+    let mut reader = rig.storage("fail.bin", options);
     let mut got = Vec::new();
     let mut buf = vec![0; 8 * KIB];
     reader.read_exact(&mut buf).unwrap();

@@ -6,8 +6,6 @@
 //! one, which continues the tail as it finds it. Then the same races, one at a time, with the
 //! proxy holding the continuing writer's request while the other flushes.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
@@ -15,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use s3::Bucket;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
@@ -312,7 +310,12 @@ fn racing_writer_processes_lose_and_double_nothing() {
         .map(|w| {
             let location = format!("s3://{}/procs.log", bucket.name());
             reaching(&mut Command::new(std::env::current_exe().unwrap()), &server)
-                .args(["--exact", "contend_child", "--ignored", "--nocapture"])
+                .args([
+                    "--exact",
+                    "contention::contend_child",
+                    "--ignored",
+                    "--nocapture",
+                ])
                 .env("S3SYNCR_CONTEND", format!("{w} {share} {location}"))
                 .stdout(Stdio::piped())
                 .spawn()

@@ -2,12 +2,10 @@
 //! a multipart upload whose first part the server copies from the object itself. Faults are
 //! injected by a proxy between the client and the real server, on each of its requests.
 
-mod common;
-
 use std::io::{Read, Seek, Write};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
 
@@ -16,7 +14,6 @@ const BASE: usize = 6 * MIB;
 const STEP: usize = 512 * 1024;
 
 fn large_tail_options() -> Options {
-    s3::set_retries(0);
     Options::builder()
         .with_seal_size(64 << 20)
         .with_retry_backoff(Duration::from_millis(5))

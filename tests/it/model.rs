@@ -14,13 +14,11 @@
 //! out of attempts fails, keeps its bytes, and the next one succeeds; an object that reached
 //! its seal size is never written again.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
@@ -188,7 +186,6 @@ struct Harness {
 
 impl Harness {
     fn new(profile: Profile) -> Harness {
-        s3::set_retries(0);
         let server = Server::from_env_or_start();
         let proxy = Proxy::start(&server);
         let bucket = server.new_bucket();

@@ -1,13 +1,11 @@
 //! Offsets that survive retention: every object records its start, positions are absolute, and
 //! deleting the oldest objects (by `trim`, by hand or by a lifecycle rule) moves no byte.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
+use crate::common::*;
 use attohttpc::header::{HeaderMap, HeaderName, HeaderValue};
-use common::*;
 use s3::Bucket;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Fault, Proxy};
@@ -187,7 +185,6 @@ fn trim_deletes_whole_older_objects_never_the_last_and_moves_no_offset() {
 
 #[test]
 fn a_trim_interrupted_by_failed_deletes_leaves_no_gap_and_completes_when_retried() {
-    s3::set_retries(0);
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
     let name = "faults/log.bin";
@@ -549,7 +546,6 @@ fn position_while_deleting(
     name: &'static str,
     seqs: &[u64],
 ) -> (Storage, u64, Proxy) {
-    s3::set_retries(0);
     let proxy = Proxy::start(server);
     let slow = proxy.bucket(server, &bucket.name());
     proxy.inject(Some("HEAD"), Fault::Delay(Duration::from_secs(2)));

@@ -3,13 +3,11 @@
 //! measures this stream alone, with `MALLOC_MMAP_THRESHOLD_` set so that glibc returns every
 //! freed buffer to the system instead of keeping it resident for later reuse.
 
-mod common;
-
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Options, Storage};
 
 fn peak_rss_after(work: impl FnOnce()) -> u64 {
@@ -39,7 +37,12 @@ fn rss(field: &str) -> u64 {
 #[test]
 fn memory_is_bounded() {
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "measure_memory", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "memory::measure_memory",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("S3SYNCR_MEASURE_MEMORY", "1")
         .env("MALLOC_MMAP_THRESHOLD_", "131072")
         .output()

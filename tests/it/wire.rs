@@ -2,14 +2,12 @@
 //! meanwhile, HTTPS with a private CA (refused until trusted, by `Options::ca_file` or
 //! `AWS_CA_BUNDLE`, which replace the default roots), and TLS sessions resumed.
 
-mod common;
-
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Error, Options, Storage};
 use s3_syncr_test_server::{Proxy, Wan};
 
@@ -256,7 +254,7 @@ fn bundle_child_says(
     let (access_key, secret_key) = server.keys();
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", "bundle_child", "--ignored", "--nocapture"])
+        .args(["--exact", "wire::bundle_child", "--ignored", "--nocapture"])
         .env(
             "S3SYNCR_CHILD_LOCATION",
             format!("s3://{}/bundle.log", bucket.name()),

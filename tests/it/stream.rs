@@ -1,11 +1,9 @@
 //! Every rule of the stream, one test each, against a real S3 server.
 
-mod common;
-
 use std::io::{self, BufRead, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use s3_syncr::{Error, Options, Storage};
 
 #[test]
@@ -154,24 +152,28 @@ fn resuming_continues_a_small_tail_and_never_rewrites_sealed_objects() {
 #[test]
 fn a_write_is_never_split_across_objects() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    let mut storage = open(&bucket, "whole.log", 1);
-    storage.write_all(&pattern(MIB - 10, 3)).unwrap();
-    assert_eq!(storage.write(&pattern(100, 4)).unwrap(), 100);
-    assert_eq!(storage.write(b"next").unwrap(), 4);
-    storage.close().unwrap();
-    let sizes = segment_sizes(&bucket, "whole.log");
-    assert_eq!(sizes, [MIB as u64 + 90, 4]);
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        let mut storage = open(&bucket, "whole.log", 1);
+        storage.write_all(&pattern(MIB - 10, 3)).unwrap();
+        assert_eq!(storage.write(&pattern(100, 4)).unwrap(), 100);
+        assert_eq!(storage.write(b"next").unwrap(), 4);
+        storage.close().unwrap();
+        let sizes = segment_sizes(&bucket, "whole.log");
+        assert_eq!(sizes, [MIB as u64 + 90, 4]);
+    }
 }
 
 #[test]
 fn close_without_flush_keeps_the_data() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    let mut storage = open(&bucket, "close.log", 1);
-    storage.write_all(b"unflushed").unwrap();
-    storage.close().unwrap();
-    assert_eq!(stream_contents(&bucket, "close.log"), b"unflushed");
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        let mut storage = open(&bucket, "close.log", 1);
+        storage.write_all(b"unflushed").unwrap();
+        storage.close().unwrap();
+        assert_eq!(stream_contents(&bucket, "close.log"), b"unflushed");
+    }
 }
 
 /// An empty read asks nothing, even of a new handle that has not listed the stream yet.
@@ -197,33 +199,37 @@ fn an_empty_read_sends_no_request() {
 #[test]
 fn len_is_the_end_offset_unflushed_bytes_included() {
     let server = Server::start();
-    let bucket = server.new_bucket();
-    let mut writer = open(&bucket, "len.log", 1);
-    let mut reader = open(&bucket, "len.log", 1);
-    assert_eq!(reader.len().unwrap(), 0);
-    writer.write_all(b"0123456789").unwrap();
-    writer.flush().unwrap();
-    writer.write_all(b"abc").unwrap();
-    server.take_requests();
-    assert_eq!(writer.len().unwrap(), 13);
-    assert_eq!(ops(&server), Vec::<&str>::new(), "a writer knows its end");
-    let mut first = [0; 4];
-    reader.read_exact(&mut first).unwrap();
-    assert_eq!(reader.len().unwrap(), 10, "only what is in S3");
-    assert_eq!(reader.stream_position().unwrap(), 4);
-    writer.flush().unwrap();
-    assert_eq!(reader.len().unwrap(), 13);
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        let mut writer = open(&bucket, "len.log", 1);
+        let mut reader = open(&bucket, "len.log", 1);
+        assert_eq!(reader.len().unwrap(), 0);
+        writer.write_all(b"0123456789").unwrap();
+        writer.flush().unwrap();
+        writer.write_all(b"abc").unwrap();
+        server.take_requests();
+        assert_eq!(writer.len().unwrap(), 13);
+        assert_eq!(ops(&server), Vec::<&str>::new(), "a writer knows its end");
+        let mut first = [0; 4];
+        reader.read_exact(&mut first).unwrap();
+        assert_eq!(reader.len().unwrap(), 10, "only what is in S3");
+        assert_eq!(reader.stream_position().unwrap(), 4);
+        writer.flush().unwrap();
+        assert_eq!(reader.len().unwrap(), 13);
+    }
 }
 
 #[test]
 fn drop_flushes() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    {
-        let mut storage = open(&bucket, "drop.log", 1);
-        storage.write_all(b"flushed by drop").unwrap();
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        {
+            let mut storage = open(&bucket, "drop.log", 1);
+            storage.write_all(b"flushed by drop").unwrap();
+        }
+        assert_eq!(stream_contents(&bucket, "drop.log"), b"flushed by drop");
     }
-    assert_eq!(stream_contents(&bucket, "drop.log"), b"flushed by drop");
 }
 
 #[test]
@@ -244,85 +250,91 @@ fn a_clean_flush_sends_no_request() {
 #[test]
 fn one_handle_reads_its_own_unflushed_writes() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    let mut storage = open(&bucket, "raw.log", 1);
-    let data = pattern(MIB + 500, 5);
-    storage.write_all(&data[..1000]).unwrap();
-    storage.flush().unwrap();
-    storage.write_all(&data[1000..]).unwrap();
-    let mut got = Vec::new();
-    storage.read_to_end(&mut got).unwrap();
-    assert_eq!(got, data, "flushed, sealed and unflushed bytes, in order");
-    storage.write_all(b"more").unwrap();
-    let mut more = Vec::new();
-    storage.read_to_end(&mut more).unwrap();
-    assert_eq!(more, b"more", "a read after EOF continues where it was");
-    assert_eq!(
-        storage.seek(SeekFrom::End(0)).unwrap(),
-        data.len() as u64 + 4
-    );
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        let mut storage = open(&bucket, "raw.log", 1);
+        let data = pattern(MIB + 500, 5);
+        storage.write_all(&data[..1000]).unwrap();
+        storage.flush().unwrap();
+        storage.write_all(&data[1000..]).unwrap();
+        let mut got = Vec::new();
+        storage.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data, "flushed, sealed and unflushed bytes, in order");
+        storage.write_all(b"more").unwrap();
+        let mut more = Vec::new();
+        storage.read_to_end(&mut more).unwrap();
+        assert_eq!(more, b"more", "a read after EOF continues where it was");
+        assert_eq!(
+            storage.seek(SeekFrom::End(0)).unwrap(),
+            data.len() as u64 + 4
+        );
+    }
 }
 
 #[test]
 fn a_reader_sees_what_another_handle_appends_after_eof() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    let mut writer = open(&bucket, "follow.log", 1);
-    let mut reader = open(&bucket, "follow.log", 1);
-    let mut buf = vec![0; 4096];
-    assert_eq!(reader.read(&mut buf).unwrap(), 0);
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        let mut writer = open(&bucket, "follow.log", 1);
+        let mut reader = open(&bucket, "follow.log", 1);
+        let mut buf = vec![0; 4096];
+        assert_eq!(reader.read(&mut buf).unwrap(), 0);
 
-    let data = pattern(2 * MIB + 300, 6);
-    let mut seen = Vec::new();
-    for piece in [&data[..200], &data[200..MIB], &data[MIB..2 * MIB + 300]] {
-        writer.write_all(piece).unwrap();
-        writer.flush().unwrap();
-        seen.extend(read_all_with(&mut reader, 4096).unwrap());
-        assert_eq!(seen.len(), seen.len().min(data.len()));
+        let data = pattern(2 * MIB + 300, 6);
+        let mut seen = Vec::new();
+        for piece in [&data[..200], &data[200..MIB], &data[MIB..2 * MIB + 300]] {
+            writer.write_all(piece).unwrap();
+            writer.flush().unwrap();
+            seen.extend(read_all_with(&mut reader, 4096).unwrap());
+            assert_eq!(seen.len(), seen.len().min(data.len()));
+        }
+        assert_eq!(seen, data, "no byte missed, none repeated");
     }
-    assert_eq!(seen, data, "no byte missed, none repeated");
 }
 
 #[test]
 fn seeks_land_anywhere_across_object_boundaries() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    let data = pattern(3 * MIB / 2 * 2 + 77, 7);
-    let mut storage = open(&bucket, "seek.log", 1);
-    storage.write_all(&data).unwrap();
-    storage.close().unwrap();
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        let data = pattern(3 * MIB / 2 * 2 + 77, 7);
+        let mut storage = open(&bucket, "seek.log", 1);
+        storage.write_all(&data).unwrap();
+        storage.close().unwrap();
 
-    let mut storage = open(&bucket, "seek.log", 1);
-    let len = data.len() as u64;
-    assert_eq!(storage.seek(SeekFrom::End(0)).unwrap(), len);
-    for target in [
-        0,
-        1,
-        MIB as u64 - 1,
-        MIB as u64,
-        MIB as u64 + 1,
-        2 * MIB as u64,
-        len - 5,
-    ] {
-        assert_eq!(storage.seek(SeekFrom::Start(target)).unwrap(), target);
-        let mut got = vec![0; 100];
-        let n = read_fully(&mut storage, &mut got);
-        let end = (target as usize + 100).min(data.len());
-        assert_eq!(&got[..n], &data[target as usize..end], "at {target}");
-        assert_eq!(storage.stream_position().unwrap(), end as u64);
+        let mut storage = open(&bucket, "seek.log", 1);
+        let len = data.len() as u64;
+        assert_eq!(storage.seek(SeekFrom::End(0)).unwrap(), len);
+        for target in [
+            0,
+            1,
+            MIB as u64 - 1,
+            MIB as u64,
+            MIB as u64 + 1,
+            2 * MIB as u64,
+            len - 5,
+        ] {
+            assert_eq!(storage.seek(SeekFrom::Start(target)).unwrap(), target);
+            let mut got = vec![0; 100];
+            let n = read_fully(&mut storage, &mut got);
+            let end = (target as usize + 100).min(data.len());
+            assert_eq!(&got[..n], &data[target as usize..end], "at {target}");
+            assert_eq!(storage.stream_position().unwrap(), end as u64);
+        }
+        storage.seek(SeekFrom::End(-(MIB as i64))).unwrap();
+        assert_eq!(
+            storage.seek(SeekFrom::Current(-10)).unwrap(),
+            len - MIB as u64 - 10
+        );
+        let mut got = vec![0; 20];
+        storage.read_exact(&mut got).unwrap();
+        assert_eq!(got, &data[data.len() - MIB - 10..][..20]);
+        assert_eq!(
+            storage.seek(SeekFrom::Current(10)).unwrap(),
+            len - MIB as u64 + 20
+        );
     }
-    storage.seek(SeekFrom::End(-(MIB as i64))).unwrap();
-    assert_eq!(
-        storage.seek(SeekFrom::Current(-10)).unwrap(),
-        len - MIB as u64 - 10
-    );
-    let mut got = vec![0; 20];
-    storage.read_exact(&mut got).unwrap();
-    assert_eq!(got, &data[data.len() - MIB - 10..][..20]);
-    assert_eq!(
-        storage.seek(SeekFrom::Current(10)).unwrap(),
-        len - MIB as u64 + 20
-    );
 }
 
 fn read_fully(storage: &mut Storage, buf: &mut [u8]) -> usize {
@@ -405,19 +417,21 @@ fn an_object_that_shrinks_under_a_reader_is_invalid_data() {
 #[test]
 fn bufread_lines_and_io_copy_through_bufwriter() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    let lines: Vec<String> = (0..5_000)
-        .map(|i| format!("line {i} {}", "x".repeat(i % 300)))
-        .collect();
-    let text = lines.join("\n") + "\n";
-    let mut writer = BufWriter::new(open(&bucket, "lines.txt", 1));
-    io::copy(&mut text.as_bytes(), &mut writer).unwrap();
-    let storage = writer.into_inner().map_err(|e| e.into_error()).unwrap();
-    storage.close().unwrap();
+    // As in a general-purpose bucket, so in a directory bucket.
+    for bucket in bucket_kinds(&server) {
+        let lines: Vec<String> = (0..5_000)
+            .map(|i| format!("line {i} {}", "x".repeat(i % 300)))
+            .collect();
+        let text = lines.join("\n") + "\n";
+        let mut writer = BufWriter::new(open(&bucket, "lines.txt", 1));
+        io::copy(&mut text.as_bytes(), &mut writer).unwrap();
+        let storage = writer.into_inner().map_err(|e| e.into_error()).unwrap();
+        storage.close().unwrap();
 
-    let reader = open(&bucket, "lines.txt", 1);
-    let got: Vec<String> = reader.lines().map(Result::unwrap).collect();
-    assert_eq!(got, lines);
+        let reader = open(&bucket, "lines.txt", 1);
+        let got: Vec<String> = reader.lines().map(Result::unwrap).collect();
+        assert_eq!(got, lines);
+    }
 }
 
 #[test]
@@ -521,8 +535,6 @@ fn an_unreachable_endpoint_is_a_transport_error_within_the_retry_budget() {
 
 #[test]
 fn a_server_that_never_answers_times_out_within_the_configured_deadline() {
-    // rust-s3 would otherwise add its own retry, after a 1 s sleep, under each of ours.
-    s3::set_retries(0);
     let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let region = s3::Region::Custom {
         region: "us-east-1".into(),
@@ -577,7 +589,7 @@ fn open_reads_the_aws_environment() {
     let (access_key, secret_key) = server.keys();
     let run_child = |location: String| {
         let output = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "open_child", "--ignored", "--nocapture"])
+            .args(["--exact", "stream::open_child", "--ignored", "--nocapture"])
             .env("S3SYNCR_CHILD_LOCATION", location)
             .env("AWS_ENDPOINT_URL", server.endpoint())
             .env("AWS_ACCESS_KEY_ID", access_key)
