@@ -234,8 +234,10 @@ pub(super) fn create_session(wire: &dyn Transport, bucket: &Bucket) -> Result<Se
     ) else {
         return Err(invalid("CreateSession answered without credentials"));
     };
-    let token = HeaderValue::from_str(&token)
+    let mut token = HeaderValue::from_str(&token)
         .map_err(|_| invalid("CreateSession answered a token that is no header value"))?;
+    // Kept out of any `Debug` of the headers.
+    token.set_sensitive(true);
     let life = (field("Expiration").and_then(|at| remaining(&at))).map_or(LIFE, |l| l.min(LIFE));
     Ok(Session {
         access,

@@ -13,8 +13,9 @@
 //! parts, full-object
 //! CRC32C (checked at PUT, part and Complete, returned by HEAD and by a GET of the whole
 //! object), paginated listings in key order, 416 for a range past the end, and deletions in
-//! any order. Faults are injected per request by a [`Faults`] function: refused before it is
-//! applied, or applied with its answer lost.
+//! any order, and directory buckets (S3 Express One Zone: appends, sessions; see `express`).
+//! Faults are injected per request by a [`Faults`] function: refused before it is applied, or
+//! applied with its answer lost.
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};

@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use s3_syncr::{Error, Options, Storage};
-use s3_syncr_test_server::Request;
+use s3_syncr_test_server::{Fault, Proxy, Request};
 
 /// The bytes the requests uploaded (bodies of PUTs and parts).
 fn uploaded(requests: &[Request]) -> u64 {
@@ -119,6 +119,35 @@ fn an_append_whose_answer_was_lost_is_settled_by_its_size_and_checksum() {
         stream_contents(&bucket, "lost.log"),
         b"one\ntwo\nthree\nfour\n"
     );
+}
+
+#[test]
+fn lost_answers_of_appends_are_settled_without_a_fence_or_a_double() {
+    let server = Server::start();
+    let proxy = Proxy::start(&server);
+    let bucket = server.new_directory_bucket();
+    // Another handle creates the object: its writer metadata never names the one under test.
+    let mut acked = b"created elsewhere\n".to_vec();
+    let mut first = open(&bucket, "lost.log", 8);
+    first.write_all(&acked).unwrap();
+    first.close().unwrap();
+    let via = proxy.bucket(&server, &bucket.name());
+    let mut log = Storage::new(via, "lost.log", Options::default()).unwrap();
+    let faults = [
+        Fault::DropResponse,
+        Fault::CutResponse(10),
+        Fault::Status(500),
+    ];
+    for (i, fault) in faults.into_iter().enumerate() {
+        let record = format!("record {i}\n");
+        log.write_all(record.as_bytes()).unwrap();
+        proxy.inject(Some("PUT"), fault);
+        log.flush().unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        acked.extend_from_slice(record.as_bytes());
+        assert_eq!(stream_contents(&bucket, "lost.log"), acked, "{fault:?}");
+    }
+    assert_eq!(proxy.injected(), faults.len());
+    log.close().unwrap();
 }
 
 #[test]
