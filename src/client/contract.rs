@@ -132,6 +132,11 @@ impl Target {
     }
 
     fn put(&self, key: &str, body: &[u8], extra: &[(&str, &str)]) -> Got {
+        self.put_as(&self.bucket, key, body, extra)
+    }
+
+    /// [`put`](Target::put) as `bucket` signs it.
+    fn put_as(&self, bucket: &Bucket, key: &str, body: &[u8], extra: &[(&str, &str)]) -> Got {
         let mut custom = headers(extra);
         Crc::of(body).add_to(&mut custom);
         let command = Command::PutObject {
@@ -140,7 +145,7 @@ impl Target {
             custom_headers: Some(custom),
             multipart: None,
         };
-        self.send(key, command, Some(body), &[])
+        self.send_as(bucket, key, command, Some(body), &[])
     }
 
     fn get(&self, key: &str, range: Option<(u64, u64)>) -> Got {
