@@ -162,16 +162,20 @@ fn flushes(in_process: usize, external: usize) -> usize {
 #[test]
 fn racing_writers_on_a_small_tail_lose_and_double_nothing() {
     let server = Server::from_env_or_start();
-    let bucket = server.new_bucket();
-    // 1 MiB objects of 4 KiB records: each flush PUTs the whole tail, and some seal (one at
-    // least with the fewest flushes).
-    let options = Options::builder().with_seal_size(1 << 20).build().unwrap();
-    let tally = race(&bucket, "small.log", &options, 4096, flushes(1000, 450));
-    check(&bucket, "small.log", &tally);
-    assert!(
-        segment_sizes(&bucket, "small.log").len() > 1,
-        "no seal raced"
-    );
+    // In a directory bucket too, where each flush is an append, and where objects also fill
+    // up by their parts (at most 50 here) before their seal size.
+    server.set_append_part_limit(50);
+    for bucket in bucket_kinds(&server) {
+        // 1 MiB objects of 4 KiB records: each flush PUTs the whole tail, and some seal (one
+        // at least with the fewest flushes).
+        let options = Options::builder().with_seal_size(1 << 20).build().unwrap();
+        let tally = race(&bucket, "small.log", &options, 4096, flushes(1000, 450));
+        check(&bucket, "small.log", &tally);
+        assert!(
+            segment_sizes(&bucket, "small.log").len() > 1,
+            "no seal raced"
+        );
+    }
 }
 
 #[test]
