@@ -142,13 +142,13 @@ impl S3Client {
                 }
                 head => head?,
             };
-            let landed = head.size.checked_sub(offset).map(|n| n as usize);
+            let landed = (head.size.checked_sub(offset)).and_then(|n| usize::try_from(n).ok());
             let ours = match (landed, head.crc, before) {
                 (Some(n), Some(crc), Some(before)) if n <= new.len() => {
                     crc == before.then(Crc::of(&new[..n]))
                 }
-                // Without checksums, only the object's creator knows it again, by size.
-                (Some(n), None, _) => head.ours && n == new.len(),
+                // Without both checksums, only the object's creator knows it again, by size.
+                (Some(n), _, _) => head.ours && n == new.len(),
                 _ => false,
             };
             match landed {
