@@ -556,6 +556,9 @@ impl Store for S3Client {
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
         S3Client::list_uploads(self)
     }
+    fn first_after(&self, seq: u64) -> Result<Option<u64>, Error> {
+        S3Client::first_after(self, seq)
+    }
     fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
         S3Client::next_after(self, seq)
     }

@@ -112,6 +112,8 @@ pub(crate) trait Store: Send + Sync {
     fn key(&self, seq: u64) -> String;
     fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error>;
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error>;
+    /// The sequence number of the first object after `seq`, if there is one.
+    fn first_after(&self, seq: u64) -> Result<Option<u64>, Error>;
     /// The first object after `seq`, with the start it records, if there is one.
     fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error>;
     fn stat(&self, seq: u64) -> Result<Head, Error>;

@@ -44,16 +44,21 @@ impl S3Client {
         Ok(segments)
     }
 
-    /// The first of the stream's objects after `seq` (one LIST of one key), with the start
-    /// it records (one HEAD), if there is one.
-    pub(crate) fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
+    /// The sequence number of the first of the stream's objects after `seq`, if there is one:
+    /// one LIST of one key.
+    pub(crate) fn first_after(&self, seq: u64) -> Result<Option<u64>, Error> {
         let prefix = self.layout.prefix();
         let after = Some(self.key(seq));
         let page = self.request("LIST", prefix, 0, |bucket| {
             self.list_page(bucket, None, after.clone(), Some(1))
         })?;
-        let next = (page.contents.iter()).find_map(|object| self.layout.seq(&object.key));
-        let Some(next) = next else {
+        Ok((page.contents.iter()).find_map(|object| self.layout.seq(&object.key)))
+    }
+
+    /// The first of the stream's objects after `seq` (one LIST of one key), with the start
+    /// it records (one HEAD), if there is one.
+    pub(crate) fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
+        let Some(next) = self.first_after(seq)? else {
             return Ok(None);
         };
         match self.stat(next) {

@@ -111,6 +111,9 @@ pub(crate) enum Fault {
     /// that names none, a listing, to the last object) just before the request arrives; then
     /// the request is answered as S3 answers it.
     AppendFirst(&'static [u8]),
+    /// The object the request names is deleted just before the request arrives, as a
+    /// lifecycle rule may at any moment; then the request is answered as S3 answers it.
+    DeleteFirst,
     /// Every open upload is aborted just before the request arrives, as a lifecycle rule or
     /// another process may; then the request is answered as S3 answers it.
     AbortAllFirst,
@@ -251,6 +254,7 @@ impl MemS3 {
                     append_as_another(&mut state, &key, bytes);
                 }
             }
+            Fault::DeleteFirst => drop(state.objects.remove(&request.key)),
             Fault::AbortAllFirst => state.uploads.clear(),
         }
         state.clock += 1;

@@ -287,11 +287,9 @@ impl Object {
                 let id = id.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    let done = c.complete(&c.key(seq), &id, &parts, expect, size)?;
-                    match look_past {
-                        true => confirm_new(c, seq, meta.start + size).map(|()| done),
-                        false => Ok(done),
-                    }
+                    created(c, seq, meta.start + size, look_past, || {
+                        c.complete(&c.key(seq), &id, &parts, expect, size)
+                    })
                 })
             }
             // `ready` holds only once the ID is known.
@@ -304,16 +302,47 @@ impl Object {
                 let buf = self.buf.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    let done = c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)?;
                     let end = meta.start + (only_in_s3 + buf.len()) as u64;
-                    match look_past {
-                        true => confirm_new(c, seq, end).map(|()| done),
-                        false => Ok(done),
-                    }
+                    created(c, seq, end, look_past, || {
+                        c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)
+                    })
                 })
             }
         }
     }
+}
+
+/// Object `seq`, ending at stream offset `end`, made whole by `write`; with `look_past` (a
+/// new object, of a writer whose view of the end is old) checked on both sides of `write`.
+///
+/// Before: if any later object exists, others went past the end this writer knew, and its
+/// key may be empty only because a trim or a lifecycle rule deleted another writer's object
+/// there: [`Error::Fenced`] with nothing written. Creating it anyway would put a phantom in the
+/// middle of the stream, which [`confirm_new`] deletes again moments later, but which any
+/// handle listing meanwhile takes in: it places the objects after it where the phantom ends,
+/// not where they record (a false [`Error::Discontinuity`]), or starts the stream at it (a
+/// false [`Error::Trimmed`] once it is gone). After: what can still slip between the check and
+/// the write (others going past and the key emptied within one request) is undone.
+fn created(
+    client: &Client,
+    seq: u64,
+    end: u64,
+    look_past: bool,
+    write: impl FnOnce() -> Result<String, Error>,
+) -> Result<String, Error> {
+    if look_past && let Some(later) = client.first_after(seq)? {
+        let key = client.key(seq);
+        log::warn!(
+            "{key}: {} already follows it; not creating it",
+            client.key(later)
+        );
+        return Err(Error::Fenced { key, lost: 0 });
+    }
+    let done = write()?;
+    if look_past {
+        confirm_new(client, seq, end)?;
+    }
+    Ok(done)
 }
 
 /// After object `seq` was created (`If-None-Match: *` held) ending at stream offset `end`:
@@ -377,5 +406,66 @@ impl Chunk {
                 Err(Error::internal("a part that was let go was sent again"))
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::client::mem::{self, Fault, MemS3, Quirks};
+    use crate::{Error, Options, Storage};
+
+    /// A handle sealing objects at 100 bytes that takes what it knows of the end as old at
+    /// once.
+    fn handle(mem: &Arc<MemS3>) -> Storage {
+        let options = Options {
+            seal_size: 100,
+            fresh_end: Duration::ZERO,
+            ..Options::default()
+        };
+        Storage::with_client(
+            Arc::new(mem::client(mem, "s/log.bin", options.clone())),
+            &options,
+        )
+    }
+
+    #[test]
+    fn a_writer_others_went_past_never_fills_the_key_a_deletion_emptied() {
+        let mem = Arc::new(MemS3::new(Quirks {
+            min_part: 1,
+            ..Quirks::default()
+        }));
+        let mut first = handle(&mem);
+        first.write_all(&[b'a'; 100]).unwrap();
+        first.close().unwrap();
+        // Finds object 0 full: its bytes are to start object 1.
+        let mut stale = handle(&mem);
+        stale.write_all(b"late").unwrap();
+        let mut other = handle(&mem);
+        other.write_all(&[b'b'; 100]).unwrap();
+        other.write_all(b"c").unwrap();
+        other.close().unwrap();
+        // Object 1 expires while object 2 follows it.
+        let key = |seq: u64| format!("s/log-{seq:020}.bin");
+        mem.remove(&key(1));
+
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let seen = writes.clone();
+        mem.set_faults(Some(Box::new(move |call| {
+            if matches!(call.op, "PUT" | "COMPLETE-UPLOAD") {
+                seen.lock().unwrap().push(call.key.to_owned());
+            }
+            Fault::None
+        })));
+        let err = stale.flush().unwrap_err();
+        let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        assert!(matches!(inner, Some(Error::Fenced { .. })), "{err}");
+        assert_eq!(stale.unflushed(), b"late");
+        // Not even for a moment: a handle listing then would take it in.
+        assert_eq!(*writes.lock().unwrap(), Vec::<String>::new());
+        assert!(!mem.objects().contains_key(&key(1)));
     }
 }
