@@ -11,6 +11,7 @@
 //! [`Error::MissingSegment`] naming its first key. Until the index is anchored only its first
 //! run of consecutive objects counts from 0: every later run already has its recorded start.
 
+mod locate;
 mod located;
 
 use crate::Error;
@@ -18,6 +19,12 @@ use crate::layout::Segment;
 use crate::store::Client;
 use located::located;
 pub(crate) use located::settled;
+
+/// How many objects before the one the hint names a handle lists from: the hint names the
+/// newest object, which may hold only a few bytes, and the same LIST page takes in the
+/// objects before it, so that a read of the last bytes finds them listed. A hint among the
+/// first ones would list the stream whole (one page): writers write none for them.
+pub(crate) const BEHIND: u64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -53,6 +60,13 @@ pub(crate) struct Index {
     /// The first object's start once the index is anchored (also kept while it holds no entry:
     /// then the writer's bytes start there). Until then entries count from 0.
     origin: Option<u64>,
+    /// Whether the objects before the first entry were never listed: the index was opened at
+    /// the object the stream's hint names, so `origin` is where it starts, not the stream.
+    unlisted_front: bool,
+    /// The entries, in order, before which lie objects never listed (not holes: the index
+    /// took in a page of objects around an offset, see `locate.rs`). Each has its recorded
+    /// start.
+    unlisted: Vec<u64>,
 }
 
 impl Index {
@@ -66,6 +80,41 @@ impl Index {
     /// The stream offset of the first byte still present, as far as the index knows.
     pub(crate) fn first(&self) -> u64 {
         self.origin.unwrap_or(0)
+    }
+
+    /// [`first`](Index::first), if the index knows the stream's front: not when it was opened
+    /// at the hint (a [`resync`](Index::resync) lists the front).
+    pub(crate) fn known_first(&self) -> Option<u64> {
+        (!self.unlisted_front).then(|| self.first())
+    }
+
+    /// Whether stream offset `pos` lies where the index never listed (before its first entry
+    /// when it was opened at the hint, or between two pages it took in): only a listing there
+    /// ([`locate`](Index::locate)) tells what is there.
+    pub(crate) fn unlisted_at(&self, pos: u64) -> bool {
+        self.unlisted_around(pos).is_some()
+            || (self.entries.is_empty() && self.unlisted_front && pos < self.first())
+    }
+
+    /// The entries on either side of `pos` if it lies where the index never listed: the one
+    /// before it (none before the first entry) and the one after it.
+    fn unlisted_around(&self, pos: u64) -> Option<(Option<Entry>, Entry)> {
+        let i = self.entries.partition_point(|e| e.end() <= pos);
+        let above = *self.entries.get(i).filter(|e| e.start > pos)?;
+        let unlisted = match i {
+            0 => self.unlisted_front,
+            _ => self.unlisted.binary_search(&above.seq).is_ok(),
+        };
+        unlisted.then(|| (i.checked_sub(1).map(|j| self.entries[j]), above))
+    }
+
+    /// Marks entry `seq` as following objects never listed, or not.
+    fn set_unlisted(&mut self, seq: u64, unlisted: bool) {
+        match (self.unlisted.binary_search(&seq), unlisted) {
+            (Err(i), true) => self.unlisted.insert(i, seq),
+            (Ok(i), false) => drop(self.unlisted.remove(i)),
+            _ => {}
+        }
     }
 
     /// Whether the offsets are known to be absolute: the first object's start was learned.
@@ -88,16 +137,19 @@ impl Index {
         holes.map_or(self.entries.len(), |i| i + 1)
     }
 
-    /// The first sequence number missing between two entries, if there is a hole.
+    /// The first sequence number missing between two entries, if there is a hole (and not
+    /// objects never listed).
     pub(crate) fn first_hole(&self) -> Option<u64> {
         let run = self.first_run();
-        (run < self.entries.len()).then(|| self.entries[run - 1].seq + 1)
+        let after = self.entries.get(run)?;
+        (self.unlisted.binary_search(&after.seq).is_err()).then(|| self.entries[run - 1].seq + 1)
     }
 
     /// The first sequence number missing where stream offset `pos` would be: `pos` lies in a
     /// hole (between the end of the object before it and the start the one after records).
     pub(crate) fn missing_at(&self, pos: u64) -> Option<u64> {
-        if pos < self.first() || pos >= self.end() || self.find(pos).is_some() {
+        let outside = pos < self.first() || pos >= self.end();
+        if outside || self.find(pos).is_some() || self.unlisted_at(pos) {
             return None;
         }
         let i = self.entries.partition_point(|e| e.end() <= pos);
@@ -120,6 +172,13 @@ impl Index {
     pub(crate) fn pop_first(&mut self) {
         if !self.entries.is_empty() {
             let first = self.entries.remove(0);
+            // What was never listed before the next entry is now before the first one.
+            if let Some(next) = self.entries.first().map(|e| e.seq)
+                && self.unlisted.binary_search(&next).is_ok()
+            {
+                self.set_unlisted(next, false);
+                self.unlisted_front = true;
+            }
             let next = self.entries.first().map(|e| e.start);
             self.origin = Some(next.unwrap_or(first.end()));
         }
@@ -253,6 +312,9 @@ impl Index {
     /// otherwise, and the index is left as it was).
     pub(crate) fn resync(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
         let listed = located(client, client.list(None)?)?;
+        if self.unlisted_front || !self.unlisted.is_empty() {
+            return self.relisted(client, listed, extend);
+        }
         if let Some(first) = listed.first() {
             let (knew, known_end) = (!self.entries.is_empty(), self.end());
             while self.entries.first().is_some_and(|e| e.seq < first.seq) {
@@ -291,6 +353,40 @@ impl Index {
         Ok(())
     }
 
+    /// Rebuilds an index opened at the hint from a full listing, `listed`: a new index as
+    /// [`resync`](Index::resync) makes one when all it knew is gone, and with the same check
+    /// that offsets stay absolute. Without `extend`, the listing stops at the index's last
+    /// object (a writer holds those after it).
+    fn relisted(
+        &mut self,
+        client: &Client,
+        listed: Vec<Segment>,
+        extend: bool,
+    ) -> Result<(), Error> {
+        let known = self.last();
+        let listed = (listed.into_iter())
+            .filter(|s| extend || known.is_none_or(|last| s.seq <= last.seq))
+            .collect();
+        let mut fresh = Index::default();
+        fresh.update(listed, |seq| client.key(seq))?;
+        fresh.anchor(client)?;
+        if let Some(known) = known
+            && let Some(now) = fresh.get(known.seq)
+            && now.start != known.start
+        {
+            return Err(Error::Discontinuity {
+                key: client.key(known.seq),
+                expected: known.start,
+                found: now.start,
+            });
+        }
+        if fresh.entries.is_empty() {
+            fresh.origin = self.origin;
+        }
+        *self = fresh;
+        Ok(())
+    }
+
     /// What a GET of the object holding stream offset `pos` that found it deleted (`err`,
     /// [`Error::is_missing`]) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
     /// `pos` (trimmed from the front), [`Error::MissingSegment`] if `pos` is in a hole now (an
@@ -326,6 +422,7 @@ impl Index {
     /// Drops object `seq` and those after it: they are the writer's from now on.
     pub(crate) fn truncate_from(&mut self, seq: u64) {
         self.entries.retain(|e| e.seq < seq);
+        self.unlisted.retain(|&s| s < seq);
     }
 
     /// Makes the index hold the first `size` bytes of object `seq`: its last object grows, or
@@ -357,6 +454,9 @@ impl Index {
     /// it, or it left a hole (an older one is still there): a full listing tells, and
     /// re-anchors the index in the first case.
     pub(crate) fn list(&mut self, client: &Client) -> Result<(), Error> {
+        if self.entries.is_empty() && self.origin.is_none() && self.open_at_hint(client)? {
+            return Ok(());
+        }
         let after = self.last().and_then(|last| last.seq.checked_sub(1));
         let listed = located(client, client.list(after)?)?;
         match self.last() {
@@ -365,6 +465,34 @@ impl Index {
             }
             _ => self.update(listed, |seq| client.key(seq)),
         }
+    }
+
+    /// Fills an empty index from the object the stream's hint names on, anchored where the
+    /// first object listed records it starts: one GET, one listing from there, one HEAD. Says
+    /// whether it did; it does not when there is no hint of this stream, when nothing is
+    /// listed from the object it names on (a hint past the end), or when the first object
+    /// listed records no start or is gone by its HEAD. The caller then lists the stream whole.
+    fn open_at_hint(&mut self, client: &Client) -> Result<bool, Error> {
+        let Some(after) = client
+            .read_hint()?
+            .and_then(|hint| hint.seq.checked_sub(BEHIND))
+        else {
+            return Ok(false);
+        };
+        let listed = located(client, client.list(Some(after))?)?;
+        let Some(first) = listed.first() else {
+            return Ok(false);
+        };
+        let start = match client.recorded_start(first.seq) {
+            Ok(Some(start)) => start,
+            Ok(None) => return Ok(false),
+            Err(err) if err.is_missing() => return Ok(false),
+            Err(err) => return Err(err),
+        };
+        self.origin = Some(start);
+        self.unlisted_front = true;
+        self.update(listed, |seq| client.key(seq))?;
+        Ok(true)
     }
 
     /// Takes in a listing of the objects from the index's last one on (of all objects if the

@@ -3,7 +3,7 @@
 use s3::Bucket;
 use s3::command::Command;
 use s3::error::S3Error;
-use s3::serde_types::ListBucketResult;
+use s3::serde_types::{ListBucketResult, Object};
 use ureq::http::HeaderMap;
 
 use super::{S3Client, xml_text, xml_unescape};
@@ -22,18 +22,7 @@ impl S3Client {
             let page = self.request("LIST", prefix, 0, |bucket| {
                 self.list_page(bucket, token.clone(), start_after.clone(), None)
             })?;
-            for object in page.contents {
-                if let Some(seq) = self.layout.seq(&object.key) {
-                    segments.push(Segment {
-                        key: object.key,
-                        seq,
-                        // Known only from the first object's metadata: the caller sets it.
-                        start: 0,
-                        size: object.size,
-                        last_modified: object.last_modified,
-                    });
-                }
-            }
+            segments.extend(self.segments(page.contents));
             match page.next_continuation_token {
                 Some(next) if page.is_truncated => token = Some(next),
                 _ => break,
@@ -42,6 +31,37 @@ impl S3Client {
         // Lexicographic order is numeric order for fixed-width keys, but not every server sorts.
         segments.sort_by_key(|s| s.seq);
         Ok(segments)
+    }
+
+    /// One listing page (up to 1,000 keys) of the stream's objects after `after` (from the
+    /// first for `None`), in order, and whether keys follow the page.
+    pub(crate) fn list_page_after(
+        &self,
+        after: Option<u64>,
+    ) -> Result<(Vec<Segment>, bool), Error> {
+        let prefix = self.layout.prefix();
+        let start_after = after.map(|seq| self.key(seq));
+        let page = self.request("LIST", prefix, 0, |bucket| {
+            self.list_page(bucket, None, start_after.clone(), None)
+        })?;
+        let more = page.is_truncated && page.next_continuation_token.is_some();
+        let mut segments: Vec<Segment> = self.segments(page.contents).collect();
+        segments.sort_by_key(|s| s.seq);
+        Ok((segments, more))
+    }
+
+    /// The stream's objects among `listed`: keys of its layout only.
+    fn segments(&self, listed: Vec<Object>) -> impl Iterator<Item = Segment> {
+        listed.into_iter().filter_map(|object| {
+            Some(Segment {
+                seq: self.layout.seq(&object.key)?,
+                key: object.key,
+                // Known only from the first object's metadata: the caller sets it.
+                start: 0,
+                size: object.size,
+                last_modified: object.last_modified,
+            })
+        })
     }
 
     /// The sequence number of the first of the stream's objects after `seq`, if there is one:

@@ -217,9 +217,31 @@ impl MemS3 {
         self.lock().objects.clone()
     }
 
+    /// The objects of stream `name`, by key: not its hint, nor any other key.
+    pub(crate) fn stream(&self, name: &str) -> BTreeMap<String, Object> {
+        let layout = Layout::new(name).expect("a valid stream name");
+        let mut objects = self.objects();
+        objects.retain(|key, _| layout.seq(key).is_some());
+        objects
+    }
+
     /// Deletes `key` as a lifecycle rule or another process would.
     pub(crate) fn remove(&self, key: &str) {
         self.lock().objects.remove(key);
+    }
+
+    /// Writes `bytes` to `key`, with no metadata, as another tool or process would.
+    pub(crate) fn insert(&self, key: &str, bytes: &[u8]) {
+        let mut state = self.lock();
+        state.clock += 1;
+        let object = Object {
+            bytes: bytes.to_vec(),
+            etag: etag_of(bytes),
+            meta: Vec::new(),
+            crc: Some(Crc::of(bytes)),
+            modified: state.clock,
+        };
+        state.objects.insert(key.to_owned(), object);
     }
 
     /// Aborts every open upload, as an `AbortIncompleteMultipartUpload` rule would.

@@ -219,10 +219,15 @@ impl Storage {
     /// the one request that needs, once (0 if the stream has no object yet). A stream with no
     /// object yet is not anchored: polling its end lists it until it has one.
     fn position(&mut self) -> Result<u64, Error> {
-        if !self.positioned && !self.index.anchored() && !self.writer.started() {
-            self.relist(Instant::now())?;
-        }
         if !self.positioned {
+            let extend = !self.writer.started();
+            if extend && !self.index.anchored() {
+                self.relist(Instant::now())?;
+            }
+            // The end as the hint finds it; the first offset then takes one page more.
+            if self.index.known_first().is_none() {
+                self.index.list_front(&*self.client, extend)?;
+            }
             if self.index.anchored() {
                 self.reader.seek(self.index.first());
             }
@@ -236,14 +241,19 @@ impl Storage {
     /// Fails with [`Error::Trimmed`] if the read position is before the first byte.
     fn check_readable(&mut self) -> Result<(), Error> {
         let pos = self.position()?;
+        self.check_kept(pos)
+    }
+
+    /// Fails with [`Error::Trimmed`] if `pos` is before the first byte, as the index knows it.
+    fn check_kept(&self, pos: u64) -> Result<(), Error> {
         let first = self.index.first();
-        if pos < first {
-            return Err(Error::Trimmed {
+        match pos < first {
+            true => Err(Error::Trimmed {
                 requested: pos,
                 first,
-            });
+            }),
+            false => Ok(()),
         }
-        Ok(())
     }
 
     /// Flushes before a read of this handle's own bytes if memory no longer holds them all:
@@ -265,16 +275,16 @@ impl Storage {
             if pos >= self.index.end() && !self.writer.started() {
                 self.poll_end()?;
                 // The listing may have found the objects up to here trimmed.
-                let first = self.index.first();
-                if pos < first {
-                    return Err(Error::Trimmed {
-                        requested: pos,
-                        first,
-                    });
-                }
+                self.check_kept(pos)?;
             }
             if let Some(offset) = pos.checked_sub(self.index.end()) {
                 return Ok(self.writer.local_at(offset as usize));
+            }
+            // Objects never listed (the index was opened at the hint): listed now.
+            if self.index.unlisted_at(pos) {
+                let extend = !self.writer.started();
+                self.index.locate(&*self.client, pos, extend)?;
+                self.check_kept(pos)?;
             }
             // Bytes deleted out of order: never skipped, never taken for the end.
             if let Some(seq) = self.index.missing_at(pos) {
@@ -430,12 +440,21 @@ impl Seek for Storage {
     /// [`Error::SeekPositionNotSupported`]; both leave the position unchanged. Writes still
     /// append to the end.
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = self.position()?;
         let target = match to {
+            // A new handle learns where the stream is as `len` does (the front only if the
+            // target lies before what that listed).
+            SeekFrom::Start(n) if !self.index.anchored() && !self.writer.started() => {
+                self.len()?;
+                Some(n)
+            }
             SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(delta) => pos.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position()?.checked_add_signed(delta),
             SeekFrom::End(delta) => self.len()?.checked_add_signed(delta),
         };
+        if let Some(t) = target.filter(|&t| self.index.unlisted_at(t)) {
+            self.index
+                .locate(&*self.client, t, !self.writer.started())?;
+        }
         let first = self.index.first();
         let target = match target {
             Some(requested) if requested < first => {

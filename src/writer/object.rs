@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use crate::Error;
+use crate::index::BEHIND;
 use crate::job::{Bell, Job, spawn};
-use crate::store::{Client, Expect, Meta, Part};
+use crate::store::{Client, Expect, Hint, Meta, Part};
 
 /// An object this handle writes. Its bytes, in order: `only_in_s3` bytes that S3 has and
 /// memory let go of (the index covers them), then those of the upload's parts, then `buf`.
@@ -287,7 +288,8 @@ impl Object {
                 let id = id.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    created(c, seq, meta.start + size, look_past, || {
+                    let new = New::of(&etag, look_past);
+                    created(c, seq, meta.start, meta.start + size, new, || {
                         c.complete(&c.key(seq), &id, &parts, expect, size)
                     })
                 })
@@ -303,7 +305,8 @@ impl Object {
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
                     let end = meta.start + (only_in_s3 + buf.len()) as u64;
-                    created(c, seq, end, look_past, || {
+                    let new = New::of(&etag, look_past);
+                    created(c, seq, meta.start, end, new, || {
                         c.overwrite(seq, meta, only_in_s3, &buf, in_s3, expect)
                     })
                 })
@@ -312,8 +315,30 @@ impl Object {
     }
 }
 
-/// Object `seq`, ending at stream offset `end`, made whole by `write`; with `look_past` (a
-/// new object, of a writer whose view of the end is old) checked on both sides of `write`.
+/// Whether a write creates its object, and if so whether the writer's view of the end is old.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum New {
+    No,
+    Fresh,
+    /// Others may have gone past the end the writer knows: see [`created`].
+    Stale,
+}
+
+impl New {
+    /// An object with no ETag yet is created by its next write; `look_past` says the view is old.
+    fn of(etag: &Option<String>, look_past: bool) -> New {
+        match (etag, look_past) {
+            (Some(_), _) => New::No,
+            (None, false) => New::Fresh,
+            (None, true) => New::Stale,
+        }
+    }
+}
+
+/// Object `seq`, from stream offset `start` to `end`, made whole by `write`. A new one is
+/// named by the stream's hint afterwards (best effort, and from object [`BEHIND`] on: see
+/// `client/hint.rs`); with
+/// [`New::Stale`] it is checked on both sides of `write`.
 ///
 /// Before: if any later object exists, others went past the end this writer knew, and its
 /// key may be empty only because a trim or a lifecycle rule deleted another writer's object
@@ -326,11 +351,14 @@ impl Object {
 fn created(
     client: &Client,
     seq: u64,
+    start: u64,
     end: u64,
-    look_past: bool,
+    new: New,
     write: impl FnOnce() -> Result<String, Error>,
 ) -> Result<String, Error> {
-    if look_past && let Some(later) = client.first_after(seq)? {
+    if new == New::Stale
+        && let Some(later) = client.first_after(seq)?
+    {
         let key = client.key(seq);
         log::warn!(
             "{key}: {} already follows it; not creating it",
@@ -339,8 +367,18 @@ fn created(
         return Err(Error::Fenced { key, lost: 0 });
     }
     let done = write()?;
-    if look_past {
+    if new == New::Stale {
         confirm_new(client, seq, end)?;
+    }
+    if new != New::No
+        && seq >= BEHIND
+        && let Err(err) = client.write_hint(Hint { seq, start })
+    {
+        // The object is written: a stale hint costs readers a longer listing, nothing more.
+        log::warn!(
+            "{}: the stream's hint was not updated: {err}",
+            client.key(seq)
+        );
     }
     Ok(done)
 }
