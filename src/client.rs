@@ -18,6 +18,7 @@ use crate::store::{Expect, Head, Hint, MAX_COPY, Meta, Part, Recorded, Store, Ta
 use crate::{Error, Options};
 
 mod append;
+mod batch;
 mod checksum;
 #[cfg(test)]
 mod contract;
@@ -593,6 +594,9 @@ impl Store for S3Client {
     }
     fn delete(&self, seq: u64) -> Result<(), Error> {
         S3Client::delete(self, seq)
+    }
+    fn delete_all(&self, seqs: &[u64]) -> Result<(), Error> {
+        S3Client::delete_all(self, seqs)
     }
     fn overwrite(
         &self,

@@ -10,13 +10,23 @@
 //! a handle whose position is past a hole works on; reading into one is
 //! [`Error::MissingSegment`] naming its first key. Until the index is anchored only its first
 //! run of consecutive objects counts from 0: every later run already has its recorded start.
+//!
+//! A long stream is not listed whole. An empty index opens at the object the stream's hint
+//! names (`client/hint.rs`): it then holds the stream's last objects, anchored, and not its
+//! front. Offsets before what it holds, or between two pages it took in, are "unlisted" (not
+//! holes): a seek or read there lists a page where the offset should be (`locate.rs`), and a
+//! trim lists the stream afresh from its first object up to where it trims (`front.rs`).
+//! Anything that needs the whole stream ([`resync`](Index::resync)) lists it whole and
+//! forgets what was unlisted.
 
+mod front;
 mod locate;
 mod located;
 
 use crate::Error;
 use crate::layout::Segment;
 use crate::store::Client;
+pub(crate) use front::listed_through;
 use located::located;
 pub(crate) use located::settled;
 
@@ -24,7 +34,11 @@ pub(crate) use located::settled;
 /// newest object, which may hold only a few bytes, and the same LIST page takes in the
 /// objects before it, so that a read of the last bytes finds them listed. A hint among the
 /// first ones would list the stream whole (one page): writers write none for them.
+#[cfg(not(test))]
 pub(crate) const BEHIND: u64 = 100;
+/// In the crate's own tests, a few: the simulator's streams are short, and meet the hint.
+#[cfg(test)]
+pub(crate) const BEHIND: u64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -188,6 +202,17 @@ impl Index {
     pub(crate) fn pop_before(&mut self, seq: u64) {
         while self.entries.first().is_some_and(|e| e.seq < seq) {
             self.pop_first();
+        }
+    }
+
+    /// Forgets the objects before object `seq` once a trim deleted them: the stream now
+    /// starts at `first`, where object `seq` does (or, with no such object, at its end).
+    pub(crate) fn trimmed_before(&mut self, seq: u64, first: u64) {
+        self.pop_before(seq);
+        // Known now, unless the index starts later, where the hint opened it.
+        if self.entries.first().is_none_or(|e| e.seq == seq) {
+            self.unlisted_front = false;
+            self.origin = Some(first);
         }
     }
 

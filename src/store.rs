@@ -144,6 +144,8 @@ pub(crate) trait Store: Send + Sync {
     ) -> Result<Recorded, Error>;
     fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error>;
     fn delete(&self, seq: u64) -> Result<(), Error>;
+    /// Deletes objects `seqs`, in as few requests as S3 allows.
+    fn delete_all(&self, seqs: &[u64]) -> Result<(), Error>;
     fn overwrite(
         &self,
         seq: u64,

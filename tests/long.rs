@@ -65,13 +65,20 @@ const END: u64 = (OBJECTS + 1) * SIZE;
 /// After the first test's writer continued the last object.
 const MORE: u64 = 4;
 
-#[test]
-fn a_new_handle_finds_the_end_of_a_long_stream_in_three_requests() {
-    let server = Server::start();
+/// A new bucket on `server` holding the long stream, its last object (and the hint) written
+/// by a writer.
+fn long_stream(server: &Server) -> Bucket {
     let bucket = server.new_bucket();
     populate(&bucket);
     append(&bucket);
-    ops(&server);
+    ops(server);
+    bucket
+}
+
+#[test]
+fn a_new_handle_finds_the_end_of_a_long_stream_in_three_requests() {
+    let server = Server::start();
+    let bucket = long_stream(&server);
 
     let mut reader = handle(&bucket);
     assert_eq!(ops(&server), ["ListObjectsV2"], "the bucket's check");
@@ -218,4 +225,25 @@ fn a_stream_without_a_usable_hint_is_listed_whole_and_the_next_writer_upgrades_i
     let mut all = Vec::new();
     reader.read_to_end(&mut all).unwrap_err();
     assert_eq!(all, expected[300 * SIZE as usize..1_990 * SIZE as usize]);
+}
+
+#[test]
+fn a_trim_lists_only_the_objects_it_deletes_and_deletes_them_in_batches() {
+    let server = Server::start();
+    let bucket = long_stream(&server);
+    let mut trimmer = handle(&bucket);
+    ops(&server);
+    assert_eq!(trimmer.trim(1_500 * SIZE).unwrap(), 1_500 * SIZE);
+    let sent = ops(&server);
+    let count = |op: &str| sent.iter().filter(|o| **o == op).count();
+    // The end by the hint (one page), then two pages from the front: not the third.
+    assert_eq!(count("ListObjectsV2"), 1 + 2, "{sent:?}");
+    // The hint's object, the first one (to stop, then to anchor), the new first one.
+    assert_eq!(count("HeadObject"), 4, "{sent:?}");
+    // The in-process server has no DeleteObjects (501, not logged): a DELETE a key.
+    assert_eq!(count("DeleteObject"), 1_500);
+    assert_eq!(handle(&bucket).first_offset().unwrap(), 1_500 * SIZE);
+    let mut rest = Vec::new();
+    handle(&bucket).read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, (1_500..=OBJECTS).flat_map(body).collect::<Vec<u8>>());
 }

@@ -88,7 +88,7 @@ mod tests {
     use std::io::{Read, Seek, SeekFrom, Write};
     use std::sync::Arc;
 
-    use crate::client::mem::{self, Fault, MemS3, Quirks};
+    use crate::client::mem::{self, Fault, MemS3};
     use crate::{Error, Options, Storage};
 
     const NAME: &str = "x/log.bin";
@@ -99,15 +99,12 @@ mod tests {
             seal_size: 100,
             ..Options::default()
         };
-        Storage::with_client(Arc::new(mem::client(mem, NAME, options.clone())), &options)
+        mem::storage(mem, NAME, options)
     }
 
     #[test]
     fn an_expiry_racing_a_listing_leaves_the_older_objects_in_the_stream() {
-        let mem = Arc::new(MemS3::new(Quirks {
-            min_part: 1,
-            ..Quirks::default()
-        }));
+        let mem = mem::small_parts();
         let mut writer = handle(&mem);
         let data: Vec<u8> = (0..600).map(|i| (i % 251) as u8).collect();
         for object in data.chunks(100) {

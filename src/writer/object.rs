@@ -453,7 +453,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use crate::client::mem::{self, Fault, MemS3, Quirks};
+    use crate::client::mem::{self, Fault, MemS3};
     use crate::{Error, Options, Storage};
 
     /// A handle sealing objects at 100 bytes that takes what it knows of the end as old at
@@ -464,18 +464,12 @@ mod tests {
             fresh_end: Duration::ZERO,
             ..Options::default()
         };
-        Storage::with_client(
-            Arc::new(mem::client(mem, "s/log.bin", options.clone())),
-            &options,
-        )
+        mem::storage(mem, "s/log.bin", options)
     }
 
     #[test]
     fn a_writer_others_went_past_never_fills_the_key_a_deletion_emptied() {
-        let mem = Arc::new(MemS3::new(Quirks {
-            min_part: 1,
-            ..Quirks::default()
-        }));
+        let mem = mem::small_parts();
         let mut first = handle(&mem);
         first.write_all(&[b'a'; 100]).unwrap();
         first.close().unwrap();
