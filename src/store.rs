@@ -120,7 +120,11 @@ pub(crate) trait Store: Send + Sync {
     fn key(&self, seq: u64) -> String;
     fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error>;
     /// One page of [`list`](Store::list), and whether more keys follow it.
-    fn list_page_after(&self, after: Option<u64>) -> Result<(Vec<Segment>, bool), Error>;
+    fn list_page_after(
+        &self,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<Segment>, bool), Error>;
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error>;
     /// The stream's hint, if there is one of this stream (see `client/hint.rs`).
     fn read_hint(&self) -> Result<Option<Hint>, Error>;

@@ -33,16 +33,17 @@ impl S3Client {
         Ok(segments)
     }
 
-    /// One listing page (up to 1,000 keys) of the stream's objects after `after` (from the
-    /// first for `None`), in order, and whether keys follow the page.
+    /// One listing page of at most `max` keys (S3 sends 1,000 at most) of the stream's objects
+    /// after `after` (from the first for `None`), in order, and whether keys follow the page.
     pub(crate) fn list_page_after(
         &self,
         after: Option<u64>,
+        max: usize,
     ) -> Result<(Vec<Segment>, bool), Error> {
         let prefix = self.layout.prefix();
         let start_after = after.map(|seq| self.key(seq));
         let page = self.request("LIST", prefix, 0, |bucket| {
-            self.list_page(bucket, None, start_after.clone(), None)
+            self.list_page(bucket, None, start_after.clone(), Some(max))
         })?;
         let more = page.is_truncated && page.next_continuation_token.is_some();
         let mut segments: Vec<Segment> = self.segments(page.contents).collect();

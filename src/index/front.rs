@@ -22,7 +22,7 @@ pub(crate) fn listed_through(
     // Where the first object listed starts, then where the objects listed end.
     let (mut first_start, mut end) = (None, None);
     let whole = loop {
-        let (page, more) = client.list_page_after(listed.last().map(|s| s.seq))?;
+        let (page, more) = client.list_page_after(listed.last().map(|s| s.seq), 1000)?;
         let Some(first) = page.first() else {
             break !more;
         };

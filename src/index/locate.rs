@@ -2,17 +2,17 @@
 //! of listing instead of the whole stream.
 //!
 //! An index opened at the hint knows the stream's last objects only. A seek before them, or a
-//! new handle reading from the front, lists one page (up to 1,000 keys) where the offset
-//! should be, and asks the first object of the page where it starts (one HEAD; none when the
-//! page follows a known object): offsets are absolute and every object records its start, so
-//! the page is placed exactly, and the objects between two pages stay "unlisted", not holes.
+//! new handle reading from the front, lists one page of keys where the offset should be, and
+//! asks the first object of the page where it starts (one HEAD; none when the page follows a
+//! known object): offsets are absolute and every object records its start, so the page is
+//! placed exactly, and the objects between two pages stay "unlisted", not holes.
 //!
 //! Where to list is guessed from the offsets on either side: objects of one stream have about
 //! one size (its seal size), so the sequence number is about proportional to the offset, and
-//! the page starts half a page before the guess to hold it whichever way it errs. A guess that
-//! misses still places its page, which bounds the next guess. A read going on past a page lists
-//! the next one from where it ended (no HEAD). After [`TRIES`] pages, the stream is listed
-//! whole: sizes too uneven for the guesses.
+//! the page (200 keys: one of 1,000 is about 250 KB to fetch) starts half a page before the
+//! guess to hold it whichever way it errs. A guess that misses still places its page, which
+//! bounds the next guess. A read going on past a page lists the next 1,000 from where it ended
+//! (no HEAD). After [`TRIES`] pages, the stream is listed whole: sizes too uneven for guesses.
 
 use super::{Entry, Index, located};
 use crate::Error;
@@ -22,8 +22,15 @@ use crate::store::Client;
 /// Pages a search lists before it lists the stream whole.
 const TRIES: usize = 6;
 
-/// Half a listing page: a page starts this many objects before the guess.
-const HALF_PAGE: u64 = 500;
+/// Keys a page takes where it was guessed: a page of 1,000 keys is about 250 KB of XML, which
+/// takes several round trips of its own to arrive; the guesses err by a few objects.
+const GUESSED: usize = 200;
+
+/// Half such a page: it starts this many objects before the guess.
+const HALF_PAGE: u64 = GUESSED as u64 / 2;
+
+/// Keys a page takes after one already listed (a read going on), as S3 sends at most.
+const NEXT: usize = 1000;
 
 impl Index {
     /// Lists the objects around stream offset `pos` if it lies where the index never listed
@@ -71,12 +78,13 @@ impl Index {
         above: Entry,
         from: u64,
     ) -> Result<bool, Error> {
-        let (page, more) = client.list_page_after(from.checked_sub(1))?;
+        // Listed from just after `below`, or from the stream's first object.
+        let adjoins = below.map_or(from == 0, |b| from == b.seq + 1);
+        let max = if adjoins { NEXT } else { GUESSED };
+        let (page, more) = client.list_page_after(from.checked_sub(1), max)?;
         // The listing went past `above`: nothing unlisted is left between the page and it.
         let reached = !more || page.last().is_some_and(|s| s.seq >= above.seq);
         let page: Vec<Segment> = page.into_iter().filter(|s| s.seq < above.seq).collect();
-        // Listed from just after `below`, or from the stream's first object.
-        let adjoins = below.map_or(from == 0, |b| from == b.seq + 1);
         let page = located(client, page)?;
         let Some(first) = page.first() else {
             if reached && adjoins {
@@ -174,9 +182,9 @@ mod tests {
     #[test]
     fn a_guess_lists_from_half_a_page_before_the_proportional_place() {
         // 10,000 objects of 100 bytes between offsets 0 and 1,000,000.
-        assert_eq!(guess((0, 0), (10_000, 1_000_000), 500_000), 4_500);
-        assert_eq!(guess((0, 0), (10_000, 1_000_000), 10_000), 0);
-        assert_eq!(guess((0, 0), (10_000, 1_000_000), 999_999), 9_499);
+        assert_eq!(guess((0, 0), (10_000, 1_000_000), 500_000), 4_900);
+        assert_eq!(guess((0, 0), (10_000, 1_000_000), 5_000), 0);
+        assert_eq!(guess((0, 0), (10_000, 1_000_000), 999_999), 9_899);
         // A read going on from a page lists right after it.
         assert_eq!(guess((3_000, 300_000), (10_000, 1_000_000), 300_000), 3_000);
         // Nothing but the entry after.
