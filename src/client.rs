@@ -106,6 +106,14 @@ impl S3Client {
         self.layout.key(seq)
     }
 
+    /// Fails with [`Error::BucketNotFound`] (or the access error) unless the bucket answers.
+    pub(crate) fn check_bucket(&self) -> Result<(), Error> {
+        let prefix = self.layout.prefix();
+        self.request("LIST", prefix, 0, |bucket| {
+            self.list_page(bucket, None, None, Some(1)).map(drop)
+        })
+    }
+
     /// Overwrites object `seq` with `body` and returns its new ETag. Every PUT records `meta`
     /// and this handle's identity in the object's metadata. With conditional writes on, the PUT carries `expect`, and a failed condition
     /// is [`Error::Fenced`] unless the object turns out to be this handle's: an earlier attempt

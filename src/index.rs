@@ -25,7 +25,7 @@ mod located;
 
 use crate::Error;
 use crate::layout::Segment;
-use crate::store::{Client, Hint};
+use crate::store::Client;
 pub(crate) use front::listed_through;
 use located::located;
 pub(crate) use located::settled;
@@ -77,8 +77,6 @@ pub(crate) struct Index {
     /// Whether the objects before the first entry were never listed: the index was opened at
     /// the object the stream's hint names, so `origin` is where it starts, not the stream.
     unlisted_front: bool,
-    /// The stream's hint as the handle read it when it opened, for its first listing.
-    hint: Option<Option<Hint>>,
     /// The entries, in order, before which lie objects never listed (not holes: the index
     /// took in a page of objects around an offset, see `locate.rs`). Each has its recorded
     /// start.
@@ -494,22 +492,16 @@ impl Index {
         }
     }
 
-    /// Takes the stream's hint, as read when the handle opened, for its first listing.
-    pub(crate) fn hinted(&mut self, hint: Option<Hint>) {
-        self.hint = Some(hint);
-    }
-
     /// Fills an empty index from the object the stream's hint names on, anchored where the
     /// first object listed records it starts: one GET, one listing from there, one HEAD. Says
     /// whether it did; it does not when there is no hint of this stream, when nothing is
     /// listed from the object it names on (a hint past the end), or when the first object
     /// listed records no start or is gone by its HEAD. The caller then lists the stream whole.
     fn open_at_hint(&mut self, client: &Client) -> Result<bool, Error> {
-        let hint = match self.hint.take() {
-            Some(hint) => hint,
-            None => client.read_hint()?,
-        };
-        let Some(after) = hint.and_then(|hint| hint.seq.checked_sub(BEHIND)) else {
+        let Some(after) = client
+            .read_hint()?
+            .and_then(|hint| hint.seq.checked_sub(BEHIND))
+        else {
             return Ok(false);
         };
         let listed = located(client, client.list(Some(after))?)?;

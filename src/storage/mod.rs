@@ -86,9 +86,8 @@ impl Storage {
     /// - `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for S3-compatible servers, which are then
     ///   addressed path-style.
     ///
-    /// The location and options are checked before any request; then one request, a GET of
-    /// the stream's hint (see [`len`](Storage::len)), checks that the bucket exists (it is
-    /// never created). Nothing else is read until it is needed.
+    /// The location and options are checked before any request; then one listing request checks
+    /// that the bucket exists (it is never created). Nothing else is read until it is needed.
     ///
     /// ```no_run
     /// use s3_syncr::{Options, Storage};
@@ -183,11 +182,8 @@ impl Storage {
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
         let client = S3Client::new(bucket, layout, options.clone())?;
-        // One request for both: a missing bucket answers the GET with `NoSuchBucket`.
-        let hint = client.read_hint()?;
-        let mut storage = Storage::with_client(Arc::new(client), &options);
-        storage.index.hinted(hint);
-        Ok(storage)
+        client.check_bucket()?;
+        Ok(Storage::with_client(Arc::new(client), &options))
     }
 
     /// A handle that sends its requests through `client`, which was made with `options`.
