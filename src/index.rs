@@ -22,6 +22,7 @@
 mod front;
 mod locate;
 mod located;
+mod open;
 
 use crate::Error;
 use crate::layout::Segment;
@@ -29,16 +30,7 @@ use crate::store::Client;
 pub(crate) use front::listed_through;
 use located::located;
 pub(crate) use located::settled;
-
-/// How many objects before the one the hint names a handle lists from: the hint names the
-/// newest object, which may hold only a few bytes, and the same LIST page takes in the
-/// objects before it, so that a read of the last bytes finds them listed. A hint among the
-/// first ones would list the stream whole (one page): writers write none for them.
-#[cfg(not(test))]
-pub(crate) const BEHIND: u64 = 100;
-/// In the crate's own tests, a few: the simulator's streams are short, and meet the hint.
-#[cfg(test)]
-pub(crate) const BEHIND: u64 = 3;
+pub(crate) use open::BEHIND;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -378,40 +370,6 @@ impl Index {
         Ok(())
     }
 
-    /// Rebuilds an index opened at the hint from a full listing, `listed`: a new index as
-    /// [`resync`](Index::resync) makes one when all it knew is gone, and with the same check
-    /// that offsets stay absolute. Without `extend`, the listing stops at the index's last
-    /// object (a writer holds those after it).
-    fn relisted(
-        &mut self,
-        client: &Client,
-        listed: Vec<Segment>,
-        extend: bool,
-    ) -> Result<(), Error> {
-        let known = self.last();
-        let listed = (listed.into_iter())
-            .filter(|s| extend || known.is_none_or(|last| s.seq <= last.seq))
-            .collect();
-        let mut fresh = Index::default();
-        fresh.update(listed, |seq| client.key(seq))?;
-        fresh.anchor(client)?;
-        if let Some(known) = known
-            && let Some(now) = fresh.get(known.seq)
-            && now.start != known.start
-        {
-            return Err(Error::Discontinuity {
-                key: client.key(known.seq),
-                expected: known.start,
-                found: now.start,
-            });
-        }
-        if fresh.entries.is_empty() {
-            fresh.origin = self.origin;
-        }
-        *self = fresh;
-        Ok(())
-    }
-
     /// What a GET of the object holding stream offset `pos` that found it deleted (`err`,
     /// [`Error::is_missing`]) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
     /// `pos` (trimmed from the front), [`Error::MissingSegment`] if `pos` is in a hole now (an
@@ -490,34 +448,6 @@ impl Index {
             }
             _ => self.update(listed, |seq| client.key(seq)),
         }
-    }
-
-    /// Fills an empty index from the object the stream's hint names on, anchored where the
-    /// first object listed records it starts: one GET, one listing from there, one HEAD. Says
-    /// whether it did; it does not when there is no hint of this stream, when nothing is
-    /// listed from the object it names on (a hint past the end), or when the first object
-    /// listed records no start or is gone by its HEAD. The caller then lists the stream whole.
-    fn open_at_hint(&mut self, client: &Client) -> Result<bool, Error> {
-        let Some(after) = client
-            .read_hint()?
-            .and_then(|hint| hint.seq.checked_sub(BEHIND))
-        else {
-            return Ok(false);
-        };
-        let listed = located(client, client.list(Some(after))?)?;
-        let Some(first) = listed.first() else {
-            return Ok(false);
-        };
-        let start = match client.recorded_start(first.seq) {
-            Ok(Some(start)) => start,
-            Ok(None) => return Ok(false),
-            Err(err) if err.is_missing() => return Ok(false),
-            Err(err) => return Err(err),
-        };
-        self.origin = Some(start);
-        self.unlisted_front = true;
-        self.update(listed, |seq| client.key(seq))?;
-        Ok(true)
     }
 
     /// Takes in a listing of the objects from the index's last one on (of all objects if the
