@@ -14,14 +14,16 @@ use ureq::http::header::{IF_MATCH, IF_NONE_MATCH};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::layout::{Layout, PendingUpload, Segment};
-use crate::store::{Expect, Head, MAX_COPY, Meta, Part, Recorded, Store, Tail, Whole};
+use crate::store::{Expect, Head, Hint, MAX_COPY, Meta, Part, Recorded, Store, Tail, Whole};
 use crate::{Error, Options};
 
 mod append;
+mod batch;
 mod checksum;
 #[cfg(test)]
 mod contract;
 mod express;
+mod hint;
 mod listing;
 #[cfg(test)]
 pub(crate) mod mem;
@@ -562,8 +564,24 @@ impl Store for S3Client {
     fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
         S3Client::list(self, after)
     }
+    fn list_page_after(
+        &self,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<Segment>, bool), Error> {
+        S3Client::list_page_after(self, after, max)
+    }
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {
         S3Client::list_uploads(self)
+    }
+    fn first_after(&self, seq: u64) -> Result<Option<u64>, Error> {
+        S3Client::first_after(self, seq)
+    }
+    fn read_hint(&self) -> Result<Option<Hint>, Error> {
+        S3Client::read_hint(self)
+    }
+    fn write_hint(&self, hint: Hint) -> Result<(), Error> {
+        S3Client::write_hint(self, hint)
     }
     fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
         S3Client::next_after(self, seq)
@@ -589,6 +607,9 @@ impl Store for S3Client {
     }
     fn delete(&self, seq: u64) -> Result<(), Error> {
         S3Client::delete(self, seq)
+    }
+    fn delete_all(&self, seqs: &[u64]) -> Result<(), Error> {
+        S3Client::delete_all(self, seqs)
     }
     fn overwrite(
         &self,

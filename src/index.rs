@@ -10,10 +10,27 @@
 //! a handle whose position is past a hole works on; reading into one is
 //! [`Error::MissingSegment`] naming its first key. Until the index is anchored only its first
 //! run of consecutive objects counts from 0: every later run already has its recorded start.
+//!
+//! A long stream is not listed whole. An empty index opens at the object the stream's hint
+//! names (`client/hint.rs`): it then holds the stream's last objects, anchored, and not its
+//! front. Offsets before what it holds, or between two pages it took in, are "unlisted" (not
+//! holes): a seek or read there lists a page where the offset should be (`locate.rs`), and a
+//! trim lists the stream afresh from its first object up to where it trims (`front.rs`).
+//! Anything that needs the whole stream ([`resync`](Index::resync)) lists it whole and
+//! forgets what was unlisted.
+
+mod front;
+mod locate;
+mod located;
+mod open;
 
 use crate::Error;
 use crate::layout::Segment;
 use crate::store::Client;
+pub(crate) use front::listed_through;
+use located::located;
+pub(crate) use located::settled;
+pub(crate) use open::BEHIND;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -49,6 +66,13 @@ pub(crate) struct Index {
     /// The first object's start once the index is anchored (also kept while it holds no entry:
     /// then the writer's bytes start there). Until then entries count from 0.
     origin: Option<u64>,
+    /// Whether the objects before the first entry were never listed: the index was opened at
+    /// the object the stream's hint names, so `origin` is where it starts, not the stream.
+    unlisted_front: bool,
+    /// The entries, in order, before which lie objects never listed (not holes: the index
+    /// took in a page of objects around an offset, see `locate.rs`). Each has its recorded
+    /// start.
+    unlisted: Vec<u64>,
 }
 
 impl Index {
@@ -62,6 +86,41 @@ impl Index {
     /// The stream offset of the first byte still present, as far as the index knows.
     pub(crate) fn first(&self) -> u64 {
         self.origin.unwrap_or(0)
+    }
+
+    /// [`first`](Index::first), if the index knows the stream's front: not when it was opened
+    /// at the hint (a [`resync`](Index::resync) lists the front).
+    pub(crate) fn known_first(&self) -> Option<u64> {
+        (!self.unlisted_front).then(|| self.first())
+    }
+
+    /// Whether stream offset `pos` lies where the index never listed (before its first entry
+    /// when it was opened at the hint, or between two pages it took in): only a listing there
+    /// ([`locate`](Index::locate)) tells what is there.
+    pub(crate) fn unlisted_at(&self, pos: u64) -> bool {
+        self.unlisted_around(pos).is_some()
+            || (self.entries.is_empty() && self.unlisted_front && pos < self.first())
+    }
+
+    /// The entries on either side of `pos` if it lies where the index never listed: the one
+    /// before it (none before the first entry) and the one after it.
+    fn unlisted_around(&self, pos: u64) -> Option<(Option<Entry>, Entry)> {
+        let i = self.entries.partition_point(|e| e.end() <= pos);
+        let above = *self.entries.get(i).filter(|e| e.start > pos)?;
+        let unlisted = match i {
+            0 => self.unlisted_front,
+            _ => self.unlisted.binary_search(&above.seq).is_ok(),
+        };
+        unlisted.then(|| (i.checked_sub(1).map(|j| self.entries[j]), above))
+    }
+
+    /// Marks entry `seq` as following objects never listed, or not.
+    fn set_unlisted(&mut self, seq: u64, unlisted: bool) {
+        match (self.unlisted.binary_search(&seq), unlisted) {
+            (Err(i), true) => self.unlisted.insert(i, seq),
+            (Ok(i), false) => drop(self.unlisted.remove(i)),
+            _ => {}
+        }
     }
 
     /// Whether the offsets are known to be absolute: the first object's start was learned.
@@ -84,16 +143,19 @@ impl Index {
         holes.map_or(self.entries.len(), |i| i + 1)
     }
 
-    /// The first sequence number missing between two entries, if there is a hole.
+    /// The first sequence number missing between two entries, if there is a hole (and not
+    /// objects never listed).
     pub(crate) fn first_hole(&self) -> Option<u64> {
         let run = self.first_run();
-        (run < self.entries.len()).then(|| self.entries[run - 1].seq + 1)
+        let after = self.entries.get(run)?;
+        (self.unlisted.binary_search(&after.seq).is_err()).then(|| self.entries[run - 1].seq + 1)
     }
 
     /// The first sequence number missing where stream offset `pos` would be: `pos` lies in a
     /// hole (between the end of the object before it and the start the one after records).
     pub(crate) fn missing_at(&self, pos: u64) -> Option<u64> {
-        if pos < self.first() || pos >= self.end() || self.find(pos).is_some() {
+        let outside = pos < self.first() || pos >= self.end();
+        if outside || self.find(pos).is_some() || self.unlisted_at(pos) {
             return None;
         }
         let i = self.entries.partition_point(|e| e.end() <= pos);
@@ -116,6 +178,13 @@ impl Index {
     pub(crate) fn pop_first(&mut self) {
         if !self.entries.is_empty() {
             let first = self.entries.remove(0);
+            // What was never listed before the next entry is now before the first one.
+            if let Some(next) = self.entries.first().map(|e| e.seq)
+                && self.unlisted.binary_search(&next).is_ok()
+            {
+                self.set_unlisted(next, false);
+                self.unlisted_front = true;
+            }
             let next = self.entries.first().map(|e| e.start);
             self.origin = Some(next.unwrap_or(first.end()));
         }
@@ -125,6 +194,17 @@ impl Index {
     pub(crate) fn pop_before(&mut self, seq: u64) {
         while self.entries.first().is_some_and(|e| e.seq < seq) {
             self.pop_first();
+        }
+    }
+
+    /// Forgets the objects before object `seq` once a trim deleted them: the stream now
+    /// starts at `first`, where object `seq` does (or, with no such object, at its end).
+    pub(crate) fn trimmed_before(&mut self, seq: u64, first: u64) {
+        self.pop_before(seq);
+        // Known now, unless the index starts later, where the hint opened it.
+        if self.entries.first().is_none_or(|e| e.seq == seq) {
+            self.unlisted_front = false;
+            self.origin = Some(first);
         }
     }
 
@@ -260,6 +340,9 @@ impl Index {
 
     fn resync_in_place(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
         let listed = located(client, client.list(None)?)?;
+        if self.unlisted_front || !self.unlisted.is_empty() {
+            return self.relisted(client, listed, extend);
+        }
         if let Some(first) = listed.first() {
             let (knew, known_end) = (!self.entries.is_empty(), self.end());
             while self.entries.first().is_some_and(|e| e.seq < first.seq) {
@@ -333,6 +416,7 @@ impl Index {
     /// Drops object `seq` and those after it: they are the writer's from now on.
     pub(crate) fn truncate_from(&mut self, seq: u64) {
         self.entries.retain(|e| e.seq < seq);
+        self.unlisted.retain(|&s| s < seq);
     }
 
     /// Makes the index hold the first `size` bytes of object `seq`: its last object grows, or
@@ -364,6 +448,9 @@ impl Index {
     /// it, or it left a hole (an older one is still there): a full listing tells, and
     /// re-anchors the index in the first case.
     pub(crate) fn list(&mut self, client: &Client) -> Result<(), Error> {
+        if self.entries.is_empty() && self.origin.is_none() && self.open_at_hint(client)? {
+            return Ok(());
+        }
         let after = self.last().and_then(|last| last.seq.checked_sub(1));
         let listed = located(client, client.list(after)?)?;
         match self.last() {
@@ -418,237 +505,5 @@ impl Index {
     }
 }
 
-/// `listed` without the objects before a hole in it, once a HEAD shows that the object just
-/// before the hole is gone too: a trim deleted them between two pages of the listing (or
-/// between two listings). A hole after an object that is still there is a gap in the stream,
-/// and the object after it gets the start it records (one HEAD), for the index to place it
-/// there; one that records none (of s3-syncr 0.1.0 or another tool) cannot be placed:
-/// [`Error::MissingSegment`] naming the first missing key.
-fn located(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
-    let mut from = 0;
-    while let Some(i) = next_gap(client, &mut listed, from)? {
-        match present_start(client, listed[i + 1].seq)? {
-            Some(Some(start)) => listed[i + 1].start = start,
-            Some(None) => {
-                return Err(Error::MissingSegment {
-                    key: client.key(listed[i].seq + 1),
-                });
-            }
-            // Deleted since it was listed: the hole is wider, and is looked at again.
-            None => {
-                listed.remove(i + 1);
-                from = i;
-                continue;
-            }
-        }
-        from = i + 1;
-    }
-    Ok(listed)
-}
-
-/// `listed` as [`located`] takes it (no start looked up), with every hole left in it a gap.
-pub(crate) fn settled(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
-    let mut from = 0;
-    while let Some(i) = next_gap(client, &mut listed, from)? {
-        from = i + 1;
-    }
-    Ok(listed)
-}
-
-/// The index in `listed` of the object just before its first hole at or after index `from`
-/// whose older side is still there, once the objects before a hole whose older side is gone
-/// (trimmed meanwhile: trims delete oldest first) were dropped from `listed`.
-fn next_gap(
-    client: &Client,
-    listed: &mut Vec<Segment>,
-    mut from: usize,
-) -> Result<Option<usize>, Error> {
-    while let Some(i) = (listed.get(from..).unwrap_or_default().windows(2))
-        .position(|w| w[1].seq != w[0].seq + 1)
-        .map(|i| i + from)
-    {
-        match present_start(client, listed[i].seq)? {
-            Some(_) => return Ok(Some(i)),
-            None => {
-                listed.drain(..=i);
-                from = 0;
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The start object `seq` records (`Some(None)`: it records none), or `None` if it is gone.
-fn present_start(client: &Client, seq: u64) -> Result<Option<Option<u64>>, Error> {
-    match client.recorded_start(seq) {
-        Ok(start) => Ok(Some(start)),
-        Err(err) if err.is_missing() => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seg(seq: u64, size: u64) -> Segment {
-        Segment {
-            key: format!("k{seq}"),
-            seq,
-            start: 0,
-            size,
-            last_modified: String::new(),
-        }
-    }
-
-    #[test]
-    fn offsets_and_lookup() {
-        let mut index = Index::default();
-        index
-            .update(vec![seg(3, 10), seg(4, 0), seg(5, 5)], |s| format!("k{s}"))
-            .unwrap();
-        assert_eq!(index.end(), 15);
-        assert_eq!(index.find(0).unwrap().seq, 3);
-        assert_eq!(index.find(9).unwrap().seq, 3);
-        assert_eq!(index.find(10).unwrap().seq, 5);
-        assert_eq!(index.find(15), None);
-    }
-
-    #[test]
-    fn last_object_may_grow_but_not_shrink_or_vanish() {
-        let mut index = Index::default();
-        index
-            .update(vec![seg(0, 4), seg(1, 2)], |s| format!("k{s}"))
-            .unwrap();
-        index
-            .update(vec![seg(1, 6), seg(2, 1)], |s| format!("k{s}"))
-            .unwrap();
-        assert_eq!(index.end(), 11);
-        let shrunk = index.update(vec![seg(2, 0)], |s| format!("k{s}"));
-        assert!(matches!(shrunk, Err(Error::SegmentChanged { .. })));
-        let vanished = index.update(vec![seg(3, 1)], |s| format!("k{s}"));
-        assert!(matches!(vanished, Err(Error::MissingSegment { key }) if key == "k2"));
-        assert_eq!(index.end(), 11, "a failed update keeps what was known");
-    }
-
-    /// Object `seq` after a hole, as [`located`] returns it: with the start it records.
-    fn after_hole(seq: u64, start: u64, size: u64) -> Segment {
-        Segment {
-            start,
-            ..seg(seq, size)
-        }
-    }
-
-    #[test]
-    fn an_object_after_a_hole_starts_where_it_records_and_the_hole_names_its_first_key() {
-        let mut index = Index::default();
-        index
-            .update(
-                vec![seg(0, 4), seg(1, 2), after_hole(4, 20, 5), seg(5, 1)],
-                |s| format!("k{s}"),
-            )
-            .unwrap();
-        assert_eq!((index.first(), index.end()), (0, 26));
-        assert_eq!(index.find(5).unwrap().seq, 1);
-        assert_eq!((index.find(6), index.missing_at(6)), (None, Some(2)));
-        assert_eq!(index.missing_at(19), Some(2));
-        assert_eq!(index.find(20).unwrap().seq, 4);
-        assert_eq!(index.find(25).unwrap().seq, 5);
-        assert_eq!((index.missing_at(5), index.missing_at(20)), (None, None));
-        assert_eq!(index.missing_at(26), None, "the end is no hole");
-        assert_eq!(index.first_hole(), Some(2));
-        index.pop_first();
-        index.pop_first();
-        assert_eq!(index.first(), 20, "the stream starts after the hole");
-        assert_eq!(index.first_hole(), None);
-
-        let mut index = Index::default();
-        let overlap = index.update(vec![seg(0, 4), after_hole(2, 3, 1)], |s| format!("k{s}"));
-        assert!(
-            matches!(overlap, Err(Error::Discontinuity { key, expected: 4, found: 3 }) if key == "k2")
-        );
-    }
-
-    #[test]
-    fn anchoring_moves_every_entry_and_trimming_keeps_offsets() {
-        let mut index = Index::default();
-        index
-            .update(vec![seg(3, 10), seg(4, 0), seg(5, 5)], |s| format!("k{s}"))
-            .unwrap();
-        assert!(!index.anchored());
-        index.shift_first_run(100);
-        assert_eq!((index.first(), index.end()), (100, 115));
-        assert_eq!(index.find(110).unwrap().seq, 5);
-        assert_eq!(index.find(99), None);
-
-        let seqs = |entries: &[Entry]| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(index.trimmable(109, true)), Vec::<u64>::new());
-        assert_eq!(
-            seqs(index.trimmable(110, true)),
-            [3, 4],
-            "empty objects go too"
-        );
-        assert_eq!(seqs(index.trimmable(u64::MAX, true)), [3, 4]);
-        assert_eq!(seqs(index.trimmable(u64::MAX, false)), [3, 4, 5]);
-        index.pop_first();
-        index.pop_first();
-        assert_eq!((index.first(), index.end()), (110, 115));
-        index.pop_first();
-        assert_eq!((index.first(), index.end()), (115, 115), "kept when empty");
-        index.update(vec![seg(6, 1)], |s| format!("k{s}")).unwrap();
-        assert_eq!(index.get(6).map(|e| e.start), Some(115));
-
-        // Only the first run counts from 0 before anchoring: a later one has its own starts.
-        let mut index = Index::default();
-        let listed = vec![seg(3, 10), seg(4, 5), after_hole(7, 200, 5)];
-        index.update(listed, |s| format!("k{s}")).unwrap();
-        index.shift_first_run(100);
-        let starts: Vec<u64> = index.entries.iter().map(|e| e.start).collect();
-        assert_eq!(starts, [100, 110, 200]);
-        assert_eq!(index.missing_at(150), Some(5));
-    }
-
-    /// A resync that fails half-way leaves the index as it was. Found by the simulator (seed
-    /// 125): a follower's objects were all trimmed, the HEAD anchoring the one object left
-    /// lost its answers, and the index, emptied, then placed that object at the old end:
-    /// a false `Discontinuity` instead of `Trimmed`.
-    #[test]
-    fn a_resync_whose_anchor_fails_changes_nothing() {
-        use crate::client::mem::{self, Call, Fault, MemS3, Quirks};
-        use crate::store::{Expect, Meta};
-        use std::sync::Arc;
-
-        let mem = Arc::new(MemS3::new(Quirks::default()));
-        let options = crate::Options::builder()
-            .with_retry_attempts(2)
-            .with_retry_backoff(std::time::Duration::ZERO)
-            .build()
-            .expect("valid options");
-        let client = mem::client(&mem, "i/log.bin", options);
-        let put = |seq: u64, start: u64, size: usize| {
-            let meta = Meta { start, seal: 10 };
-            (client.overwrite(seq, meta, 0, &vec![b'x'; size], 0, Expect::Absent)).unwrap();
-        };
-        put(0, 0, 10);
-        put(1, 10, 10);
-        let mut index = Index::default();
-        index.refresh(&client).unwrap();
-        assert_eq!(index.end(), 20);
-        // The stream moves on, and everything this index knew is trimmed.
-        put(2, 20, 10);
-        put(3, 30, 10);
-        for seq in 0..3 {
-            mem.remove(&client.key(seq));
-        }
-        mem.set_faults(Some(Box::new(|call: Call<'_>| match call.op {
-            "HEAD" => Fault::LoseAnswer,
-            _ => Fault::None,
-        })));
-        assert!(index.resync(&client, true).is_err(), "the anchor failed");
-        assert_eq!((index.first(), index.end()), (0, 20), "nothing changed");
-        mem.set_faults(None);
-        index.resync(&client, true).unwrap();
-        assert_eq!(index.get(3).map(|e| e.start), Some(30));
-        assert_eq!((index.first(), index.end()), (30, 40));
-    }
-}
+mod tests;

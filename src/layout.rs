@@ -190,6 +190,12 @@ impl Layout {
         format!("{}{seq:0SEQ_DIGITS$}{}", self.prefix, self.ext)
     }
 
+    /// The key of the stream's hint (see `client/hint.rs`): under the prefix, and never one of
+    /// the stream's objects, which all end in a 20-digit number before the extension.
+    pub(crate) fn hint_key(&self) -> String {
+        format!("{}s3syncr-hint{}", self.prefix, self.ext)
+    }
+
     /// The sequence number of `key` if it is one of this stream's objects.
     pub(crate) fn seq(&self, key: &str) -> Option<u64> {
         let digits = key.strip_prefix(&self.prefix)?.strip_suffix(&self.ext)?;
@@ -285,6 +291,7 @@ mod tests {
         ] {
             assert_eq!(layout.seq(key), None, "{key}");
         }
+        assert_eq!(layout.seq(&layout.hint_key()), None);
         let bare = Layout::new("dir/name").unwrap();
         assert_eq!(bare.seq("dir/name-00000000000000000001.ext"), None);
     }

@@ -71,6 +71,16 @@
 //! objects under the same prefix are ignored. Listing follows continuation tokens, so a stream
 //! may have any number of objects. A stream at the bucket root (`s3://bucket/name.ext`) works.
 //!
+//! **Long streams.** From object 100 on, a writer rewrites a small hint,
+//! `dir/name-s3syncr-hint.ext` (never a stream key), each time it creates an object: one PUT of
+//! about 90 bytes per object, none per flush. A new handle reads it, lists one page from 100
+//! objects before the one it names and HEADs the first listed: `len()`, a writer's tail and
+//! `seek(End)` take 3 requests at any object count (plus the bucket check at open), a seek far
+//! back 2 more (a LIST page where the offset should be, guessed from the offsets around it, and
+//! a HEAD). A hint is never trusted: an object is in the stream because a listing shows it; a
+//! missing (0.2) or foreign hint costs the full listing, a stale one a longer one, and the next
+//! writer's new object writes one.
+//!
 //! Each object records its start in its user metadata, `x-amz-meta-s3syncr-start: <offset>`,
 //! set on every PUT and upload. The stream starts at the lowest sequence number present, at
 //! the start that object records (0 if it records none). Every object must start where the one
@@ -94,7 +104,8 @@
 //! again and reports `Trimmed` if the stream now starts after the position). The length is
 //! unchanged, and appending continues at the same offsets.
 //!
-//! - [`Storage::trim`] deletes whole objects, oldest first, never the last one, and refuses
+//! - [`Storage::trim`] deletes whole objects, oldest first (DeleteObjects, 1,000 keys a
+//!   request, listing only what it deletes), never the last one, and refuses
 //!   where the object that would become the first does not record where it starts;
 //!   [`Storage::trim_dry_run`] answers, or refuses, alike without deleting.
 //! - **Readers outlive retention.** When every object a handle knew was deleted from the front,
@@ -178,9 +189,10 @@
 //!   with (`x-amz-meta-s3syncr-seal`), and that size governs every writer that continues it.
 //! - **A new object comes after the last one, or not at all.** `If-None-Match: *` also passes on
 //!   a key that a trim or an expiry emptied after another writer filled it and went on. So a
-//!   writer that learned the end over a second before it creates an object lists the first key
-//!   after it (one LIST): if an object follows that does not start where the new one ends, it
-//!   deletes its object again and is fenced. A writer streaming objects out pays nothing.
+//!   writer that learned the end over a second before it creates an object first lists the
+//!   first key after it (one LIST): if one follows, it is fenced with nothing written. After, it
+//!   lists again, and deletes its object and is fenced if a later one does not start where it
+//!   ends. A writer streaming objects out pays nothing.
 //! - **Lost answers are settled by identity, not by ETag.** Every upload records a random
 //!   identifier of its handle in the object's metadata (`x-amz-meta-s3syncr-writer`). A write
 //!   whose first attempt may have landed (its retry gets 412, or a Complete finds its upload

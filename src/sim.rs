@@ -1,7 +1,8 @@
-//! The simulator: writers with different [`Options`], readers, trims and lifecycle rules on
-//! one stream in the in-memory S3 ([`MemS3`]), with faults on every kind of request (lost
-//! answers, then failing settles; 409; resets; stalls; bits flipped where a check tells; uploads
-//! that vanish) and, for most seeds, tails
+//! The simulator: writers with different [`Options`], readers, trims, expiries in any order
+//! (leaving gaps, as lifecycle rules do), aborted uploads and spoiled hints on one stream in the
+//! in-memory S3 ([`MemS3`]), with faults on every kind of request (lost answers, then failing
+//! settles; 409; resets; stalls; bits flipped where a check tells; uploads that vanish) and, for
+//! most seeds, tails
 //! that S3 must copy in several parts (its 5 GiB copy limit lowered to kilobytes), all drawn
 //! from one seed.
 //! After every step that can change what is acknowledged, the stream is read whole by a new
@@ -274,6 +275,7 @@ impl Sim {
             83 => self.delete(false),
             84..=85 => self.trim(),
             86..=90 => self.follow(),
+            91 => self.spoil_hint(),
             _ => self.write(w),
         }
         self.check_sealed();
@@ -408,10 +410,46 @@ impl Sim {
         }
     }
 
+    /// The stream's objects, by key: not its hint.
+    fn objects(&self) -> BTreeMap<String, Object> {
+        self.mem.stream(NAME)
+    }
+
+    /// Spoils the stream's hint, as a writer of 0.2, a failed rewrite or another tool leaves
+    /// it: gone, naming an object long past or past the end, or not a hint at all. Handles
+    /// must read the stream as well without it.
+    fn spoil_hint(&mut self) {
+        let layout = Layout::new(NAME).expect("layout");
+        let key = layout.hint_key();
+        let last = self
+            .objects()
+            .keys()
+            .next_back()
+            .and_then(|k| layout.seq(k));
+        let seq = self.rng.below(last.unwrap_or(0) + 300);
+        let spoiled: &[u8] = match self.rng.below(4) {
+            0 => {
+                self.mem.remove(&key);
+                self.log.push("hint deleted".into());
+                return;
+            }
+            1 => b"not a hint",
+            2 => b"s3-syncr hint 1\nkey sim/other-s3syncr-hint.bin\nseq 1\nstart 0\n",
+            _ => {
+                let hint = format!("s3-syncr hint 1\nkey {key}\nseq {seq}\nstart 7\n");
+                self.mem.insert(&key, hint.as_bytes());
+                self.log.push(format!("hint names object {seq}"));
+                return;
+            }
+        };
+        self.mem.insert(&key, spoiled);
+        self.log.push("hint spoiled".into());
+    }
+
     /// Deletes an object, whole, never the last one: the oldest, as a trim would, or any
     /// other, as a lifecycle rule's expiry may (in any order, leaving a hole).
     fn delete(&mut self, oldest: bool) {
-        let objects = self.mem.objects();
+        let objects = self.objects();
         let keys: Vec<&String> = objects.keys().collect();
         if keys.len() < 2 {
             return;
@@ -429,7 +467,7 @@ impl Sim {
     /// A trim by a handle of its own, to a random offset: it deletes whole objects that end
     /// before it, oldest first, never the last one.
     fn trim(&mut self) {
-        let objects = self.mem.objects();
+        let objects = self.objects();
         let mut storage = self.handle();
         let trimmed = storage.len().and_then(|end| {
             let first = storage.first_offset()?;
@@ -452,7 +490,7 @@ impl Sim {
 
     /// The records of the objects in `before` that are gone now: deleted legitimately.
     fn forget(&mut self, before: &BTreeMap<String, Object>) {
-        let now = self.mem.objects();
+        let now = self.objects();
         for (key, object) in before {
             if now.contains_key(key) {
                 continue;
@@ -502,7 +540,7 @@ impl Sim {
 
     /// No object that a later one follows ever changes.
     fn check_sealed(&mut self) {
-        let objects = self.mem.objects();
+        let objects = self.objects();
         for (key, etag) in &self.sealed {
             match objects.get(key) {
                 Some(object) if &object.etag != etag => {
@@ -522,7 +560,7 @@ impl Sim {
     /// Where the part of the stream after its last hole starts, and the records before it
     /// (still stored, but no longer read through): the stream reads from there to its end.
     fn after_last_hole(&self) -> (Option<u64>, HashSet<(usize, u64)>) {
-        let objects = self.mem.objects();
+        let objects = self.objects();
         let seq = |key: &str| -> u64 {
             let digits = key.trim_start_matches("sim/log-").trim_end_matches(".bin");
             digits.parse().unwrap_or(0)

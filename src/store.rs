@@ -62,6 +62,14 @@ pub(crate) struct Meta {
     pub(crate) seal: u64,
 }
 
+/// A recent object, as the stream's hint names it: where a new handle starts listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hint {
+    pub(crate) seq: u64,
+    /// The start it records.
+    pub(crate) start: u64,
+}
+
 /// What a PUT expects to find, when writers are fenced.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Expect<'a> {
@@ -111,7 +119,18 @@ pub(crate) trait Store: Send + Sync {
     fn bucket_name(&self) -> String;
     fn key(&self, seq: u64) -> String;
     fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error>;
+    /// One page of [`list`](Store::list), and whether more keys follow it.
+    fn list_page_after(
+        &self,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<Segment>, bool), Error>;
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error>;
+    /// The stream's hint, if there is one of this stream (see `client/hint.rs`).
+    fn read_hint(&self) -> Result<Option<Hint>, Error>;
+    fn write_hint(&self, hint: Hint) -> Result<(), Error>;
+    /// The sequence number of the first object after `seq`, if there is one.
+    fn first_after(&self, seq: u64) -> Result<Option<u64>, Error>;
     /// The first object after `seq`, with the start it records, if there is one.
     fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error>;
     fn stat(&self, seq: u64) -> Result<Head, Error>;
@@ -129,6 +148,8 @@ pub(crate) trait Store: Send + Sync {
     ) -> Result<Recorded, Error>;
     fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error>;
     fn delete(&self, seq: u64) -> Result<(), Error>;
+    /// Deletes objects `seqs`, in as few requests as S3 allows.
+    fn delete_all(&self, seqs: &[u64]) -> Result<(), Error>;
     fn overwrite(
         &self,
         seq: u64,

@@ -396,6 +396,46 @@ fn listings_page_in_key_order_from_start_after() {
 }
 
 #[test]
+fn multi_object_deletes_delete_missing_keys_too_and_answer_quietly() {
+    use s3::serde_types::{DeleteObjectsRequest, ObjectIdentifier};
+    each(|t| {
+        let n = t.name;
+        for key in ["d/a", "d/b", "d/kept"] {
+            t.put(key, b"x", &[]);
+        }
+        let objects = (["d/a", "d/b", "d/missing"].iter())
+            .map(|key| ObjectIdentifier {
+                key: (*key).to_owned(),
+                version_id: None,
+            })
+            .collect();
+        let data = DeleteObjectsRequest {
+            objects,
+            quiet: true,
+        };
+        let got = t.send("/", Command::DeleteObjects { data }, None, &[]);
+        if t.quirks.no_delete_objects {
+            assert_eq!(
+                (got.status, got.code.as_str()),
+                (501, "NotImplemented"),
+                "{n}"
+            );
+            return;
+        }
+        assert_eq!(got.status, 200, "{n}: {got:?}");
+        let text = String::from_utf8_lossy(&got.body).into_owned();
+        assert!(
+            !text.contains("<Error>") && !text.contains("<Deleted>"),
+            "{n}: {text}"
+        );
+        let listed = t.list("d/", None, None, 10);
+        let text = String::from_utf8_lossy(&listed.body).into_owned();
+        assert_eq!(text.matches("<Key>").count(), 1, "{n}: {text}");
+        assert_eq!(listed.text("Key"), "d/kept", "{n}");
+    });
+}
+
+#[test]
 fn multipart_uploads_copy_ranges_under_conditions_and_check_parts() {
     each(|t| {
         let n = t.name;

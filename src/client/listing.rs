@@ -3,7 +3,7 @@
 use s3::Bucket;
 use s3::command::Command;
 use s3::error::S3Error;
-use s3::serde_types::ListBucketResult;
+use s3::serde_types::{ListBucketResult, Object};
 use ureq::http::HeaderMap;
 
 use super::{S3Client, xml_text, xml_unescape};
@@ -23,18 +23,7 @@ impl S3Client {
             let page = self.request("LIST", prefix, 0, |bucket| {
                 self.list_page(bucket, token.clone(), start_after.clone(), None)
             })?;
-            for object in page.contents {
-                if let Some(seq) = self.layout.seq(&object.key) {
-                    segments.push(Segment {
-                        key: object.key,
-                        seq,
-                        // Known only from the first object's metadata: the caller sets it.
-                        start: 0,
-                        size: object.size,
-                        last_modified: object.last_modified,
-                    });
-                }
-            }
+            segments.extend(self.segments(page.contents));
             match page.next_continuation_token {
                 Some(next) if page.is_truncated => token = Some(next),
                 _ => break,
@@ -46,22 +35,62 @@ impl S3Client {
         Ok(segments)
     }
 
+    /// One listing page of at most `max` keys (S3 sends 1,000 at most) of the stream's objects
+    /// after `after` (from the first for `None`), in order, and whether keys follow the page.
+    pub(crate) fn list_page_after(
+        &self,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<Segment>, bool), Error> {
+        if self.sessions.is_some() {
+            // A directory bucket lists in no promised order, and refuses `start-after`: its
+            // page is the whole listing after `after`.
+            return Ok((self.list(after)?, false));
+        }
+        let prefix = self.layout.prefix();
+        let start_after = after.map(|seq| self.key(seq));
+        let page = self.request("LIST", prefix, 0, |bucket| {
+            self.list_page(bucket, None, start_after.clone(), Some(max))
+        })?;
+        let more = page.is_truncated && page.next_continuation_token.is_some();
+        let mut segments: Vec<Segment> = self.segments(page.contents).collect();
+        segments.sort_by_key(|s| s.seq);
+        Ok((segments, more))
+    }
+
+    /// The stream's objects among `listed`: keys of its layout only.
+    fn segments(&self, listed: Vec<Object>) -> impl Iterator<Item = Segment> {
+        listed.into_iter().filter_map(|object| {
+            Some(Segment {
+                seq: self.layout.seq(&object.key)?,
+                key: object.key,
+                // Known only from the first object's metadata: the caller sets it.
+                start: 0,
+                size: object.size,
+                last_modified: object.last_modified,
+            })
+        })
+    }
+
+    /// The sequence number of the first of the stream's objects after `seq`, if there is one:
+    /// one LIST of one key.
+    pub(crate) fn first_after(&self, seq: u64) -> Result<Option<u64>, Error> {
+        if self.sessions.is_some() {
+            // A directory bucket lists in no promised order, and refuses `start-after`.
+            return Ok(self.list(Some(seq))?.first().map(|s| s.seq));
+        }
+        let prefix = self.layout.prefix();
+        let after = Some(self.key(seq));
+        let page = self.request("LIST", prefix, 0, |bucket| {
+            self.list_page(bucket, None, after.clone(), Some(1))
+        })?;
+        Ok((page.contents.iter()).find_map(|object| self.layout.seq(&object.key)))
+    }
+
     /// The first of the stream's objects after `seq` (one LIST of one key), with the start
     /// it records (one HEAD), if there is one.
     pub(crate) fn next_after(&self, seq: u64) -> Result<Option<(u64, Option<u64>)>, Error> {
-        let prefix = self.layout.prefix();
-        let after = Some(self.key(seq));
-        let next = match self.sessions {
-            // A directory bucket lists in no promised order, and refuses `start-after`.
-            Some(_) => self.list(Some(seq))?.first().map(|s| s.seq),
-            None => {
-                let page = self.request("LIST", prefix, 0, |bucket| {
-                    self.list_page(bucket, None, after.clone(), Some(1))
-                })?;
-                (page.contents.iter()).find_map(|object| self.layout.seq(&object.key))
-            }
-        };
-        let Some(next) = next else {
+        let Some(next) = self.first_after(seq)? else {
             return Ok(None);
         };
         match self.stat(next) {

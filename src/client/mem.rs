@@ -63,6 +63,9 @@ pub(crate) struct Quirks {
     pub(crate) gone_upload_500: bool,
     /// Most parts (appends) of an object in a directory bucket (S3: 10,000).
     pub(crate) max_appends: u32,
+    /// Answer DeleteObjects with 501 `NotImplemented` (s3s-fs, the in-process server): the
+    /// client deletes one key a request instead.
+    pub(crate) no_delete_objects: bool,
 }
 
 impl Default for Quirks {
@@ -75,6 +78,7 @@ impl Default for Quirks {
             unchecked_checksums: false,
             gone_upload_500: false,
             max_appends: MAX_PARTS,
+            no_delete_objects: false,
         }
     }
 }
@@ -89,6 +93,8 @@ impl Quirks {
             unconditional_multipart: set("S3SYNCR_TEST_COMPLETE_UNCONDITIONAL"),
             unchecked_checksums: set("S3SYNCR_TEST_UNCHECKED_CHECKSUMS"),
             gone_upload_500: set("S3SYNCR_TEST_GONE_UPLOAD_500"),
+            // The in-process server stands in when no endpoint is named.
+            no_delete_objects: !set("S3SYNCR_TEST_ENDPOINT"),
             ..Quirks::default()
         }
     }
@@ -119,6 +125,9 @@ pub(crate) enum Fault {
     /// that names none, a listing, to the last object) just before the request arrives; then
     /// the request is answered as S3 answers it.
     AppendFirst(&'static [u8]),
+    /// The object the request names is deleted just before the request arrives, as a
+    /// lifecycle rule may at any moment; then the request is answered as S3 answers it.
+    DeleteFirst,
     /// Every open upload is aborted just before the request arrives, as a lifecycle rule or
     /// another process may; then the request is answered as S3 answers it.
     AbortAllFirst,
@@ -208,6 +217,19 @@ pub(crate) fn client_in(mem: &Arc<MemS3>, bucket: &str, name: &str, options: Opt
     S3Client::with_transport(bucket, layout, options, mem.clone())
 }
 
+/// A handle on stream `name` in `mem`, with `options`, through a [`client`] of its own.
+pub(crate) fn storage(mem: &Arc<MemS3>, name: &str, options: Options) -> crate::Storage {
+    crate::Storage::with_client(Arc::new(client(mem, name, options.clone())), &options)
+}
+
+/// An empty in-memory S3 that takes parts of any size: for streams of small objects.
+pub(crate) fn small_parts() -> Arc<MemS3> {
+    Arc::new(MemS3::new(Quirks {
+        min_part: 1,
+        ..Quirks::default()
+    }))
+}
+
 /// The in-memory S3: one bucket's objects and uploads.
 #[derive(Default)]
 pub(crate) struct MemS3 {
@@ -240,9 +262,31 @@ impl MemS3 {
         self.lock().objects.clone()
     }
 
+    /// The objects of stream `name`, by key: not its hint, nor any other key.
+    pub(crate) fn stream(&self, name: &str) -> BTreeMap<String, Object> {
+        let layout = Layout::new(name).expect("a valid stream name");
+        let mut objects = self.objects();
+        objects.retain(|key, _| layout.seq(key).is_some());
+        objects
+    }
+
     /// Deletes `key` as a lifecycle rule or another process would.
     pub(crate) fn remove(&self, key: &str) {
         self.lock().objects.remove(key);
+    }
+
+    /// Writes `bytes` to `key`, with no metadata, as another tool or process would.
+    pub(crate) fn insert(&self, key: &str, bytes: &[u8]) {
+        let mut state = self.lock();
+        state.clock += 1;
+        let object = Object {
+            bytes: bytes.to_vec(),
+            etag: etag_of(bytes),
+            meta: Vec::new(),
+            crc: Some(Crc::of(bytes)),
+            modified: state.clock,
+        };
+        state.objects.insert(key.to_owned(), object);
     }
 
     /// Aborts every open upload, as an `AbortIncompleteMultipartUpload` rule would.
@@ -283,6 +327,7 @@ impl MemS3 {
                     append_as_another(&mut state, &key, bytes);
                 }
             }
+            Fault::DeleteFirst => drop(state.objects.remove(&request.key)),
             Fault::AbortAllFirst => state.uploads.clear(),
         }
         state.clock += 1;
@@ -366,6 +411,12 @@ impl MemS3 {
                 "InvalidArgument",
                 "start-after is not supported for directory buckets".into(),
             )),
+            "DELETE-OBJECTS" if self.quirks.no_delete_objects => Err((
+                501,
+                "NotImplemented",
+                "DeleteObjects is not implemented".to_owned(),
+            )),
+            "DELETE-OBJECTS" => delete_objects(state, r, body),
             "LIST" => Ok(self.list(state, r)),
             "LIST-UPLOADS" => Ok(list_uploads(state, r)),
             "CREATE-UPLOAD" => Ok(create_upload(state, r)),
@@ -578,6 +629,28 @@ fn head(state: &State, r: &Parsed) -> Result<Reply, Refusal> {
         // A HEAD's answer has no body.
         None => Err((404, "", String::new())),
     }
+}
+
+/// DeleteObjects: up to 1,000 keys, a missing one deleted as well; S3 wants the body's
+/// Content-MD5. Quiet: the answer lists failures only, and none fail here.
+fn delete_objects(state: &mut State, r: &Parsed, body: &[u8]) -> Result<Reply, Refusal> {
+    if r.header("content-md5").is_none() {
+        let message = "Content-MD5 is required for DeleteObjects".to_owned();
+        return Err((400, "InvalidRequest", message));
+    }
+    let text = String::from_utf8_lossy(body);
+    let keys: Vec<String> = (text.split("<Key>").skip(1))
+        .filter_map(|k| k.split_once("</Key>").map(|(key, _)| xml_unescape(key)))
+        .collect();
+    if keys.len() > 1000 {
+        return Err((400, "MalformedXML", "more than 1,000 keys".to_owned()));
+    }
+    for key in keys {
+        state.objects.remove(&key);
+        state.appends.remove(&key);
+    }
+    let xml = "<DeleteResult></DeleteResult>".as_bytes().to_vec();
+    Ok(Reply::bytes(200, xml))
 }
 
 fn list_uploads(state: &State, r: &Parsed) -> Reply {
@@ -875,6 +948,7 @@ fn parse(verb: &str, url: &str, bucket: &Bucket, headers: HeaderMap) -> Parsed {
         "PUT" if parsed.has("partNumber") => "UPLOAD-PART",
         "PUT" => "PUT",
         "POST" if parsed.has("uploads") => "CREATE-UPLOAD",
+        "POST" if parsed.has("delete") => "DELETE-OBJECTS",
         "POST" => "COMPLETE-UPLOAD",
         "DELETE" if parsed.has("uploadId") => "ABORT-UPLOAD",
         "DELETE" => "DELETE",

@@ -1,7 +1,7 @@
 //! The stream itself: [`Storage`] and its read, write and seek state.
 
 use std::fmt;
-use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +18,7 @@ use crate::{Error, Options};
 mod close;
 mod follow;
 mod retention;
+mod seek;
 
 pub use close::CloseError;
 
@@ -228,10 +229,15 @@ impl Storage {
     /// the one request that needs, once (0 if the stream has no object yet). A stream with no
     /// object yet is not anchored: polling its end lists it until it has one.
     fn position(&mut self) -> Result<u64, Error> {
-        if !self.positioned && !self.index.anchored() && !self.writer.started() {
-            self.relist(Instant::now())?;
-        }
         if !self.positioned {
+            let extend = !self.writer.started();
+            if extend && !self.index.anchored() {
+                self.relist(Instant::now())?;
+            }
+            // The end as the hint finds it; the first offset then takes one page more.
+            if self.index.known_first().is_none() {
+                self.index.list_front(&*self.client, extend)?;
+            }
             if self.index.anchored() {
                 self.reader.seek(self.index.first());
             }
@@ -245,14 +251,19 @@ impl Storage {
     /// Fails with [`Error::Trimmed`] if the read position is before the first byte.
     fn check_readable(&mut self) -> Result<(), Error> {
         let pos = self.position()?;
+        self.check_kept(pos)
+    }
+
+    /// Fails with [`Error::Trimmed`] if `pos` is before the first byte, as the index knows it.
+    fn check_kept(&self, pos: u64) -> Result<(), Error> {
         let first = self.index.first();
-        if pos < first {
-            return Err(Error::Trimmed {
+        match pos < first {
+            true => Err(Error::Trimmed {
                 requested: pos,
                 first,
-            });
+            }),
+            false => Ok(()),
         }
-        Ok(())
     }
 
     /// Flushes before a read of this handle's own bytes if memory no longer holds them all:
@@ -274,16 +285,16 @@ impl Storage {
             if pos >= self.index.end() && !self.writer.started() {
                 self.poll_end()?;
                 // The listing may have found the objects up to here trimmed.
-                let first = self.index.first();
-                if pos < first {
-                    return Err(Error::Trimmed {
-                        requested: pos,
-                        first,
-                    });
-                }
+                self.check_kept(pos)?;
             }
             if let Some(offset) = pos.checked_sub(self.index.end()) {
                 return Ok(self.writer.local_at(offset as usize));
+            }
+            // Objects never listed (the index was opened at the hint): listed now.
+            if self.index.unlisted_at(pos) {
+                let extend = !self.writer.started();
+                self.index.locate(&*self.client, pos, extend)?;
+                self.check_kept(pos)?;
             }
             // Bytes deleted out of order: never skipped, never taken for the end.
             if let Some(seq) = self.index.missing_at(pos) {
@@ -427,42 +438,6 @@ impl Read for Storage {
         out[..n].copy_from_slice(&available[..n]);
         self.consume(n);
         Ok(n)
-    }
-}
-
-impl Seek for Storage {
-    /// Moves the read position to any offset from the first one still in S3 to the stream's
-    /// length (its unflushed bytes included), and returns it. Offsets are absolute: they do not
-    /// move when older objects are deleted. Seeking from the end, or past the length last seen,
-    /// lists the objects; a seek inside the chunk already fetched sends nothing. A target
-    /// before the first offset is [`Error::Trimmed`], a negative one or one past the end
-    /// [`Error::SeekPositionNotSupported`]; both leave the position unchanged. Writes still
-    /// append to the end.
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = self.position()?;
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(delta) => pos.checked_add_signed(delta),
-            SeekFrom::End(delta) => self.len()?.checked_add_signed(delta),
-        };
-        let first = self.index.first();
-        let target = match target {
-            Some(requested) if requested < first => {
-                return Err(Error::Trimmed { requested, first }.into());
-            }
-            Some(t) if t <= self.known_len() => t,
-            Some(t) if !matches!(to, SeekFrom::End(_)) && t <= self.len()? => t,
-            _ => return Err(Error::SeekPositionNotSupported.into()),
-        };
-        self.reader.seek(target);
-        self.positioned = true;
-        Ok(target)
-    }
-
-    /// The read position: the first offset for a new handle. Unlike `seek(Current(0))` it
-    /// succeeds even when the position was trimmed since.
-    fn stream_position(&mut self) -> io::Result<u64> {
-        Ok(self.position()?)
     }
 }
 

@@ -158,8 +158,12 @@ impl Storage {
     /// - The stream's last object is never deleted, so the stream keeps its length (on a
     ///   writing handle, that is its own tail once flushed; before that, the last object
     ///   before it).
-    /// - An interrupted trim leaves a shorter stream with no gap; running it again finishes it
-    ///   (deleting an object that is already gone succeeds).
+    /// - It lists the stream from its first object up to `before` only (a LIST per 1,000
+    ///   objects), and deletes with DeleteObjects, 1,000 keys a request, oldest first (one
+    ///   DELETE a key on a server without it). An interrupted trim leaves a shorter stream,
+    ///   with a gap at most among the keys of the request under way (S3 deletes one request's
+    ///   keys in no promised order); running it again finishes it (deleting an object that is
+    ///   already gone succeeds).
     /// - Before deleting anything it asks the object that will become the first one (one
     ///   HEAD) where it starts: [`Error::NoRecordedStart`] if it does not record it (an object
     ///   of s3-syncr 0.1.0 or another tool), [`Error::Discontinuity`] if that is not where the
@@ -197,21 +201,18 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trim(&mut self, before: u64) -> Result<u64, Error> {
-        let doomed = self.plan_trim(before)?;
+        let (doomed, first) = self.plan_trim(before)?;
         let (Some(&oldest), Some(&newest)) = (doomed.first(), doomed.last()) else {
-            return Ok(self.index.first());
+            return Ok(first);
         };
-        for &seq in &doomed {
-            self.client.delete(seq)?;
-            self.index.pop_first();
-        }
+        self.client.delete_all(&doomed)?;
+        self.index.trimmed_before(newest + 1, first);
         log::info!(
-            "trimmed {} to {}: the stream now starts at offset {}",
+            "trimmed {} to {}: the stream now starts at offset {first}",
             self.client.key(oldest),
             self.client.key(newest),
-            self.index.first()
         );
-        Ok(self.index.first())
+        Ok(first)
     }
 
     /// What [`trim`](Storage::trim) with the same `before` would do, short of deleting: the
@@ -235,9 +236,7 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trim_dry_run(&mut self, before: u64) -> Result<u64, Error> {
-        let doomed = self.plan_trim(before)?;
-        let newest = doomed.last().and_then(|&seq| self.index.get(seq));
-        Ok(newest.map_or(self.index.first(), |e| e.end()))
+        self.plan_trim(before).map(|(_, first)| first)
     }
 
     /// Deletes every object before the stream's last gap (see [`listing`](Storage::listing)),
@@ -362,25 +361,38 @@ impl Storage {
     }
 
     /// The objects `trim(before)` deletes, oldest first, once the object that will become the
-    /// first one was checked.
-    fn plan_trim(&mut self, before: u64) -> Result<Vec<u64>, Error> {
-        // From a full listing: objects deleted since this handle listed are not counted, so
-        // the first offset returned is S3's. A writer's index ends where its own objects begin.
-        self.index.resync(&*self.client, !self.writer.started())?;
+    /// first one was checked, and the offset the stream then starts at.
+    ///
+    /// The stream's first objects are listed afresh, up to `before` (a page per 1,000 objects
+    /// the trim deletes, not the whole stream): objects others deleted since this handle
+    /// listed are not counted, so the first offset returned is S3's.
+    fn plan_trim(&mut self, before: u64) -> Result<(Vec<u64>, u64), Error> {
+        // The end, as a reader finds it; a writer's index ends where its own objects begin.
+        let upto = match self.writer.started() {
+            false => {
+                self.index.refresh(&*self.client)?;
+                None
+            }
+            true => match self.index.last() {
+                Some(last) => Some(last.seq),
+                None => return Ok((Vec::new(), self.index.first())),
+            },
+        };
+        let (mut front, whole) = index::listed_through(&*self.client, before, upto)?;
         // Deleting across a gap gives up bytes that were never read through: that takes
         // `trim_before_gap`, asked for by name.
-        if let Some(seq) = self.index.first_hole() {
+        if let Some(seq) = front.first_hole() {
             return Err(Error::MissingSegment {
                 key: self.client.key(seq),
             });
         }
-        // The index's last object is the stream's, unless this handle's own tail is in S3.
+        // The last object listed is the stream's, unless this handle's own tail is in S3.
         // Nor is an object this writer is still writing, part of which the index holds.
-        let keep_last = !self.writer.tail_recorded() || self.writer.shares_index();
-        let doomed: Vec<u64> = (self.index.trimmable(before, keep_last).iter())
+        let keep_last = whole && (!self.writer.tail_recorded() || self.writer.shares_index());
+        let doomed: Vec<u64> = (front.trimmable(before, keep_last).iter())
             .map(|e| e.seq)
             .collect();
-        if let Some(next) = doomed.last().and_then(|&seq| self.index.get(seq + 1)) {
+        if let Some(next) = doomed.last().and_then(|&seq| front.get(seq + 1)) {
             match self.client.recorded_start(next.seq)? {
                 None => {
                     return Err(Error::NoRecordedStart {
@@ -390,6 +402,7 @@ impl Storage {
                 recorded => next.verify(&*self.client, recorded)?,
             }
         }
-        Ok(doomed)
+        front.pop_before(doomed.last().map_or(0, |&seq| seq + 1));
+        Ok((doomed, front.first()))
     }
 }

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use crate::Error;
+use crate::index::BEHIND;
 use crate::job::{Bell, Job, spawn};
-use crate::store::{Client, Expect, Meta, Part};
+use crate::store::{Client, Expect, Hint, Meta, Part};
 
 /// An object this handle writes. Its bytes, in order: `only_in_s3` bytes that S3 has and
 /// memory let go of (the index covers them), then those of the upload's parts, then `buf`.
@@ -293,11 +294,10 @@ impl Object {
                 let id = id.clone();
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    let done = c.complete(&c.key(seq), &id, &parts, expect, size)?;
-                    match look_past {
-                        true => confirm_new(c, seq, meta.start + size).map(|()| done),
-                        false => Ok(done),
-                    }
+                    let new = New::of(&etag, look_past);
+                    created(c, seq, meta.start, meta.start + size, new, || {
+                        c.complete(&c.key(seq), &id, &parts, expect, size)
+                    })
                 })
             }
             // `ready` holds only once the ID is known.
@@ -312,16 +312,83 @@ impl Object {
                 self.sending = sent;
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    let done = c.overwrite(seq, meta, only_in_s3, &buf[..sent], in_s3, expect)?;
                     let end = meta.start + (only_in_s3 + sent) as u64;
-                    match look_past {
-                        true => confirm_new(c, seq, end).map(|()| done),
-                        false => Ok(done),
-                    }
+                    let new = New::of(&etag, look_past);
+                    created(c, seq, meta.start, end, new, || {
+                        c.overwrite(seq, meta, only_in_s3, &buf[..sent], in_s3, expect)
+                    })
                 })
             }
         }
     }
+}
+
+/// Whether a write creates its object, and if so whether the writer's view of the end is old.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum New {
+    No,
+    Fresh,
+    /// Others may have gone past the end the writer knows: see [`created`].
+    Stale,
+}
+
+impl New {
+    /// An object with no ETag yet is created by its next write; `look_past` says the view is old.
+    fn of(etag: &Option<String>, look_past: bool) -> New {
+        match (etag, look_past) {
+            (Some(_), _) => New::No,
+            (None, false) => New::Fresh,
+            (None, true) => New::Stale,
+        }
+    }
+}
+
+/// Object `seq`, from stream offset `start` to `end`, made whole by `write`. A new one is
+/// named by the stream's hint afterwards (best effort, and from object [`BEHIND`] on: see
+/// `client/hint.rs`); with
+/// [`New::Stale`] it is checked on both sides of `write`.
+///
+/// Before: if any later object exists, others went past the end this writer knew, and its
+/// key may be empty only because a trim or a lifecycle rule deleted another writer's object
+/// there: [`Error::Fenced`] with nothing written. Creating it anyway would put a phantom in the
+/// middle of the stream, which [`confirm_new`] deletes again moments later, but which any
+/// handle listing meanwhile takes in: it places the objects after it where the phantom ends,
+/// not where they record (a false [`Error::Discontinuity`]), or starts the stream at it (a
+/// false [`Error::Trimmed`] once it is gone). After: what can still slip between the check and
+/// the write (others going past and the key emptied within one request) is undone.
+fn created(
+    client: &Client,
+    seq: u64,
+    start: u64,
+    end: u64,
+    new: New,
+    write: impl FnOnce() -> Result<String, Error>,
+) -> Result<String, Error> {
+    if new == New::Stale
+        && let Some(later) = client.first_after(seq)?
+    {
+        let key = client.key(seq);
+        log::warn!(
+            "{key}: {} already follows it; not creating it",
+            client.key(later)
+        );
+        return Err(Error::Fenced { key, lost: 0 });
+    }
+    let done = write()?;
+    if new == New::Stale {
+        confirm_new(client, seq, end)?;
+    }
+    if new != New::No
+        && seq >= BEHIND
+        && let Err(err) = client.write_hint(Hint { seq, start })
+    {
+        // The object is written: a stale hint costs readers a longer listing, nothing more.
+        log::warn!(
+            "{}: the stream's hint was not updated: {err}",
+            client.key(seq)
+        );
+    }
+    Ok(done)
 }
 
 /// After object `seq` was created (`If-None-Match: *` held) ending at stream offset `end`:
@@ -387,3 +454,6 @@ impl Chunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

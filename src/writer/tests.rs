@@ -14,6 +14,9 @@ use crate::index::Index;
 use crate::store::Client;
 use crate::{Error, Options};
 
+/// The stream's name.
+const NAME: &str = "w/log.bin";
+
 /// What another writer appends in a [`Break::Other`]: never lower-case, as [`bytes`] are.
 const OTHER: &[u8] = b"<OTHER>";
 
@@ -35,7 +38,7 @@ fn handle(mem: &Arc<MemS3>) -> Arc<Client> {
         .with_retry_backoff(Duration::ZERO)
         .build()
         .expect("valid options");
-    Arc::new(mem::client(mem, "w/log.bin", options))
+    Arc::new(mem::client(mem, NAME, options))
 }
 
 /// Objects sealed at 1000 bytes, parts of 200, two at once: with appending by copy from 300
@@ -154,7 +157,7 @@ struct Sealed(BTreeMap<String, String>);
 
 impl Sealed {
     fn check(&mut self, mem: &MemS3) {
-        let objects = mem.objects();
+        let objects = mem.stream(NAME);
         for (key, etag) in &self.0 {
             if let Some(object) = objects.get(key) {
                 let others = object.bytes.windows(OTHER.len()).any(|w| w == OTHER);
@@ -176,7 +179,10 @@ impl Sealed {
 
 /// The stream as S3 holds it: every object's bytes, in order.
 fn stream(mem: &MemS3) -> Vec<u8> {
-    mem.objects().into_values().flat_map(|o| o.bytes).collect()
+    mem.stream(NAME)
+        .into_values()
+        .flat_map(|o| o.bytes)
+        .collect()
 }
 
 /// The stream's invariants after `out`, with `before` of the stream written earlier, and
@@ -411,7 +417,7 @@ fn one_large_write_makes_the_objects_of_small_writes() {
         w.flush(&mut index).unwrap();
         assert!(stream(&mem) == data, "written in {piece}-byte writes");
         sizes.push(
-            (mem.objects().values())
+            (mem.stream(NAME).values())
                 .map(|o| o.bytes.len())
                 .collect::<Vec<_>>(),
         );

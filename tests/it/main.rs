@@ -13,6 +13,7 @@ mod express;
 mod faults;
 mod follow;
 mod integrity;
+mod long;
 mod memory;
 mod model;
 mod offsets;

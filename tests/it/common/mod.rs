@@ -76,6 +76,20 @@ pub fn ops(server: &Server) -> Vec<&'static str> {
     server.take_requests().into_iter().map(|r| r.op).collect()
 }
 
+/// [`ops`], without the requests for streams' hints (an object each writer rewrites as it
+/// creates objects, which each new handle reads).
+pub fn object_ops(server: &Server) -> Vec<&'static str> {
+    (server.take_requests().into_iter())
+        .filter(|r| !is_hint(&r.path))
+        .map(|r| r.op)
+        .collect()
+}
+
+/// Whether `path` is a stream's hint (`dir/name-s3syncr-hint.ext`).
+pub fn is_hint(path: &str) -> bool {
+    path.contains("-s3syncr-hint")
+}
+
 /// Whether the server honours `If-Match` on CompleteMultipartUpload (moto ignores it, so no
 /// append by copy can be fenced there).
 pub fn complete_is_conditional() -> bool {

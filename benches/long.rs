@@ -1,0 +1,178 @@
+//! Long streams (issue 28): what a new handle pays for the end, the last bytes and the middle
+//! of a stream of many objects, through the WAN relay (20 ms round trip) in front of the
+//! external server (SeaweedFS), with the stream's hint and without it: a stream of 0.2, listed
+//! whole, which is what every handle did before the hint.
+//!
+//! ```sh
+//! source .ci/servers.sh && ci_servers_init && ci_server_start seaweedfs
+//! S3SYNCR_BENCH_LONG_OBJECTS=20000,200000 ci_with_server_env cargo bench --bench long
+//! ```
+//!
+//! Objects are 1 KiB, put by raw PUTs on 32 threads straight to the server (not through the
+//! relay), each recording its start and a seal of its size, so a writer's next object is a new
+//! one, which writes the hint. Requests are counted from the `debug!` line the crate logs per
+//! request (attempts included). Medians of `S3SYNCR_BENCH_RUNS` (3) runs, each on new handles.
+//! Without `S3SYNCR_TEST_ENDPOINT` the relay fronts the in-process server. Nothing here asserts
+//! timings.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use s3::Bucket;
+use s3_syncr::{Options, Storage};
+use s3_syncr_test_server::{Proxy, Raw, Server, Wan};
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Bytes per object.
+const SIZE: u64 = 1024;
+const NAME: &str = "long/log.bin";
+
+/// Counts the crate's requests: one `debug!` line per attempt.
+struct Requests(AtomicU64);
+
+impl log::Log for Requests {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Debug && metadata.target().starts_with("s3_syncr")
+    }
+
+    fn log(&self, record: &log::Record) {
+        let line = record.args().to_string();
+        if self.enabled(record.metadata())
+            && (line.contains(" bytes in ") || line.contains(" bytes failed in "))
+        {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static REQUESTS: Requests = Requests(AtomicU64::new(0));
+
+fn key(seq: u64) -> String {
+    format!("long/log-{seq:020}.bin")
+}
+
+/// Puts objects `0..n` straight to the server.
+fn populate(bucket: &Bucket, n: u64) {
+    let lanes = 32;
+    std::thread::scope(|scope| {
+        for lane in 0..lanes {
+            scope.spawn(move || {
+                let body = vec![b'x'; SIZE as usize];
+                for seq in (lane..n).step_by(lanes as usize) {
+                    let mut headers = HeaderMap::new();
+                    let start = HeaderValue::from(seq * SIZE);
+                    headers.insert(HeaderName::from_static("x-amz-meta-s3syncr-start"), start);
+                    let seal = HeaderValue::from(SIZE);
+                    headers.insert(HeaderName::from_static("x-amz-meta-s3syncr-seal"), seal);
+                    bucket.raw_put_with(&key(seq), &body, headers);
+                }
+            });
+        }
+    });
+}
+
+/// Time and requests of `run`, a median over `runs`.
+fn measure(runs: usize, mut run: impl FnMut()) -> (Duration, u64) {
+    let mut samples: Vec<(Duration, u64)> = (0..runs)
+        .map(|_| {
+            let before = REQUESTS.0.load(Ordering::Relaxed);
+            let started = Instant::now();
+            run();
+            let took = started.elapsed();
+            (took, REQUESTS.0.load(Ordering::Relaxed) - before)
+        })
+        .collect();
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn handle(bucket: &Bucket) -> Storage {
+    Storage::new(bucket.clone(), NAME, Options::default()).expect("open")
+}
+
+/// The four figures of a stream of `n` objects (and one more, written by a writer).
+fn figures(bucket: &Bucket, n: u64, runs: usize) -> [(Duration, u64); 4] {
+    let end = (n + 1) * SIZE;
+    let open_len = measure(runs, || {
+        assert_eq!(handle(bucket).len().expect("len"), end);
+    });
+    // Each run a new handle: the tail, then the middle (another place each run).
+    let mut readers = Vec::new();
+    let tail = measure(runs, || {
+        let mut reader = handle(bucket);
+        reader.seek(SeekFrom::End(-100)).expect("seek");
+        reader.read_exact(&mut [0; 100]).expect("read");
+        readers.push(reader);
+    });
+    let mut readers = readers.into_iter();
+    let mut at = n / 2 * SIZE;
+    let middle = measure(runs, || {
+        let mut reader = readers.next().expect("one a run");
+        at += 7 * SIZE + 3;
+        reader.seek(SeekFrom::Start(at)).expect("seek");
+        reader.read_exact(&mut [0; 100]).expect("read");
+    });
+    let stat = measure(runs, || {
+        let handle = handle(bucket);
+        let listing = handle.listing().expect("listing");
+        assert_eq!(listing.segments.len() as u64, n + 1);
+        drop(handle.pending_uploads());
+    });
+    [open_len, tail, middle, stat]
+}
+
+fn main() {
+    log::set_logger(&REQUESTS).expect("the only logger");
+    log::set_max_level(log::LevelFilter::Debug);
+    let sizes: Vec<u64> = std::env::var("S3SYNCR_BENCH_LONG_OBJECTS")
+        .unwrap_or_else(|_| "20000,200000".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("object counts"))
+        .collect();
+    let runs = (std::env::var("S3SYNCR_BENCH_RUNS").ok())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let rtt = (std::env::var("S3SYNCR_BENCH_WAN_RTT_MS").ok())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
+    let server = Server::from_env_or_start();
+    let wan = Wan {
+        rtt: Duration::from_millis(rtt),
+        ..Wan::default()
+    };
+    let proxy = Proxy::start_wan(server.endpoint(), wan);
+    println!(
+        "| objects | hint | open + `len()` | `seek(End(-100))` + read 100 | then `seek` to the middle + read 100 | listing + uploads (`stat`) |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|");
+    for n in sizes {
+        let bucket = server.new_bucket();
+        let started = Instant::now();
+        populate(&bucket, n);
+        eprintln!(
+            "{n} objects put in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let relayed = proxy.bucket(&server, &bucket.name());
+        // As 0.2 left it: no hint. A writer's new object writes one.
+        let mut writer = handle(&relayed);
+        writer.write_all(&[b'y'; SIZE as usize]).expect("write");
+        writer.close().expect("close");
+        let hint = "long/log-s3syncr-hint.bin";
+        let kept = bucket.raw_get(hint).body;
+        bucket.raw_delete(hint);
+        for (with, label) in [(false, "none (0.2: listed whole)"), (true, "yes")] {
+            if with {
+                bucket.raw_put(hint, &kept);
+            }
+            let cells: Vec<String> = figures(&relayed, n, runs)
+                .iter()
+                .map(|(took, requests)| format!("{} ms, {requests} req", took.as_millis()))
+                .collect();
+            println!("| {n} | {label} | {} |", cells.join(" | "));
+        }
+    }
+}
