@@ -14,6 +14,9 @@
 //! writer creates writes one), that does not parse, or that names another stream, or an object
 //! past the end, is ignored, and the stream is listed whole as before.
 //!
+//! A directory bucket (S3 Express One Zone) has none: it refuses `start-after`, so every
+//! listing there is whole whatever a hint would say.
+//!
 //! Its key, `dir/name-s3syncr-hint.ext`, is under the stream's listing prefix, but no stream
 //! object has it: those end in 20 digits before the extension ([`Layout::seq`] skips it).
 //!
@@ -32,6 +35,10 @@ const MAGIC: &str = "s3-syncr hint 1";
 impl S3Client {
     /// The stream's hint, if there is one that parses and is this stream's.
     pub(crate) fn read_hint(&self) -> Result<Option<Hint>, Error> {
+        if self.sessions.is_some() {
+            // A directory bucket refuses `start-after`: every listing is whole, hint or not.
+            return Ok(None);
+        }
         let key = self.layout.hint_key();
         let body = self.request("GET", &key, 0, |bucket| {
             let mut answer =
@@ -52,6 +59,9 @@ impl S3Client {
 
     /// Rewrites the stream's hint to name `hint`: unconditional, as any recent object serves.
     pub(crate) fn write_hint(&self, hint: Hint) -> Result<(), Error> {
+        if self.sessions.is_some() {
+            return Ok(());
+        }
         let key = self.layout.hint_key();
         let body = format!(
             "{MAGIC}\nkey {key}\nseq {}\nstart {}\n",
