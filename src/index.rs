@@ -462,7 +462,7 @@ impl Index {
     }
 
     /// Takes in a listing of the objects from the index's last one on (of all objects if the
-    /// index is empty), as [`located`] returns it. Known objects keep their offsets: only the
+    /// index is empty), as [`located()`] returns it. Known objects keep their offsets: only the
     /// last may have grown. An object after a hole starts where it records, which cannot be
     /// before the end of the objects before it ([`Error::Discontinuity`]).
     fn update(&mut self, listed: Vec<Segment>, key: impl Fn(u64) -> String) -> Result<(), Error> {

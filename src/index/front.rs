@@ -12,7 +12,7 @@ use crate::store::Client;
 /// `upto` at most (a writer's own objects come after it). Also whether it holds the stream's
 /// last object. Costs a LIST per 1,000 objects, a HEAD of the first (twice: to know when to
 /// stop, then to anchor the index, the first may have been deleted between), and those of
-/// [`located`] around holes.
+/// [`located()`] around holes.
 pub(crate) fn listed_through(
     client: &Client,
     before: u64,

@@ -30,7 +30,7 @@ pub use close::CloseError;
 /// [`OptionsBuilder::with_append_by_copy`](crate::OptionsBuilder::with_append_by_copy)); once
 /// the tail holds at least [`Options::seal_size`] bytes it is sealed and later bytes go to a
 /// new object. Reads see every object in order, then this handle's
-/// unflushed bytes; [`Seek`] moves the read position anywhere from the first offset still in S3
+/// unflushed bytes; [`Seek`](std::io::Seek) moves the read position anywhere from the first offset still in S3
 /// (0 until older objects are deleted: offsets are absolute) to the stream's length.
 ///
 /// ```
