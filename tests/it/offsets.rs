@@ -200,22 +200,34 @@ fn a_trim_interrupted_by_failed_deletes_leaves_no_gap_and_completes_when_retried
         .unwrap();
     let faulty = proxy.bucket(&server, &bucket.name());
     let mut storage = Storage::new(faulty, name, options).unwrap();
-    // The first DELETE is applied but its answer lost, and its retry fails: the trim stops
-    // there, with object 0 gone.
-    proxy.inject(Some("DELETE"), Fault::DropResponse);
-    proxy.inject(Some("DELETE"), Fault::Status(500));
+    // A server with DeleteObjects (a POST) gets the four keys in one request; the in-process
+    // one answers it 501, and gets a DELETE a key.
+    let deletes = if server.is_external() {
+        "POST"
+    } else {
+        "DELETE"
+    };
+    // The first delete is applied but its answer lost, and its retry fails: the trim stops
+    // there, with what that request deleted gone.
+    proxy.inject(Some(deletes), Fault::DropResponse);
+    proxy.inject(Some(deletes), Fault::Status(500));
     let err = storage.trim(4 * M).unwrap_err();
     assert!(matches!(err, Error::Status { status: 500, .. }), "{err}");
     assert_eq!(proxy.injected(), 2);
 
     let segments = open(&bucket, name, 1).segments().unwrap();
     let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5], "oldest first: no gap");
-    assert_eq!(segments[0].start, M);
-    assert!(stream_contents(&bucket, name) == data[MIB..], "readable");
+    let first = seqs[0];
+    assert!(matches!(first, 1 | 4), "{seqs:?}");
+    assert_eq!(seqs, (first..=5).collect::<Vec<_>>(), "no gap");
+    assert_eq!(segments[0].start, first * M);
+    let from = first as usize * MIB;
+    assert!(stream_contents(&bucket, name) == data[from..], "readable");
 
-    // Retried (past one more fault): deleting object 0 again succeeds.
-    proxy.inject(Some("DELETE"), Fault::ResetBeforeBody);
+    // Retried (past one more fault, if a delete is left to send): it completes.
+    if first < 4 {
+        proxy.inject(Some(deletes), Fault::ResetBeforeBody);
+    }
     assert_eq!(storage.trim(4 * M).unwrap(), 4 * M);
     assert_eq!(proxy.clear(), 0, "every fault met");
     let mut reader = open(&bucket, name, 1);
