@@ -22,8 +22,8 @@
 //! |---:|---|---:|---:|---:|---:|
 //! | 20,000 | none | 1,623 ms, 24 req | 1,193 ms, 25 req | 22 ms, 1 req | 1,624 ms, 24 req |
 //! | 20,000 | yes | 98 ms, 4 req | 128 ms, 5 req | 83 ms, 3 req | 1,266 ms, 24 req |
-//! | 200,000 | none | 16,531 ms, 204 req | 24,184 ms, 205 req | 61 ms, 1 req | 21,159 ms, 204 req |
-//! | 200,000 | yes | 95 ms, 4 req | 119 ms, 5 req | 100 ms, 3 req (pages of 1,000) | 12,314 ms, 204 req |
+//! | 200,000 | none | 9,104 ms, 204 req | 9,850 ms, 205 req | 22 ms, 1 req | 15,042 ms, 204 req |
+//! | 200,000 | yes | 98 ms, 4 req | 127 ms, 5 req | 80 ms, 3 req | 12,734 ms, 204 req |
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
