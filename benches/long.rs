@@ -128,7 +128,7 @@ fn figures(bucket: &Bucket, n: u64, runs: usize) -> [(Duration, u64); 4] {
     let stat = measure(runs, || {
         let handle = handle(bucket);
         let listing = handle.listing().expect("listing");
-        assert_eq!(listing.segments.len() as u64, n + 1);
+        assert_eq!(listing.objects.len() as u64, n + 1);
         drop(handle.pending_uploads());
     });
     [open_len, tail, middle, stat]

@@ -41,8 +41,8 @@ fn main() -> io::Result<()> {
         "copied the stream into {}: {downloaded} bytes",
         copy.display()
     );
-    for segment in stream.segments().map_err(io::Error::from)? {
-        println!("  object {} ({} bytes)", segment.key, segment.size);
+    for object in stream.objects().map_err(io::Error::from)? {
+        println!("  object {} ({} bytes)", object.key, object.size);
     }
     stream.close()?;
 

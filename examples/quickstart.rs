@@ -56,8 +56,8 @@ fn main() -> io::Result<()> {
     println!("verified: every byte is there, in order");
 
     println!("objects:");
-    for segment in storage.segments().map_err(io::Error::from)? {
-        println!("  {:>8} bytes  {}", segment.size, segment.key);
+    for object in storage.objects().map_err(io::Error::from)? {
+        println!("  {:>8} bytes  {}", object.size, object.key);
     }
     Ok(storage.close()?)
 }

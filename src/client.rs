@@ -13,7 +13,7 @@ use s3::error::S3Error;
 use ureq::http::header::{IF_MATCH, IF_NONE_MATCH};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::layout::{Layout, PendingUpload, Segment};
+use crate::layout::{Layout, Object, PendingUpload};
 use crate::store::{Expect, Head, Hint, MAX_COPY, Meta, Part, Recorded, Store, Tail, Whole};
 use crate::{Error, Options};
 
@@ -400,7 +400,7 @@ impl S3Client {
             Ok(())
         });
         match result {
-            Err(Error::Status { status: 416, .. }) => Err(Error::SegmentChanged {
+            Err(Error::Status { status: 416, .. }) => Err(Error::ObjectChanged {
                 key,
                 expected: start + len,
                 found: start + filled as u64,
@@ -561,14 +561,14 @@ impl Store for S3Client {
     fn key(&self, seq: u64) -> String {
         S3Client::key(self, seq)
     }
-    fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
+    fn list(&self, after: Option<u64>) -> Result<Vec<Object>, Error> {
         S3Client::list(self, after)
     }
     fn list_page_after(
         &self,
         after: Option<u64>,
         max: usize,
-    ) -> Result<(Vec<Segment>, bool), Error> {
+    ) -> Result<(Vec<Object>, bool), Error> {
         S3Client::list_page_after(self, after, max)
     }
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error> {

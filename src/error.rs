@@ -89,14 +89,14 @@ pub enum Error {
     },
     /// A sequence number between the first and the last object of the stream has no object.
     #[error("stream has a gap: object {key:?} is missing")]
-    MissingSegment {
+    MissingObject {
         /// The key of the missing object.
         key: String,
     },
     /// An object of the stream changed size under a reader: objects only ever grow until they
     /// are sealed, so the stream was rewritten by something else.
     #[error("object {key:?} changed under the reader: expected {expected} bytes, found {found}")]
-    SegmentChanged {
+    ObjectChanged {
         /// The object's key.
         key: String,
         /// The size the reader knew or asked for.
@@ -236,8 +236,8 @@ impl Error {
                 _ => K::Other,
             },
             Error::Transport { source, .. } => source.kind(),
-            Error::MissingSegment { .. }
-            | Error::SegmentChanged { .. }
+            Error::MissingObject { .. }
+            | Error::ObjectChanged { .. }
             | Error::Corrupt { .. }
             | Error::Discontinuity { .. } => K::InvalidData,
             // The bytes existed and are gone: not a bad argument like a seek past the end.
@@ -304,7 +304,7 @@ mod tests {
                 io::ErrorKind::ConnectionRefused,
             ),
             (
-                Error::MissingSegment { key: "k".into() },
+                Error::MissingObject { key: "k".into() },
                 io::ErrorKind::InvalidData,
             ),
             (

@@ -8,7 +8,7 @@
 //! ours), so the index may hold holes: sequence numbers missing between two present objects. The object after a
 //! hole is placed at the start it records, learned with one HEAD when the hole is listed, so
 //! a handle whose position is past a hole works on; reading into one is
-//! [`Error::MissingSegment`] naming its first key. Until the index is anchored only its first
+//! [`Error::MissingObject`] naming its first key. Until the index is anchored only its first
 //! run of consecutive objects counts from 0: every later run already has its recorded start.
 //!
 //! A long stream is not listed whole. An empty index opens at the object the stream's hint
@@ -25,7 +25,7 @@ mod located;
 mod open;
 
 use crate::Error;
-use crate::layout::Segment;
+use crate::layout::Object;
 use crate::store::Client;
 pub(crate) use front::listed_through;
 use located::located;
@@ -383,7 +383,7 @@ impl Index {
 
     /// What a GET of the object holding stream offset `pos` that found it deleted (`err`,
     /// [`Error::is_missing`]) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
-    /// `pos` (trimmed from the front), [`Error::MissingSegment`] if `pos` is in a hole now (an
+    /// `pos` (trimmed from the front), [`Error::MissingObject`] if `pos` is in a hole now (an
     /// older object is still there); otherwise `err` itself. `extend` as for
     /// [`resync`](Index::resync).
     pub(crate) fn explain_deleted(
@@ -405,7 +405,7 @@ impl Index {
                 first,
             },
             _ => match self.missing_at(pos) {
-                Some(seq) => Error::MissingSegment {
+                Some(seq) => Error::MissingObject {
                     key: client.key(seq),
                 },
                 None => err,
@@ -465,20 +465,20 @@ impl Index {
     /// index is empty), as [`located()`] returns it. Known objects keep their offsets: only the
     /// last may have grown. An object after a hole starts where it records, which cannot be
     /// before the end of the objects before it ([`Error::Discontinuity`]).
-    fn update(&mut self, listed: Vec<Segment>, key: impl Fn(u64) -> String) -> Result<(), Error> {
+    fn update(&mut self, listed: Vec<Object>, key: impl Fn(u64) -> String) -> Result<(), Error> {
         let mut listed = listed.into_iter().peekable();
         if let Some(last) = self.entries.last_mut() {
             let seq = last.seq;
             match listed.next_if(|s| s.seq == seq) {
                 Some(s) if s.size >= last.size => last.size = s.size,
                 Some(s) => {
-                    return Err(Error::SegmentChanged {
+                    return Err(Error::ObjectChanged {
                         key: s.key,
                         expected: last.size,
                         found: s.size,
                     });
                 }
-                None => return Err(Error::MissingSegment { key: key(seq) }),
+                None => return Err(Error::MissingObject { key: key(seq) }),
             }
         }
         for s in listed {

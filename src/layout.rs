@@ -6,7 +6,7 @@ use crate::Error;
 /// Digits of a sequence number: enough for any `u64`, so the padding never overflows.
 const SEQ_DIGITS: usize = 20;
 
-/// One object of a stream, as [`Storage::segments`](crate::Storage::segments) lists it.
+/// One object of a stream, as [`Storage::objects`](crate::Storage::objects) lists it.
 ///
 /// `start` is the stream offset of the object's first byte: the first object's recorded start
 /// (0 if it records none), then each object's predecessor's start plus its size (after a gap, in
@@ -22,13 +22,13 @@ const SEQ_DIGITS: usize = 20;
 /// let mut log = Storage::new(bucket, "logs/app.log", Options::default())?;
 /// log.write_all(b"hello")?;
 /// log.flush()?;
-/// let segments = log.segments()?;
-/// assert_eq!(segments[0].key, "logs/app-00000000000000000000.log");
-/// assert_eq!((segments[0].seq, segments[0].start, segments[0].size), (0, 0, 5));
+/// let objects = log.objects()?;
+/// assert_eq!(objects[0].key, "logs/app-00000000000000000000.log");
+/// assert_eq!((objects[0].seq, objects[0].start, objects[0].size), (0, 0, 5));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
+pub struct Object {
     /// The object's key.
     pub key: String,
     /// Its sequence number: its place in the stream.
@@ -43,7 +43,7 @@ pub struct Segment {
 
 /// Missing sequence numbers between two present objects of a stream: a gap, as
 /// [`Storage::listing`](crate::Storage::listing) reports it. Reads stop at its `stop` offset
-/// with [`Error::MissingSegment`] (`InvalidData`) naming `first_key`, and go on from `resume`
+/// with [`Error::MissingObject`] (`InvalidData`) naming `first_key`, and go on from `resume`
 /// (reads and writes past the gap work if the object after it records its start);
 /// [`Storage::trim_before_gap`](crate::Storage::trim_before_gap) deletes the objects before the
 /// last gap, so that the stream starts again at the object after it.
@@ -93,7 +93,7 @@ pub struct Gap {
 pub struct Listing {
     /// The objects present, in order. Those after a gap start where its
     /// [`resume`](Gap::resume) says.
-    pub segments: Vec<Segment>,
+    pub objects: Vec<Object>,
     /// The gaps, oldest first; none for a stream that reads through.
     pub gaps: Vec<Gap>,
 }
@@ -216,12 +216,9 @@ fn validate_name(name: &str) -> Result<(), &'static str> {
         Err("the stream name starts with '/'")
     } else if name.split('/').any(str::is_empty) {
         // `dir//name` is another key than `dir/name` in S3, the same file in a local store.
-        Err("the stream name has an empty segment ('//')")
-    } else if name
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
-    {
-        Err("the stream name has a '.' or '..' segment")
+        Err("the stream name has an empty component ('//')")
+    } else if name.split('/').any(|part| part == "." || part == "..") {
+        Err("the stream name has a '.' or '..' component")
     } else if name.chars().any(char::is_control) {
         Err("the stream name contains a control character")
     } else if name.len() + SEQ_DIGITS + 1 > 1024 {
@@ -276,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_keys_are_not_segments() {
+    fn foreign_keys_are_not_objects() {
         let layout = Layout::new("dir/name.ext").unwrap();
         for key in [
             "dir/name.ext",

@@ -34,8 +34,8 @@
 //!   **handle** on it; a **writer** is a handle that writes, a **reader** one that reads, a
 //!   **follower** one that waits at the end for more.
 //! - **object**: one S3 object holding a contiguous run of the stream's bytes, under key
-//!   `dir/name-<seq>.ext`; `<seq>` is its **sequence number**. The API's older name for it is
-//!   *segment*: [`Segment`] describes one, [`Error::MissingSegment`] names a missing one.
+//!   `dir/name-<seq>.ext`; `<seq>` is its **sequence number**. [`Object`] describes one,
+//!   [`Error::MissingObject`] names a missing one. (0.2 called it a *segment*.)
 //! - **offset**: a byte's absolute position in the stream; an object's **start** is the
 //!   offset of its first byte, which it **records** in its metadata. The **first offset** is
 //!   the start of the oldest object still stored; the **length** is the offset of the end.
@@ -115,8 +115,8 @@
 //!   a listing is not taken for a gap.
 //! - **A gap** (an object deleted by hand, a lifecycle rule expiring a day's objects in any
 //!   order, a copy that lost one): reads stop where the objects before it end, with
-//!   [`Error::MissingSegment`] (`InvalidData`) naming the first missing key, and so do
-//!   [`Storage::segments`] and [`Storage::trim`]; nothing is skipped silently. The objects after
+//!   [`Error::MissingObject`] (`InvalidData`) naming the first missing key, and so do
+//!   [`Storage::objects`] and [`Storage::trim`]; nothing is skipped silently. The objects after
 //!   it are where they record they start (one HEAD per gap tells), so a writer appends at the
 //!   end, and a reader or follower past the gap reads on; if that object records no start
 //!   (0.1.0), nothing can place it and the stream is refused as a whole.
@@ -363,7 +363,11 @@ mod store;
 mod writer;
 
 pub use error::Error;
-pub use layout::{Gap, Listing, PendingUpload, Segment};
+pub use layout::{Gap, Listing, Object, PendingUpload};
+
+/// The name 0.2 gave an [`Object`] of the stream.
+#[deprecated(since = "0.3.0", note = "renamed `Object`: one name per idea")]
+pub type Segment = Object;
 pub use options::{Options, OptionsBuilder};
 /// rust-s3, the version whose [`Bucket`](s3::Bucket) [`Storage::new`] takes: build buckets
 /// through this path, and no version of your own need match it.

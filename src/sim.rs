@@ -480,7 +480,7 @@ impl Sim {
                 .log
                 .push(format!("trimmed: the stream starts at {first}")),
             // A stream with a hole is not trimmed by offset; faults may fail it too.
-            Err(Error::MissingSegment { .. } | Error::Transport { .. } | Error::Status { .. }) => {
+            Err(Error::MissingObject { .. } | Error::Transport { .. } | Error::Status { .. }) => {
                 self.log.push("trim failed".into())
             }
             Err(err) => self.fail(format!("trim: {err}")),
@@ -528,7 +528,7 @@ impl Sim {
                 match inner {
                     Some(Error::Transport { .. } | Error::Status { .. }) => {}
                     // Bytes it had not read were deleted (a trim, an expiry): it stops here.
-                    Some(Error::Trimmed { .. } | Error::MissingSegment { .. }) => {
+                    Some(Error::Trimmed { .. } | Error::MissingObject { .. }) => {
                         self.log.push(format!("follower stops: {err}"));
                         self.follower = None;
                     }

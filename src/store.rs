@@ -9,7 +9,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::Error;
-use crate::layout::{PendingUpload, Segment};
+use crate::layout::{Object, PendingUpload};
 
 mod crc;
 
@@ -118,13 +118,10 @@ pub(crate) struct Whole {
 pub(crate) trait Store: Send + Sync {
     fn bucket_name(&self) -> String;
     fn key(&self, seq: u64) -> String;
-    fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error>;
+    fn list(&self, after: Option<u64>) -> Result<Vec<Object>, Error>;
     /// One page of [`list`](Store::list), and whether more keys follow it.
-    fn list_page_after(
-        &self,
-        after: Option<u64>,
-        max: usize,
-    ) -> Result<(Vec<Segment>, bool), Error>;
+    fn list_page_after(&self, after: Option<u64>, max: usize)
+    -> Result<(Vec<Object>, bool), Error>;
     fn list_uploads(&self) -> Result<Vec<PendingUpload>, Error>;
     /// The stream's hint, if there is one of this stream (see `client/hint.rs`).
     fn read_hint(&self) -> Result<Option<Hint>, Error>;

@@ -15,7 +15,7 @@
 //! reports medians:
 //!
 //! 1. **Write**: `io::copy` of the whole data set into `Storage` (`seal_size` 8 and 256 MiB) then
-//!    `close`, against `put_object` of the same segments one after another (single PUTs, as
+//!    `close`, against `put_object` of the same objects one after another (single PUTs, as
 //!    0.1.0 sent them). The source is a reader that is not `BufRead` (like a file or a pipe), so
 //!    `io::copy` writes 8 KiB at a time. `Storage` streams 8 MiB parts, 4 at once. Also one
 //!    `write_all` of the whole data set (`seal_size` 8 MiB), which must stream the same way.
@@ -224,7 +224,7 @@ fn main() {
                     wan.rate_bytes_per_sec / 1_000_000,
                     wan.handshake_rtts,
                     if wan.slow_start {
-                        "on (10 segments in the first round trip, doubling each round trip)"
+                        "on (10 objects in the first round trip, doubling each round trip)"
                     } else {
                         "off"
                     },

@@ -129,7 +129,7 @@ pub fn report(sections: &[Section], runs: usize, wall: Duration) -> String {
         out,
         "- ratio: `Storage`'s throughput over raw rust-s3's (for latencies, raw latency over \
          `Storage` latency): below 1 means `Storage` is slower.\n\
-         - raw: rust-s3 `put_object` per segment (1), a hand-rolled `Vec` re-uploaded at each \
+         - raw: rust-s3 `put_object` per object (1), a hand-rolled `Vec` re-uploaded at each \
          flush (2), `get_object_to_writer` per object or `get_object_range_to_writer` per \
          `read_chunk` (3, 5), `get_object_range` of 4 KiB (4), `put_object` of the whole \
          small tail (8); always one request at a time.\n\

@@ -3,36 +3,36 @@
 use s3::Bucket;
 use s3::command::Command;
 use s3::error::S3Error;
-use s3::serde_types::{ListBucketResult, Object};
+use s3::serde_types::{ListBucketResult, Object as Listed};
 use ureq::http::HeaderMap;
 
 use super::{S3Client, xml_text, xml_unescape};
 use crate::Error;
-use crate::layout::{PendingUpload, Segment};
+use crate::layout::{Object, PendingUpload};
 
 impl S3Client {
     /// The stream's objects after `after` (all of them for `None`), in order, across as many
     /// listing pages as there are.
-    pub(crate) fn list(&self, after: Option<u64>) -> Result<Vec<Segment>, Error> {
+    pub(crate) fn list(&self, after: Option<u64>) -> Result<Vec<Object>, Error> {
         let prefix = self.layout.prefix();
         // A directory bucket refuses `start-after`: the keys before are listed too, and dropped.
         let start_after = (after.filter(|_| self.sessions.is_none())).map(|seq| self.key(seq));
         let mut token = None;
-        let mut segments = Vec::new();
+        let mut objects = Vec::new();
         loop {
             let page = self.request("LIST", prefix, 0, |bucket| {
                 self.list_page(bucket, token.clone(), start_after.clone(), None)
             })?;
-            segments.extend(self.segments(page.contents));
+            objects.extend(self.objects(page.contents));
             match page.next_continuation_token {
                 Some(next) if page.is_truncated => token = Some(next),
                 _ => break,
             }
         }
         // Lexicographic order is numeric order for fixed-width keys, but not every server sorts.
-        segments.sort_by_key(|s| s.seq);
-        segments.retain(|s| after.is_none_or(|after| s.seq > after));
-        Ok(segments)
+        objects.sort_by_key(|s| s.seq);
+        objects.retain(|s| after.is_none_or(|after| s.seq > after));
+        Ok(objects)
     }
 
     /// One listing page of at most `max` keys (S3 sends 1,000 at most) of the stream's objects
@@ -41,7 +41,7 @@ impl S3Client {
         &self,
         after: Option<u64>,
         max: usize,
-    ) -> Result<(Vec<Segment>, bool), Error> {
+    ) -> Result<(Vec<Object>, bool), Error> {
         if self.sessions.is_some() {
             // A directory bucket lists in no promised order, and refuses `start-after`: its
             // page is the whole listing after `after`.
@@ -53,15 +53,15 @@ impl S3Client {
             self.list_page(bucket, None, start_after.clone(), Some(max))
         })?;
         let more = page.is_truncated && page.next_continuation_token.is_some();
-        let mut segments: Vec<Segment> = self.segments(page.contents).collect();
-        segments.sort_by_key(|s| s.seq);
-        Ok((segments, more))
+        let mut objects: Vec<Object> = self.objects(page.contents).collect();
+        objects.sort_by_key(|s| s.seq);
+        Ok((objects, more))
     }
 
     /// The stream's objects among `listed`: keys of its layout only.
-    fn segments(&self, listed: Vec<Object>) -> impl Iterator<Item = Segment> {
+    fn objects(&self, listed: Vec<Listed>) -> impl Iterator<Item = Object> {
         listed.into_iter().filter_map(|object| {
-            Some(Segment {
+            Some(Object {
                 seq: self.layout.seq(&object.key)?,
                 key: object.key,
                 // Known only from the first object's metadata: the caller sets it.

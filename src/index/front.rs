@@ -3,7 +3,7 @@
 
 use super::{Index, located};
 use crate::Error;
-use crate::layout::Segment;
+use crate::layout::Object;
 use crate::store::Client;
 
 /// The objects from the stream's first one on, as an index of their own, listed a page at a
@@ -18,7 +18,7 @@ pub(crate) fn listed_through(
     before: u64,
     upto: Option<u64>,
 ) -> Result<(Index, bool), Error> {
-    let mut listed: Vec<Segment> = Vec::new();
+    let mut listed: Vec<Object> = Vec::new();
     // Where the first object listed starts, then where the objects listed end.
     let (mut first_start, mut end) = (None, None);
     let whole = loop {

@@ -16,7 +16,7 @@
 
 use super::{Entry, Index, located};
 use crate::Error;
-use crate::layout::Segment;
+use crate::layout::Object;
 use crate::store::Client;
 
 /// Pages a search lists before it lists the stream whole.
@@ -84,7 +84,7 @@ impl Index {
         let (page, more) = client.list_page_after(from.checked_sub(1), max)?;
         // The listing went past `above`: nothing unlisted is left between the page and it.
         let reached = !more || page.last().is_some_and(|s| s.seq >= above.seq);
-        let page: Vec<Segment> = page.into_iter().filter(|s| s.seq < above.seq).collect();
+        let page: Vec<Object> = page.into_iter().filter(|s| s.seq < above.seq).collect();
         let page = located(client, page)?;
         let Some(first) = page.first() else {
             if reached && adjoins {

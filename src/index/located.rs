@@ -2,7 +2,7 @@
 //! (one HEAD each), and objects deleted since the listing are told apart from gaps.
 
 use crate::Error;
-use crate::layout::Segment;
+use crate::layout::Object;
 use crate::store::Client;
 
 /// `listed` without the objects before a hole in it, once a HEAD shows that the object just
@@ -10,14 +10,14 @@ use crate::store::Client;
 /// between two listings). A hole after an object that is still there is a gap in the stream,
 /// and the object after it gets the start it records (one HEAD), for the index to place it
 /// there; one that records none (of s3-syncr 0.1.0 or another tool) cannot be placed:
-/// [`Error::MissingSegment`] naming the first missing key.
-pub(super) fn located(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
+/// [`Error::MissingObject`] naming the first missing key.
+pub(super) fn located(client: &Client, mut listed: Vec<Object>) -> Result<Vec<Object>, Error> {
     let mut from = 0;
     while let Some(i) = next_gap(client, &mut listed, from)? {
         match present_start(client, listed[i + 1].seq)? {
             Some(Some(start)) => listed[i + 1].start = start,
             Some(None) => {
-                return Err(Error::MissingSegment {
+                return Err(Error::MissingObject {
                     key: client.key(listed[i].seq + 1),
                 });
             }
@@ -34,7 +34,7 @@ pub(super) fn located(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<S
 }
 
 /// `listed` as [`located`] takes it (no start looked up), with every hole left in it a gap.
-pub(crate) fn settled(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<Segment>, Error> {
+pub(crate) fn settled(client: &Client, mut listed: Vec<Object>) -> Result<Vec<Object>, Error> {
     let mut from = 0;
     while let Some(i) = next_gap(client, &mut listed, from)? {
         from = i + 1;
@@ -52,7 +52,7 @@ pub(crate) fn settled(client: &Client, mut listed: Vec<Segment>) -> Result<Vec<S
 /// there, and the stream would seem to start after them (a false [`Error::Trimmed`]).
 fn next_gap(
     client: &Client,
-    listed: &mut Vec<Segment>,
+    listed: &mut Vec<Object>,
     mut from: usize,
 ) -> Result<Option<usize>, Error> {
     while let Some(i) = (listed.get(from..).unwrap_or_default().windows(2))
@@ -128,7 +128,7 @@ mod tests {
         let err = reader.read(&mut [0; 10]).unwrap_err();
         let inner = err.get_ref().and_then(|e| e.downcast_ref::<Error>());
         assert!(
-            matches!(inner, Some(Error::MissingSegment { key: k }) if *k == key(2)),
+            matches!(inner, Some(Error::MissingObject { key: k }) if *k == key(2)),
             "{err}"
         );
         reader.seek(SeekFrom::Start(400)).unwrap();

@@ -3,7 +3,7 @@
 
 use super::{Index, located};
 use crate::Error;
-use crate::layout::Segment;
+use crate::layout::Object;
 use crate::store::Client;
 
 /// How many objects before the one the hint names a handle lists from: the hint names the
@@ -24,7 +24,7 @@ impl Index {
     pub(super) fn relisted(
         &mut self,
         client: &Client,
-        listed: Vec<Segment>,
+        listed: Vec<Object>,
         extend: bool,
     ) -> Result<(), Error> {
         let known = self.last();

@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn seg(seq: u64, size: u64) -> Segment {
-    Segment {
+fn seg(seq: u64, size: u64) -> Object {
+    Object {
         key: format!("k{seq}"),
         seq,
         start: 0,
@@ -36,15 +36,15 @@ fn last_object_may_grow_but_not_shrink_or_vanish() {
         .unwrap();
     assert_eq!(index.end(), 11);
     let shrunk = index.update(vec![seg(2, 0)], |s| format!("k{s}"));
-    assert!(matches!(shrunk, Err(Error::SegmentChanged { .. })));
+    assert!(matches!(shrunk, Err(Error::ObjectChanged { .. })));
     let vanished = index.update(vec![seg(3, 1)], |s| format!("k{s}"));
-    assert!(matches!(vanished, Err(Error::MissingSegment { key }) if key == "k2"));
+    assert!(matches!(vanished, Err(Error::MissingObject { key }) if key == "k2"));
     assert_eq!(index.end(), 11, "a failed update keeps what was known");
 }
 
 /// Object `seq` after a hole, as [`located`] returns it: with the start it records.
-fn after_hole(seq: u64, start: u64, size: u64) -> Segment {
-    Segment {
+fn after_hole(seq: u64, start: u64, size: u64) -> Object {
+    Object {
         start,
         ..seg(seq, size)
     }

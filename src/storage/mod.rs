@@ -298,7 +298,7 @@ impl Storage {
             }
             // Bytes deleted out of order: never skipped, never taken for the end.
             if let Some(seq) = self.index.missing_at(pos) {
-                return Err(Error::MissingSegment {
+                return Err(Error::MissingObject {
                     key: self.client.key(seq),
                 });
             }

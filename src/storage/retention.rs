@@ -4,7 +4,7 @@
 use super::Storage;
 use crate::Error;
 use crate::index::{self, Index};
-use crate::layout::{Gap, Listing, PendingUpload, Segment};
+use crate::layout::{Gap, Listing, Object, PendingUpload};
 
 impl Storage {
     /// The stream's objects in S3, in order: key, sequence number, size. Bytes not yet flushed
@@ -21,21 +21,27 @@ impl Storage {
     /// log.write_all(&vec![b'a'; 1 << 20])?; // fills the first object
     /// log.write_all(b"tail")?; // seals it and starts the second
     /// log.flush()?;
-    /// let sizes: Vec<u64> = log.segments()?.iter().map(|s| s.size).collect();
+    /// let sizes: Vec<u64> = log.objects()?.iter().map(|s| s.size).collect();
     /// assert_eq!(sizes, [1 << 20, 4]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn segments(&self) -> Result<Vec<Segment>, Error> {
+    pub fn objects(&self) -> Result<Vec<Object>, Error> {
         let listing = self.listing()?;
         match listing.gaps.first() {
-            Some(gap) => Err(Error::MissingSegment {
+            Some(gap) => Err(Error::MissingObject {
                 key: gap.first_key.clone(),
             }),
-            None => Ok(listing.segments),
+            None => Ok(listing.objects),
         }
     }
 
-    /// The stream's objects as [`segments`](Storage::segments) lists them, and its gaps
+    /// The name 0.2 gave [`objects`](Storage::objects).
+    #[deprecated(since = "0.3.0", note = "renamed `objects`: one name per idea")]
+    pub fn segments(&self) -> Result<Vec<Object>, Error> {
+        self.objects()
+    }
+
+    /// The stream's objects as [`objects`](Storage::objects) lists them, and its gaps
     /// instead of the error a gap is there: to show a stream that cannot be read through, and
     /// what [`trim_before_gap`](Storage::trim_before_gap) would leave.
     ///
@@ -58,16 +64,16 @@ impl Storage {
     /// log.close()?;
     /// bucket.delete_object("app-00000000000000000001.log")?; // by hand
     /// let mut log = Storage::new(bucket, "app.log", Options::default())?;
-    /// assert!(log.segments().is_err(), "a gap is an error there");
+    /// assert!(log.objects().is_err(), "a gap is an error there");
     /// let listing = log.listing()?;
-    /// let starts: Vec<u64> = listing.segments.iter().map(|s| s.start).collect();
+    /// let starts: Vec<u64> = listing.objects.iter().map(|s| s.start).collect();
     /// assert_eq!(starts, [0, 2 << 20], "the last object starts where it records");
     /// assert_eq!(listing.gaps[0].first_key, "app-00000000000000000001.log");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn listing(&self) -> Result<Listing, Error> {
-        let mut segments = index::settled(&*self.client, self.client.list(None)?)?;
-        let Some(first) = segments.first() else {
+        let mut objects = index::settled(&*self.client, self.client.list(None)?)?;
+        let Some(first) = objects.first() else {
             return Ok(Listing::default());
         };
         // Where this handle already placed the first object, else what it records.
@@ -77,24 +83,24 @@ impl Storage {
         };
         let mut gaps = Vec::new();
         let mut previous: Option<u64> = None;
-        for segment in &mut segments {
-            if let Some(before) = previous.filter(|&before| before + 1 != segment.seq) {
-                let resume = self.client.recorded_start(segment.seq)?;
+        for object in &mut objects {
+            if let Some(before) = previous.filter(|&before| before + 1 != object.seq) {
+                let resume = self.client.recorded_start(object.seq)?;
                 gaps.push(Gap {
                     first_seq: before + 1,
-                    last_seq: segment.seq - 1,
+                    last_seq: object.seq - 1,
                     first_key: self.client.key(before + 1),
-                    last_key: self.client.key(segment.seq - 1),
+                    last_key: self.client.key(object.seq - 1),
                     stop: start,
                     resume,
                 });
                 start = resume.unwrap_or(start);
             }
-            previous = Some(segment.seq);
-            segment.start = start;
-            start += segment.size;
+            previous = Some(object.seq);
+            object.start = start;
+            start += object.size;
         }
-        Ok(Listing { segments, gaps })
+        Ok(Listing { objects, gaps })
     }
 
     /// The multipart uploads to the stream's objects that were started and neither completed
@@ -251,7 +257,7 @@ impl Storage {
     ///   if it records another start ([`Error::Discontinuity`]).
     /// - An interrupted run leaves the stream with its oldest objects gone and the gap still
     ///   there; running it again finishes it.
-    /// - Until then, reads into the gap fail with [`Error::MissingSegment`] (a gap is never
+    /// - Until then, reads into the gap fail with [`Error::MissingObject`] (a gap is never
     ///   skipped silently); the bytes on either side of it read, and a writer appends after it.
     ///
     /// ```
@@ -327,7 +333,7 @@ impl Storage {
     fn plan_gap_trim(&self) -> Result<(u64, Vec<u64>, u64), Error> {
         let listing = self.listing()?;
         let Some(gap) = listing.gaps.last() else {
-            let first = listing.segments.first();
+            let first = listing.objects.first();
             let seq = first.map_or(0, |s| s.seq);
             return Ok((
                 first.map_or(self.index.first(), |s| s.start),
@@ -353,7 +359,7 @@ impl Storage {
                 found: resume,
             });
         }
-        let doomed = (listing.segments.iter())
+        let doomed = (listing.objects.iter())
             .map(|s| s.seq)
             .take_while(|&seq| seq < next)
             .collect();
@@ -382,7 +388,7 @@ impl Storage {
         // Deleting across a gap gives up bytes that were never read through: that takes
         // `trim_before_gap`, asked for by name.
         if let Some(seq) = front.first_hole() {
-            return Err(Error::MissingSegment {
+            return Err(Error::MissingObject {
                 key: self.client.key(seq),
             });
         }

@@ -60,7 +60,7 @@ fn flushes_of_a_large_tail_send_only_the_new_bytes() {
             "after flush {i}"
         );
     }
-    assert_eq!(segment_sizes(&bucket, "big.log"), [expected.len() as u64]);
+    assert_eq!(object_sizes(&bucket, "big.log"), [expected.len() as u64]);
     // A new handle continues the tail that appends by copy made.
     writer.close().unwrap();
     let mut next = Storage::new(bucket.clone(), "big.log", large_tail_options()).unwrap();
@@ -238,7 +238,7 @@ fn large_writes_stream_out_as_parts_and_the_object_appears_only_when_complete() 
     }
     // Two parts were handed over by the writes alone; the object does not exist yet, so a
     // crash now leaves the stream as it was.
-    assert!(segment_sizes(&bucket, "parts.log").is_empty());
+    assert!(object_sizes(&bucket, "parts.log").is_empty());
     assert!(
         writer.unflushed() == data,
         "every byte is held until complete"
@@ -255,7 +255,7 @@ fn large_writes_stream_out_as_parts_and_the_object_appears_only_when_complete() 
         assert_eq!(count("CompleteMultipartUpload"), 1, "{ops:?}");
         assert_eq!(count("PutObject"), 0, "{ops:?}");
     }
-    assert_eq!(segment_sizes(&bucket, "parts.log"), [data.len() as u64]);
+    assert_eq!(object_sizes(&bucket, "parts.log"), [data.len() as u64]);
     assert!(stream_contents(&bucket, "parts.log") == data);
 }
 
@@ -342,7 +342,7 @@ fn a_tail_larger_than_the_write_budget_lets_go_of_parts_s3_has() {
     assert!(back == data);
     assert!(writer.unflushed().is_empty());
     writer.close().unwrap();
-    assert_eq!(segment_sizes(&bucket, "budget.log"), [data.len() as u64]);
+    assert_eq!(object_sizes(&bucket, "budget.log"), [data.len() as u64]);
     assert!(stream_contents(&bucket, "budget.log") == data);
 }
 
@@ -367,7 +367,7 @@ fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
     for chunk in data.chunks(PART) {
         writer.write_all(chunk).unwrap();
         // Whatever is complete is a prefix of the stream: no gap, ever.
-        let sizes = segment_sizes(&bucket, "objects.log");
+        let sizes = object_sizes(&bucket, "objects.log");
         assert!(sizes.iter().all(|&size| size == PART as u64), "{sizes:?}");
     }
     writer.close().unwrap();
@@ -442,8 +442,8 @@ fn one_large_write_uploads_parts_in_parallel_and_seals_as_small_writes_do() {
     small.close().unwrap();
     let sealed = (2 * PART) as u64;
     let expected = [sealed, sealed, (data.len() - 4 * PART) as u64];
-    assert_eq!(segment_sizes(&bucket, "small.log"), expected);
-    assert_eq!(segment_sizes(&bucket, "one.log"), expected);
+    assert_eq!(object_sizes(&bucket, "small.log"), expected);
+    assert_eq!(object_sizes(&bucket, "one.log"), expected);
 }
 
 #[test]

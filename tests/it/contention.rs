@@ -172,7 +172,7 @@ fn racing_writers_on_a_small_tail_lose_and_double_nothing() {
         let tally = race(&bucket, "small.log", &options, 4096, flushes(1000, 450));
         check(&bucket, "small.log", &tally);
         assert!(
-            segment_sizes(&bucket, "small.log").len() > 1,
+            object_sizes(&bucket, "small.log").len() > 1,
             "no seal raced"
         );
     }
@@ -242,7 +242,7 @@ fn continue_while_held(method: &str, skip: usize, options: Options, seed_len: us
     let stored = records(&stream_contents(&bucket, "held.log"));
     assert_eq!(stored, [(0, 0), (0, 1), (1, 0)]);
     let end = b.seek(SeekFrom::End(0)).unwrap();
-    let sizes: u64 = segment_sizes(&bucket, "held.log").iter().sum();
+    let sizes: u64 = object_sizes(&bucket, "held.log").iter().sum();
     assert_eq!(end, sizes, "b's length is the stream's");
     // And a, whose tail b moved on, is fenced with its record kept aside (where the server
     // checks If-Match on a Complete: an append by copy is fenced by nothing else).
@@ -406,16 +406,12 @@ fn writers_with_different_seal_sizes_keep_one_readable_stream() {
             stream_contents(&bucket, &name) == acked,
             "{name}: A's, then B's"
         );
-        assert_eq!(
-            segment_sizes(&bucket, &name),
-            [acked.len() as u64],
-            "{name}"
-        );
+        assert_eq!(object_sizes(&bucket, &name), [acked.len() as u64], "{name}");
         // B goes on under the seal the tail records: it seals at 16 MiB, not at its own 1 MiB.
         let more = pattern(MIB, 60 + i as u64);
         b.write_all(&more).unwrap();
         b.close().unwrap();
         assert!(stream_contents(&bucket, &name) == [&acked[..], &more[..]].concat());
-        assert_eq!(segment_sizes(&bucket, &name).len(), 1, "{name}");
+        assert_eq!(object_sizes(&bucket, &name).len(), 1, "{name}");
     }
 }

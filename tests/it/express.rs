@@ -47,7 +47,7 @@ fn a_flush_is_one_append_of_the_bytes_written() {
     );
     log.close().unwrap();
     assert_eq!(stream_contents(&bucket, "app.log"), written);
-    assert_eq!(segment_sizes(&bucket, "app.log"), [2000]);
+    assert_eq!(object_sizes(&bucket, "app.log"), [2000]);
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn an_object_with_the_most_parts_is_sealed_and_the_stream_moves_on() {
         .into_iter()
         .filter(|r| r.op == "PutObject" && !r.ok);
     assert_eq!(refused.count(), 2, "one TooManyParts per full object");
-    assert_eq!(segment_sizes(&bucket, "parts.log"), [50, 50, 20]);
+    assert_eq!(object_sizes(&bucket, "parts.log"), [50, 50, 20]);
     assert_eq!(stream_contents(&bucket, "parts.log"), written);
     // A new handle continues the last object, and seals it in turn.
     let mut log = open(&bucket, "parts.log", 8);
@@ -179,7 +179,7 @@ fn an_object_with_the_most_parts_is_sealed_and_the_stream_moves_on() {
         log.flush().unwrap();
     }
     log.close().unwrap();
-    assert_eq!(segment_sizes(&bucket, "parts.log"), [50, 50, 50, 10]);
+    assert_eq!(object_sizes(&bucket, "parts.log"), [50, 50, 50, 10]);
 }
 
 #[test]

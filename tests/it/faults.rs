@@ -491,8 +491,8 @@ fn kill_writers(large: bool) {
 
 /// How many 1,000-byte records the stream holds in S3.
 fn records_stored(storage: &mut Storage) -> u64 {
-    let segments = storage.segments().unwrap();
-    segments.iter().map(|s| s.size).sum::<u64>() / 1000
+    let objects = storage.objects().unwrap();
+    objects.iter().map(|s| s.size).sum::<u64>() / 1000
 }
 
 /// The writer process of the crash test: appends records after whatever the stream holds,

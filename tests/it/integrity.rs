@@ -19,7 +19,7 @@ fn four_objects(bucket: &s3::Bucket, name: &str) -> Vec<u8> {
         writer.write_all(piece).unwrap();
     }
     writer.close().unwrap();
-    assert_eq!(segment_sizes(bucket, name).len(), 4);
+    assert_eq!(object_sizes(bucket, name).len(), 4);
     data
 }
 
@@ -57,8 +57,8 @@ fn a_byte_flipped_at_rest_is_never_handed_out() {
     let server = Server::start();
     let bucket = server.new_bucket();
     let data = four_objects(&bucket, "rest.log");
-    let segments = open(&bucket, "rest.log", 1).segments().unwrap();
-    let victim = &segments[1];
+    let objects = open(&bucket, "rest.log", 1).objects().unwrap();
+    let victim = &objects[1];
     let (start, size) = (victim.start as usize, victim.size as usize);
     // (chunk, read-ahead, offsets in the object that may be flipped)
     let setups: [(usize, usize, &[usize]); 3] = [
@@ -122,8 +122,8 @@ fn whole_objects_pass_their_check_and_reads_inside_an_object_are_unchecked() {
     if server.is_external() {
         return;
     }
-    let segments = open(&bucket, "ok.log", 1).segments().unwrap();
-    let victim = &segments[2];
+    let objects = open(&bucket, "ok.log", 1).objects().unwrap();
+    let victim = &objects[2];
     let inside = victim.start + 1000;
     server.corrupt(&bucket.name(), &victim.key, 1000);
     let mut storage = reader(&bucket, "ok.log", 8 * MIB, 4, true);
@@ -167,26 +167,23 @@ fn every_object_carries_a_checksum_of_its_whole_bytes() {
             "an append by copy"
         );
     }
-    let segments = open(&bucket, "sums.log", 1).segments().unwrap();
-    assert_eq!(segments.len(), 2);
+    let objects = open(&bucket, "sums.log", 1).objects().unwrap();
+    assert_eq!(objects.len(), 2);
     let mut mode = HeaderMap::new();
     mode.insert(
         HeaderName::from_static("x-amz-checksum-mode"),
         HeaderValue::from_static("ENABLED"),
     );
 
-    for segment in segments {
-        let head = (bucket.raw_send_with(&segment.key, Command::HeadObject, &mode)).unwrap();
+    for object in objects {
+        let head = (bucket.raw_send_with(&object.key, Command::HeadObject, &mode)).unwrap();
         let Some(stored) = head.header("x-amz-checksum-crc32c") else {
-            assert!(server.is_external(), "{}: no checksum stored", segment.key);
-            eprintln!("{}: the server keeps no checksum", segment.key);
+            assert!(server.is_external(), "{}: no checksum stored", object.key);
+            eprintln!("{}: the server keeps no checksum", object.key);
             continue;
         };
-        let (from, to) = (
-            segment.start as usize,
-            (segment.start + segment.size) as usize,
-        );
-        assert_eq!(stored, crc32c(&data[from..to]), "{}", segment.key);
+        let (from, to) = (object.start as usize, (object.start + object.size) as usize);
+        assert_eq!(stored, crc32c(&data[from..to]), "{}", object.key);
     }
 }
 
@@ -264,8 +261,8 @@ fn an_answer_damaged_on_the_way_is_fetched_again() {
     }
     // A byte damaged at rest stays damage, whatever the wire does meanwhile: every fetch
     // brings it again.
-    let segments = open(&bucket, "wire.log", 1).segments().unwrap();
-    let victim = &segments[1];
+    let objects = open(&bucket, "wire.log", 1).objects().unwrap();
+    let victim = &objects[1];
     let offset = victim.size / 2;
     server.corrupt(&bucket.name(), &victim.key, offset);
     let mut storage = listed_reader(&proxy, &server, &bucket, "wire.log");
@@ -320,7 +317,7 @@ fn a_followed_object_is_checked_once_sealed() {
         }
         writer.close().unwrap();
         assert_eq!(proxy.injected() - injected, 1, "the poll was damaged");
-        let object = &open(&bucket, &name, 1).segments().unwrap()[1];
+        let object = &open(&bucket, &name, 1).objects().unwrap()[1];
         match (damaged_poll, failed) {
             // The answer that completes the object: fetched again, never handed out.
             (3, None) => assert!(read == data, "not the stream's bytes"),

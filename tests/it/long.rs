@@ -130,7 +130,7 @@ fn a_new_handle_finds_the_end_of_a_long_stream_in_three_requests() {
     assert_eq!(handle(&bucket).len().unwrap(), END + MORE);
     assert!(
         handle(&bucket)
-            .segments()
+            .objects()
             .unwrap()
             .iter()
             .all(|s| s.key != HINT)
@@ -204,7 +204,7 @@ fn a_stream_without_a_usable_hint_is_listed_whole_and_the_next_writer_upgrades_i
     reader.seek(SeekFrom::Start(1_995 * SIZE)).unwrap();
     let err = reader.read(&mut object).unwrap_err();
     assert!(
-        matches!(inner(&err), Error::MissingSegment { key: k } if *k == key(1_990)),
+        matches!(inner(&err), Error::MissingObject { key: k } if *k == key(1_990)),
         "{err}"
     );
 

@@ -63,7 +63,7 @@ fn measure_memory() {
     let bucket = server.new_bucket();
 
     let grown = peak_rss_after(|| {
-        let mut writer = open(&bucket, "segments.bin", 4);
+        let mut writer = open(&bucket, "objects.bin", 4);
         for i in 0..64 {
             writer.write_all(&pattern(MIB, i)).unwrap();
         }
@@ -95,7 +95,7 @@ fn measure_memory() {
         grown,
         64,
     );
-    let sizes = segment_sizes(&bucket, "large.bin");
+    let sizes = object_sizes(&bucket, "large.bin");
     assert_eq!(sizes.iter().sum::<u64>(), total, "{sizes:?}");
 
     // One write of a whole buffer into 64 MiB objects: cut into parts at once, held as
@@ -112,7 +112,7 @@ fn measure_memory() {
         grown,
         64,
     );
-    let sizes = segment_sizes(&bucket, "one-write.bin");
+    let sizes = object_sizes(&bucket, "one-write.bin");
     assert_eq!(sizes.iter().sum::<u64>(), data.len() as u64, "{sizes:?}");
     assert!(
         sizes.iter().all(|&size| size <= 64 * MIB as u64),
@@ -126,7 +126,7 @@ fn measure_memory() {
         storage.write_all(&pattern(MIB, i)).unwrap();
     }
     storage.close().unwrap();
-    assert_eq!(open(&bucket, "big.bin", 64).segments().unwrap().len(), 1);
+    assert_eq!(open(&bucket, "big.bin", 64).objects().unwrap().len(), 1);
 
     // The chunk being consumed and `read_ahead` GETs ahead, each at most `read_chunk`, plus the
     // in-process server's small read buffers: far below the object's 64 MiB either way.

@@ -276,8 +276,8 @@ impl Harness {
 
     /// The stream's objects as S3 lists them: sequence numbers and sizes.
     fn listed(&self) -> Vec<(u64, u64)> {
-        let segments = open(&self.bucket, NAME, 1).segments().unwrap();
-        segments.into_iter().map(|s| (s.seq, s.size)).collect()
+        let objects = open(&self.bucket, NAME, 1).objects().unwrap();
+        objects.into_iter().map(|s| (s.seq, s.size)).collect()
     }
 
     /// Moves the model's first offset past the objects of `before` that `after` lacks.
@@ -548,7 +548,7 @@ impl Harness {
             }
         }
         if wrote {
-            let listed = open(&self.bucket, NAME, 1).segments().unwrap();
+            let listed = open(&self.bucket, NAME, 1).objects().unwrap();
             self.sizes = listed.into_iter().map(|s| (s.key, s.size)).collect();
             self.server.take_requests();
         }

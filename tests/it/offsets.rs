@@ -65,7 +65,7 @@ fn every_object_records_its_start_on_head_and_get() {
         );
     }
     let starts: Vec<u64> = open(&bucket, "meta/a.log", 1)
-        .segments()
+        .objects()
         .unwrap()
         .iter()
         .map(|s| s.start)
@@ -127,8 +127,8 @@ fn deleting_the_oldest_objects_by_hand_moves_no_offset() {
     let mut reader = open(&bucket, name, 1);
     assert_eq!(read_at(&mut reader, len, 100), b"appended");
     assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), len + 8);
-    let segments = reader.segments().unwrap();
-    let last = segments.last().unwrap();
+    let objects = reader.objects().unwrap();
+    let last = objects.last().unwrap();
     assert_eq!((last.start, last.size), (3 * M, 5_008));
 }
 
@@ -146,7 +146,7 @@ fn trim_deletes_whole_older_objects_never_the_last_and_moves_no_offset() {
     assert_eq!(storage.trim(M).unwrap(), M, "the first ends there");
     assert_eq!(storage.trim(M + M / 2).unwrap(), M, "only whole objects");
     assert_eq!(storage.trim(u64::MAX).unwrap(), 4 * M, "all but the last");
-    assert_eq!(segment_sizes(&bucket, name), [77]);
+    assert_eq!(object_sizes(&bucket, name), [77]);
     assert_eq!(storage.seek(SeekFrom::End(0)).unwrap(), len);
     assert_eq!(read_at(&mut storage, 4 * M + 7, 70), data[4 * MIB + 7..]);
     let mut reader = open(&bucket, name, 1);
@@ -215,12 +215,12 @@ fn a_trim_interrupted_by_failed_deletes_leaves_no_gap_and_completes_when_retried
     assert!(matches!(err, Error::Status { status: 500, .. }), "{err}");
     assert_eq!(proxy.injected(), 2);
 
-    let segments = open(&bucket, name, 1).segments().unwrap();
-    let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
+    let objects = open(&bucket, name, 1).objects().unwrap();
+    let seqs: Vec<u64> = objects.iter().map(|s| s.seq).collect();
     let first = seqs[0];
     assert!(matches!(first, 1 | 4), "{seqs:?}");
     assert_eq!(seqs, (first..=5).collect::<Vec<_>>(), "no gap");
-    assert_eq!(segments[0].start, first * M);
+    assert_eq!(objects[0].start, first * M);
     let from = first as usize * MIB;
     assert!(stream_contents(&bucket, name) == data[from..], "readable");
 
@@ -274,11 +274,11 @@ fn streams_of_objects_without_metadata_read_as_before_and_mixed_streams_work() {
         "the dry run refuses alike"
     );
     assert_eq!(std::io::Error::from(err).kind(), ErrorKind::Unsupported);
-    assert_eq!(segment_sizes(&bucket, name).len(), 4, "nothing deleted");
+    assert_eq!(object_sizes(&bucket, name).len(), 4, "nothing deleted");
     // Up to an object of this version: the offsets stay.
     assert_eq!(storage.trim_dry_run(2 * M).unwrap(), 2 * M);
     assert_eq!(
-        segment_sizes(&bucket, name).len(),
+        object_sizes(&bucket, name).len(),
         4,
         "a dry run deletes nothing"
     );
@@ -638,7 +638,7 @@ fn a_gap_is_listed_not_refused_and_trim_before_gap_reads_on_after_the_last_one()
 
     let mut storage = open(&bucket, name, 1);
     let listing = storage.listing().unwrap();
-    let seqs: Vec<(u64, u64)> = listing.segments.iter().map(|s| (s.seq, s.start)).collect();
+    let seqs: Vec<(u64, u64)> = listing.objects.iter().map(|s| (s.seq, s.start)).collect();
     assert_eq!(seqs, [(0, 0), (2, 2 * M), (4, 4 * M), (5, 5 * M)]);
     let gaps: Vec<_> = (listing.gaps.iter())
         .map(|g| {
@@ -668,10 +668,10 @@ fn a_gap_is_listed_not_refused_and_trim_before_gap_reads_on_after_the_last_one()
     }
     assert!(read_at(&mut storage, 2 * M, 16) == data[2 * MIB..][..16]);
     assert!(matches!(
-        storage.segments(),
-        Err(Error::MissingSegment { .. })
+        storage.objects(),
+        Err(Error::MissingObject { .. })
     ));
-    assert!(matches!(storage.trim(M), Err(Error::MissingSegment { .. })));
+    assert!(matches!(storage.trim(M), Err(Error::MissingObject { .. })));
 
     assert_eq!(storage.trim_before_gap_dry_run().unwrap(), 4 * M);
     assert_eq!(
@@ -680,7 +680,7 @@ fn a_gap_is_listed_not_refused_and_trim_before_gap_reads_on_after_the_last_one()
         "a dry run deletes nothing"
     );
     assert_eq!(storage.trim_before_gap().unwrap(), 4 * M);
-    let left: Vec<u64> = (storage.listing().unwrap().segments.iter())
+    let left: Vec<u64> = (storage.listing().unwrap().objects.iter())
         .map(|s| s.seq)
         .collect();
     assert_eq!(left, [4, 5], "every object before the last gap");
@@ -709,7 +709,7 @@ fn trim_before_gap_refuses_an_object_after_it_that_records_no_start() {
     let mut storage = open(&bucket, name, 1);
     let listing = storage.listing().unwrap();
     assert_eq!(listing.gaps[0].resume, None);
-    assert_eq!(listing.segments[1].start, 10, "counted on from the stop");
+    assert_eq!(listing.objects[1].start, 10, "counted on from the stop");
     for result in [storage.trim_before_gap_dry_run(), storage.trim_before_gap()] {
         let err = result.unwrap_err();
         assert!(matches!(&err, Error::NoRecordedStart { key: k } if *k == key(name, 2)));
@@ -737,12 +737,12 @@ fn a_writer_trims_before_a_gap_made_under_it_and_appends_on() {
     assert!(stream_contents(&bucket, name) == data[2 * MIB..]);
 }
 
-/// The `MissingSegment` key inside `err`, an I/O error of kind `InvalidData`.
+/// The `MissingObject` key inside `err`, an I/O error of kind `InvalidData`.
 fn missing(err: &std::io::Error) -> String {
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
     match inner(err) {
-        Error::MissingSegment { key } => key.clone(),
-        other => panic!("not MissingSegment: {other}"),
+        Error::MissingObject { key } => key.clone(),
+        other => panic!("not MissingObject: {other}"),
     }
 }
 
@@ -802,7 +802,7 @@ fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it
         rest == data[4 * SMALL..],
         "from the object after the hole on"
     );
-    let ends: Vec<u64> = (reader.listing().unwrap().segments.iter())
+    let ends: Vec<u64> = (reader.listing().unwrap().objects.iter())
         .map(|s| s.start + s.size)
         .collect();
     assert_eq!(ends.last(), Some(&len));
@@ -828,12 +828,10 @@ fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it
     let listing = reader.listing().unwrap();
     assert_eq!(listing.gaps.len(), 1);
     assert_eq!(listing.gaps[0].first_key, key(name, 3));
-    assert!(
-        matches!(reader.segments(), Err(Error::MissingSegment { key: k }) if k == key(name, 3))
-    );
+    assert!(matches!(reader.objects(), Err(Error::MissingObject { key: k }) if k == key(name, 3)));
     assert!(matches!(
         reader.trim(after),
-        Err(Error::MissingSegment { .. })
+        Err(Error::MissingObject { .. })
     ));
 }
 

@@ -27,7 +27,7 @@ fn original_package_test() {
     }
     storage.flush().unwrap();
     assert_eq!(
-        storage.segments().unwrap().len(),
+        storage.objects().unwrap().len(),
         10,
         "10 MB in 1 MiB objects"
     );

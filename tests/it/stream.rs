@@ -29,7 +29,7 @@ fn objects_follow_the_layout_and_foreign_keys_are_ignored() {
     storage.close().unwrap();
 
     let keys: Vec<String> = open(&bucket, "dir/name.ext", 1)
-        .segments()
+        .objects()
         .unwrap()
         .into_iter()
         .map(|s| s.key)
@@ -56,12 +56,12 @@ fn a_stream_at_the_bucket_root_and_without_extension() {
         let mut storage = open(&bucket, name, 1);
         storage.write_all(name.as_bytes()).unwrap();
         storage.close().unwrap();
-        let segments = open(&bucket, name, 1).segments().unwrap();
+        let objects = open(&bucket, name, 1).objects().unwrap();
         let expected = match name {
             "root.log" => "root-00000000000000000000.log",
             _ => "plain-00000000000000000000",
         };
-        assert_eq!(segments[0].key, expected);
+        assert_eq!(objects[0].key, expected);
         assert_eq!(stream_contents(&bucket, name), name.as_bytes());
     }
 }
@@ -89,7 +89,7 @@ fn more_than_a_thousand_objects_are_listed_and_read() {
     let expected: String = (0..count).map(body).collect();
 
     let mut storage = open(&bucket, "many/log.txt", 1);
-    assert_eq!(storage.segments().unwrap().len(), count as usize);
+    assert_eq!(storage.objects().unwrap().len(), count as usize);
     let mut text = String::new();
     storage.read_to_string(&mut text).unwrap();
     assert_eq!(text, expected);
@@ -97,8 +97,8 @@ fn more_than_a_thousand_objects_are_listed_and_read() {
     // The last object is below min_size, so appending continues it.
     storage.write_all(b"+").unwrap();
     storage.close().unwrap();
-    let segments = open(&bucket, "many/log.txt", 1).segments().unwrap();
-    assert_eq!(segments.len(), count as usize);
+    let objects = open(&bucket, "many/log.txt", 1).objects().unwrap();
+    assert_eq!(objects.len(), count as usize);
     assert_eq!(
         String::from_utf8(stream_contents(&bucket, "many/log.txt")).unwrap(),
         expected + "+"
@@ -144,7 +144,7 @@ fn resuming_continues_a_small_tail_and_never_rewrites_sealed_objects() {
             "object 0 was sealed: never written again"
         );
     }
-    let sizes = segment_sizes(&bucket, "resume.log");
+    let sizes = object_sizes(&bucket, "resume.log");
     assert_eq!(sizes, [MIB as u64, MIB as u64, MIB as u64]);
     assert_eq!(stream_contents(&bucket, "resume.log"), data);
 }
@@ -159,7 +159,7 @@ fn a_write_is_never_split_across_objects() {
         assert_eq!(storage.write(&pattern(100, 4)).unwrap(), 100);
         assert_eq!(storage.write(b"next").unwrap(), 4);
         storage.close().unwrap();
-        let sizes = segment_sizes(&bucket, "whole.log");
+        let sizes = object_sizes(&bucket, "whole.log");
         assert_eq!(sizes, [MIB as u64 + 90, 4]);
     }
 }
@@ -386,12 +386,12 @@ fn a_gap_is_invalid_data_naming_the_missing_key_and_the_stream_starts_at_the_low
     let err = storage.read_to_end(&mut Vec::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData);
     assert!(
-        matches!(inner(&err), Error::MissingSegment { key } if key == "gap/a-00000000000000000007.log"),
+        matches!(inner(&err), Error::MissingObject { key } if key == "gap/a-00000000000000000007.log"),
         "{err}"
     );
     assert!(matches!(
-        storage.segments(),
-        Err(Error::MissingSegment { .. })
+        storage.objects(),
+        Err(Error::MissingObject { .. })
     ));
     let err = storage.write(b"x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData, "no write past a gap");
@@ -411,7 +411,7 @@ fn an_object_that_shrinks_under_a_reader_is_invalid_data() {
     raw_put(&bucket, key, &pattern(500, 1));
     let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
-    assert!(matches!(inner(&err), Error::SegmentChanged { .. }), "{err}");
+    assert!(matches!(inner(&err), Error::ObjectChanged { .. }), "{err}");
 }
 
 #[test]

@@ -20,14 +20,14 @@ impl Bench<'_> {
     /// ranged GETs of `read_chunk` bytes, one after another.
     pub fn read(&mut self, bucket: &Bucket, seal_mib: usize, case: &str) {
         let name = fixture_name(seal_mib);
-        let segments = open_read(bucket, &name).segments().expect("segments");
+        let objects = open_read(bucket, &name).objects().expect("objects");
         let len = self.data.len() as u64;
         let chunk = Options::default().read_chunk() as u64;
         let mut whole = |_: usize| {
             measure(|| {
-                for segment in &segments {
+                for object in &objects {
                     let status = bucket
-                        .get_object_to_writer(&segment.key, &mut io::sink())
+                        .get_object_to_writer(&object.key, &mut io::sink())
                         .expect("raw get");
                     assert_eq!(status, 200);
                 }
@@ -35,12 +35,12 @@ impl Bench<'_> {
         };
         let mut ranged = |_: usize| {
             measure(|| {
-                for segment in &segments {
-                    for start in (0..segment.size).step_by(chunk as usize) {
-                        let end = (start + chunk).min(segment.size) - 1;
+                for object in &objects {
+                    for start in (0..object.size).step_by(chunk as usize) {
+                        let end = (start + chunk).min(object.size) - 1;
                         let status = bucket
                             .get_object_range_to_writer(
-                                &segment.key,
+                                &object.key,
                                 start,
                                 Some(end),
                                 &mut io::sink(),
@@ -76,7 +76,7 @@ impl Bench<'_> {
     pub fn random_reads(&mut self, bucket: &Bucket, seal_mib: usize) {
         let (server, data) = (self.server, self.data);
         let name = fixture_name(seal_mib);
-        let segments = open_read(bucket, &name).segments().expect("segments");
+        let objects = open_read(bucket, &name).objects().expect("objects");
         let mut rng = XorShift(SEED);
         let span = (data.len() - RANDOM_READ_LEN + 1) as u64;
         let offsets: Vec<u64> = (0..self.random_reads).map(|_| rng.next() % span).collect();
@@ -101,7 +101,7 @@ impl Bench<'_> {
                 let mut sample = measure(|| {
                     for &offset in &offsets {
                         let started = Instant::now();
-                        let bytes = raw_range(bucket, &segments, offset, RANDOM_READ_LEN, true);
+                        let bytes = raw_range(bucket, &objects, offset, RANDOM_READ_LEN, true);
                         latencies.push(started.elapsed().as_secs_f64());
                         let offset = offset as usize;
                         assert_eq!(bytes[..], data[offset..offset + RANDOM_READ_LEN]);
@@ -140,7 +140,7 @@ impl Bench<'_> {
             .iter()
             .map(|&offset| {
                 let started = Instant::now();
-                raw_range(bucket, &segments, offset, window, false);
+                raw_range(bucket, &objects, offset, window, false);
                 started.elapsed().as_secs_f64()
             })
             .collect();
@@ -173,7 +173,7 @@ impl Bench<'_> {
 /// per object they fall in, or only from the first object unless `cross`.
 fn raw_range(
     bucket: &Bucket,
-    segments: &[s3_syncr::Segment],
+    objects: &[s3_syncr::Object],
     offset: u64,
     len: usize,
     cross: bool,
@@ -181,12 +181,12 @@ fn raw_range(
     let mut out = Vec::with_capacity(len);
     let (mut pos, end) = (offset, offset + len as u64);
     let mut start = 0;
-    for segment in segments {
-        let stop = start + segment.size;
+    for object in objects {
+        let stop = start + object.size;
         if pos < stop && pos < end {
             let last = end.min(stop) - 1;
             let response = bucket
-                .get_object_range(&segment.key, pos - start, Some(last - start))
+                .get_object_range(&object.key, pos - start, Some(last - start))
                 .expect("raw ranged get");
             out.extend_from_slice(response.as_slice());
             pos = last + 1;

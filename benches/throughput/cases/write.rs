@@ -11,11 +11,11 @@ use crate::{Bench, MIB};
 
 impl Bench<'_> {
     /// Case 1: `io::copy` into `Storage` (or one `write_all` of the whole data set) then
-    /// `close`, against `put_object` of each segment.
+    /// `close`, against `put_object` of each object.
     pub fn write(&mut self, bucket: &Bucket, seal_mib: usize, one_write: bool) {
         let data = self.data;
-        let segment = seal_mib * MIB;
-        let objects = data.len().div_ceil(segment);
+        let seal = seal_mib * MIB;
+        let objects = data.len().div_ceil(seal);
         let how = if one_write {
             "one write_all"
         } else {
@@ -32,7 +32,7 @@ impl Bench<'_> {
             |run| {
                 let prefix = format!("raw{seal_mib}-{run}/");
                 let sample = measure(|| {
-                    for (seq, part) in data.chunks(segment).enumerate() {
+                    for (seq, part) in data.chunks(seal).enumerate() {
                         bucket
                             .put_object(format!("{prefix}seg-{seq:020}.bin"), part)
                             .expect("raw put");

@@ -55,7 +55,7 @@ pub fn run(
         Err(Stop::Stream(err)) => Err(err.into()),
         // Nothing written, not even from an empty stream: checked only then, costing no request
         // before the first byte.
-        Ok(0) if follow.is_none() && storage.segments()?.is_empty() => Err(Failure(
+        Ok(0) if follow.is_none() && storage.objects()?.is_empty() => Err(Failure(
             "no such stream: the bucket holds none of its objects".into(),
         )),
         Ok(_) => Ok(()),

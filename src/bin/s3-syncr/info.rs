@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use indicatif::HumanBytes;
-use s3_syncr::{Error, Gap, Listing, PendingUpload, Segment};
+use s3_syncr::{Error, Gap, Listing, Object, PendingUpload};
 use unicode_width::UnicodeWidthStr;
 
 const MIB: u64 = 1024 * 1024;
@@ -11,9 +11,9 @@ const MIB: u64 = 1024 * 1024;
 /// One line per object: key, sequence number, start offset, size in bytes, last modified, with a
 /// line for each gap where it is; then the total.
 pub fn ls(out: &mut impl Write, listing: &Listing) -> io::Result<()> {
-    let segments = &listing.segments;
-    let width = |header: &str, cell: fn(&Segment) -> usize| {
-        segments
+    let objects = &listing.objects;
+    let width = |header: &str, cell: fn(&Object) -> usize| {
+        objects
             .iter()
             .map(cell)
             .chain([header.len()])
@@ -35,7 +35,7 @@ pub fn ls(out: &mut impl Write, listing: &Listing) -> io::Result<()> {
         "SIZE"
     )?;
     let mut gaps = listing.gaps.iter().peekable();
-    for s in segments {
+    for s in objects {
         if let Some(gap) = gaps.next_if(|gap| gap.last_seq < s.seq) {
             writeln!(out, "-- gap: {}", describe(gap))?;
         }
@@ -50,13 +50,13 @@ pub fn ls(out: &mut impl Write, listing: &Listing) -> io::Result<()> {
             s.last_modified
         )?;
     }
-    let (first, end) = offsets(segments);
+    let (first, end) = offsets(objects);
     writeln!(
         out,
         "total {} bytes in {} object{}, offsets {first} to {end}",
-        segments.iter().map(|s| s.size).sum::<u64>(),
-        segments.len(),
-        plural(segments.len())
+        objects.iter().map(|s| s.size).sum::<u64>(),
+        objects.len(),
+        plural(objects.len())
     )?;
     if let (Some(oldest), Some(last)) = (listing.gaps.first(), listing.gaps.last()) {
         writeln!(
@@ -92,7 +92,7 @@ fn describe(gap: &Gap) -> String {
 
 /// What `trim --before-gap` would do about the `last` gap of `listing`.
 fn repair(listing: &Listing, last: &Gap) -> String {
-    let doomed = (listing.segments.iter())
+    let doomed = (listing.objects.iter())
         .take_while(|s| s.seq < last.first_seq)
         .count();
     match last.resume {
@@ -110,9 +110,9 @@ fn repair(listing: &Listing, last: &Gap) -> String {
 }
 
 /// The stream's first offset and its end (its length).
-fn offsets(segments: &[Segment]) -> (u64, u64) {
-    let first = segments.first().map_or(0, |s| s.start);
-    (first, segments.last().map_or(first, |s| s.start + s.size))
+fn offsets(objects: &[Object]) -> (u64, u64) {
+    let first = objects.first().map_or(0, |s| s.start);
+    (first, objects.last().map_or(first, |s| s.start + s.size))
 }
 
 /// The stream's length and objects, and whether its tail object is still open for appending.
@@ -122,8 +122,8 @@ pub fn stat(
     listing: &Listing,
     min_size: u32,
 ) -> io::Result<()> {
-    let segments = &listing.segments;
-    let (first, end) = offsets(segments);
+    let objects = &listing.objects;
+    let (first, end) = offsets(objects);
     writeln!(out, "stream:   {location}")?;
     writeln!(out, "length:   {end} bytes ({})", HumanBytes(end))?;
     let trimmed = match first {
@@ -131,12 +131,12 @@ pub fn stat(
         _ => format!(" (the {first} bytes before it were trimmed)"),
     };
     writeln!(out, "first:    offset {first}{trimmed}")?;
-    match (segments.first(), segments.last()) {
+    match (objects.first(), objects.last()) {
         (Some(first), Some(last)) => {
             writeln!(
                 out,
                 "objects:  {} (sequence {} to {})",
-                segments.len(),
+                objects.len(),
                 first.seq,
                 last.seq
             )?;
@@ -196,8 +196,8 @@ fn plural(n: usize) -> &'static str {
 mod tests {
     use super::*;
 
-    fn segment(seq: u64, size: u64) -> Segment {
-        Segment {
+    fn object(seq: u64, size: u64) -> Object {
+        Object {
             key: format!("log-{seq:020}.txt"),
             seq,
             start: seq * MIB,
@@ -206,9 +206,9 @@ mod tests {
         }
     }
 
-    fn listed(segments: &[Segment]) -> Listing {
+    fn listed(objects: &[Object]) -> Listing {
         Listing {
-            segments: segments.to_vec(),
+            objects: objects.to_vec(),
             gaps: Vec::new(),
         }
     }
@@ -218,13 +218,13 @@ mod tests {
         let gap = |first_seq: u64, last_seq: u64, resume: Option<u64>| Gap {
             first_seq,
             last_seq,
-            first_key: segment(first_seq, 0).key,
-            last_key: segment(last_seq, 0).key,
+            first_key: object(first_seq, 0).key,
+            last_key: object(last_seq, 0).key,
             stop: first_seq * MIB,
             resume,
         };
         let listing = Listing {
-            segments: vec![segment(0, MIB), segment(2, MIB), segment(5, 3)],
+            objects: vec![object(0, MIB), object(2, MIB), object(5, 3)],
             gaps: vec![gap(1, 1, Some(2 * MIB)), gap(3, 4, Some(5 * MIB))],
         };
         let mut out = Vec::new();
@@ -254,7 +254,7 @@ mod tests {
 
         let mut out = Vec::new();
         let listing = Listing {
-            segments: vec![segment(0, MIB), segment(2, MIB)],
+            objects: vec![object(0, MIB), object(2, MIB)],
             gaps: vec![gap(1, 1, None)],
         };
         stat(&mut out, "b/log.txt", &listing, 1).unwrap();
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn ls_aligns_and_totals() {
         let mut out = Vec::new();
-        ls(&mut out, &listed(&[segment(0, MIB), segment(1, 12)])).unwrap();
+        ls(&mut out, &listed(&[object(0, MIB), object(1, 12)])).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -286,10 +286,10 @@ mod tests {
 
     #[test]
     fn ls_aligns_wide_keys_by_their_width() {
-        let mut wide = segment(0, 1);
+        let mut wide = object(0, 1);
         wide.key = "日志-00000000000000000000".into();
         let mut out = Vec::new();
-        ls(&mut out, &listed(&[wide, segment(1, 2)])).unwrap();
+        ls(&mut out, &listed(&[wide, object(1, 2)])).unwrap();
         let text = String::from_utf8(out).unwrap();
         // The screen column where the last field starts, on the header and each object's line.
         let columns: Vec<usize> = text
@@ -306,7 +306,7 @@ mod tests {
         stat(
             &mut out,
             "b/log.txt",
-            &listed(&[segment(0, MIB), segment(1, 12)]),
+            &listed(&[object(0, MIB), object(1, 12)]),
             1,
         )
         .unwrap();
@@ -324,7 +324,7 @@ mod tests {
         assert!(text.contains("first:    offset 0\n"), "{text}");
 
         let mut out = Vec::new();
-        stat(&mut out, "b/log.txt", &listed(&[segment(1, MIB)]), 1).unwrap();
+        stat(&mut out, "b/log.txt", &listed(&[object(1, MIB)]), 1).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("length:   2097152 bytes"), "{text}");
         assert!(

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
-use s3_syncr::{Error, Segment, Storage};
+use s3_syncr::{Error, Object, Storage};
 use s3s::dto::{Timestamp, TimestampFormat};
 
 use crate::Failure;
@@ -22,9 +22,9 @@ pub enum Cut {
 }
 
 impl Cut {
-    /// The offset a trim deletes up to, for the stream's objects `segments` at time `now`.
-    fn before(self, segments: &[Segment], now: SystemTime) -> Result<u64, Failure> {
-        let end = segments.last().map_or(0, |s| s.start + s.size);
+    /// The offset a trim deletes up to, for `objects`, the stream's, at time `now`.
+    fn before(self, objects: &[Object], now: SystemTime) -> Result<u64, Failure> {
+        let end = objects.last().map_or(0, |s| s.start + s.size);
         Ok(match self {
             Cut::Before(offset) => offset,
             // `run` leaves this one to the library: a gap is no offset.
@@ -33,12 +33,12 @@ impl Cut {
             Cut::OlderThan(age) => {
                 let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
                 // Only the oldest objects go: the run of old ones at the front.
-                let mut before = segments.first().map_or(0, |s| s.start);
-                for segment in segments {
-                    if modified(segment)? >= cutoff {
+                let mut before = objects.first().map_or(0, |s| s.start);
+                for object in objects {
+                    if modified(object)? >= cutoff {
                         break;
                     }
-                    before = segment.start + segment.size;
+                    before = object.start + object.size;
                 }
                 before
             }
@@ -46,15 +46,15 @@ impl Cut {
     }
 }
 
-/// When `segment` was last modified, from the listing's RFC 3339 time.
-fn modified(segment: &Segment) -> Result<SystemTime, Failure> {
+/// When `object` was last modified, from the listing's RFC 3339 time.
+fn modified(object: &Object) -> Result<SystemTime, Failure> {
     let unreadable = || {
         Failure(format!(
             "{}: unreadable last-modified time {:?}",
-            segment.key, segment.last_modified
+            object.key, object.last_modified
         ))
     };
-    let stamp = Timestamp::parse(TimestampFormat::DateTime, &segment.last_modified)
+    let stamp = Timestamp::parse(TimestampFormat::DateTime, &object.last_modified)
         .map_err(|_| unreadable())?;
     let mut seconds = Vec::new();
     stamp
@@ -75,7 +75,7 @@ pub fn run(
     dry_run: bool,
 ) -> Result<(), Failure> {
     let listing = storage.listing()?;
-    let segments = &listing.segments;
+    let objects = &listing.objects;
     // The dry runs ask what the real ones would, so they refuse where the real ones would.
     if cut == Cut::BeforeGap {
         let first = match dry_run {
@@ -83,32 +83,32 @@ pub fn run(
             false => storage.trim_before_gap()?,
         };
         let next = listing.gaps.last().map_or(0, |gap| gap.last_seq + 1);
-        let gone: Vec<&Segment> = segments.iter().take_while(|s| s.seq < next).collect();
+        let gone: Vec<&Object> = objects.iter().take_while(|s| s.seq < next).collect();
         return write(out, &gone, first, dry_run).map_err(Failure::from);
     }
     if let Some(gap) = listing.gaps.first() {
         // Offsets do not cross a gap, so no offset, size or age can cut there.
-        let err = Error::MissingSegment {
+        let err = Error::MissingObject {
             key: gap.first_key.clone(),
         };
         return Err(Failure(format!(
             "{err} (s3-syncr ls shows it; trim --before-gap deletes the objects before it)"
         )));
     }
-    let before = cut.before(segments, SystemTime::now())?;
+    let before = cut.before(objects, SystemTime::now())?;
     let first = match dry_run {
         true => storage.trim_dry_run(before)?,
         false => storage.trim(before)?,
     };
     // Whole objects, oldest first, never the last: as `Storage::trim` chooses.
-    let candidates = &segments[..segments.len().saturating_sub(1)];
-    let gone: Vec<&Segment> = (candidates.iter())
+    let candidates = &objects[..objects.len().saturating_sub(1)];
+    let gone: Vec<&Object> = (candidates.iter())
         .take_while(|s| s.start + s.size <= first)
         .collect();
     write(out, &gone, first, dry_run).map_err(Failure::from)
 }
 
-fn write(out: &mut impl Write, gone: &[&Segment], first: u64, dry_run: bool) -> io::Result<()> {
+fn write(out: &mut impl Write, gone: &[&Object], first: u64, dry_run: bool) -> io::Result<()> {
     let verb = if dry_run { "would delete" } else { "deleted" };
     for s in gone {
         writeln!(
@@ -131,8 +131,8 @@ fn write(out: &mut impl Write, gone: &[&Segment], first: u64, dry_run: bool) -> 
 mod tests {
     use super::*;
 
-    fn segment(seq: u64, start: u64, size: u64, modified: &str) -> Segment {
-        Segment {
+    fn object(seq: u64, start: u64, size: u64, modified: &str) -> Object {
+        Object {
             key: format!("log-{seq:020}.txt"),
             seq,
             start,
@@ -143,21 +143,21 @@ mod tests {
 
     #[test]
     fn each_cut_gives_an_offset() {
-        let segments = [
-            segment(3, 100, 10, "2025-01-01T00:00:00.000Z"),
-            segment(4, 110, 10, "2025-01-02T00:00:00Z"),
-            segment(5, 120, 5, "2025-01-03T00:00:00.000Z"),
+        let objects = [
+            object(3, 100, 10, "2025-01-01T00:00:00.000Z"),
+            object(4, 110, 10, "2025-01-02T00:00:00Z"),
+            object(5, 120, 5, "2025-01-03T00:00:00.000Z"),
         ];
         let day = Duration::from_secs(86_400);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600) + 3 * day;
-        let before = |cut: Cut| cut.before(&segments, now).unwrap();
+        let before = |cut: Cut| cut.before(&objects, now).unwrap();
         assert_eq!(before(Cut::Before(7)), 7);
         assert_eq!(before(Cut::Keep(5)), 120);
         assert_eq!(before(Cut::Keep(1000)), 0);
         assert_eq!(before(Cut::OlderThan(day / 2)), 125);
         assert_eq!(before(Cut::OlderThan(day + day / 2)), 120);
         assert_eq!(before(Cut::OlderThan(10 * day)), 100, "nothing that old");
-        let odd = [segment(0, 0, 1, "yesterday")];
+        let odd = [object(0, 0, 1, "yesterday")];
         assert!(Cut::OlderThan(day).before(&odd, now).is_err());
     }
 }

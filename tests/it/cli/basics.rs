@@ -23,8 +23,8 @@ fn append_then_cat_ls_and_stat() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
-    let segments = open(&bucket, "dir/data.bin", 1).segments().unwrap();
-    let sizes: Vec<u64> = segments.iter().map(|s| s.size).collect();
+    let objects = open(&bucket, "dir/data.bin", 1).objects().unwrap();
+    let sizes: Vec<u64> = objects.iter().map(|s| s.size).collect();
     assert_eq!(sizes, [MIB as u64, MIB as u64, MIB as u64, 12_345]);
 
     let cat = ok(against(&server), &["cat", &location], b"");
@@ -44,14 +44,14 @@ fn append_then_cat_ls_and_stat() {
     let lines: Vec<&str> = ls.lines().collect();
     assert_eq!(lines.len(), 6, "{ls}");
     assert!(lines[0].starts_with("KEY"), "{ls}");
-    for (line, segment) in lines[1..5].iter().zip(&segments) {
+    for (line, object) in lines[1..5].iter().zip(&objects) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let expected = [
-            segment.key.as_str(),
-            &segment.seq.to_string(),
-            &segment.start.to_string(),
-            &segment.size.to_string(),
-            &segment.last_modified,
+            object.key.as_str(),
+            &object.seq.to_string(),
+            &object.start.to_string(),
+            &object.size.to_string(),
+            &object.last_modified,
         ];
         assert_eq!(fields, expected, "{ls}");
     }
@@ -257,12 +257,12 @@ fn malformed_locations_and_units_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     for (args, says) in [
-        (&["append", "b/dir//x.log"][..], "empty segment"),
+        (&["append", "b/dir//x.log"][..], "empty component"),
         (&["append", "b/./x.log"], "'.' or '..'"),
         (&["append", "b/../x.log"], "'.' or '..'"),
         (&["append", "b/dir/"], "ends with '/'"),
         (&["append", "s3://My_Bucket/x.log"], "bucket name"),
-        (&["cat", "b/dir//x.log", "--follow"], "empty segment"),
+        (&["cat", "b/dir//x.log", "--follow"], "empty component"),
         (&["append", "b/x.log", "--flush-every", "1m"], "min"),
         (
             &["append", "b/x.log", "--write-ahead", "0"],

@@ -17,8 +17,8 @@ fn trim_dry_run_refuses_where_the_real_run_would() {
     assert!(line.contains("does not record its start offset"), "{line}");
     let real = run(against(&server), &args, b"");
     assert_eq!(line, one_line_failure(&real));
-    let segments = open(&bucket, "old/data.bin", 1).segments().unwrap();
-    assert_eq!(segments.len(), 3, "nothing deleted");
+    let objects = open(&bucket, "old/data.bin", 1).objects().unwrap();
+    assert_eq!(objects.len(), 3, "nothing deleted");
 }
 
 #[test]
@@ -31,8 +31,8 @@ fn trim_then_stat_ls_and_cat_keep_every_offset() {
     let args = ["append", &location, "--min-size", "1"];
     ok(against(&server), &args, &data);
     let keys = || -> Vec<String> {
-        let segments = open(&bucket, "trim/data.bin", 1).segments().unwrap();
-        segments.into_iter().map(|s| s.key).collect()
+        let objects = open(&bucket, "trim/data.bin", 1).objects().unwrap();
+        objects.into_iter().map(|s| s.key).collect()
     };
     let key = |seq: u64| format!("trim/data-{seq:020}.bin");
     let trim = |args: &[&str]| {

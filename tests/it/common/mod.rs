@@ -54,9 +54,9 @@ pub fn stream_contents(bucket: &Bucket, name: &str) -> Vec<u8> {
 }
 
 /// The sizes of the stream's objects, in order.
-pub fn segment_sizes(bucket: &Bucket, name: &str) -> Vec<u64> {
-    let segments = open(bucket, name, 1).segments().expect("list segments");
-    segments.iter().map(|s| s.size).collect()
+pub fn object_sizes(bucket: &Bucket, name: &str) -> Vec<u64> {
+    let objects = open(bucket, name, 1).objects().expect("list objects");
+    objects.iter().map(|s| s.size).collect()
 }
 
 /// Puts an object directly, bypassing `Storage`.
