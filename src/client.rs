@@ -14,7 +14,9 @@ use ureq::http::header::{IF_MATCH, IF_NONE_MATCH};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::layout::{Layout, Object, PendingUpload};
-use crate::store::{Expect, Head, Hint, MAX_COPY, Meta, Part, Recorded, Store, Tail, Whole};
+use crate::store::{
+    Expect, Head, Hint, MAX_COPY, Meta, Polled, Recorded, Store, UploadedPart, Whole,
+};
 use crate::{Error, Options};
 
 mod append;
@@ -422,7 +424,7 @@ impl S3Client {
         seq: u64,
         from: u64,
         out: &mut [u8],
-    ) -> Result<Option<Tail>, Error> {
+    ) -> Result<Option<Polled>, Error> {
         let key = self.key(seq);
         let len = out.len() as u64;
         let result = self.request("GET", &key, len, |bucket| {
@@ -462,7 +464,7 @@ impl S3Client {
             let size = total
                 .unwrap_or(from + filled as u64)
                 .max(from + filled as u64);
-            Ok((size > from).then_some(Tail {
+            Ok((size > from).then_some(Polled {
                 filled,
                 size,
                 recorded,
@@ -602,7 +604,7 @@ impl Store for S3Client {
     ) -> Result<Recorded, Error> {
         S3Client::get_range(self, seq, start, out, cancel, crc)
     }
-    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error> {
+    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Polled>, Error> {
         S3Client::get_tail(self, seq, from, out)
     }
     fn delete(&self, seq: u64) -> Result<(), Error> {
@@ -615,12 +617,12 @@ impl Store for S3Client {
         &self,
         seq: u64,
         meta: Meta,
-        only_in_s3: usize,
+        released: usize,
         body: &[u8],
-        in_s3: usize,
+        mirrored: usize,
         expect: Expect<'_>,
     ) -> Result<String, Error> {
-        S3Client::overwrite(self, seq, meta, only_in_s3, body, in_s3, expect)
+        S3Client::overwrite(self, seq, meta, released, body, mirrored, expect)
     }
     fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error> {
         S3Client::create_upload(self, key, meta)
@@ -628,17 +630,23 @@ impl Store for S3Client {
     fn copy_parts(&self, size: u64) -> u32 {
         S3Client::copy_parts(self, size)
     }
-    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<Part>, Error> {
+    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<UploadedPart>, Error> {
         S3Client::copy(self, key, id, size, etag)
     }
-    fn upload_part(&self, key: &str, id: &str, number: u32, bytes: &[u8]) -> Result<Part, Error> {
+    fn upload_part(
+        &self,
+        key: &str,
+        id: &str,
+        number: u32,
+        bytes: &[u8],
+    ) -> Result<UploadedPart, Error> {
         S3Client::upload_part(self, key, id, number, bytes)
     }
     fn complete(
         &self,
         key: &str,
         id: &str,
-        parts: &[Part],
+        parts: &[UploadedPart],
         expect: Expect<'_>,
         size: u64,
     ) -> Result<String, Error> {

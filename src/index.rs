@@ -5,16 +5,16 @@
 //! handle ("anchors"), with a HEAD of the first object or from the tail a writer fetches anyway.
 //!
 //! Objects are deleted in any order (a lifecycle rule expires a day's objects in no order of
-//! ours), so the index may hold holes: sequence numbers missing between two present objects. The object after a
-//! hole is placed at the start it records, learned with one HEAD when the hole is listed, so
-//! a handle whose position is past a hole works on; reading into one is
+//! ours), so the index may hold gaps: sequence numbers missing between two present objects. The object after a
+//! gap is placed at the start it records, learned with one HEAD when the gap is listed, so
+//! a handle whose position is past a gap works on; reading into one is
 //! [`Error::MissingObject`] naming its first key. Until the index is anchored only its first
 //! run of consecutive objects counts from 0: every later run already has its recorded start.
 //!
 //! A long stream is not listed whole. An empty index opens at the object the stream's hint
 //! names (`client/hint.rs`): it then holds the stream's last objects, anchored, and not its
 //! front. Offsets before what it holds, or between two pages it took in, are "unlisted" (not
-//! holes): a seek or read there lists a page where the offset should be (`locate.rs`), and a
+//! gaps): a seek or read there lists a page where the offset should be (`locate.rs`), and a
 //! trim lists the stream afresh from its first object up to where it trims (`front.rs`).
 //! Anything that needs the whole stream ([`resync`](Index::resync)) lists it whole and
 //! forgets what was unlisted.
@@ -29,18 +29,18 @@ use crate::layout::Object;
 use crate::store::Client;
 pub(crate) use front::listed_through;
 use located::located;
-pub(crate) use located::settled;
+pub(crate) use located::with_gaps;
 pub(crate) use open::BEHIND;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub(crate) struct Placed {
     pub(crate) seq: u64,
     /// Stream offset of the object's first byte.
     pub(crate) start: u64,
     pub(crate) size: u64,
 }
 
-impl Entry {
+impl Placed {
     pub(crate) fn end(&self) -> u64 {
         self.start + self.size
     }
@@ -59,17 +59,17 @@ impl Entry {
     }
 }
 
-/// The stream's objects at their stream offsets, in order, with the holes between them.
+/// The stream's objects at their stream offsets, in order, with the gaps between them.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Index {
-    entries: Vec<Entry>,
+    entries: Vec<Placed>,
     /// The first object's start once the index is anchored (also kept while it holds no entry:
     /// then the writer's bytes start there). Until then entries count from 0.
     origin: Option<u64>,
     /// Whether the objects before the first entry were never listed: the index was opened at
     /// the object the stream's hint names, so `origin` is where it starts, not the stream.
     unlisted_front: bool,
-    /// The entries, in order, before which lie objects never listed (not holes: the index
+    /// The entries, in order, before which lie objects never listed (not gaps: the index
     /// took in a page of objects around an offset, see `locate.rs`). Each has its recorded
     /// start.
     unlisted: Vec<u64>,
@@ -80,7 +80,7 @@ impl Index {
     pub(crate) fn end(&self) -> u64 {
         self.entries
             .last()
-            .map_or(self.origin.unwrap_or(0), Entry::end)
+            .map_or(self.origin.unwrap_or(0), Placed::end)
     }
 
     /// The stream offset of the first byte still present, as far as the index knows.
@@ -104,7 +104,7 @@ impl Index {
 
     /// The entries on either side of `pos` if it lies where the index never listed: the one
     /// before it (none before the first entry) and the one after it.
-    fn unlisted_around(&self, pos: u64) -> Option<(Option<Entry>, Entry)> {
+    fn unlisted_around(&self, pos: u64) -> Option<(Option<Placed>, Placed)> {
         let i = self.entries.partition_point(|e| e.end() <= pos);
         let above = *self.entries.get(i).filter(|e| e.start > pos)?;
         let unlisted = match i {
@@ -129,30 +129,30 @@ impl Index {
     }
 
     /// The entry of object `seq`, if the index holds it.
-    pub(crate) fn get(&self, seq: u64) -> Option<Entry> {
+    pub(crate) fn get(&self, seq: u64) -> Option<Placed> {
         let i = self.entries.partition_point(|e| e.seq < seq);
         self.entries.get(i).copied().filter(|e| e.seq == seq)
     }
 
     /// How many entries the first run has: objects with consecutive sequence numbers.
     fn first_run(&self) -> usize {
-        let holes = self
+        let gaps = self
             .entries
             .windows(2)
             .position(|w| w[1].seq != w[0].seq + 1);
-        holes.map_or(self.entries.len(), |i| i + 1)
+        gaps.map_or(self.entries.len(), |i| i + 1)
     }
 
-    /// The first sequence number missing between two entries, if there is a hole (and not
+    /// The first sequence number missing between two entries, if there is a gap (and not
     /// objects never listed).
-    pub(crate) fn first_hole(&self) -> Option<u64> {
+    pub(crate) fn first_gap(&self) -> Option<u64> {
         let run = self.first_run();
         let after = self.entries.get(run)?;
         (self.unlisted.binary_search(&after.seq).is_err()).then(|| self.entries[run - 1].seq + 1)
     }
 
     /// The first sequence number missing where stream offset `pos` would be: `pos` lies in a
-    /// hole (between the end of the object before it and the start the one after records).
+    /// gap (between the end of the object before it and the start the one after records).
     pub(crate) fn missing_at(&self, pos: u64) -> Option<u64> {
         let outside = pos < self.first() || pos >= self.end();
         if outside || self.find(pos).is_some() || self.unlisted_at(pos) {
@@ -164,7 +164,7 @@ impl Index {
 
     /// The entries a trim up to `before` deletes: whole objects that end at or before it,
     /// oldest first; never the last one if `keep_last` (it is the stream's last object).
-    pub(crate) fn trimmable(&self, before: u64, keep_last: bool) -> &[Entry] {
+    pub(crate) fn trimmable(&self, before: u64, keep_last: bool) -> &[Placed] {
         let candidates = match keep_last {
             true => self.entries.len().saturating_sub(1),
             false => self.entries.len(),
@@ -174,7 +174,7 @@ impl Index {
     }
 
     /// Forgets the first object, once it was deleted: the stream now starts where it ended, or
-    /// past a hole, where the next object starts.
+    /// past a gap, where the next object starts.
     pub(crate) fn pop_first(&mut self) {
         if !self.entries.is_empty() {
             let first = self.entries.remove(0);
@@ -209,8 +209,8 @@ impl Index {
     }
 
     /// Sets the first object's start (or, with no entry, where the stream starts), moving the
-    /// entries of the first run with it: those after a hole have their recorded starts already.
-    /// The first run must then end before the object after the hole starts.
+    /// entries of the first run with it: those after a gap have their recorded starts already.
+    /// The first run must then end before the object after the gap starts.
     fn anchor_at(&mut self, client: &Client, origin: u64) -> Result<(), Error> {
         self.shift_first_run(origin);
         let run = self.first_run();
@@ -279,7 +279,7 @@ impl Index {
         if self.anchored() {
             return entry.verify(client, recorded);
         }
-        // Past a hole the entry has its recorded start already, which tells nothing of where
+        // Past a gap the entry has its recorded start already, which tells nothing of where
         // the first run starts: that costs the first object's HEAD.
         if seq > self.entries[self.first_run() - 1].seq {
             entry.verify(client, recorded)?;
@@ -307,19 +307,19 @@ impl Index {
         }
     }
 
-    pub(crate) fn last(&self) -> Option<Entry> {
+    pub(crate) fn last(&self) -> Option<Placed> {
         self.entries.last().copied()
     }
 
     /// The object holding stream offset `pos`.
-    pub(crate) fn find(&self, pos: u64) -> Option<Entry> {
+    pub(crate) fn find(&self, pos: u64) -> Option<Placed> {
         let i = self.entries.partition_point(|e| e.end() <= pos);
         self.entries.get(i).copied().filter(|e| e.start <= pos)
     }
 
     /// Brings the whole index up to date with one full listing, its front too: objects deleted
     /// since (by another handle, a lifecycle rule or by hand) are forgotten, those in the middle
-    /// leaving a hole where they were; with `extend`,
+    /// leaving a gap where they were; with `extend`,
     /// objects added since are taken in as [`refresh`](Index::refresh) does (not when a writer
     /// holds the objects after the index).
     ///
@@ -348,9 +348,9 @@ impl Index {
             while self.entries.first().is_some_and(|e| e.seq < first.seq) {
                 self.pop_first();
             }
-            let gone = |e: &Entry| listed.binary_search_by_key(&e.seq, |s| s.seq).is_err();
+            let gone = |e: &Placed| listed.binary_search_by_key(&e.seq, |s| s.seq).is_err();
             if self.entries.iter().any(gone) {
-                // Entries after the new hole keep their starts: they must be absolute ones.
+                // Entries after the new gap keep their starts: they must be absolute ones.
                 self.anchor(client)?;
                 self.entries.retain(|e| !gone(e));
             }
@@ -383,7 +383,7 @@ impl Index {
 
     /// What a GET of the object holding stream offset `pos` that found it deleted (`err`,
     /// [`Error::is_missing`]) means, after a full listing: [`Error::Trimmed`] if the stream now starts after
-    /// `pos` (trimmed from the front), [`Error::MissingObject`] if `pos` is in a hole now (an
+    /// `pos` (trimmed from the front), [`Error::MissingObject`] if `pos` is in a gap now (an
     /// older object is still there); otherwise `err` itself. `extend` as for
     /// [`resync`](Index::resync).
     pub(crate) fn explain_deleted(
@@ -431,7 +431,7 @@ impl Index {
     /// Appends a sealed object of `size` bytes after the last one.
     pub(crate) fn push(&mut self, seq: u64, size: u64) {
         let start = self.end();
-        self.entries.push(Entry { seq, start, size });
+        self.entries.push(Placed { seq, start, size });
     }
 
     /// Brings the index up to date with S3: lists the last known object and everything after
@@ -445,7 +445,7 @@ impl Index {
     /// after the listing may tell the first object's start for free.
     ///
     /// A last known object that is gone was trimmed from the front, with every object before
-    /// it, or it left a hole (an older one is still there): a full listing tells, and
+    /// it, or it left a gap (an older one is still there): a full listing tells, and
     /// re-anchors the index in the first case.
     pub(crate) fn list(&mut self, client: &Client) -> Result<(), Error> {
         if self.entries.is_empty() && self.origin.is_none() && self.open_at_hint(client)? {
@@ -463,7 +463,7 @@ impl Index {
 
     /// Takes in a listing of the objects from the index's last one on (of all objects if the
     /// index is empty), as [`located()`] returns it. Known objects keep their offsets: only the
-    /// last may have grown. An object after a hole starts where it records, which cannot be
+    /// last may have grown. An object after a gap starts where it records, which cannot be
     /// before the end of the objects before it ([`Error::Discontinuity`]).
     fn update(&mut self, listed: Vec<Object>, key: impl Fn(u64) -> String) -> Result<(), Error> {
         let mut listed = listed.into_iter().peekable();
@@ -492,7 +492,7 @@ impl Index {
                             found: s.start,
                         });
                     }
-                    self.entries.push(Entry {
+                    self.entries.push(Placed {
                         seq: s.seq,
                         start: s.start,
                         size: s.size,

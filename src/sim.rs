@@ -303,7 +303,7 @@ impl Sim {
                     self.log.push(format!("w{w} write {n} failed: {err}"));
                     writer.next += 1;
                     self.model.refused.insert((w, n));
-                    self.settle_stopped(w, &err);
+                    self.take_back(w, &err);
                     return;
                 }
             }
@@ -329,14 +329,14 @@ impl Sim {
             Ok(()) => self.acknowledge(w, "flushed"),
             Err(err) => {
                 self.log.push(format!("w{w} flush failed: {err}"));
-                self.settle_stopped(w, &err);
+                self.take_back(w, &err);
             }
         }
     }
 
     /// A writer that stopped (fenced, or its upload lost) hands back what S3 lacks: those
     /// records are refused, the rest stored, unless it reports parts lost with memory.
-    fn settle_stopped(&mut self, w: usize, err: &std::io::Error) {
+    fn take_back(&mut self, w: usize, err: &std::io::Error) {
         let lost = match err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
             Some(Error::Fenced { lost, .. } | Error::UploadLost { lost, .. }) => *lost,
             _ => return,
@@ -447,7 +447,7 @@ impl Sim {
     }
 
     /// Deletes an object, whole, never the last one: the oldest, as a trim would, or any
-    /// other, as a lifecycle rule's expiry may (in any order, leaving a hole).
+    /// other, as a lifecycle rule's expiry may (in any order, leaving a gap).
     fn delete(&mut self, oldest: bool) {
         let objects = self.objects();
         let keys: Vec<&String> = objects.keys().collect();
@@ -479,7 +479,7 @@ impl Sim {
             Ok(first) => self
                 .log
                 .push(format!("trimmed: the stream starts at {first}")),
-            // A stream with a hole is not trimmed by offset; faults may fail it too.
+            // A stream with a gap is not trimmed by offset; faults may fail it too.
             Err(Error::MissingObject { .. } | Error::Transport { .. } | Error::Status { .. }) => {
                 self.log.push("trim failed".into())
             }
@@ -557,9 +557,9 @@ impl Sim {
         }
     }
 
-    /// Where the part of the stream after its last hole starts, and the records before it
+    /// Where the part of the stream after its last gap starts, and the records before it
     /// (still stored, but no longer read through): the stream reads from there to its end.
-    fn after_last_hole(&self) -> (Option<u64>, HashSet<(usize, u64)>) {
+    fn after_last_gap(&self) -> (Option<u64>, HashSet<(usize, u64)>) {
         let objects = self.objects();
         let seq = |key: &str| -> u64 {
             let digits = key.trim_start_matches("sim/log-").trim_end_matches(".bin");
@@ -580,11 +580,11 @@ impl Sim {
         (start, before)
     }
 
-    /// Reads the stream with a new handle, from its first byte (or from after its last hole)
+    /// Reads the stream with a new handle, from its first byte (or from after its last gap)
     /// to its end, and checks it against the model and what the follower read.
     fn check(&mut self) {
         self.checks += 1;
-        let (from, before_hole) = self.after_last_hole();
+        let (from, before_gap) = self.after_last_gap();
         let mut reader = self.handle();
         let mut stream = Vec::new();
         let read = match from {
@@ -628,7 +628,7 @@ impl Sim {
             }
         }
         for &(w, n) in &self.model.acked {
-            let gone = self.model.deleted.contains(&(w, n)) || before_hole.contains(&(w, n));
+            let gone = self.model.deleted.contains(&(w, n)) || before_gap.contains(&(w, n));
             if !seen.contains(&(w, n)) && !gone {
                 self.fail(format!("acknowledged record {w}:{n} is missing"));
             }

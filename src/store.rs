@@ -44,7 +44,7 @@ pub(crate) struct Head {
 
 /// A part of a multipart upload, as S3 acknowledged it.
 #[derive(Debug, Clone)]
-pub(crate) struct Part {
+pub(crate) struct UploadedPart {
     pub(crate) number: u32,
     pub(crate) etag: String,
     /// For a part copied from the object itself, the ETag of the version it copied.
@@ -92,7 +92,7 @@ pub(crate) struct Recorded {
 
 /// What a poll of an object past its known end found.
 #[derive(Debug)]
-pub(crate) struct Tail {
+pub(crate) struct Polled {
     /// How many bytes of the caller's buffer it filled.
     pub(crate) filled: usize,
     /// The object's size as of the answer.
@@ -143,7 +143,7 @@ pub(crate) trait Store: Send + Sync {
         cancel: Option<&AtomicBool>,
         crc: Option<&mut Running>,
     ) -> Result<Recorded, Error>;
-    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Tail>, Error>;
+    fn get_tail(&self, seq: u64, from: u64, out: &mut [u8]) -> Result<Option<Polled>, Error>;
     fn delete(&self, seq: u64) -> Result<(), Error>;
     /// Deletes objects `seqs`, in as few requests as S3 allows.
     fn delete_all(&self, seqs: &[u64]) -> Result<(), Error>;
@@ -151,22 +151,28 @@ pub(crate) trait Store: Send + Sync {
         &self,
         seq: u64,
         meta: Meta,
-        only_in_s3: usize,
+        released: usize,
         body: &[u8],
-        in_s3: usize,
+        mirrored: usize,
         expect: Expect<'_>,
     ) -> Result<String, Error>;
     fn create_upload(&self, key: &str, meta: Meta) -> Result<String, Error>;
     /// How many parts a copy of `size` bytes takes: the numbers after them are the upload's
     /// own bytes'.
     fn copy_parts(&self, size: u64) -> u32;
-    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<Part>, Error>;
-    fn upload_part(&self, key: &str, id: &str, number: u32, bytes: &[u8]) -> Result<Part, Error>;
+    fn copy(&self, key: &str, id: &str, size: u64, etag: &str) -> Result<Vec<UploadedPart>, Error>;
+    fn upload_part(
+        &self,
+        key: &str,
+        id: &str,
+        number: u32,
+        bytes: &[u8],
+    ) -> Result<UploadedPart, Error>;
     fn complete(
         &self,
         key: &str,
         id: &str,
-        parts: &[Part],
+        parts: &[UploadedPart],
         expect: Expect<'_>,
         size: u64,
     ) -> Result<String, Error>;

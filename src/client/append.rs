@@ -13,7 +13,9 @@ use s3::error::S3Error;
 use s3::serde_types::CompleteMultipartUploadData;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Crc, Expect, Meta, OCTETS, Part, S3Client, Settled, checksum, xml_text, xml_unescape};
+use super::{
+    Crc, Expect, Meta, OCTETS, S3Client, Settled, UploadedPart, checksum, xml_text, xml_unescape,
+};
 use crate::Error;
 
 /// How many times an append by copy starts again after its upload vanished (aborted by a
@@ -21,42 +23,42 @@ use crate::Error;
 const VANISHED_RETRIES: u32 = 3;
 
 impl S3Client {
-    /// Overwrites object `seq`, which records `meta`, with its first `held`
+    /// Overwrites object `seq`, which records `meta`, with its first `released`
     /// bytes (which S3 has and the caller no longer keeps) followed by `body`, of which S3
-    /// holds the first `stored` (as the object `expect` names); returns its new ETag.
+    /// holds the first `mirrored` (as the object `expect` names); returns its new ETag.
     ///
     /// Once S3 holds [`Options::append_by_copy`](crate::Options::append_by_copy) bytes of it,
     /// only the bytes S3 lacks are sent; below it, or with appending by copy turned off, the
-    /// whole body is PUT (`held` is then 0).
+    /// whole body is PUT (`released` is then 0).
     pub(crate) fn overwrite(
         &self,
         seq: u64,
         meta: Meta,
-        held: usize,
+        released: usize,
         body: &[u8],
-        stored: usize,
+        mirrored: usize,
         expect: Expect<'_>,
     ) -> Result<String, Error> {
-        let in_s3 = held + stored;
+        let s3_size = released + mirrored;
         if self.sessions.is_some() {
-            return self.append_at_offset(seq, meta, in_s3 as u64, &body[stored..], expect);
+            return self.append_at_offset(seq, meta, s3_size as u64, &body[mirrored..], expect);
         }
         match expect {
             Expect::Etag(etag)
-                if held > 0
+                if released > 0
                     || (self
                         .options
                         .append_by_copy
-                        .is_some_and(|from| in_s3 >= from)
-                        && stored < body.len()) =>
+                        .is_some_and(|from| s3_size >= from)
+                        && mirrored < body.len()) =>
             {
-                self.append(seq, meta, etag, in_s3, &body[stored..])
+                self.append(seq, meta, etag, s3_size, &body[mirrored..])
             }
             _ => self.put(seq, meta, body, expect),
         }
     }
 
-    /// Appends `new` to object `seq`, whose ETag is `etag` and whose first `stored` bytes are
+    /// Appends `new` to object `seq`, whose ETag is `etag` and whose first `s3_size` bytes are
     /// this handle's, by a multipart upload: the first parts copy exactly those bytes, on the
     /// condition that the object is still `etag`, the last is `new`, and Complete carries
     /// `If-Match: <etag>` too, so that another writer's change in between fences this one. On
@@ -69,15 +71,15 @@ impl S3Client {
         seq: u64,
         meta: Meta,
         etag: &str,
-        stored: usize,
+        s3_size: usize,
         new: &[u8],
     ) -> Result<String, Error> {
         let key = self.key(seq);
-        let total = stored + new.len();
-        let (mut etag, mut base) = (etag.to_owned(), stored);
+        let total = s3_size + new.len();
+        let (mut etag, mut base) = (etag.to_owned(), s3_size);
         let mut vanished = 0;
         loop {
-            let err = match self.append_once(&key, meta, &etag, base, &new[base - stored..]) {
+            let err = match self.append_once(&key, meta, &etag, base, &new[base - s3_size..]) {
                 Ok(etag) => return Ok(etag),
                 Err(err) if err.is_upload_gone() && vanished < VANISHED_RETRIES => {
                     vanished += 1;
@@ -99,19 +101,19 @@ impl S3Client {
         }
     }
 
-    /// One attempt of [`append`](S3Client::append): `stored` bytes copied, `new` sent.
+    /// One attempt of [`append`](S3Client::append): `s3_size` bytes copied, `new` sent.
     fn append_once(
         &self,
         key: &str,
         meta: Meta,
         etag: &str,
-        stored: usize,
+        s3_size: usize,
         new: &[u8],
     ) -> Result<String, Error> {
         let id = self.create_upload(key, meta)?;
         // The server copies and assembles the whole object: deadlines in proportion.
-        let size = (stored + new.len()) as u64;
-        let result = (self.copy(key, &id, stored as u64, etag)).and_then(|mut parts| {
+        let size = (s3_size + new.len()) as u64;
+        let result = (self.copy(key, &id, s3_size as u64, etag)).and_then(|mut parts| {
             let source = (parts.iter().find_map(|p| p.source.clone())).unwrap_or_default();
             let number = parts.len() as u32 + 1;
             parts.push(self.upload_part(key, &id, number, new)?);
@@ -152,7 +154,7 @@ impl S3Client {
     /// Parts 1 to [`copy_parts`](S3Client::copy_parts): the first `size` bytes of the object at
     /// `key`, copied by the server on the condition that the object is still `etag`: exactly
     /// the bytes the writer counts, even if the object grew since. The parts name the version
-    /// they copied ([`Part::source`]), which the upload's Complete must expect: a write of this
+    /// they copied ([`UploadedPart::source`]), which the upload's Complete must expect: a write of this
     /// handle's whose answer was lost may have moved the object on, and the copy then takes the
     /// same bytes from that version, all of them, so that every part names the same one.
     /// Another writer's version is [`Error::Fenced`].
@@ -162,7 +164,7 @@ impl S3Client {
         id: &str,
         size: u64,
         etag: &str,
-    ) -> Result<Vec<Part>, Error> {
+    ) -> Result<Vec<UploadedPart>, Error> {
         let mut etag = etag.to_owned();
         loop {
             let copied = (copy_ranges(size, self.max_copy).zip(1..))
@@ -199,7 +201,7 @@ impl S3Client {
         number: u32,
         range: Range<u64>,
         etag: &str,
-    ) -> Result<Part, Error> {
+    ) -> Result<UploadedPart, Error> {
         let path = format!("/{}/{}", self.bucket_name(), uri_encode(key));
         // Keys are checked when the stream is opened and ETags come from S3: both are valid
         // header values, and an invalid one could only fail the request.
@@ -237,7 +239,7 @@ impl S3Client {
             0 => self.known.of(key, etag, range.end),
             _ => None,
         };
-        Ok(Part {
+        Ok(UploadedPart {
             number,
             etag: copied,
             crc: crc.or_else(known),
@@ -252,7 +254,7 @@ impl S3Client {
         id: &str,
         number: u32,
         new: &[u8],
-    ) -> Result<Part, Error> {
+    ) -> Result<UploadedPart, Error> {
         let crc = Crc::of(new);
         let mut headers = HeaderMap::new();
         crc.add_to(&mut headers);
@@ -272,7 +274,7 @@ impl S3Client {
         let etag = etag.map_err(|err| self.vanished_or("UPLOAD-PART", key, id, err))?;
         // Some servers send no ETag for a part; it is the MD5 of the part's bytes.
         let etag = etag.unwrap_or_else(|| format!("\"{:x}\"", md5::compute(new)));
-        Ok(Part {
+        Ok(UploadedPart {
             number,
             etag,
             source: None,
@@ -291,7 +293,7 @@ impl S3Client {
         &self,
         key: &str,
         id: &str,
-        parts: &[Part],
+        parts: &[UploadedPart],
         expect: Expect<'_>,
         size: u64,
     ) -> Result<String, Error> {
@@ -322,7 +324,7 @@ impl S3Client {
         &self,
         key: &str,
         id: &str,
-        parts: &[Part],
+        parts: &[UploadedPart],
         expect: Expect<'_>,
         size: u64,
     ) -> Result<Completed, Error> {
@@ -451,7 +453,7 @@ enum Completed {
 
 /// The body of a Complete: each part's number, ETag and, where known, checksum, which S3
 /// checks against the part it holds (as the AWS SDKs send them).
-fn complete_body(parts: &[Part]) -> String {
+fn complete_body(parts: &[UploadedPart]) -> String {
     let mut body = String::from("<CompleteMultipartUpload>");
     for part in parts {
         body += &format!("<Part><PartNumber>{}</PartNumber>", part.number);

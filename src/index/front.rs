@@ -8,11 +8,11 @@ use crate::store::Client;
 
 /// The objects from the stream's first one on, as an index of their own, listed a page at a
 /// time until one ends after stream offset `before` (objects never exceed what their sizes
-/// add up to from the first one's start: holes only move later ones further), or up to object
+/// add up to from the first one's start: gaps only move later ones further), or up to object
 /// `upto` at most (a writer's own objects come after it). Also whether it holds the stream's
 /// last object. Costs a LIST per 1,000 objects, a HEAD of the first (twice: to know when to
 /// stop, then to anchor the index, the first may have been deleted between), and those of
-/// [`located()`] around holes.
+/// [`located()`] around gaps.
 pub(crate) fn listed_through(
     client: &Client,
     before: u64,

@@ -5,7 +5,7 @@
 //! new handle reading from the front, lists one page of keys where the offset should be, and
 //! asks the first object of the page where it starts (one HEAD; none when the page follows a
 //! known object): offsets are absolute and every object records its start, so the page is
-//! placed exactly, and the objects between two pages stay "unlisted", not holes.
+//! placed exactly, and the objects between two pages stay "unlisted", not gaps.
 //!
 //! Where to list is guessed from the offsets on either side: objects of one stream have about
 //! one size (its seal size), so the sequence number is about proportional to the offset, and
@@ -14,7 +14,7 @@
 //! bounds the next guess. A read going on past a page lists the next 1,000 from where it ended
 //! (no HEAD). After [`TRIES`] pages, the stream is listed whole: sizes too uneven for guesses.
 
-use super::{Entry, Index, located};
+use super::{Index, Placed, located};
 use crate::Error;
 use crate::layout::Object;
 use crate::store::Client;
@@ -35,7 +35,7 @@ const NEXT: usize = 1000;
 impl Index {
     /// Lists the objects around stream offset `pos` if it lies where the index never listed
     /// (see [`unlisted_at`](Index::unlisted_at)), so that the index then holds the object
-    /// holding it, or knows `pos` to be in a hole or before the stream's first object.
+    /// holding it, or knows `pos` to be in a gap or before the stream's first object.
     /// `extend` as for [`resync`](Index::resync), its fallback.
     pub(crate) fn locate(&mut self, client: &Client, pos: u64, extend: bool) -> Result<(), Error> {
         // Sequence numbers below which nothing was listed between the two entries around `pos`.
@@ -74,8 +74,8 @@ impl Index {
     fn take_page(
         &mut self,
         client: &Client,
-        below: Option<Entry>,
-        above: Entry,
+        below: Option<Placed>,
+        above: Placed,
         from: u64,
     ) -> Result<bool, Error> {
         // Listed from just after `below`, or from the stream's first object.
@@ -106,15 +106,15 @@ impl Index {
                 Err(err) => return Err(err),
             },
         };
-        let mut run: Vec<Entry> = Vec::with_capacity(page.len());
+        let mut run: Vec<Placed> = Vec::with_capacity(page.len());
         for s in &page {
             let start = match run.last() {
                 None => start,
                 Some(last) if s.seq == last.seq + 1 => last.end(),
-                // After a hole in the page: where `located` found it records.
+                // After a gap in the page: where `located` found it records.
                 Some(_) => s.start,
             };
-            run.push(Entry {
+            run.push(Placed {
                 seq: s.seq,
                 start,
                 size: s.size,
@@ -146,9 +146,9 @@ impl Index {
         Ok(true)
     }
 
-    /// Records that nothing lies between `below` and entry `above` but holes (or, with no
+    /// Records that nothing lies between `below` and entry `above` but gaps (or, with no
     /// `below`, that `above` is the stream's first object).
-    fn listed_up_to(&mut self, below: Option<Entry>, above: u64) {
+    fn listed_up_to(&mut self, below: Option<Placed>, above: u64) {
         match below {
             Some(_) => self.set_unlisted(above, false),
             None => {

@@ -1,13 +1,15 @@
-//! Where the objects of a listing start: the objects after a hole in it record their own start
-//! (one HEAD each), and objects deleted since the listing are told apart from gaps.
+//! Where the objects of a listing start: the objects after missing sequence numbers record
+//! their own start (one HEAD each), and numbers a trim took meanwhile are told apart from
+//! gaps.
 
 use crate::Error;
 use crate::layout::Object;
 use crate::store::Client;
 
-/// `listed` without the objects before a hole in it, once a HEAD shows that the object just
-/// before the hole is gone too: a trim deleted them between two pages of the listing (or
-/// between two listings). A hole after an object that is still there is a gap in the stream,
+/// `listed` without the objects before missing sequence numbers in it, once a HEAD shows
+/// that the object just before them is gone too: a trim deleted them between two pages of the
+/// listing (or between two listings). Numbers missing after an object that is still there are
+/// a gap in the stream,
 /// and the object after it gets the start it records (one HEAD), for the index to place it
 /// there; one that records none (of s3-syncr 0.1.0 or another tool) cannot be placed:
 /// [`Error::MissingObject`] naming the first missing key.
@@ -21,7 +23,7 @@ pub(super) fn located(client: &Client, mut listed: Vec<Object>) -> Result<Vec<Ob
                     key: client.key(listed[i].seq + 1),
                 });
             }
-            // Deleted since it was listed: the hole is wider, and is looked at again.
+            // Deleted since it was listed: more numbers are missing, and are looked at again.
             None => {
                 listed.remove(i + 1);
                 from = i;
@@ -33,8 +35,9 @@ pub(super) fn located(client: &Client, mut listed: Vec<Object>) -> Result<Vec<Ob
     Ok(listed)
 }
 
-/// `listed` as [`located`] takes it (no start looked up), with every hole left in it a gap.
-pub(crate) fn settled(client: &Client, mut listed: Vec<Object>) -> Result<Vec<Object>, Error> {
+/// `listed` as [`located`] takes it (no start looked up): numbers a trim took dropped, the
+/// gaps left in it.
+pub(crate) fn with_gaps(client: &Client, mut listed: Vec<Object>) -> Result<Vec<Object>, Error> {
     let mut from = 0;
     while let Some(i) = next_gap(client, &mut listed, from)? {
         from = i + 1;
@@ -42,9 +45,9 @@ pub(crate) fn settled(client: &Client, mut listed: Vec<Object>) -> Result<Vec<Ob
     Ok(listed)
 }
 
-/// The index in `listed` of the object just before its first hole at or after index `from`
-/// whose older side is still there, once the objects deleted since the listing that a HEAD
-/// met on the older side of a hole were dropped from `listed`.
+/// The index in `listed` of the object just before its first gap at or after index `from`:
+/// missing numbers whose older side is still there, once the objects deleted since the
+/// listing that a HEAD met on the older side of missing numbers were dropped from `listed`.
 ///
 /// Such an object went with every object before it if a trim took it (trims delete oldest
 /// first), or alone if a lifecycle rule did (expiries come in any order): the first object
@@ -66,7 +69,7 @@ fn next_gap(
             listed.drain(..=i);
             from = 0;
         } else {
-            // The hole widened to the object before it, which is looked at in turn.
+            // The missing numbers reach the object before it, which is looked at in turn.
             listed.remove(i);
             from = i - 1;
         }
@@ -113,7 +116,7 @@ mod tests {
         writer.close().unwrap();
         let key = |seq: u64| format!("x/log-{seq:020}.bin");
         mem.remove(&key(3));
-        // Object 2, before the hole, expires between the listing and its HEAD: 0 and 1 stay.
+        // Object 2, before the gap, expires between the listing and its HEAD: 0 and 1 stay.
         let expired = key(2);
         let mut once = true;
         mem.set_faults(Some(Box::new(move |call| match call.op {

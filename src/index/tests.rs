@@ -42,8 +42,8 @@ fn last_object_may_grow_but_not_shrink_or_vanish() {
     assert_eq!(index.end(), 11, "a failed update keeps what was known");
 }
 
-/// Object `seq` after a hole, as [`located`] returns it: with the start it records.
-fn after_hole(seq: u64, start: u64, size: u64) -> Object {
+/// Object `seq` after a gap, as [`located`] returns it: with the start it records.
+fn after_gap(seq: u64, start: u64, size: u64) -> Object {
     Object {
         start,
         ..seg(seq, size)
@@ -51,11 +51,11 @@ fn after_hole(seq: u64, start: u64, size: u64) -> Object {
 }
 
 #[test]
-fn an_object_after_a_hole_starts_where_it_records_and_the_hole_names_its_first_key() {
+fn an_object_after_a_gap_starts_where_it_records_and_the_gap_names_its_first_key() {
     let mut index = Index::default();
     index
         .update(
-            vec![seg(0, 4), seg(1, 2), after_hole(4, 20, 5), seg(5, 1)],
+            vec![seg(0, 4), seg(1, 2), after_gap(4, 20, 5), seg(5, 1)],
             |s| format!("k{s}"),
         )
         .unwrap();
@@ -66,15 +66,15 @@ fn an_object_after_a_hole_starts_where_it_records_and_the_hole_names_its_first_k
     assert_eq!(index.find(20).unwrap().seq, 4);
     assert_eq!(index.find(25).unwrap().seq, 5);
     assert_eq!((index.missing_at(5), index.missing_at(20)), (None, None));
-    assert_eq!(index.missing_at(26), None, "the end is no hole");
-    assert_eq!(index.first_hole(), Some(2));
+    assert_eq!(index.missing_at(26), None, "the end is no gap");
+    assert_eq!(index.first_gap(), Some(2));
     index.pop_first();
     index.pop_first();
-    assert_eq!(index.first(), 20, "the stream starts after the hole");
-    assert_eq!(index.first_hole(), None);
+    assert_eq!(index.first(), 20, "the stream starts after the gap");
+    assert_eq!(index.first_gap(), None);
 
     let mut index = Index::default();
-    let overlap = index.update(vec![seg(0, 4), after_hole(2, 3, 1)], |s| format!("k{s}"));
+    let overlap = index.update(vec![seg(0, 4), after_gap(2, 3, 1)], |s| format!("k{s}"));
     assert!(
         matches!(overlap, Err(Error::Discontinuity { key, expected: 4, found: 3 }) if key == "k2")
     );
@@ -92,7 +92,7 @@ fn anchoring_moves_every_entry_and_trimming_keeps_offsets() {
     assert_eq!(index.find(110).unwrap().seq, 5);
     assert_eq!(index.find(99), None);
 
-    let seqs = |entries: &[Entry]| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let seqs = |entries: &[Placed]| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
     assert_eq!(seqs(index.trimmable(109, true)), Vec::<u64>::new());
     assert_eq!(
         seqs(index.trimmable(110, true)),
@@ -111,7 +111,7 @@ fn anchoring_moves_every_entry_and_trimming_keeps_offsets() {
 
     // Only the first run counts from 0 before anchoring: a later one has its own starts.
     let mut index = Index::default();
-    let listed = vec![seg(3, 10), seg(4, 5), after_hole(7, 200, 5)];
+    let listed = vec![seg(3, 10), seg(4, 5), after_gap(7, 200, 5)];
     index.update(listed, |s| format!("k{s}")).unwrap();
     index.shift_first_run(100);
     let starts: Vec<u64> = index.entries.iter().map(|e| e.start).collect();

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::fetch::{Fetched, Get, room_for};
 use crate::Error;
-use crate::index::Entry;
+use crate::index::Placed;
 use crate::job::{self, Bell, Job};
 use crate::store::Client;
 
@@ -71,7 +71,7 @@ impl Ahead {
     }
 
     /// Whether a fetch reads `entry` from its first byte: the object is read through.
-    pub(super) fn reads_through(&self, entry: Entry) -> bool {
+    pub(super) fn reads_through(&self, entry: Placed) -> bool {
         (self.fetches.iter()).any(|f| f.seq == entry.seq && f.start == entry.start)
     }
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::Error;
-use crate::index::Entry;
+use crate::index::Placed;
 use crate::store::{Client, Crc, Running};
 
 /// How a GET went.
@@ -24,7 +24,7 @@ pub(super) struct Got {
 /// One ranged GET with the checks a read makes on it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Get {
-    pub(super) entry: Entry,
+    pub(super) entry: Placed,
     /// Where in the object it starts.
     pub(super) offset: u64,
     pub(super) verify: bool,

@@ -18,7 +18,7 @@ mod verify;
 use std::sync::Arc;
 
 use crate::Error;
-use crate::index::{Entry, Index};
+use crate::index::{Index, Placed};
 use crate::store::{Client, Crc};
 use ahead::Ahead;
 use fetch::{Get, room_for};
@@ -163,7 +163,7 @@ impl Reader {
     pub(crate) fn poll(
         &mut self,
         client: &Client,
-        entry: Entry,
+        entry: Placed,
         from: u64,
         at: u64,
     ) -> Result<Option<u64>, Error> {
@@ -198,7 +198,7 @@ impl Reader {
         &mut self,
         client: &Arc<Client>,
         index: &Index,
-        entry: Entry,
+        entry: Placed,
         pos: u64,
     ) -> Result<(), Error> {
         let sequential = self.chunk_len > 0 && pos == self.chunk_end();
@@ -234,7 +234,7 @@ impl Reader {
     /// first byte, a checking reader without read-ahead takes the largest chunk: only what
     /// one GET holds can be checked before it is handed out. With read-ahead the first GET
     /// stays small, so that the GETs for the rest of the object start at once, in parallel.
-    fn fetch_here(&mut self, client: &Client, entry: Entry, pos: u64) -> Result<(), Error> {
+    fn fetch_here(&mut self, client: &Client, entry: Placed, pos: u64) -> Result<(), Error> {
         let offset = pos - entry.start;
         if self.verify && offset == 0 && self.ahead.depth() == 0 {
             self.window = self.max_window;

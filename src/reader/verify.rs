@@ -29,7 +29,7 @@
 use super::Reader;
 use super::fetch::{Get, Got};
 use crate::Error;
-use crate::index::Entry;
+use crate::index::Placed;
 use crate::store::{Client, Crc};
 
 /// An object whose bytes did not match the checksum the server stores for it.
@@ -71,7 +71,7 @@ impl Reader {
     /// Notes what the GET of the chunk just placed brought: the seal size its object records,
     /// and its bytes' checksum, which extends the object read through (or starts one, at the
     /// object's first byte).
-    pub(super) fn took(&mut self, entry: Entry, got: Got) {
+    pub(super) fn took(&mut self, entry: Placed, got: Got) {
         self.saw_seal(entry.seq, got.seal);
         let offset = self.chunk_start - entry.start;
         self.follow(entry.seq, offset, got.read, false);
@@ -122,7 +122,7 @@ impl Reader {
     pub(super) fn check_followed(
         &mut self,
         client: &Client,
-        entry: Entry,
+        entry: Placed,
         size: u64,
     ) -> Result<(), Error> {
         let Some(f) =
@@ -156,7 +156,7 @@ impl Reader {
     /// Checks the object read through once its bytes are all read: a mismatch with the
     /// checksum the server stores fails this read and every later one of the object. An
     /// object whose checksum no answer gave (none stored, or an older server) passes as is.
-    pub(super) fn check(&mut self, client: &Client, entry: Entry) -> Result<(), Error> {
+    pub(super) fn check(&mut self, client: &Client, entry: Placed) -> Result<(), Error> {
         let Some(t) = self
             .through
             .filter(|t| t.seq == entry.seq && t.read.len == entry.size)
@@ -187,7 +187,7 @@ impl Reader {
     fn mismatch(
         &mut self,
         client: &Client,
-        entry: Entry,
+        entry: Placed,
         before: Crc,
         mut read: Crc,
         stored: Crc,
@@ -218,7 +218,7 @@ impl Reader {
     fn refetch(
         &mut self,
         client: &Client,
-        entry: Entry,
+        entry: Placed,
         before: Crc,
         end: u64,
     ) -> Result<Option<Crc>, Error> {
@@ -267,7 +267,7 @@ impl Reader {
     fn confirm(
         &mut self,
         client: &Client,
-        entry: Entry,
+        entry: Placed,
         read: Crc,
         stored: Crc,
     ) -> Result<(), Error> {
@@ -296,7 +296,7 @@ impl Reader {
     }
 
     /// Fails a read of the object that failed its check.
-    pub(super) fn refuse_corrupt(&self, client: &Client, entry: Entry) -> Result<(), Error> {
+    pub(super) fn refuse_corrupt(&self, client: &Client, entry: Placed) -> Result<(), Error> {
         match self.corrupt {
             Some(Corrupt { seq, stored, read }) if seq == entry.seq => Err(Error::Corrupt {
                 key: client.key(seq),
@@ -310,7 +310,7 @@ impl Reader {
     /// Before the first chunk of the object read through is handed out: waits for the GETs
     /// ahead that hold the rest of it, if they hold all of it, and checks the whole object. A
     /// GET that failed leaves the check to the chunks as they come (its error comes first).
-    pub(super) fn hold(&mut self, client: &Client, entry: Entry) -> Result<(), Error> {
+    pub(super) fn hold(&mut self, client: &Client, entry: Placed) -> Result<(), Error> {
         let Some(mut t) = self.through else {
             return Ok(());
         };

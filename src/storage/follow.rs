@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::Storage;
 use crate::Error;
-use crate::index::Entry;
+use crate::index::Placed;
 
 /// How long a follower goes without listing while its GETs find nothing to explain.
 const RELIST: Duration = Duration::from_secs(60);
@@ -100,7 +100,7 @@ impl Storage {
         };
         let seal = self.reader.seal_of(last.seq).or(self.seal_asked(last.seq));
         if last.size >= seal.unwrap_or(self.seal) {
-            let next = Entry {
+            let next = Placed {
                 seq: last.seq + 1,
                 start: last.end(),
                 size: 0,
@@ -134,7 +134,7 @@ impl Storage {
     /// One GET of object `entry` from its end as the index knows it, whose bytes become the
     /// reader's chunk; says whether it found any. A next object that does not start where
     /// the last one ends is [`Error::Discontinuity`].
-    fn probe(&mut self, now: Instant, entry: Entry) -> Result<bool, Error> {
+    fn probe(&mut self, now: Instant, entry: Placed) -> Result<bool, Error> {
         let polled = self
             .reader
             .poll(&*self.client, entry, entry.size, entry.end());

@@ -200,15 +200,15 @@ impl Storage {
         let appends = client.appends();
         let streaming = Streaming {
             // Appended bytes leave memory at once: reads fetch them from S3.
-            copy_from: if appends {
+            append_by_copy: if appends {
                 Some(0)
             } else {
                 options.append_by_copy
             },
             appends,
-            part: options.part_size,
-            ahead: options.write_ahead,
-            fresh: options.fresh_end,
+            part_size: options.part_size,
+            write_ahead: options.write_ahead,
+            fresh_end: options.fresh_end,
             stepped: options.stepped,
         };
         Storage {

@@ -46,7 +46,7 @@ impl Storage {
     /// what [`trim_before_gap`](Storage::trim_before_gap) would leave.
     ///
     /// One listing, the HEAD of the first object (unless the handle knows where it starts),
-    /// and for each hole in the listing, the HEADs of the objects on either side of it: one
+    /// and for each gap in the listing, the HEADs of the objects on either side of it: one
     /// whose older side is gone too was trimmed meanwhile, not a gap, and the object after a
     /// gap tells its recorded start, [`Gap::resume`].
     ///
@@ -72,7 +72,7 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn listing(&self) -> Result<Listing, Error> {
-        let mut objects = index::settled(&*self.client, self.client.list(None)?)?;
+        let mut objects = index::with_gaps(&*self.client, self.client.list(None)?)?;
         let Some(first) = objects.first() else {
             return Ok(Listing::default());
         };
@@ -387,7 +387,7 @@ impl Storage {
         let (mut front, whole) = index::listed_through(&*self.client, before, upto)?;
         // Deleting across a gap gives up bytes that were never read through: that takes
         // `trim_before_gap`, asked for by name.
-        if let Some(seq) = front.first_hole() {
+        if let Some(seq) = front.first_gap() {
             return Err(Error::MissingObject {
                 key: self.client.key(seq),
             });

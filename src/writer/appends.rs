@@ -18,7 +18,7 @@ impl Writer {
             let seen = self.bell.seen();
             self.pump(index)?;
             let held: usize = self.objects.iter().map(Object::unflushed).sum();
-            if held < 2 * self.streaming.part || self.running() == 0 {
+            if held < 2 * self.streaming.part_size || self.running() == 0 {
                 return Ok(());
             }
             self.bell.wait_past(seen);
@@ -34,9 +34,9 @@ impl Writer {
             return Ok(());
         };
         let (seq, start) = (full.seq, full.meta.start);
-        let size = full.only_in_s3 + full.in_s3;
-        let moved = full.buf[full.in_s3..].to_vec();
-        Arc::make_mut(&mut full.buf).truncate(full.in_s3);
+        let size = full.released + full.mirrored;
+        let moved = full.buf[full.mirrored..].to_vec();
+        Arc::make_mut(&mut full.buf).truncate(full.mirrored);
         full.phase = Phase::Sealed;
         log::info!(
             "{} has the most parts S3 allows: sealed at {size} bytes",
@@ -56,7 +56,7 @@ impl Writer {
             None,
         );
         // None of it is in S3.
-        next.in_s3 = 0;
+        next.mirrored = 0;
         self.objects.push_back(next);
         Ok(())
     }

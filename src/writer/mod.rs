@@ -56,22 +56,20 @@ pub(crate) struct Writer {
 /// a trim to delete them within this time.
 pub(crate) const FRESH: Duration = Duration::from_secs(1);
 
-/// How a writer streams its bytes out (from [`Options`](crate::Options)).
+/// How a writer streams its bytes out: the [`Options`](crate::Options) of the same names.
 #[derive(Clone, Copy)]
 pub(crate) struct Streaming {
-    /// `append_by_copy`: from this size in S3, a flush appends by copy, so a tail's flushed
-    /// bytes leave memory (reads fetch them from S3). `None`: every flush sends the whole
-    /// tail, which memory then holds until it is sealed.
-    pub(crate) copy_from: Option<usize>,
-    /// `part_size`.
-    pub(crate) part: usize,
-    /// `write_ahead`.
-    pub(crate) ahead: usize,
+    /// From this size in S3, a flush appends by copy, so a tail's flushed bytes leave memory
+    /// (reads fetch them from S3). `None`: every flush sends the whole tail, which memory then
+    /// holds until it is sealed.
+    pub(crate) append_by_copy: Option<usize>,
+    pub(crate) part_size: usize,
+    pub(crate) write_ahead: usize,
     /// The store appends (a directory bucket): a flush, or a part's worth of bytes, is one
     /// append of the bytes S3 lacks, and no multipart upload is made.
     pub(crate) appends: bool,
     /// How long what the writer knows of the stream's end is current ([`FRESH`]).
-    pub(crate) fresh: Duration,
+    pub(crate) fresh_end: Duration,
     /// [`Options`](crate::Options)' `stepped`: its jobs run on a stepped bell.
     pub(crate) stepped: Option<u64>,
 }
@@ -115,7 +113,7 @@ impl Writer {
             stopped: None,
             deferred: None,
             bell: Arc::new(streaming.stepped.map_or_else(Bell::default, Bell::stepped)),
-            pool: pool::Pool::new(streaming.part),
+            pool: pool::Pool::new(streaming.part_size),
             end_seen: Instant::now(),
         }
     }
@@ -156,7 +154,7 @@ impl Writer {
     /// How many bytes the stream has after the index: those in memory, and those of parts let
     /// go.
     pub(crate) fn local_len(&self) -> usize {
-        self.objects.iter().map(|o| o.len() - o.only_in_s3).sum()
+        self.objects.iter().map(|o| o.len() - o.released).sum()
     }
 
     /// Whether memory holds every byte after the index: false once parts of an object larger
@@ -178,7 +176,7 @@ impl Writer {
     /// Whether the index holds an object this writer is still writing (the part of it that
     /// left memory): that one must not be trimmed.
     pub(crate) fn shares_index(&self) -> bool {
-        self.objects.front().is_some_and(|o| o.only_in_s3 > 0)
+        self.objects.front().is_some_and(|o| o.released > 0)
     }
 
     /// Appends `data` to the tail. A write of up to a part is taken whole, and so never split
@@ -199,7 +197,7 @@ impl Writer {
         }
         // Records written whole stay whole in one object, as they always did; only a write
         // too large to hold on top of the budget is cut.
-        let whole = data.len() <= self.streaming.part;
+        let whole = data.len() <= self.streaming.part_size;
         let mut accepted = 0;
         while accepted < data.len() {
             match self.write_piece(index, &data[accepted..], whole) {
@@ -231,7 +229,7 @@ impl Writer {
         } else {
             self.stream(index, Cut::WholeParts)?;
         }
-        let part = self.streaming.part;
+        let part = self.streaming.part_size;
         let seal_bytes = self.tail(index)?.seal();
         let reserve = part.min(seal_bytes);
         let tail = self.tail(index)?;
@@ -272,7 +270,7 @@ impl Writer {
         let result = self.drain(index);
         self.flushing = false;
         if result.is_err() {
-            self.settle(index);
+            self.wait_idle(index);
         }
         result
     }
@@ -313,7 +311,7 @@ impl Writer {
         }
         let mut out = Vec::new();
         for object in &self.objects {
-            let mut skip = object.in_s3;
+            let mut skip = object.mirrored;
             for bytes in object.memory() {
                 let from = skip.min(bytes.len());
                 out.extend_from_slice(&bytes[from..]);
@@ -327,7 +325,7 @@ impl Writer {
     /// under way are waited for first: a PUT or Complete that lands after the bytes were
     /// handed back would store them, and a caller that appends them again would double them.
     pub(crate) fn discard(&mut self, index: &mut Index) -> Vec<u8> {
-        self.settle(index);
+        self.wait_idle(index);
         let unflushed = self.unflushed();
         self.abort_uploads();
         unflushed
@@ -455,7 +453,7 @@ impl Writer {
     /// Waits for every job under way, starting none: after a failed flush, nothing of it is
     /// left running, and the next call starts again from what S3 has. Failures met meanwhile
     /// are tried again then (a fence is taken at once).
-    fn settle(&mut self, index: &mut Index) {
+    fn wait_idle(&mut self, index: &mut Index) {
         loop {
             let seen = self.bell.seen();
             // The flush already reports a failure: later ones are retried, not reported.
@@ -475,7 +473,7 @@ impl Writer {
                 failure.get_or_insert(err);
             }
         }
-        let appends = self.streaming.appends.then_some(self.streaming.part);
+        let appends = self.streaming.appends.then_some(self.streaming.part_size);
         while failure.is_none() {
             let flushing = self.flushing && self.objects.len() == 1;
             let Some(oldest) = self.objects.front_mut() else {
@@ -521,7 +519,7 @@ impl Writer {
                     }
                 }
                 None if pass == Pass::Start => {
-                    let stale = self.end_seen.elapsed() >= self.streaming.fresh;
+                    let stale = self.end_seen.elapsed() >= self.streaming.fresh_end;
                     let look_past = oldest.etag.is_none() && stale;
                     let job = oldest.start_finish(&self.client, &self.bell, look_past);
                     oldest.finish = Some(job);
@@ -531,7 +529,7 @@ impl Writer {
         }
         match failure {
             Some(err @ (Error::UploadLost { .. } | Error::Fenced { .. })) => {
-                self.settle_finish(index);
+                self.await_finish(index);
                 Err(self.fail(err))
             }
             Some(err) => Err(self.fail(err)),
@@ -543,7 +541,7 @@ impl Writer {
     /// outcome: before a writer stops (fenced by a later object's write, or for lost bytes),
     /// an object its Complete made whole in S3 must count neither as lost nor as unflushed:
     /// the abort that follows cannot undo it, and bytes handed back would be appended twice.
-    fn settle_finish(&mut self, index: &mut Index) {
+    fn await_finish(&mut self, index: &mut Index) {
         let Some(job) = self.objects.front_mut().and_then(|o| o.finish.take()) else {
             return;
         };
@@ -556,10 +554,10 @@ impl Writer {
     /// it. After a multipart upload, or once it is large enough to append to by copy, its
     /// bytes leave memory and reads go to S3.
     fn finished(&mut self, index: &mut Index, etag: String) {
-        let copy_from = self.streaming.copy_from;
+        let append_by_copy = self.streaming.append_by_copy;
         let is_tail = self.objects.len() == 1;
         let seal = self.objects.front().map_or(self.seal_bytes, Object::seal);
-        let reserve = self.streaming.part.min(seal);
+        let reserve = self.streaming.part_size.min(seal);
         self.end_seen = Instant::now();
         let Some(object) = self.objects.front_mut() else {
             return;
@@ -574,9 +572,9 @@ impl Writer {
             let mut rest = (self.pool).take(if is_tail { reserve.max(left) } else { left });
             rest.extend_from_slice(&object.buf[sent..]);
             let old = std::mem::replace(&mut object.buf, Arc::new(rest));
-            object.only_in_s3 += sent;
-            object.in_s3 = 0;
-            index.cover(object.seq, object.only_in_s3 as u64);
+            object.released += sent;
+            object.mirrored = 0;
+            index.cover(object.seq, object.released as u64);
             self.pool.give(old);
             return;
         }
@@ -586,23 +584,23 @@ impl Writer {
             // The next flush sends the whole object again, so its parts' bytes go back to
             // memory, ahead of those written after the upload closed. Without appending by
             // copy, no part is ever let go.
-            Some(upload) if copy_from.is_none() => {
+            Some(upload) if append_by_copy.is_none() => {
                 let mut whole = Vec::with_capacity(total);
                 for part in &upload.parts {
                     if let Source::Bytes(bytes) = &part.source {
                         whole.extend_from_slice(bytes);
                     }
                 }
-                object.in_s3 = whole.len();
+                object.mirrored = whole.len();
                 whole.extend_from_slice(&object.buf);
                 object.buf = Arc::new(whole);
                 return;
             }
             // Bytes written after a failed flush closed the upload are not in it: they stay.
             Some(upload) => upload.parts.iter().map(|p| p.len).sum::<usize>(),
-            None if copy_from.is_some_and(|from| total >= from) => total,
+            None if append_by_copy.is_some_and(|from| total >= from) => total,
             None => {
-                object.in_s3 = object.buf.len();
+                object.mirrored = object.buf.len();
                 return;
             }
         };
@@ -614,8 +612,8 @@ impl Writer {
             .take(if is_tail { reserve.max(unsent) } else { unsent });
         rest.extend_from_slice(&object.buf[object.buf.len() - unsent..]);
         let old = std::mem::replace(&mut object.buf, Arc::new(rest));
-        object.only_in_s3 = completed;
-        object.in_s3 = 0;
+        object.released = completed;
+        object.mirrored = 0;
         index.cover(object.seq, completed as u64);
         let parts = upload.into_iter().flat_map(|u| u.parts);
         for bytes in parts.filter_map(|p| p.source.into_bytes()).chain([old]) {

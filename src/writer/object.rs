@@ -6,18 +6,20 @@ use std::sync::Arc;
 use crate::Error;
 use crate::index::BEHIND;
 use crate::job::{Bell, Job, spawn};
-use crate::store::{Client, Expect, Hint, Meta, Part};
+use crate::store::{Client, Expect, Hint, Meta, UploadedPart};
 
-/// An object this handle writes. Its bytes, in order: `only_in_s3` bytes that S3 has and
+/// An object this handle writes. Its bytes, in order: `released` bytes that S3 has and
 /// memory let go of (the index covers them), then those of the upload's parts, then `buf`.
 pub(super) struct Object {
     pub(super) seq: u64,
     /// Its start offset and seal size, recorded with every upload.
     pub(super) meta: Meta,
-    pub(super) only_in_s3: usize,
-    /// How many bytes of memory, from its first one, the object in S3 holds after
-    /// `only_in_s3`.
-    pub(super) in_s3: usize,
+    /// Bytes S3 has and memory released (the same word as the store's
+    /// [`overwrite`](crate::store::Store::overwrite)).
+    pub(super) released: usize,
+    /// How many bytes of memory, from its first one, S3 holds too (after `released`): S3
+    /// mirrors them.
+    pub(super) mirrored: usize,
     /// The object's ETag as we last wrote or read it; `None` while it does not exist.
     pub(super) etag: Option<String>,
     /// Whether S3's copy is one this handle uploaded, and so records its start.
@@ -45,7 +47,7 @@ pub(super) enum Phase {
 /// A multipart upload to an object's key, while its parts go out.
 pub(super) struct Upload {
     pub(super) id: Id,
-    pub(super) parts: Vec<Chunk>,
+    pub(super) parts: Vec<Part>,
     /// No part follows: the last one may be short. Set by a flush or a seal.
     pub(super) closed: bool,
 }
@@ -58,8 +60,8 @@ pub(super) enum Id {
     Known(Arc<str>),
 }
 
-pub(super) struct Chunk {
-    /// Its part number; a copy takes this one and those up to the next chunk's.
+pub(super) struct Part {
+    /// Its part number; a copy takes this one and those up to the next part's.
     pub(super) number: u32,
     pub(super) len: usize,
     pub(super) source: Source,
@@ -68,7 +70,7 @@ pub(super) struct Chunk {
 
 pub(super) enum Source {
     /// Parts 1 to [`Store::copy_parts`](crate::store::Store::copy_parts), copied by the server
-    /// from the object as S3 holds it: its `only_in_s3` bytes.
+    /// from the object as S3 holds it: its `released` bytes.
     Copy,
     Bytes(Arc<Vec<u8>>),
     /// Bytes S3 has as a part, let go to bound memory: they are readable once completed.
@@ -89,8 +91,8 @@ pub(super) enum State {
     /// Waiting for the upload's ID, or to be sent again after a reported failure.
     Queued,
     /// A copy is several parts; bytes are one.
-    Running(Job<Vec<Part>>),
-    Done(Vec<Part>),
+    Running(Job<Vec<UploadedPart>>),
+    Done(Vec<UploadedPart>),
 }
 
 /// Whether a pass over the jobs starts requests, or only takes the outcomes of those that
@@ -106,8 +108,8 @@ impl Object {
         Object {
             seq,
             meta,
-            only_in_s3: 0,
-            in_s3: buf.len(),
+            released: 0,
+            mirrored: buf.len(),
             etag,
             recorded: false,
             upload: None,
@@ -130,7 +132,7 @@ impl Object {
             .filter(|p| !matches!(p.source, Source::Copy))
             .map(|p| p.len)
             .sum();
-        self.only_in_s3 + sent + self.buf.len()
+        self.released + sent + self.buf.len()
     }
 
     /// Its bytes in memory, in order (those let go are missing).
@@ -149,7 +151,7 @@ impl Object {
 
     /// Bytes not yet in the object in S3.
     pub(super) fn unflushed(&self) -> usize {
-        self.len() - self.only_in_s3 - self.in_s3
+        self.len() - self.released - self.mirrored
     }
 
     pub(super) fn closed(&self) -> bool {
@@ -176,7 +178,7 @@ impl Object {
     ) -> Result<(), Error> {
         let mut failure = None;
         let mut vanished = false;
-        let (seq, meta, copied) = (self.seq, self.meta, self.only_in_s3 as u64);
+        let (seq, meta, copied) = (self.seq, self.meta, self.released as u64);
         let Some(upload) = self.upload.as_mut() else {
             return Ok(());
         };
@@ -274,7 +276,7 @@ impl Object {
         bell: &Arc<Bell>,
         look_past: bool,
     ) -> Job<String> {
-        let (seq, meta, only_in_s3, in_s3) = (self.seq, self.meta, self.only_in_s3, self.in_s3);
+        let (seq, meta, released, mirrored) = (self.seq, self.meta, self.released, self.mirrored);
         let etag = self.etag.clone();
         match &self.upload {
             Some(Upload {
@@ -284,7 +286,7 @@ impl Object {
             }) => {
                 // Bytes written after the upload was closed are not in it.
                 let size = parts.iter().map(|p| p.len as u64).sum();
-                let parts: Vec<Part> = (parts.iter())
+                let parts: Vec<UploadedPart> = (parts.iter())
                     .filter_map(|p| match &p.state {
                         State::Done(done) => Some(done.iter().cloned()),
                         _ => None,
@@ -312,10 +314,10 @@ impl Object {
                 self.sending = sent;
                 spawn(client, bell, move |c| {
                     let expect = etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-                    let end = meta.start + (only_in_s3 + sent) as u64;
+                    let end = meta.start + (released + sent) as u64;
                     let new = New::of(&etag, look_past);
                     created(c, seq, meta.start, end, new, || {
-                        c.overwrite(seq, meta, only_in_s3, &buf[..sent], in_s3, expect)
+                        c.overwrite(seq, meta, released, &buf[..sent], mirrored, expect)
                     })
                 })
             }
@@ -423,7 +425,7 @@ fn create(client: &Arc<Client>, bell: &Arc<Bell>, seq: u64, meta: Meta) -> Job<S
     spawn(client, bell, move |c| c.create_upload(&c.key(seq), meta))
 }
 
-impl Chunk {
+impl Part {
     /// Sends this part of upload `id` to object `seq`; a copy copies the first `copied` bytes
     /// of the object, on the condition that it is still `etag`.
     fn start(
@@ -434,7 +436,7 @@ impl Chunk {
         id: &Arc<str>,
         copied: u64,
         etag: String,
-    ) -> Job<Vec<Part>> {
+    ) -> Job<Vec<UploadedPart>> {
         let (id, number) = (id.clone(), self.number);
         match &self.source {
             Source::Copy => spawn(client, bell, move |c| {

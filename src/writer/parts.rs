@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::object::{Chunk, Id, Object, Source, State, Upload};
+use super::object::{Id, Object, Part, Source, State, Upload};
 use super::{Cut, Room, Streaming, Writer};
 use crate::Error;
 use crate::index::Index;
@@ -13,7 +13,7 @@ impl Writer {
     /// upload's last part, if an upload is under way (else the object's final upload sends
     /// them).
     pub(super) fn stream(&mut self, index: &mut Index, cut: Cut) -> Result<(), Error> {
-        let part = self.streaming.part;
+        let part = self.streaming.part_size;
         while self.next_cut(part, cut).is_some() {
             self.make_room(index, Room::Part)?;
             // Making room may have completed the tail's upload, which changes what is left.
@@ -54,9 +54,9 @@ impl Writer {
         let tail = self.objects.back_mut().expect("only the tail is cut");
         let upload = tail.upload.get_or_insert_with(|| {
             // The object as S3 holds it comes first, copied by the server.
-            let copy = (tail.only_in_s3 > 0).then_some(Chunk {
+            let copy = (tail.released > 0).then_some(Part {
                 number: 1,
-                len: tail.only_in_s3,
+                len: tail.released,
                 source: Source::Copy,
                 state: State::Queued,
             });
@@ -81,14 +81,14 @@ impl Writer {
         let number = match upload.parts.last() {
             None => 1,
             Some(
-                copy @ Chunk {
+                copy @ Part {
                     source: Source::Copy,
                     ..
                 },
             ) => copy.number + client.copy_parts(copy.len as u64),
             Some(last) => last.number + 1,
         };
-        upload.parts.push(Chunk {
+        upload.parts.push(Part {
             number,
             len: n,
             source: Source::Bytes(bytes),
@@ -106,16 +106,16 @@ impl Writer {
             let seen = self.bell.seen();
             self.pump(index)?;
             let Streaming {
-                copy_from,
-                part,
-                ahead,
+                append_by_copy,
+                part_size: part,
+                write_ahead: ahead,
                 ..
             } = self.streaming;
             let room = match room {
                 Room::Seal => self.objects.len() == 1,
                 // Without appending by copy the tail is held until it is sealed (the next
                 // flush sends it again): only the parts in flight are bounded.
-                Room::Part if copy_from.is_none() => self.running_parts() < ahead,
+                Room::Part if append_by_copy.is_none() => self.running_parts() < ahead,
                 Room::Part => {
                     let held: usize = self.objects.iter().map(Object::in_memory).sum();
                     let over = held > (ahead + 1) * part;

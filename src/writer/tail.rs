@@ -44,8 +44,8 @@ impl Writer {
     /// only one that records none (written by s3-syncr 0.1) is judged by this handle's.
     fn find_tail(&self, index: &mut Index) -> Result<Object, Error> {
         let own = self.seal_bytes as u64;
-        let copy_from = self.streaming.copy_from;
-        let large = |size: u64| copy_from.is_some_and(|from| size >= from as u64);
+        let append_by_copy = self.streaming.append_by_copy;
+        let large = |size: u64| append_by_copy.is_some_and(|from| size >= from as u64);
         let Some(last) = index.last() else {
             return self.after(index, None);
         };
@@ -80,7 +80,7 @@ impl Writer {
             // in the index for reads.
             _ => {
                 let mut tail = Object::new(last.seq, meta, Vec::new(), Some(etag));
-                tail.only_in_s3 = size as usize;
+                tail.released = size as usize;
                 Ok(tail)
             }
         }

@@ -43,13 +43,13 @@ fn handle(mem: &Arc<MemS3>) -> Arc<Client> {
 
 /// Objects sealed at 1000 bytes, parts of 200, two at once: with appending by copy from 300
 /// (`COPY`), a memory budget of 600 bytes.
-fn writer(client: &Arc<Client>, copy_from: Option<usize>) -> Writer {
+fn writer(client: &Arc<Client>, append_by_copy: Option<usize>) -> Writer {
     let streaming = Streaming {
-        copy_from,
-        part: 200,
-        ahead: 2,
+        append_by_copy,
+        part_size: 200,
+        write_ahead: 2,
         appends: false,
-        fresh: super::FRESH,
+        fresh_end: super::FRESH,
         stepped: None,
     };
     Writer::new(client.clone(), 1000, streaming)
@@ -113,9 +113,9 @@ fn stops(err: &Error) -> bool {
 /// Runs `ops` on a new handle of the stream in `mem`, with `before` bytes already in the
 /// stream, then flushes until it succeeds or the handle stops. Checks after each call that no
 /// object a later one follows was rewritten.
-fn run(mem: &Arc<MemS3>, ops: &[Op], before: usize, copy_from: Option<usize>) -> Outcome {
+fn run(mem: &Arc<MemS3>, ops: &[Op], before: usize, append_by_copy: Option<usize>) -> Outcome {
     let mut index = Index::default();
-    let mut w = writer(&handle(mem), copy_from);
+    let mut w = writer(&handle(mem), append_by_copy);
     let mut sealed = Sealed::default();
     let mut out = Outcome {
         written: Vec::new(),
@@ -322,8 +322,8 @@ fn breaking(k: u64, how: Break) -> Faults {
 }
 
 /// Breaks each request of [`RUN`] in turn, in every way, and checks every run.
-fn step_by_step(prepare: impl Fn(&Arc<MemS3>) -> usize, copy_from: Option<usize>) {
-    step_by_step_of(RUN, BEFORE_BUDGET, prepare, copy_from);
+fn step_by_step(prepare: impl Fn(&Arc<MemS3>) -> usize, append_by_copy: Option<usize>) {
+    step_by_step_of(RUN, BEFORE_BUDGET, prepare, append_by_copy);
 }
 
 /// Breaks each request of `ops` in turn, in every way, and checks every run; `before_budget`
@@ -332,12 +332,12 @@ fn step_by_step_of(
     ops: &[Op],
     before_budget: usize,
     prepare: impl Fn(&Arc<MemS3>) -> usize,
-    copy_from: Option<usize>,
+    append_by_copy: Option<usize>,
 ) {
     let clean = store();
     let before = prepare(&clean);
     let start = clean.requests();
-    let out = run(&clean, ops, before, copy_from);
+    let out = run(&clean, ops, before, append_by_copy);
     check(&clean, &out, before, before_budget, &|| "clean run".into());
     let steps = clean.requests() - start;
 
@@ -350,7 +350,7 @@ fn step_by_step_of(
             let mem = store();
             let before = prepare(&mem);
             mem.set_faults(Some(breaking(k, how)));
-            let out = run(&mem, ops, before, copy_from);
+            let out = run(&mem, ops, before, append_by_copy);
             let what = || {
                 format!(
                     "{how:?} at request {k}: {:?}, {} bytes unflushed; requests:\n{}",

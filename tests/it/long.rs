@@ -200,7 +200,7 @@ fn a_stream_without_a_usable_hint_is_listed_whole_and_the_next_writer_upgrades_i
     let mut object = vec![0; SIZE as usize];
     reader.read_exact(&mut object).unwrap();
     assert_eq!(object, body(2_010));
-    // Those deleted objects, never listed by this handle, are a hole, not the end.
+    // Those deleted objects, never listed by this handle, are a gap, not the end.
     reader.seek(SeekFrom::Start(1_995 * SIZE)).unwrap();
     let err = reader.read(&mut object).unwrap_err();
     assert!(

@@ -556,7 +556,7 @@ fn a_missing_object_between_two_present_ones_stays_a_gap() {
     write_stream(&bucket, name, &data[3 * MIB..]);
     // The reader's last known object goes, an older one stays.
     bucket.raw_delete(&key(name, 2));
-    // What lies past the hole stays in reach, the hole itself does not.
+    // What lies past the gap stays in reach, the gap itself does not.
     assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), data.len() as u64);
     assert!(read_at(&mut reader, 3 * M, 10) == data[3 * MIB..][..10]);
     reader.seek(SeekFrom::Start(2 * M + 1)).unwrap();
@@ -610,14 +610,14 @@ fn a_first_object_trimmed_between_listing_and_head_is_skipped() {
 }
 
 #[test]
-fn a_hole_whose_older_side_was_trimmed_meanwhile_is_no_gap() {
+fn missing_numbers_whose_older_side_was_trimmed_meanwhile_are_no_gap() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
-    let name = "hole/log.bin";
+    let name = "gap/log.bin";
     let data = pattern(4 * MIB + 5, 15);
     write_stream(&bucket, name, &data);
-    // Listed with a hole at 2 (deleted by hand); objects 0 and 1 go before the HEAD that
-    // checks whether object 1, before the hole, is still there: the stream starts at 3 now.
+    // Listed with a gap at 2 (deleted by hand); objects 0 and 1 go before the HEAD that
+    // checks whether object 1, before the gap, is still there: the stream starts at 3 now.
     bucket.raw_delete(&key(name, 2));
     let (mut reader, pos, _proxy) = position_while_deleting(&server, &bucket, name, &[0, 1]);
     assert_eq!(pos, 3 * M);
@@ -768,7 +768,7 @@ fn open_small(bucket: &Bucket, name: &str) -> Storage {
 const SMALL: usize = 4096;
 
 #[test]
-fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it() {
+fn a_gap_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
     let name = "sweep/log.bin";
@@ -788,7 +788,7 @@ fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it
     writer.close().unwrap();
     let len = data.len() as u64;
 
-    // A new reader reads the end, and everything after the hole, exactly.
+    // A new reader reads the end, and everything after the gap, exactly.
     let mut reader = open_small(&bucket, name);
     assert_eq!(reader.seek(SeekFrom::End(-1000)).unwrap(), len - 1000);
     let mut last = Vec::new();
@@ -800,20 +800,20 @@ fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it
     reader.read_to_end(&mut rest).unwrap();
     assert!(
         rest == data[4 * SMALL..],
-        "from the object after the hole on"
+        "from the object after the gap on"
     );
     let ends: Vec<u64> = (reader.listing().unwrap().objects.iter())
         .map(|s| s.start + s.size)
         .collect();
     assert_eq!(ends.last(), Some(&len));
 
-    // From the first byte: the objects before the hole, then the hole is a typed error.
+    // From the first byte: the objects before the gap, then the gap is a typed error.
     let mut reader = open_small(&bucket, name);
     assert_eq!(reader.stream_position().unwrap(), 0);
     let (got, err) = read_until_error(&mut reader);
     assert!(
         got == data[..3 * SMALL],
-        "{} bytes before the hole",
+        "{} bytes before the gap",
         got.len()
     );
     assert_eq!(missing(&err), key(name, 3));
@@ -821,7 +821,7 @@ fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it
     assert_eq!(missing(&err), key(name, 3), "again");
     reader.seek(SeekFrom::Start(3 * SMALL as u64 + 10)).unwrap();
     let err = reader.read(&mut [0; 10]).unwrap_err();
-    assert_eq!(missing(&err), key(name, 3), "inside the hole");
+    assert_eq!(missing(&err), key(name, 3), "inside the gap");
     assert_eq!(read_at(&mut reader, after, 10), data[4 * SMALL..][..10]);
 
     // The gap is still shown, and calls that need the whole stream still refuse it.
@@ -836,7 +836,7 @@ fn a_hole_left_by_a_lifecycle_sweep_stops_neither_a_new_writer_nor_reads_past_it
 }
 
 #[test]
-fn a_follower_after_a_hole_reads_on_what_new_writers_append() {
+fn a_follower_after_a_gap_reads_on_what_new_writers_append() {
     let server = Server::from_env_or_start();
     let bucket = server.new_bucket();
     let name = "sweep/follow.bin";
@@ -852,7 +852,7 @@ fn a_follower_after_a_hole_reads_on_what_new_writers_append() {
     assert_eq!(follower.seek(SeekFrom::End(-100)).unwrap(), end - 100);
     let mut got = vec![0; 100];
     follower.read_exact(&mut got).unwrap();
-    // A reader behind the hole-to-be, which knows the object that goes (reading no further
+    // A reader behind the gap-to-be, which knows the object that goes (reading no further
     // ahead than asked, so that it holds none of its bytes).
     let options = Options::builder()
         .with_seal_size(SMALL)
@@ -889,7 +889,7 @@ fn a_follower_after_a_hole_reads_on_what_new_writers_append() {
     follower.read_to_end(&mut later).unwrap();
     assert_eq!(later, b"later");
 
-    // The reader behind it reads up to the hole, then is told what is missing.
+    // The reader behind it reads up to the gap, then is told what is missing.
     let (got, err) = read_until_error(&mut lagging);
     assert!(got == data[SMALL..3 * SMALL], "{} bytes", got.len());
     assert_eq!(missing(&err), key(name, 3));

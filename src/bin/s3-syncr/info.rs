@@ -120,7 +120,7 @@ pub fn stat(
     out: &mut impl Write,
     location: &str,
     listing: &Listing,
-    min_size: u32,
+    seal_size: u32,
 ) -> io::Result<()> {
     let objects = &listing.objects;
     let (first, end) = offsets(objects);
@@ -146,12 +146,12 @@ pub fn stat(
             if let Some(last) = listing.gaps.last() {
                 writeln!(out, "repair:   {}", repair(listing, last))?;
             }
-            let min_bytes = u64::from(min_size) * MIB;
+            let min_bytes = u64::from(seal_size) * MIB;
             let state = if last.size < min_bytes {
-                format!("open (below --min-size {min_size} MiB: the next append continues it)")
+                format!("open (below --seal-size {seal_size} MiB: the next append continues it)")
             } else {
                 format!(
-                    "sealed (at least --min-size {min_size} MiB: the next append starts sequence {})",
+                    "sealed (at least --seal-size {seal_size} MiB: the next append starts sequence {})",
                     last.seq + 1
                 )
             };

@@ -101,9 +101,9 @@ enum Command {
         #[arg(long, value_name = "SIZE|DURATION", value_parser = units::parse_flush_every)]
         flush_every: Option<FlushEvery>,
         /// Seal an object once it holds this many MiB (or 64MiB, 1GiB, ...) and start the next
-        /// one
-        #[arg(long, value_name = "MiB", default_value = "8", value_parser = units::parse_min_size)]
-        min_size: u32,
+        /// one. `--min-size`, the original's name, is an alias
+        #[arg(long, alias = "min-size", value_name = "MiB", default_value = "8", value_parser = units::parse_seal_size)]
+        seal_size: u32,
         /// Parts of 8 MiB uploading at once, across objects, each on its own connection (1 to
         /// 64); memory is (N + 1) x 8 MiB at most. More is not faster on a shared link: objects
         /// are completed in stream order, so parts that all end together wait for each other
@@ -151,9 +151,9 @@ enum Command {
     Stat {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
-        /// The --min-size the writers use, to tell whether the tail object is still open
-        #[arg(long, value_name = "MiB", default_value = "8", value_parser = units::parse_min_size)]
-        min_size: u32,
+        /// The --seal-size the writers use, to tell whether the tail object is still open
+        #[arg(long, alias = "min-size", value_name = "MiB", default_value = "8", value_parser = units::parse_seal_size)]
+        seal_size: u32,
     },
     /// Delete the stream's oldest objects, moving no offset
     ///
@@ -268,10 +268,10 @@ fn main() -> ExitCode {
         Command::Append {
             location,
             flush_every,
-            min_size,
+            seal_size,
             write_ahead,
         } => {
-            let result = run_append(&store, &location, flush_every, min_size, write_ahead);
+            let result = run_append(&store, &location, flush_every, seal_size, write_ahead);
             ("append", location, result)
         }
         Command::Cat {
@@ -297,8 +297,11 @@ fn main() -> ExitCode {
             let result = run_info(&store, &location, None);
             ("ls", location, result)
         }
-        Command::Stat { location, min_size } => {
-            let result = run_info(&store, &location, Some(min_size));
+        Command::Stat {
+            location,
+            seal_size,
+        } => {
+            let result = run_info(&store, &location, Some(seal_size));
             ("stat", location, result)
         }
         Command::Trim {
@@ -334,19 +337,19 @@ fn main() -> ExitCode {
 
 const MIB: usize = 1024 * 1024;
 
-/// The options of a writer whose objects are sealed at `--min-size` MiB.
-fn options(min_size: u32) -> OptionsBuilder {
-    Options::builder().with_seal_size(min_size as usize * MIB)
+/// The options of a writer whose objects are sealed at `--seal-size` MiB.
+fn options(seal_size: u32) -> OptionsBuilder {
+    Options::builder().with_seal_size(seal_size as usize * MIB)
 }
 
 fn run_append(
     store: &Store,
     location: &str,
     flush_every: Option<FlushEvery>,
-    min_size: u32,
+    seal_size: u32,
     write_ahead: u8,
 ) -> Result<(), Exit> {
-    let options = options(min_size)
+    let options = options(seal_size)
         .with_write_ahead(write_ahead.into())
         .build()?;
     let session = store.open(location, options, Purpose::WriteOrWait)?;
@@ -376,14 +379,14 @@ fn run_cat(
     Ok(cat::run(&mut session.storage, from, follow)?)
 }
 
-fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result<(), Exit> {
+fn run_info(store: &Store, location: &str, stat_seal_size: Option<u32>) -> Result<(), Exit> {
     let session = store.open(location, Options::default(), Purpose::Read)?;
     // A gap is shown, not refused: these are the commands to look at it with.
     let listing = session.storage.listing()?;
     let out = &mut ClosableOutput::new(io::stdout().lock());
-    match stat_min_size {
+    match stat_seal_size {
         None => info::ls(out, &listing),
-        Some(min_size) => info::stat(out, location, &listing, min_size)
+        Some(seal_size) => info::stat(out, location, &listing, seal_size)
             .and_then(|()| info::uploads(out, &session.storage.pending_uploads())),
     }?;
     Ok(())

@@ -55,9 +55,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// Parses `--min-size`: a number of MiB, or a size with its unit (`64MiB`, `1GiB`) that is a
+/// Parses `--seal-size`: a number of MiB, or a size with its unit (`64MiB`, `1GiB`) that is a
 /// whole number of MiB, at least 1.
-pub fn parse_min_size(text: &str) -> Result<u32, String> {
+pub fn parse_seal_size(text: &str) -> Result<u32, String> {
     let (_, unit) = split(text)?;
     let mib = match unit.as_str() {
         "" => split(text)?.0,
@@ -177,13 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn min_sizes_are_mib_with_or_without_units() {
-        assert_eq!(parse_min_size("8"), Ok(8));
-        assert_eq!(parse_min_size("64MiB"), Ok(64));
-        assert_eq!(parse_min_size("1GiB"), Ok(1024));
-        assert_eq!(parse_min_size("2048k"), Ok(2));
+    fn seal_sizes_are_mib_with_or_without_units() {
+        assert_eq!(parse_seal_size("8"), Ok(8));
+        assert_eq!(parse_seal_size("64MiB"), Ok(64));
+        assert_eq!(parse_seal_size("1GiB"), Ok(1024));
+        assert_eq!(parse_seal_size("2048k"), Ok(2));
         for bad in ["0", "0MiB", "1000k", "5MB", "1m", "99999999999"] {
-            assert!(parse_min_size(bad).is_err(), "{bad:?}");
+            assert!(parse_seal_size(bad).is_err(), "{bad:?}");
         }
     }
 

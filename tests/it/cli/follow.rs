@@ -21,7 +21,7 @@ fn follow_writes_what_other_processes_append() {
         ok(command(), &["append", location], b"two\n");
         follower.wait_for(b"one\ntwo\n");
         let big = pattern(300_000, 7);
-        ok(command(), &["append", location, "--min-size", "1"], &big);
+        ok(command(), &["append", location, "--seal-size", "1"], &big);
         follower.wait_for(&[&b"one\ntwo\n"[..], &big].concat());
         let status = follower.interrupt();
         assert!(!status.success(), "{status}");
@@ -102,7 +102,7 @@ fn follow_goes_on_after_an_older_object_is_deleted_out_of_order() {
     let data = pattern(5 * MIB, 22);
     ok(
         against(&server),
-        &["append", &location, "--min-size", "1"],
+        &["append", &location, "--seal-size", "1"],
         &data,
     );
     let mut early = Follower::start(against(&server), &location, "100ms");
@@ -126,7 +126,7 @@ fn follow_goes_on_after_an_older_object_is_deleted_out_of_order() {
     for piece in more.chunks(100_000) {
         ok(
             against(&server),
-            &["append", &location, "--min-size", "1"],
+            &["append", &location, "--seal-size", "1"],
             piece,
         );
     }

@@ -15,6 +15,7 @@ fn local_store_needs_no_account() {
     let location = "s3://my-logs/app/data.bin";
     ok(
         local(&data_dir),
+        // `--min-size`, the original's name for `--seal-size`, still works.
         &["append", location, "--min-size", "1"],
         &data,
     );

@@ -100,7 +100,7 @@ fn a_second_sigint_while_closing_exits_at_once() {
     let bucket = server.new_bucket();
     let location = format!("s3://{}/twice.log", bucket.name());
     let command = through(&server, proxy.endpoint());
-    // Below --min-size and with no --flush-every, the close sends the only PUT: held for 30 s.
+    // Below --seal-size and with no --flush-every, the close sends the only PUT: held for 30 s.
     proxy.inject(Some("PUT"), Fault::Hold);
     assert_not_ignoring(2, "SIGINT");
     let (child, mut stdin) = start_append(command, &[&location]);
