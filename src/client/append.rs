@@ -13,9 +13,8 @@ use s3::error::S3Error;
 use s3::serde_types::CompleteMultipartUploadData;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{
-    Crc, Expect, Meta, OCTETS, S3Client, Settled, UploadedPart, checksum, xml_text, xml_unescape,
-};
+use super::put::Settled;
+use super::{Crc, Expect, Meta, OCTETS, S3Client, UploadedPart, checksum, xml_text, xml_unescape};
 use crate::Error;
 
 /// How many times an append by copy starts again after its upload vanished (aborted by a

@@ -6,7 +6,9 @@
 //! `CreateSession` handed out (`403 AccessDenied`).
 
 use super::super::express::{OFFSET_HEADER, SESSION_HEADER};
-use super::{Object, Parsed, Quirks, Refusal, Reply, State, check_condition, checked_crc, etag_of};
+use super::http::{Parsed, Reply, etag_of};
+use super::verbs::{check_condition, checked_crc};
+use super::{Object, Quirks, Refusal, State};
 
 /// `CreateSession`: a session for a directory bucket (no expiry: the client renews as AWS's
 /// 5 minutes say).

@@ -14,7 +14,7 @@ fn append_then_cat_ls_and_stat() {
         &[
             "append",
             &location,
-            "--min-size",
+            "--seal-size",
             "1",
             "--flush-every",
             "256k",
@@ -62,7 +62,7 @@ fn append_then_cat_ls_and_stat() {
 
     let stat = text(&ok(
         against(&server),
-        &["stat", &location, "--min-size", "1"],
+        &["stat", &location, "--seal-size", "1"],
         b"",
     ));
     assert!(
@@ -82,7 +82,7 @@ fn append_then_cat_ls_and_stat() {
     // Appending again continues the stream.
     ok(
         against(&server),
-        &["append", &location, "--min-size", "1"],
+        &["append", &location, "--seal-size", "1"],
         b"more",
     );
     let cat = ok(against(&server), &["cat", &location, "--from", &end], b"");
@@ -181,7 +181,7 @@ fn failures_exit_with_status_1_and_one_line() {
     // Usage errors are clap's: status 2.
     for args in [
         &["append", &location, "--flush-every", "1.5MiB"][..],
-        &["append", &location, "--min-size", "0"],
+        &["append", &location, "--seal-size", "0"],
         &["cat", &location, "--interval", "1s"],
         &["frobnicate"],
     ] {
@@ -237,7 +237,7 @@ fn help_is_generated() {
     let help = text(&ok(bare(), &["append", "--help"], b""));
     assert!(
         help.contains("--flush-every")
-            && help.contains("--min-size")
+            && help.contains("--seal-size")
             && help.contains("--write-ahead"),
         "{help}"
     );
@@ -268,7 +268,7 @@ fn malformed_locations_and_units_are_usage_errors() {
             &["append", "b/x.log", "--write-ahead", "0"],
             "--write-ahead",
         ),
-        (&["append", "b/x.log", "--min-size", "5MB"], "--min-size"),
+        (&["append", "b/x.log", "--seal-size", "5MB"], "--seal-size"),
         (&["cat", "b/x.log", "--read-ahead", "65"], "--read-ahead"),
         (&["cat", "b/x.log", "--from", "10s"], "--from"),
         (&["trim", "b/x.log", "--older-than", "7m"], "min"),
@@ -295,7 +295,7 @@ fn malformed_locations_and_units_are_usage_errors() {
         &[
             "append",
             "b/x.log",
-            "--min-size",
+            "--seal-size",
             "64MiB",
             "--flush-every",
             "1min",
@@ -309,7 +309,7 @@ fn malformed_locations_and_units_are_usage_errors() {
     );
     ok(
         local(&store),
-        &["stat", "b/x.log", "--min-size", "1GiB"],
+        &["stat", "b/x.log", "--seal-size", "1GiB"],
         b"",
     );
 }
@@ -335,7 +335,7 @@ fn small_ones_missing_streams_closed_outputs_and_explicit_s3() {
     // trim goes on when nobody reads what it prints.
     ok(
         local(&store),
-        &["append", "b/big.log", "--min-size", "1"],
+        &["append", "b/big.log", "--seal-size", "1"],
         &pattern(2 * MIB + 1, 2),
     );
     let mut trim = local(&store)

@@ -50,7 +50,7 @@ fn an_append_whose_upload_vanished_counts_the_lost_bytes_as_not_stored() {
         .args([
             "append",
             &location,
-            "--min-size",
+            "--seal-size",
             "64MiB",
             "--write-ahead",
             "1",

@@ -314,7 +314,7 @@ fn appends_at_once(dir: &Path, jobs: &[(&str, &[u8])]) -> Vec<Output> {
     let children: Vec<(Child, thread::JoinHandle<()>)> = jobs
         .iter()
         .map(|(location, input)| {
-            let args = [location, "--min-size", "1", "--flush-every", "64k"];
+            let args = [location, "--seal-size", "1", "--flush-every", "64k"];
             let (child, mut stdin) = start_append(local(dir), &args);
             let input = input.to_vec();
             // A fenced writer stops reading: its end of the pipe may close first.

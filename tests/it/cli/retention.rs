@@ -28,7 +28,7 @@ fn trim_then_stat_ls_and_cat_keep_every_offset() {
     let location = format!("s3://{}/trim/data.bin", bucket.name());
     let data = pattern(3 * MIB + 12_345, 9);
     let len = data.len();
-    let args = ["append", &location, "--min-size", "1"];
+    let args = ["append", &location, "--seal-size", "1"];
     ok(against(&server), &args, &data);
     let keys = || -> Vec<String> {
         let objects = open(&bucket, "trim/data.bin", 1).objects().unwrap();
@@ -129,7 +129,7 @@ fn a_gap_is_shown_by_ls_and_stat_and_trim_before_gap_reads_on_after_it() {
     let data = pattern(3 * MIB + 100, 21);
     ok(
         against(&server),
-        &["append", &location, "--min-size", "1"],
+        &["append", &location, "--seal-size", "1"],
         &data,
     );
     let key = |seq: u64| format!("gap/data-{seq:020}.bin");

@@ -1,16 +1,32 @@
-//! Deleting many of the stream's objects at once: DeleteObjects, 1,000 keys a request.
+//! Deleting the stream's objects: one DELETE, or DeleteObjects, 1,000 keys a request.
 
 use s3::command::Command;
 use s3::serde_types::{DeleteObjectsRequest, ObjectIdentifier};
 use ureq::http::HeaderMap;
 
-use super::{S3Client, xml_text, xml_unescape};
+use super::{S3Client, wire, xml_text, xml_unescape};
 use crate::Error;
 
 /// The most keys S3 takes in one DeleteObjects.
 const KEYS: usize = 1000;
 
 impl S3Client {
+    /// Deletes object `seq`. Deleting a missing object succeeds in S3, so a retry after a lost
+    /// answer does too; a server that answers 404 instead is taken at its word as well.
+    pub(crate) fn delete(&self, seq: u64) -> Result<(), Error> {
+        let key = self.key(seq);
+        let result = self.request("DELETE", &key, 0, |bucket| {
+            let command = Command::DeleteObject;
+            self.wire
+                .send(bucket, &key, command, None, &HeaderMap::new())
+                .map(wire::Answer::finish)
+        });
+        match result {
+            Err(Error::Status { status: 404, .. }) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Deletes objects `seqs`, 1,000 a request (quiet: the answer lists failures only). A
     /// missing object is deleted as well, so a retry after a lost answer succeeds; a key S3
     /// could not delete is an [`Error::Status`] naming it, with the code S3 gave. A server
