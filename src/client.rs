@@ -29,6 +29,7 @@ mod put;
 mod renew;
 mod retry;
 mod sign;
+mod upload;
 mod wire;
 
 pub(crate) use checksum::{Crc, Running};
@@ -112,6 +113,12 @@ impl S3Client {
 
     pub(crate) fn key(&self, seq: u64) -> String {
         self.layout.key(seq)
+    }
+
+    /// Whether the bucket is a directory bucket (S3 Express One Zone): its requests carry a
+    /// session, a flush is an append, and its listings take no `start-after`.
+    pub(crate) fn is_directory(&self) -> bool {
+        self.sessions.is_some()
     }
 
     /// Fails with [`Error::BucketNotFound`] (or the access error) unless the bucket answers.
@@ -252,7 +259,7 @@ impl Store for S3Client {
         S3Client::abort(self, key, id)
     }
     fn appends(&self) -> bool {
-        self.sessions.is_some()
+        self.is_directory()
     }
 }
 

@@ -61,6 +61,12 @@
 //! - **lost answer**: a request S3 applied whose answer never arrived; **settling** it is
 //!   finding out, by another request, whether and how it landed.
 //!
+//! Inside the crate, an object where the index puts it is a `Placed`; what one request saw of
+//! an object is named for the request (`Head`, `Polled` for a poll, `Whole` for a GET of all
+//! of it, `Recorded` for the metadata a GET carries); S3's acknowledgement of a part is an
+//! `UploadedPart`; a writer's object counts the bytes S3 has and memory **released**, and
+//! those memory holds that S3 **mirrors**.
+//!
 //! # Layout
 //!
 //! Stream `dir/name.ext` is stored as objects `dir/name-<seq>.ext`, `<seq>` a 20-digit

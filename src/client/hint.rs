@@ -35,7 +35,7 @@ const MAGIC: &str = "s3-syncr hint 1";
 impl S3Client {
     /// The stream's hint, if there is one that parses and is this stream's.
     pub(crate) fn read_hint(&self) -> Result<Option<Hint>, Error> {
-        if self.sessions.is_some() {
+        if self.is_directory() {
             // A directory bucket refuses `start-after`: every listing is whole, hint or not.
             return Ok(None);
         }
@@ -59,7 +59,7 @@ impl S3Client {
 
     /// Rewrites the stream's hint to name `hint`: unconditional, as any recent object serves.
     pub(crate) fn write_hint(&self, hint: Hint) -> Result<(), Error> {
-        if self.sessions.is_some() {
+        if self.is_directory() {
             return Ok(());
         }
         let key = self.layout.hint_key();

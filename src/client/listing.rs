@@ -42,7 +42,7 @@ impl S3Client {
         after: Option<u64>,
         max: usize,
     ) -> Result<(Vec<Object>, bool), Error> {
-        if self.sessions.is_some() {
+        if self.is_directory() {
             // A directory bucket lists in no promised order, and refuses `start-after`: its
             // page is the whole listing after `after`.
             return Ok((self.list(after)?, false));
@@ -75,7 +75,7 @@ impl S3Client {
     /// The sequence number of the first of the stream's objects after `seq`, if there is one:
     /// one LIST of one key.
     pub(crate) fn first_after(&self, seq: u64) -> Result<Option<u64>, Error> {
-        if self.sessions.is_some() {
+        if self.is_directory() {
             // A directory bucket lists in no promised order, and refuses `start-after`.
             return Ok(self.list(Some(seq))?.first().map(|s| s.seq));
         }

@@ -10,15 +10,13 @@
 //! feature ureq's native-tls link stays, and no session resumes.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 #[cfg(feature = "native-tls")]
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use s3::Bucket;
 use s3::command::Command;
@@ -32,10 +30,7 @@ use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::unversioned::resolver::DefaultResolver;
 #[cfg(feature = "native-tls")]
 use ureq::unversioned::transport::NativeTlsConnector;
-use ureq::unversioned::transport::{
-    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, TcpConnector,
-    Transport as Link,
-};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
 use ureq::{Agent, RequestExt};
 
 use super::sign;
@@ -43,6 +38,10 @@ use crate::Error;
 
 #[cfg(not(feature = "native-tls"))]
 mod tls;
+mod tracked;
+
+use tracked::Tracked;
+pub(crate) use tracked::failed_stale;
 
 /// Idle connections kept per host, for all the handles of a process: enough for the default
 /// `read_ahead` and `write_ahead` of several handles at once.
@@ -56,24 +55,8 @@ const TEXT_LIMIT: u64 = 16 * 1024 * 1024;
 /// Most bytes read past what a caller wanted to keep a connection: more is cheaper to drop.
 const DRAIN_LIMIT: u64 = 64 * 1024;
 
-/// How soon after a request starts on a pooled connection a close by the server must show for
-/// the connection to count as stale. A connection closed while it sat in the pool fails within
-/// a round trip of the request's first bytes (at once, if the close had already arrived); one
-/// the server closes later, having held the request, failed the request itself.
-const STALE_WITHIN: Duration = Duration::from_secs(1);
-
-/// Connections opened by this process, for logs.
-static OPENED: AtomicU64 = AtomicU64::new(0);
-
 /// One agent (pool and TLS configuration) per CA file asked for, shared by every handle.
 static AGENTS: Mutex<Vec<(Option<PathBuf>, Agent)>> = Mutex::new(Vec::new());
-
-thread_local! {
-    /// Set when this thread's last request failed on a connection that had served a request
-    /// before, because the server closed it (end of stream or reset) before any byte of the new
-    /// answer and within [`STALE_WITHIN`]: it closed it while it sat in the pool.
-    static STALE: Cell<bool> = const { Cell::new(false) };
-}
 
 /// Where a [`S3Client`](super::S3Client) sends its requests: the narrow seam below which S3
 /// itself sits. Every request a stream makes passes here as rust-s3's command with the
@@ -157,7 +140,7 @@ impl Transport for Wire {
         let request = builder
             .body(&*body)
             .map_err(|err| io_error(ureq::Error::Http(err)))?;
-        STALE.set(false);
+        tracked::forget_stale();
         let response = request
             .with_agent(&self.agent)
             .configure()
@@ -184,13 +167,6 @@ pub(super) fn body_of<'a>(
         Some(body) => Cow::Borrowed(body),
         None => Cow::Owned(request.request_body()?),
     })
-}
-
-/// Whether the request that failed last on this thread failed on a connection from the pool
-/// that the server had closed: resending it on a fresh connection is no retry. A timeout, or
-/// any failure other than a prompt close, is not this: it counts as an attempt.
-pub(super) fn failed_stale() -> bool {
-    STALE.take()
 }
 
 /// A response whose status was 2xx.
@@ -375,133 +351,4 @@ fn untrusted(err: &dyn fmt::Display) -> String {
         "TLS: {err} (a server whose certificate comes from a private CA is trusted with \
          AWS_CA_BUNDLE or Options::ca_file)"
     )
-}
-
-/// The last link of the connector chain: counts connections, and marks a failure on a reused
-/// connection before any byte of its answer (see [`failed_stale`]).
-#[derive(Debug)]
-struct Tracked;
-
-impl<In: Link> Connector<In> for Tracked {
-    type Out = Counted;
-
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<In>,
-    ) -> Result<Option<Counted>, ureq::Error> {
-        Ok(chained.map(|inner| {
-            let opened = OPENED.fetch_add(1, Ordering::Relaxed) + 1;
-            log::debug!(
-                "new connection to {} ({opened} opened by this process)",
-                details.uri.authority().map_or("?", |a| a.as_str())
-            );
-            Counted {
-                inner: inner.boxed(),
-                served: 0,
-                answered: false,
-                began: Instant::now(),
-            }
-        }))
-    }
-}
-
-#[derive(Debug)]
-struct Counted {
-    inner: Box<dyn Link>,
-    /// Requests this connection carried before the current one.
-    served: u32,
-    /// Whether any byte of the current request's answer came.
-    answered: bool,
-    /// When the current request started on this connection (if it is not the first).
-    began: Instant,
-}
-
-impl Counted {
-    /// Marks the server's close of a connection that sat in the pool: the end of the
-    /// connection, or a failure that says the server closed it, before any byte of the answer
-    /// of a request that is not the connection's first, and soon after it started. A timeout
-    /// is no such close: the request went unanswered, and that is a failed attempt.
-    fn track<T>(&mut self, result: Result<T, ureq::Error>, ended: bool) -> Result<T, ureq::Error> {
-        let closed = ended || result.as_ref().is_err_and(closed_by_peer);
-        if closed && self.served > 0 && !self.answered && self.began.elapsed() < STALE_WITHIN {
-            STALE.set(true);
-        }
-        result
-    }
-}
-
-/// Whether a failure on a connection is the server's close of it (an end of stream where data
-/// was due, a reset, a write to a closed connection), as opposed to a timeout or anything else.
-fn closed_by_peer(err: &ureq::Error) -> bool {
-    match err {
-        ureq::Error::Io(err) => matches!(
-            err.kind(),
-            io::ErrorKind::UnexpectedEof
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe
-        ),
-        _ => false,
-    }
-}
-
-impl Link for Counted {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        self.inner.buffers()
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        // Sending after an answer came starts the next request on this connection.
-        if self.answered {
-            self.served += 1;
-            self.answered = false;
-            self.began = Instant::now();
-        }
-        let result = self.inner.transmit_output(amount, timeout);
-        self.track(result, false)
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let result = self.inner.await_input(timeout);
-        let ended = matches!(result, Ok(false));
-        if matches!(result, Ok(true)) {
-            self.answered = true;
-        }
-        self.track(result, ended)
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.inner.is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        self.inner.is_tls()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_close_by_the_server_makes_a_pooled_connection_stale() {
-        for kind in [
-            io::ErrorKind::UnexpectedEof,
-            io::ErrorKind::ConnectionReset,
-            io::ErrorKind::ConnectionAborted,
-            io::ErrorKind::BrokenPipe,
-        ] {
-            assert!(closed_by_peer(&ureq::Error::Io(kind.into())), "{kind:?}");
-        }
-        for not_closed in [
-            ureq::Error::Timeout(ureq::Timeout::Global),
-            ureq::Error::Io(io::ErrorKind::TimedOut.into()),
-            ureq::Error::Io(io::ErrorKind::WouldBlock.into()),
-            ureq::Error::Io(io::ErrorKind::InvalidData.into()),
-            ureq::Error::ConnectionFailed,
-        ] {
-            assert!(!closed_by_peer(&not_closed), "{not_closed}");
-        }
-    }
 }
