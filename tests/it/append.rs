@@ -95,9 +95,11 @@ fn appending_by_copy_can_be_turned_off() {
 
 #[test]
 fn every_fault_on_every_request_of_an_append_loses_and_repeats_nothing() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let through_proxy = proxy.bucket(&server, &bucket.name());
     let mut writer = Storage::new(through_proxy, "faults.log", large_tail_options()).unwrap();
     let mut expected = pattern(BASE, 3);
@@ -290,9 +292,11 @@ fn a_flush_of_more_than_a_part_streams_it_and_sends_nothing_else() {
 
 #[test]
 fn writes_after_a_flush_failed_mid_upload_stream_out_once_it_completes() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let through_proxy = proxy.bucket(&server, &bucket.name());
     let options = streaming_options(2)
         .to_builder()
@@ -395,9 +399,11 @@ fn objects_upload_in_parallel_and_are_completed_in_stream_order() {
 /// writes seal them.
 #[test]
 fn one_large_write_uploads_parts_in_parallel_and_seals_as_small_writes_do() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let through_proxy = proxy.bucket(&server, &bucket.name());
     let options = (streaming_options(3).to_builder())
         .with_seal_size(2 * PART)
@@ -492,9 +498,11 @@ fn uploads_left_by_a_crash_are_listed_where_the_server_can() {
 /// doubled. For an append by copy, and for an object whose parts streamed out.
 #[test]
 fn a_lost_complete_whose_settling_fails_is_no_fence() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let through_proxy = proxy.bucket(&server, &bucket.name());
     for (name, first, more) in [
         ("by-copy.log", BASE, 1000),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use s3::Bucket;
 use s3_syncr::{Error, Options, Storage};
-use s3_syncr_test_server::{Fault, Proxy};
+use s3_syncr_test_server::Fault;
 
 /// A record: `<writer:number:padding>` and a newline, `len` bytes in all.
 fn record(writer: usize, n: u64, len: usize) -> Vec<u8> {
@@ -210,9 +210,11 @@ fn seed(bucket: &Bucket, name: &str, options: &Options, len: usize) {
 /// that flush, size and ETag alike, and appends after it: nothing is lost, and it counts the
 /// stream's length right.
 fn continue_while_held(method: &str, skip: usize, options: Options, seed_len: usize) {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     seed(&bucket, "held.log", &options, seed_len);
     let mut a = Storage::new(bucket.clone(), "held.log", options.clone()).unwrap();
     a.write_all(&record(0, 0, 100)).unwrap();
@@ -277,9 +279,11 @@ fn an_append_by_copy_of_a_tail_changed_since_is_fenced() {
         println!("skipped: this server completes an append by copy whatever its If-Match");
         return;
     }
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let options = Options::builder().with_seal_size(64 << 20).build().unwrap();
     seed(&bucket, "copy.log", &options, 5 * MIB + 100);
     let slow = proxy.bucket(&server, &bucket.name());

@@ -572,9 +572,11 @@ fn lost_answers_on_every_request_kind_with_opaque_etags_fence_nothing() {
 /// checksummed, so only the answer's `Content-Range` tells).
 #[test]
 fn an_answer_for_another_range_is_never_handed_out() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let data = pattern(3 * MIB, 70);
     let mut writer = open(&bucket, "ranges/log.bin", 16);
     writer.write_all(&data).unwrap();

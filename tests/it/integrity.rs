@@ -192,9 +192,11 @@ fn every_object_carries_a_checksum_of_its_whole_bytes() {
 /// byte once.
 #[test]
 fn a_body_damaged_on_the_way_is_refused_and_sent_again() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let options = Options::builder()
         .with_seal_size(12 * MIB)
         .with_part_size(5 * MIB)
@@ -232,9 +234,11 @@ fn listed_reader(proxy: &Proxy, server: &Server, bucket: &s3::Bucket, name: &str
 /// or several held until the object is whole.
 #[test]
 fn an_answer_damaged_on_the_way_is_fetched_again() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let data = four_objects(&bucket, "wire.log");
     // (chunk, read-ahead): objects that fit what is held before any of them is handed out.
     for (chunk, ahead) in [(8 * MIB, 4), (256 * 1024, 4), (8 * MIB, 0)] {

@@ -186,9 +186,11 @@ struct Harness {
 
 impl Harness {
     fn new(profile: Profile) -> Harness {
-        let server = Server::from_env_or_start();
-        let proxy = Proxy::start(&server);
-        let bucket = server.new_bucket();
+        let Rig {
+            server,
+            proxy,
+            bucket,
+        } = Rig::new();
         let faulty = proxy.bucket(&server, &bucket.name());
         let storage = Harness::open(profile, &faulty);
         Harness {

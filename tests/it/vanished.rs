@@ -52,9 +52,11 @@ fn an_upload_aborted_between_parts_is_started_again() {
 
 #[test]
 fn an_upload_aborted_just_before_complete_is_started_again() {
-    let server = Server::from_env_or_start();
-    let proxy = Proxy::start(&server);
-    let bucket = server.new_bucket();
+    let Rig {
+        server,
+        proxy,
+        bucket,
+    } = Rig::new();
     let slow = proxy.bucket(&server, &bucket.name());
     let mut writer = Storage::new(slow, "v.log", streaming(2)).unwrap();
     let data = pattern(8 * MIB, 2);
