@@ -25,6 +25,7 @@ mod hint;
 mod listing;
 #[cfg(test)]
 pub(crate) mod mem;
+mod meta;
 mod put;
 mod renew;
 mod retry;
@@ -34,24 +35,11 @@ mod wire;
 
 pub(crate) use checksum::{Crc, Running};
 pub(crate) use express::is_directory_bucket;
+pub(crate) use meta::{SEAL_HEADER, START_HEADER, WRITER_HEADER};
 pub(crate) use wire::Transport;
 
 /// How much of a GET's body is read between two checks for cancellation.
 const BODY_SLICE: usize = 256 * 1024;
-
-/// The user metadata in which every object records the stream offset of its first byte, as a
-/// decimal: offsets then survive the deletion of older objects.
-pub(crate) const START_HEADER: &str = "x-amz-meta-s3syncr-start";
-
-/// The user metadata in which every object names the handle that wrote it last: a random
-/// identifier per [`S3Client`]. A write whose answer was lost is settled by it (a HEAD), not by
-/// comparing ETags with an MD5, which SSE-KMS and SSE-C objects do not have.
-pub(crate) const WRITER_HEADER: &str = "x-amz-meta-s3syncr-writer";
-
-/// The user metadata in which every object records the size at which its writer seals it (the
-/// writer's [`Options::seal_size`]): a follower knows from an object's size whether
-/// it can still grow, whatever its own seal size.
-pub(crate) const SEAL_HEADER: &str = "x-amz-meta-s3syncr-seal";
 
 const OCTETS: &str = "application/octet-stream";
 

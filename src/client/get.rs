@@ -8,6 +8,7 @@ use s3::command::Command;
 use s3::error::S3Error;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::meta::recorded_number;
 use super::{BODY_SLICE, Running, S3Client, SEAL_HEADER, START_HEADER, WRITER_HEADER, checksum};
 use crate::Error;
 use crate::store::{Head, Polled, Recorded, Whole};
@@ -25,8 +26,8 @@ impl S3Client {
                 .send(bucket, &key, command, None, &HeaderMap::new())?;
             Ok(Whole {
                 etag: answer.header("etag").unwrap_or_default().to_owned(),
-                start: parse_start(&key, answer.header(START_HEADER)),
-                seal: parse_start(&key, answer.header(SEAL_HEADER)),
+                start: recorded_number(&key, &answer, START_HEADER),
+                seal: recorded_number(&key, &answer, SEAL_HEADER),
                 buf: answer.bytes()?,
             })
         })
@@ -48,9 +49,9 @@ impl S3Client {
             Ok(Head {
                 size,
                 etag: answer.header("etag").unwrap_or_default().to_owned(),
-                start: parse_start(key, answer.header(START_HEADER)),
+                start: recorded_number(key, &answer, START_HEADER),
                 ours: answer.header(WRITER_HEADER) == Some(self.writer.as_str()),
-                seal: parse_start(key, answer.header(SEAL_HEADER)),
+                seal: recorded_number(key, &answer, SEAL_HEADER),
                 crc: checksum::stored(
                     answer.header(checksum::CRC_HEADER),
                     answer.header(checksum::TYPE_HEADER),
@@ -100,8 +101,8 @@ impl S3Client {
             let status = answer.status;
             let sent = (answer.header("content-length")).and_then(|v| v.parse::<usize>().ok());
             recorded = Recorded {
-                start: parse_start(&key, answer.header(START_HEADER)),
-                seal: parse_start(&key, answer.header(SEAL_HEADER)),
+                start: recorded_number(&key, &answer, START_HEADER),
+                seal: recorded_number(&key, &answer, SEAL_HEADER),
                 // A server sends the stored checksum only with an answer that holds the whole
                 // object (as S3 does); its size is the range's total.
                 crc: (answer.header("content-range"))
@@ -183,8 +184,8 @@ impl S3Client {
             let mut answer = self
                 .wire
                 .send(bucket, &key, command, None, &HeaderMap::new())?;
-            let recorded = parse_start(&key, answer.header(START_HEADER));
-            let seal = parse_start(&key, answer.header(SEAL_HEADER));
+            let recorded = recorded_number(&key, &answer, START_HEADER);
+            let seal = recorded_number(&key, &answer, SEAL_HEADER);
             let whole = answer.status == 200;
             check_range(answer.status, answer.header("content-range"), from)?;
             let total = match whole {
@@ -254,17 +255,6 @@ pub(super) fn check_range(
         ))),
         _ => Ok(()),
     }
-}
-
-/// A recorded offset or size. A value that is no decimal number was not written by s3-syncr:
-/// it counts as none (a start is then where the predecessor ends), with a warning.
-pub(super) fn parse_start(key: &str, value: Option<&str>) -> Option<u64> {
-    let value = value?;
-    let parsed = value.trim().parse().ok();
-    if parsed.is_none() {
-        log::warn!("{key}: ignoring {START_HEADER} {value:?}: not a decimal offset");
-    }
-    parsed
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use s3::command::Command;
 use ureq::http::header::{IF_MATCH, IF_NONE_MATCH};
-use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+use ureq::http::{HeaderMap, HeaderValue};
 
-use super::{Crc, OCTETS, S3Client, SEAL_HEADER, START_HEADER, WRITER_HEADER};
+use super::{Crc, OCTETS, S3Client};
 use crate::Error;
 use crate::store::{Expect, Head, Meta};
 
@@ -98,24 +98,6 @@ impl S3Client {
             },
             _ => Settled::Theirs,
         })
-    }
-
-    /// The metadata every object a writer creates carries: `meta` and this handle.
-    pub(crate) fn identity(&self, meta: Meta) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            HeaderName::from_static(START_HEADER),
-            HeaderValue::from(meta.start),
-        );
-        headers.insert(
-            HeaderName::from_static(SEAL_HEADER),
-            HeaderValue::from(meta.seal),
-        );
-        // A random hex identifier is always a valid header value.
-        if let Ok(writer) = HeaderValue::from_str(&self.writer) {
-            headers.insert(HeaderName::from_static(WRITER_HEADER), writer);
-        }
-        headers
     }
 
     /// Adds to `headers` what a write expecting `expect` carries when writers are fenced:
