@@ -26,6 +26,7 @@
 //! | 200,000 | yes | 98 ms, 4 req | 127 ms, 5 req | 80 ms, 3 req | 12,734 ms, 204 req |
 
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,8 +39,10 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 const SIZE: u64 = 1024;
 const NAME: &str = "long/log.bin";
 
-/// Counts the crate's requests: one `debug!` line per attempt.
-struct Requests(AtomicU64);
+/// Counts the crate's requests: one `debug!` line per attempt. With `S3SYNCR_BENCH_TRACE`
+/// set, also prints each line on stderr, with the time since the start: where a cell's time
+/// goes.
+struct Requests(AtomicU64, OnceLock<Option<Instant>>);
 
 impl log::Log for Requests {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
@@ -53,12 +56,18 @@ impl log::Log for Requests {
         {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(start) = self.1.get_or_init(|| None)
+            && self.enabled(record.metadata())
+        {
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            eprintln!("{ms:>10.1} ms {line}");
+        }
     }
 
     fn flush(&self) {}
 }
 
-static REQUESTS: Requests = Requests(AtomicU64::new(0));
+static REQUESTS: Requests = Requests(AtomicU64::new(0), OnceLock::new());
 
 fn key(seq: u64) -> String {
     format!("long/log-{seq:020}.bin")
@@ -135,6 +144,8 @@ fn figures(bucket: &Bucket, n: u64, runs: usize) -> [(Duration, u64); 4] {
 }
 
 fn main() {
+    let trace = std::env::var_os("S3SYNCR_BENCH_TRACE").is_some();
+    REQUESTS.1.get_or_init(|| trace.then(Instant::now));
     log::set_logger(&REQUESTS).expect("the only logger");
     log::set_max_level(log::LevelFilter::Debug);
     let sizes: Vec<u64> = std::env::var("S3SYNCR_BENCH_LONG_OBJECTS")
@@ -159,24 +170,12 @@ fn main() {
     );
     println!("|---:|---|---:|---:|---:|---:|");
     for n in sizes {
-        let bucket = server.new_bucket();
-        let started = Instant::now();
-        populate(&bucket, n);
-        eprintln!(
-            "{n} objects put in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let (bucket, kept) = stream(&server, n);
         let relayed = proxy.bucket(&server, &bucket.name());
-        // As 0.2 left it: no hint. A writer's new object writes one.
-        let mut writer = handle(&relayed);
-        writer.write_all(&[b'y'; SIZE as usize]).expect("write");
-        writer.close().expect("close");
-        let hint = "long/log-s3syncr-hint.bin";
-        let kept = bucket.raw_get(hint).body;
-        bucket.raw_delete(hint);
+        bucket.raw_delete(HINT);
         for (with, label) in [(false, "none (0.2: listed whole)"), (true, "yes")] {
             if with {
-                bucket.raw_put(hint, &kept);
+                bucket.raw_put(HINT, &kept);
             }
             let cells: Vec<String> = figures(&relayed, n, runs)
                 .iter()
@@ -185,4 +184,45 @@ fn main() {
             println!("| {n} | {label} | {} |", cells.join(" | "));
         }
     }
+}
+
+const HINT: &str = "long/log-s3syncr-hint.bin";
+
+/// A bucket holding a stream of `n` objects and one more a writer appended, and the hint that
+/// writer left. With `S3SYNCR_BENCH_LONG_REUSE` naming a file, a stream an earlier run wrote
+/// on the same server is measured again (the file holds one `objects bucket` line for each):
+/// 200,000 objects take minutes to put.
+fn stream(server: &Server, n: u64) -> (Bucket, Vec<u8>) {
+    let reuse = std::env::var_os("S3SYNCR_BENCH_LONG_REUSE");
+    let written = (reuse.as_ref())
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        .unwrap_or_default();
+    let earlier = written.lines().find_map(|line| {
+        let (objects, name) = line.split_once(' ')?;
+        (objects.parse() == Ok(n)).then(|| server.bucket(name))
+    });
+    if let Some(bucket) = earlier
+        && let Ok(answer) = bucket.raw_send(HINT, s3::command::Command::GetObject)
+        && answer.status == 200
+    {
+        eprintln!("{n} objects: measured again in {}", bucket.name());
+        return (bucket, answer.body);
+    }
+    let bucket = server.new_bucket();
+    let started = Instant::now();
+    populate(&bucket, n);
+    eprintln!(
+        "{n} objects put in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // As 0.2 left it: no hint. A writer's new object writes one.
+    let mut writer = handle(&bucket);
+    writer.write_all(&[b'y'; SIZE as usize]).expect("write");
+    writer.close().expect("close");
+    let kept = bucket.raw_get(HINT).body;
+    if let Some(file) = reuse {
+        let line = format!("{written}{n} {}\n", bucket.name());
+        std::fs::write(file, line).expect("the reuse file");
+    }
+    (bucket, kept)
 }

@@ -363,7 +363,7 @@ mod store;
 mod writer;
 
 pub use error::Error;
-pub use layout::{Gap, Listing, PendingUpload, Segment};
+pub use layout::{Ends, Gap, Listing, PendingUpload, Segment};
 pub use options::{Options, OptionsBuilder};
 /// rust-s3, the version whose [`Bucket`](s3::Bucket) [`Storage::new`] takes: build buckets
 /// through this path, and no version of your own need match it.

@@ -35,6 +35,9 @@ const MAGIC: &str = "s3-syncr hint 1";
 impl S3Client {
     /// The stream's hint, if there is one that parses and is this stream's.
     pub(crate) fn read_hint(&self) -> Result<Option<Hint>, Error> {
+        if let Some(hint) = self.opened.hint() {
+            return Ok(hint);
+        }
         if self.sessions.is_some() {
             // A directory bucket refuses `start-after`: every listing is whole, hint or not.
             return Ok(None);

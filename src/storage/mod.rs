@@ -16,6 +16,7 @@ use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
 
 mod close;
+mod ends;
 mod follow;
 mod retention;
 mod seek;
@@ -183,7 +184,7 @@ impl Storage {
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
         let client = S3Client::new(bucket, layout, options.clone())?;
-        client.check_bucket()?;
+        client.open()?;
         Ok(Storage::with_client(Arc::new(client), &options))
     }
 

@@ -147,13 +147,21 @@ enum Command {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
     },
-    /// Show the stream's first offset, length, object count and tail object
+    /// Show the stream's length, first offset and tail object; with --full, also its object
+    /// count, gaps and pending uploads
+    ///
+    /// Without --full it sends a few requests at any object count: the end is found through the
+    /// hint object writers keep, the front by the first key listed.
     Stat {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
         /// The --min-size the writers use, to tell whether the tail object is still open
         #[arg(long, value_name = "MiB", default_value = "8", value_parser = units::parse_min_size)]
         min_size: u32,
+        /// Also count the objects and show the gaps between them and the multipart uploads left
+        /// pending: lists every object (a request per 1,000) and the uploads
+        #[arg(long)]
+        full: bool,
     },
     /// Delete the stream's oldest objects, moving no offset
     ///
@@ -297,8 +305,12 @@ fn main() -> ExitCode {
             let result = run_info(&store, &location, None);
             ("ls", location, result)
         }
-        Command::Stat { location, min_size } => {
-            let result = run_info(&store, &location, Some(min_size));
+        Command::Stat {
+            location,
+            min_size,
+            full,
+        } => {
+            let result = run_info(&store, &location, Some((min_size, full)));
             ("stat", location, result)
         }
         Command::Trim {
@@ -376,14 +388,20 @@ fn run_cat(
     Ok(cat::run(&mut session.storage, from, follow)?)
 }
 
-fn run_info(store: &Store, location: &str, stat_min_size: Option<u32>) -> Result<(), Exit> {
-    let session = store.open(location, Options::default(), Purpose::Read)?;
+/// `ls` (`stat` `None`), or `stat` with its --min-size and --full.
+fn run_info(store: &Store, location: &str, stat: Option<(u32, bool)>) -> Result<(), Exit> {
+    let mut session = store.open(location, Options::default(), Purpose::Read)?;
+    if let Some((min_size, false)) = stat {
+        let ends = session.storage.ends()?;
+        let out = &mut ClosableOutput::new(io::stdout().lock());
+        return Ok(info::stat_ends(out, location, ends.as_ref(), min_size)?);
+    }
     // A gap is shown, not refused: these are the commands to look at it with.
     let listing = session.storage.listing()?;
     let out = &mut ClosableOutput::new(io::stdout().lock());
-    match stat_min_size {
+    match stat {
         None => info::ls(out, &listing),
-        Some(min_size) => info::stat(out, location, &listing, min_size)
+        Some((min_size, _)) => info::stat(out, location, &listing, min_size)
             .and_then(|()| info::uploads(out, &session.storage.pending_uploads())),
     }?;
     Ok(())
