@@ -663,6 +663,9 @@ impl Store for S3Client {
     fn first_object(&self) -> Result<Option<Segment>, Error> {
         S3Client::first_object(self)
     }
+    fn opened_first(&self) -> Option<Option<Segment>> {
+        S3Client::opened_first(self)
+    }
 }
 
 #[cfg(test)]

@@ -131,6 +131,8 @@ pub(crate) trait Store: Send + Sync {
     fn write_hint(&self, hint: Hint) -> Result<(), Error>;
     /// The stream's first object, if it has one (its `start` is not known: 0).
     fn first_object(&self) -> Result<Option<Segment>, Error>;
+    /// The first object as the open found it, if fresh; once (see `client/open.rs`).
+    fn opened_first(&self) -> Option<Option<Segment>>;
     /// The sequence number of the first object after `seq`, if there is one.
     fn first_after(&self, seq: u64) -> Result<Option<u64>, Error>;
     /// The first object after `seq`, with the start it records, if there is one.

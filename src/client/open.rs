@@ -76,13 +76,16 @@ impl S3Client {
         Ok(())
     }
 
+    /// The stream's first object as the open's check found it (`Some(None)`: none), if it told
+    /// and is fresh; once. Objects may have been deleted or written since: see
+    /// [`Index::refresh_front`](crate::index::Index::refresh_front).
+    pub(crate) fn opened_first(&self) -> Option<Option<Segment>> {
+        self.opened.first()
+    }
+
     /// The stream's first object (its start unknown: 0 here), if it has one: one LIST of one
-    /// key, none if the open's check just named it. Keys of other names sorting before the
-    /// stream's are listed past, a page at a time.
+    /// key. Keys of other names sorting before the stream's are listed past, a page at a time.
     pub(crate) fn first_object(&self) -> Result<Option<Segment>, Error> {
-        if let Some(first) = self.opened.first() {
-            return Ok(first);
-        }
         if self.sessions.is_some() {
             // A directory bucket lists in no promised order.
             return Ok(self.list(None)?.into_iter().next());

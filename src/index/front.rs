@@ -62,25 +62,39 @@ impl Index {
     }
 
     /// Brings the index's front up to date: the stream's first object, as one LIST of one key
-    /// names it (the open's, if fresh), placed where it records it starts (one HEAD, unless the
-    /// index holds it, anchored). Objects the index holds before it were deleted since. One
-    /// the index does not hold becomes its first entry, with the objects between it and the
-    /// next entry unlisted (`locate.rs` lists them when read): the stream is not listed whole.
-    /// That is the fallback ([`resync`](Index::resync), `extend` as there) when the index
-    /// holds no object at or after it, or (holding some) the stream none at all.
+    /// names it, placed where it records it starts (one HEAD, unless the index holds it,
+    /// anchored). Objects the index holds before it were deleted since. One the index does not
+    /// hold becomes its first entry, with the objects between it and the next entry unlisted
+    /// (`locate.rs` lists them when read): the stream is not listed whole. That is the
+    /// fallback ([`resync`](Index::resync), `extend` as there) when the index holds no object
+    /// at or after it, or (holding some) the stream none at all.
+    ///
+    /// While the index never listed the front (it was opened at the hint), the open's LIST
+    /// stands for the one here (see `client/open.rs`). Objects may have been deleted since:
+    /// the object it named is asked where it starts whatever the index holds, and a HEAD that
+    /// finds it proves it is still the first (no object appears before the first one: writers
+    /// create objects after the last, completed in order).
     pub(crate) fn refresh_front(&mut self, client: &Client, extend: bool) -> Result<(), Error> {
+        let mut opened = (self.unlisted_front)
+            .then(|| client.opened_first().flatten())
+            .flatten();
         loop {
-            let Some(first) = client.first_object()? else {
+            let (first, confirm) = match opened.take() {
+                Some(first) => (Some(first), true),
+                None => (client.first_object()?, false),
+            };
+            let Some(first) = first else {
                 return match self.entries.is_empty() {
                     true => Ok(()),
                     false => self.resync(client, extend),
                 };
             };
-            let start = match self.get(first.seq).filter(|_| self.anchored()) {
-                Some(known) => known.start,
-                None => match client.recorded_start(first.seq) {
+            let known = self.get(first.seq).filter(|_| self.anchored());
+            let start = match known {
+                Some(known) if !confirm => known.start,
+                _ => match client.recorded_start(first.seq) {
                     // As when anchoring: a first object recording nothing starts at 0.
-                    Ok(start) => start.unwrap_or(0),
+                    Ok(start) => start.or(known.map(|k| k.start)).unwrap_or(0),
                     // Trimmed since it was listed: the first object is another now.
                     Err(err) if err.is_missing() => continue,
                     Err(err) => return Err(err),
