@@ -1,29 +1,40 @@
 //! Long streams (issue 28): what a new handle pays for the end, the last bytes and the middle
-//! of a stream of many objects, through the WAN relay (20 ms round trip) in front of the
-//! external server (SeaweedFS), with the stream's hint and without it: a stream of 0.2, listed
-//! whole, which is what every handle did before the hint.
+//! of a stream of many objects, and `s3-syncr stat` for its ends (`Storage::ends`, and with
+//! `--full` the whole listing and the uploads), through the WAN relay (20 ms round trip) in
+//! front of the external server (SeaweedFS), with the stream's hint and without it: a stream of
+//! 0.2, listed whole, which is what every handle did before the hint.
 //!
 //! ```sh
 //! source .ci/servers.sh && ci_servers_init && ci_server_start seaweedfs
-//! S3SYNCR_BENCH_LONG_OBJECTS=20000,200000 ci_with_server_env cargo bench --bench long
+//! S3SYNCR_BENCH_LONG_OBJECTS=20000,200000 ci_with_server_env cargo bench --profile dev --bench long
 //! ```
 //!
 //! Objects are 1 KiB, put by raw PUTs on 32 threads straight to the server (not through the
 //! relay), each recording its start and a seal of its size, so a writer's next object is a new
-//! one, which writes the hint. Requests are counted from the `debug!` line the crate logs per
-//! request (attempts included). Medians of `S3SYNCR_BENCH_RUNS` (3) runs, each on new handles.
-//! Without `S3SYNCR_TEST_ENDPOINT` the relay fronts the in-process server. Nothing here asserts
-//! timings.
+//! one, which writes the hint. 200,000 take about 5 minutes to put: with
+//! `S3SYNCR_BENCH_LONG_REUSE=FILE`, the streams written are noted in FILE and measured again by
+//! the next run on the same server. Requests are counted from the `debug!` line the crate logs
+//! per request (attempts included); `S3SYNCR_BENCH_TRACE=1` prints those lines on stderr, timed
+//! from the start, to see where a cell's time goes. Medians of `S3SYNCR_BENCH_RUNS` (3) runs,
+//! each on new handles. Without `S3SYNCR_TEST_ENDPOINT` the relay fronts the in-process server.
+//! Nothing here asserts timings; `tests/it/long.rs` asserts the request counts.
 //!
-//! Measured (SeaweedFS 4.48, debug build, 2 busy cores; a new connection costs the relay's 2
-//! handshake round trips; "none" is what every handle paid before the hint):
+//! Measured (SeaweedFS 4.48, debug build, 2 busy cores, a request about 23 ms; "none" is what
+//! every handle paid before the hint, "before" the hint as it was, opening in 4 round trips):
 //!
-//! | objects | hint | open + `len()` | `seek(End(-100))` + read | then the middle + read | `stat`'s listing |
-//! |---:|---|---:|---:|---:|---:|
-//! | 20,000 | none | 1,623 ms, 24 req | 1,193 ms, 25 req | 22 ms, 1 req | 1,624 ms, 24 req |
-//! | 20,000 | yes | 98 ms, 4 req | 128 ms, 5 req | 83 ms, 3 req | 1,266 ms, 24 req |
-//! | 200,000 | none | 9,104 ms, 204 req | 9,850 ms, 205 req | 22 ms, 1 req | 15,042 ms, 204 req |
-//! | 200,000 | yes | 98 ms, 4 req | 127 ms, 5 req | 80 ms, 3 req | 12,734 ms, 204 req |
+//! | objects | hint | open + `len()` | `seek(End(-100))` + read | then the middle + read | `stat` | `stat --full` |
+//! |---:|---|---:|---:|---:|---:|---:|
+//! | 20,000 | none | 912 ms, 24 req | 903 ms, 25 req | 22 ms, 1 req | 832 ms, 25 req | 931 ms, 25 req |
+//! | 20,000 | before | 98 ms, 4 req | 128 ms, 5 req | 83 ms, 3 req | 1,266 ms, 24 req | (was `stat`) |
+//! | 20,000 | yes | 48 ms, 4 req | 69 ms, 5 req | 69 ms, 3 req | 67 ms, 5 req | 864 ms, 25 req |
+//! | 200,000 | none | 8,064 ms, 204 req | 8,091 ms, 205 req | 22 ms, 1 req | 7,764 ms, 205 req | 7,883 ms, 205 req |
+//! | 200,000 | before | 98 ms, 4 req | 127 ms, 5 req | 80 ms, 3 req | 12,734 ms, 204 req | (was `stat`) |
+//! | 200,000 | yes | 46 ms, 4 req | 68 ms, 5 req | 70 ms, 3 req | 67 ms, 5 req | 8,303 ms, 205 req |
+//!
+//! With the hint, opening is 2 requests at once (the bucket's check, a LIST of the first key,
+//! and the hint's GET), `len()` 2 more at once (a LIST page from 100 objects before the hinted
+//! one, and that one's HEAD), a read of the end one GET; `stat` adds the first object's HEAD.
+//! The middle is a LIST page where the offset should be, its first object's HEAD and the GET.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::OnceLock;
@@ -112,8 +123,8 @@ fn handle(bucket: &Bucket) -> Storage {
     Storage::new(bucket.clone(), NAME, Options::default()).expect("open")
 }
 
-/// The four figures of a stream of `n` objects (and one more, written by a writer).
-fn figures(bucket: &Bucket, n: u64, runs: usize) -> [(Duration, u64); 4] {
+/// The figures of a stream of `n` objects (and one more, written by a writer).
+fn figures(bucket: &Bucket, n: u64, runs: usize) -> [(Duration, u64); 5] {
     let end = (n + 1) * SIZE;
     let open_len = measure(runs, || {
         assert_eq!(handle(bucket).len().expect("len"), end);
@@ -134,13 +145,18 @@ fn figures(bucket: &Bucket, n: u64, runs: usize) -> [(Duration, u64); 4] {
         reader.seek(SeekFrom::Start(at)).expect("seek");
         reader.read_exact(&mut [0; 100]).expect("read");
     });
+    // `s3-syncr stat`, then `stat --full`.
     let stat = measure(runs, || {
+        let ends = handle(bucket).ends().expect("ends").expect("objects");
+        assert_eq!((ends.first, ends.end, ends.last_seq), (0, end, n));
+    });
+    let full = measure(runs, || {
         let handle = handle(bucket);
         let listing = handle.listing().expect("listing");
         assert_eq!(listing.segments.len() as u64, n + 1);
         drop(handle.pending_uploads());
     });
-    [open_len, tail, middle, stat]
+    [open_len, tail, middle, stat, full]
 }
 
 fn main() {
@@ -166,9 +182,9 @@ fn main() {
     };
     let proxy = Proxy::start_wan(server.endpoint(), wan);
     println!(
-        "| objects | hint | open + `len()` | `seek(End(-100))` + read 100 | then `seek` to the middle + read 100 | listing + uploads (`stat`) |"
+        "| objects | hint | open + `len()` | `seek(End(-100))` + read 100 | then `seek` to the middle + read 100 | `stat` (`ends()`) | `stat --full` (listing + uploads) |"
     );
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     for n in sizes {
         let (bucket, kept) = stream(&server, n);
         let relayed = proxy.bucket(&server, &bucket.name());

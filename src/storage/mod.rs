@@ -89,7 +89,8 @@ impl Storage {
     ///   addressed path-style.
     ///
     /// The location and options are checked before any request; then one listing request checks
-    /// that the bucket exists (it is never created). Nothing else is read until it is needed.
+    /// that the bucket exists (it is never created), while a GET reads the stream's hint (see
+    /// the crate's Layout), at once. Nothing else is read until it is needed.
     ///
     /// ```no_run
     /// use s3_syncr::{Options, Storage};
