@@ -602,7 +602,6 @@ proptest! {
 
     #[test]
     fn stream_matches_the_model(steps in prop::collection::vec((op(1), fault()), 1..30)) {
-        let _ = env_logger::builder().is_test(true).try_init();
         run(SMALL, &steps)?;
     }
 }
