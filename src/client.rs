@@ -26,6 +26,7 @@ mod listing;
 #[cfg(test)]
 pub(crate) mod mem;
 mod meta;
+mod open;
 mod put;
 mod renew;
 mod retry;
@@ -58,6 +59,8 @@ pub(crate) struct S3Client {
     pub(crate) max_copy: u64,
     /// In a directory bucket (S3 Express One Zone), its session: flushes are appends.
     sessions: Option<express::Sessions>,
+    /// What the open found, for the first requests after it.
+    opened: open::Opened,
 }
 
 impl S3Client {
@@ -92,6 +95,7 @@ impl S3Client {
             writer,
             known: checksum::Known::default(),
             max_copy: MAX_COPY,
+            opened: open::Opened::default(),
         }
     }
 
@@ -110,11 +114,14 @@ impl S3Client {
     }
 
     /// Fails with [`Error::BucketNotFound`] (or the access error) unless the bucket answers.
-    pub(crate) fn check_bucket(&self) -> Result<(), Error> {
-        let prefix = self.layout.prefix();
-        self.request("LIST", prefix, 0, |bucket| {
-            self.list_page(bucket, None, None, Some(1)).map(drop)
-        })
+    /// It is a LIST of the stream's first key, which names the stream's first object when it is
+    /// one (`Some(None)`: it has none; `None`: the key told nothing, or a directory bucket,
+    /// which lists in no order).
+    pub(crate) fn check_bucket(&self) -> Result<Option<Option<Object>>, Error> {
+        match self.first_page(None, 1)? {
+            open::FirstPage::Found(first) if self.sessions.is_none() => Ok(Some(first)),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -248,6 +255,15 @@ impl Store for S3Client {
     }
     fn appends(&self) -> bool {
         self.is_directory()
+    }
+    fn stepped(&self) -> bool {
+        self.options.stepped.is_some()
+    }
+    fn first_object(&self) -> Result<Option<Object>, Error> {
+        S3Client::first_object(self)
+    }
+    fn opened_first(&self) -> Option<Option<Object>> {
+        S3Client::opened_first(self)
     }
 }
 

@@ -101,6 +101,36 @@ fn spawn_on<T: Send + 'static>(
     job
 }
 
+/// Runs `first` and `second` at once, `second` on a thread of its own, and returns both
+/// outcomes: two requests that need nothing of each other then cost one round trip, not two.
+/// For a stepped client (the simulator) they run one after the other, `first` first, so that a
+/// seed replays; so they do when no thread can be started.
+pub(crate) fn both<A: Send, B: Send>(
+    client: &Client,
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if client.stepped() {
+        let a = first();
+        return (a, second());
+    }
+    // Shared, not moved: a thread that cannot be started drops what it was given.
+    let second = Mutex::new(Some(second));
+    let run = || lock(&second).take().map(|second| second());
+    std::thread::scope(|scope| {
+        let builder = std::thread::Builder::new().name("s3-syncr-request".into());
+        let thread = builder.spawn_scoped(scope, run);
+        let a = first();
+        let b = match thread {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| panic::resume_unwind(panic)),
+            Err(_) => run(),
+        };
+        (a, b.expect("run once"))
+    })
+}
+
 /// Lands `result` in `slot`, or hands it to the clean-up of an abandoned job.
 fn end<T>(slot: &Mutex<Slot<T>>, result: Result<T, Error>) {
     let mut slot = lock(slot);

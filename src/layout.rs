@@ -98,6 +98,42 @@ pub struct Listing {
     pub gaps: Vec<Gap>,
 }
 
+/// A stream's two ends, as [`Storage::ends`](crate::Storage::ends) finds them in a few
+/// requests at any object count: where it starts and ends, and its first and last objects.
+///
+/// ```
+/// # let server = s3_syncr_test_server::Server::start();
+/// # let bucket = server.new_bucket();
+/// use std::io::Write;
+/// use s3_syncr::{Options, Storage};
+///
+/// let options = Options::builder().with_seal_size(1 << 20).build()?;
+/// let mut log = Storage::new(bucket.clone(), "app.log", options)?;
+/// log.write_all(&vec![b'x'; 1 << 20])?; // the first object, sealed by the next write
+/// log.write_all(b"tail")?;
+/// log.close()?;
+/// let ends = Storage::new(bucket, "app.log", Options::default())?.ends()?.unwrap();
+/// assert_eq!((ends.first, ends.end), (0, (1 << 20) + 4));
+/// assert_eq!((ends.first_seq, ends.last_seq, ends.last_size), (0, 1, 4));
+/// assert_eq!(ends.last_key, "app-00000000000000000001.log");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ends {
+    /// The stream offset of the first byte still in S3: where the first object starts.
+    pub first: u64,
+    /// The stream's length: where the last object ends.
+    pub end: u64,
+    /// The first object's sequence number.
+    pub first_seq: u64,
+    /// The last object's (the tail's) sequence number.
+    pub last_seq: u64,
+    /// The last object's key.
+    pub last_key: String,
+    /// The last object's size in bytes.
+    pub last_size: u64,
+}
+
 /// A multipart upload to one of the stream's objects that was started and neither completed nor
 /// aborted: a writer's upload under way, or one left behind by a crash (see
 /// [`Storage::pending_uploads`](crate::Storage::pending_uploads)).

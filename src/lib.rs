@@ -79,13 +79,16 @@
 //!
 //! **Long streams.** From object 100 on, a writer rewrites a small hint,
 //! `dir/name-s3syncr-hint.ext` (never a stream key), each time it creates an object: one PUT of
-//! about 90 bytes per object, none per flush. A new handle reads it, lists one page from 100
-//! objects before the one it names and HEADs the first listed: `len()`, a writer's tail and
-//! `seek(End)` take 3 requests at any object count (plus the bucket check at open), a seek far
-//! back 2 more (a LIST page where the offset should be, guessed from the offsets around it, and
-//! a HEAD). A hint is never trusted: an object is in the stream because a listing shows it; a
-//! missing (0.2) or foreign hint costs the full listing, a stale one a longer one, and the next
-//! writer's new object writes one.
+//! about 90 bytes per object, none per flush. Opening reads it beside the bucket's check (a
+//! LIST of the stream's first key), both at once; `len()`, a writer's tail and `seek(End)` then
+//! list one page from 100 objects before the object it names while a HEAD asks that object
+//! where it starts: 4 requests in 2 round trips at any object count, open included. The front
+//! ([`Storage::first_offset`], [`Storage::ends`], `s3-syncr stat`) takes one HEAD more, of the
+//! first object the open listed; a seek far back 2 more (a LIST page where the offset should
+//! be, guessed from the offsets around it, and a HEAD). A hint is never trusted: an object is in
+//! the stream because a listing shows it, and starts where it records; a missing (0.2) or
+//! foreign hint costs the full listing, a stale one a longer one, and the next writer's new
+//! object writes one.
 //!
 //! Each object records its start in its user metadata, `x-amz-meta-s3syncr-start: <offset>`,
 //! set on every PUT and upload. The stream starts at the lowest sequence number present, at
@@ -369,7 +372,7 @@ mod store;
 mod writer;
 
 pub use error::Error;
-pub use layout::{Gap, Listing, Object, PendingUpload};
+pub use layout::{Ends, Gap, Listing, Object, PendingUpload};
 
 /// The name 0.2 gave an [`Object`] of the stream.
 #[deprecated(since = "0.3.0", note = "renamed `Object`: one name per idea")]

@@ -216,6 +216,8 @@ impl Sim {
             self.mem.clone(),
         );
         client.max_copy = self.max_copy;
+        // As `Storage::new` opens, for what the open finds: a failed one leaves nothing found.
+        let _ = client.open();
         self.log.push(format!(
             "  handle: seal {} part {} copy {:?} ahead {}",
             options.seal_size, options.part_size, options.append_by_copy, options.write_ahead

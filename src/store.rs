@@ -126,6 +126,10 @@ pub(crate) trait Store: Send + Sync {
     /// The stream's hint, if there is one of this stream (see `client/hint.rs`).
     fn read_hint(&self) -> Result<Option<Hint>, Error>;
     fn write_hint(&self, hint: Hint) -> Result<(), Error>;
+    /// The stream's first object, if it has one (its `start` is not known: 0).
+    fn first_object(&self) -> Result<Option<Object>, Error>;
+    /// The first object as the open found it, if fresh; once (see `client/open.rs`).
+    fn opened_first(&self) -> Option<Option<Object>>;
     /// The sequence number of the first object after `seq`, if there is one.
     fn first_after(&self, seq: u64) -> Result<Option<u64>, Error>;
     /// The first object after `seq`, with the start it records, if there is one.
@@ -180,6 +184,11 @@ pub(crate) trait Store: Send + Sync {
     /// Whether [`overwrite`](Store::overwrite) appends, sending only the bytes S3 lacks at
     /// any size, and may refuse to once the object has too many parts (a directory bucket).
     fn appends(&self) -> bool {
+        false
+    }
+    /// Whether requests run one at a time in an order drawn from a seed (the simulator's
+    /// handles): then none runs on a thread of its own.
+    fn stepped(&self) -> bool {
         false
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! A writer rewrites it each time it creates an object (the object's sequence number and the
 //! start it records), after the object is in S3: one small PUT per object, none per flush. A
-//! handle that finds the stream empty reads it (one GET), lists from the object it names on
-//! (one `LIST start-after`, a page per 1,000 objects written since), and asks the first object
-//! listed where it starts (one HEAD): the end in 3 round trips at any length.
+//! handle reads it as it opens (one GET, beside the bucket's check: `open.rs`), then lists from
+//! the object it names on (one `LIST start-after`, a page per 1,000 objects written since)
+//! while it asks that object where it starts (one HEAD, at once): the end in 2 round trips at
+//! any length.
 //!
 //! A hint is never a source of truth: an object belongs to the stream because a listing shows
 //! it, and it starts where it records. A stale hint (a writer of 0.2 wrote since, or the last
@@ -35,6 +36,9 @@ const MAGIC: &str = "s3-syncr hint 1";
 impl S3Client {
     /// The stream's hint, if there is one that parses and is this stream's.
     pub(crate) fn read_hint(&self) -> Result<Option<Hint>, Error> {
+        if let Some(hint) = self.opened.hint() {
+            return Ok(hint);
+        }
         if self.is_directory() {
             // A directory bucket refuses `start-after`: every listing is whole, hint or not.
             return Ok(None);

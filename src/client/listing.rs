@@ -6,6 +6,7 @@ use s3::error::S3Error;
 use s3::serde_types::{ListBucketResult, Object as Listed};
 use ureq::http::HeaderMap;
 
+use super::open::FirstPage;
 use super::{S3Client, xml_text, xml_unescape};
 use crate::Error;
 use crate::layout::{Object, PendingUpload};
@@ -56,6 +57,23 @@ impl S3Client {
         let mut objects: Vec<Object> = self.objects(page.contents).collect();
         objects.sort_by_key(|s| s.seq);
         Ok((objects, more))
+    }
+
+    /// One page of at most `max` keys of the stream's prefix after key `after` (from the first
+    /// for `None`), for the stream's first object: the first of its objects on the page.
+    pub(super) fn first_page(&self, after: Option<String>, max: usize) -> Result<FirstPage, Error> {
+        let prefix = self.layout.prefix();
+        let page = self.request("LIST", prefix, 0, |bucket| {
+            self.list_page(bucket, None, after.clone(), Some(max))
+        })?;
+        let (more, last) = (
+            page.is_truncated,
+            page.contents.last().map(|o| o.key.clone()),
+        );
+        match (self.objects(page.contents).min_by_key(|s| s.seq), last) {
+            (None, Some(last)) if more => Ok(FirstPage::After(last)),
+            (first, _) => Ok(FirstPage::Found(first)),
+        }
     }
 
     /// The stream's objects among `listed`: keys of its layout only.

@@ -3,6 +3,7 @@
 
 use super::{Index, located};
 use crate::Error;
+use crate::job;
 use crate::layout::Object;
 use crate::store::Client;
 
@@ -52,30 +53,58 @@ impl Index {
     }
 
     /// Fills an empty index from the object the stream's hint names on, anchored where the
-    /// first object listed records it starts: one GET, one listing from there, one HEAD. Says
-    /// whether it did; it does not when there is no hint of this stream, when nothing is
-    /// listed from the object it names on (a hint past the end), or when the first object
-    /// listed records no start or is gone by its HEAD. The caller then lists the stream whole.
+    /// first object listed starts: one GET, then at once one listing from there and one HEAD
+    /// of the object the hint names (in the listing's first run of consecutive objects, where
+    /// it starts places the run). Says whether it did; it does not when there is no hint of
+    /// this stream, or when nothing is listed from the object it names on (a hint past the
+    /// end). When the object it names is not in that run, or is gone, or records no start,
+    /// the first object listed is asked (one HEAD more), and if that one records no start or
+    /// is gone, the caller lists the stream whole.
     pub(super) fn open_at_hint(&mut self, client: &Client) -> Result<bool, Error> {
-        let Some(after) = client
-            .read_hint()?
-            .and_then(|hint| hint.seq.checked_sub(BEHIND))
-        else {
+        let Some(hint) = client.read_hint()? else {
             return Ok(false);
         };
-        let listed = located(client, client.list(Some(after))?)?;
+        let Some(after) = hint.seq.checked_sub(BEHIND) else {
+            return Ok(false);
+        };
+        let (listed, named) = job::both(
+            client,
+            || client.list(Some(after)),
+            || client.recorded_start(hint.seq),
+        );
+        let listed = located(client, listed?)?;
         let Some(first) = listed.first() else {
             return Ok(false);
         };
-        let start = match client.recorded_start(first.seq) {
-            Ok(Some(start)) => start,
-            Ok(None) => return Ok(false),
-            Err(err) if err.is_missing() => return Ok(false),
-            Err(err) => return Err(err),
+        let placed = (named.ok().flatten()).and_then(|start| run_start(&listed, hint.seq, start));
+        let start = match placed {
+            Some(start) => start,
+            None => match client.recorded_start(first.seq) {
+                Ok(Some(start)) => start,
+                Ok(None) => return Ok(false),
+                Err(err) if err.is_missing() => return Ok(false),
+                Err(err) => return Err(err),
+            },
         };
         self.origin = Some(start);
         self.unlisted_front = true;
         self.update(listed, |seq| client.key(seq))?;
         Ok(true)
     }
+}
+
+/// Where the first object of `listed` starts, if object `seq` is in its first run of
+/// consecutive objects and starts at `start`: before it lie the sizes of those before it.
+fn run_start(listed: &[Object], seq: u64, start: u64) -> Option<u64> {
+    let mut before = 0;
+    for (i, s) in listed.iter().enumerate() {
+        if i > 0 && s.seq != listed[i - 1].seq + 1 {
+            return None;
+        }
+        if s.seq == seq {
+            return start.checked_sub(before);
+        }
+        before += s.size;
+    }
+    None
 }

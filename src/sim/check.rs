@@ -102,6 +102,9 @@ impl Sim {
                 _ => self.fail(format!("reading the stream: {err}")),
             }
         }
+        if let Ok(first) = first {
+            self.check_ends(from.is_none().then_some(first), first + stream.len() as u64);
+        }
         let found = match records(&stream) {
             Ok(found) => found,
             Err(err) => self.fail(err),
@@ -144,5 +147,28 @@ impl Sim {
             }
         }
         self.log.push(format!("checked {} records", found.len()));
+    }
+
+    /// Checks that new handles find, without listing the stream whole, the `end` a read found,
+    /// and the `first` offset it started at (if it started there, not after a gap).
+    fn check_ends(&mut self, first: Option<u64>, end: u64) {
+        let ends = self.handle().ends();
+        let offset = first.map(|_| self.handle().first_offset()).transpose();
+        let (ends, offset) = match (ends, offset) {
+            (Ok(ends), Ok(offset)) => (ends, offset),
+            (Err(err), _) | (_, Err(err)) => match err {
+                Error::Transport { .. } | Error::Status { .. } => {
+                    self.failed_reads += 1;
+                    return;
+                }
+                err => self.fail(format!("the stream's ends: {err}")),
+            },
+        };
+        let found = ends.map_or((0, 0), |e| (e.first, e.end));
+        if found.1 != end || first.is_some_and(|f| found.0 != f || offset != Some(f)) {
+            self.fail(format!(
+                "the stream's ends: {found:?} and first offset {offset:?}, read {first:?} to {end}"
+            ));
+        }
     }
 }

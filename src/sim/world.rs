@@ -68,6 +68,10 @@ impl Sim {
     /// before it, oldest first, never the last one.
     pub(super) fn trim(&mut self) {
         let objects = self.objects();
+        // Opened and listed before the trim, asked after it: what its open found and what it
+        // listed are stale by then.
+        let mut watcher = self.handle();
+        let _ = watcher.len();
         let mut storage = self.handle();
         let trimmed = storage.len().and_then(|end| {
             let first = storage.first_offset()?;
@@ -76,9 +80,17 @@ impl Sim {
         });
         drop(storage);
         match trimmed {
-            Ok(first) => self
-                .log
-                .push(format!("trimmed: the stream starts at {first}")),
+            Ok(first) => {
+                self.log
+                    .push(format!("trimmed: the stream starts at {first}"));
+                match watcher.first_offset() {
+                    Ok(found) if found != first => {
+                        self.fail(format!("a handle opened before finds {found}"))
+                    }
+                    Ok(_) | Err(Error::Transport { .. } | Error::Status { .. }) => {}
+                    Err(err) => self.fail(format!("first offset after a trim: {err}")),
+                }
+            }
             // A stream with a gap is not trimmed by offset; faults may fail it too.
             Err(Error::MissingObject { .. } | Error::Transport { .. } | Error::Status { .. }) => {
                 self.log.push("trim failed".into())

@@ -16,6 +16,7 @@ use crate::writer::{Streaming, Writer};
 use crate::{Error, Options};
 
 mod close;
+mod ends;
 mod follow;
 mod retention;
 mod seek;
@@ -88,7 +89,8 @@ impl Storage {
     ///   addressed path-style.
     ///
     /// The location and options are checked before any request; then one listing request checks
-    /// that the bucket exists (it is never created). Nothing else is read until it is needed.
+    /// that the bucket exists (it is never created), while a GET reads the stream's hint (see
+    /// the crate's Layout), at once. Nothing else is read until it is needed.
     ///
     /// ```no_run
     /// use s3_syncr::{Options, Storage};
@@ -183,7 +185,7 @@ impl Storage {
     pub fn new(bucket: Bucket, name: &str, options: Options) -> Result<Storage, Error> {
         let layout = Layout::new(name)?;
         let client = S3Client::new(bucket, layout, options.clone())?;
-        client.check_bucket()?;
+        client.open()?;
         Ok(Storage::with_client(Arc::new(client), &options))
     }
 

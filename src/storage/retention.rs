@@ -131,9 +131,11 @@ impl Storage {
     /// The stream offset of the first byte still in S3: 0 until older objects are deleted
     /// (by [`trim`](Storage::trim), a lifecycle rule or by hand), since offsets never move.
     ///
-    /// Each call lists the stream, so objects deleted by others since count; the first call
-    /// also asks the first object where it starts (one HEAD), unless the handle knows it
-    /// already. A new handle reads from there.
+    /// Each call lists the stream's first key (one LIST; on a new handle, the one that
+    /// checked the bucket), so objects deleted by others since count, and asks that object
+    /// where it starts (one HEAD) unless the handle knows it already. The stream is not listed
+    /// whole: a new handle finds the end as [`len`](Storage::len) does first (through the
+    /// hint, at any object count). A new handle reads from there.
     ///
     /// ```
     /// # let server = s3_syncr_test_server::Server::start();
@@ -152,7 +154,13 @@ impl Storage {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn first_offset(&mut self) -> Result<u64, Error> {
-        self.index.resync(&*self.client, !self.writer.started())?;
+        let extend = !self.writer.started();
+        // The front is placed against the objects the index holds: a new one finds the end
+        // first, which the hint makes cheaper than the full listing that would place it alone.
+        if extend && !self.index.anchored() {
+            self.index.refresh(&*self.client)?;
+        }
+        self.index.refresh_front(&*self.client, extend)?;
         self.position()?;
         Ok(self.index.first())
     }

@@ -4,10 +4,11 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use crate::common::{Raw, Server, inner, ops};
+use crate::common::{OPEN, Proxy, Raw, Server, assert_rounds, inner, ops};
 use attohttpc::header::{HeaderMap, HeaderName, HeaderValue};
 use s3::Bucket;
-use s3_syncr::{Error, Options, Storage};
+use s3_syncr::{Ends, Error, Options, Storage};
+use s3_syncr_test_server::Fault;
 
 /// Objects in the streams here: more than one listing page (1,000 keys).
 const OBJECTS: u64 = 2_100;
@@ -73,25 +74,26 @@ fn long_stream(server: &Server) -> Bucket {
     bucket
 }
 
+/// The end: a LIST page from 100 objects before the one the hint names, and the HEAD of that
+/// one for where it starts.
+const END_FOUND: &[&str] = &["ListObjectsV2", "HeadObject"];
+
 #[test]
-fn a_new_handle_finds_the_end_of_a_long_stream_in_three_requests() {
+fn a_new_handle_finds_the_end_of_a_long_stream_in_two_round_trips() {
     let server = Server::start();
     let bucket = long_stream(&server);
 
     let mut reader = handle(&bucket);
-    assert_eq!(ops(&server), ["ListObjectsV2"], "the bucket's check");
+    assert_rounds(&ops(&server), &[OPEN]);
     assert_eq!(reader.len().unwrap(), END);
-    assert_eq!(ops(&server), ["GetObject", "ListObjectsV2", "HeadObject"]);
+    assert_rounds(&ops(&server), &[END_FOUND]);
 
     let mut reader = handle(&bucket);
-    ops(&server);
     assert_eq!(reader.seek(SeekFrom::End(-10)).unwrap(), END - 10);
     let mut last = [0; 10];
     reader.read_exact(&mut last).unwrap();
     assert_eq!(last[..], body(OBJECTS));
-    let sent = ops(&server);
-    assert_eq!(sent.len(), 4, "{sent:?}");
-    assert_eq!(sent[..3], ["GetObject", "ListObjectsV2", "HeadObject"]);
+    assert_rounds(&ops(&server), &[OPEN, END_FOUND, &["GetObject"]]);
 
     // Then the middle, long before what the hint listed: one page there, and its first
     // object's HEAD for where it starts.
@@ -105,28 +107,25 @@ fn a_new_handle_finds_the_end_of_a_long_stream_in_three_requests() {
     // A new handle reading from the front: the end, then the first page (the last HEAD is
     // for the checksum of object 0, read through).
     let mut reader = handle(&bucket);
-    ops(&server);
     let mut first = [0; 10];
     reader.read_exact(&mut first).unwrap();
     assert_eq!(first[..], body(0));
-    let front = ["ListObjectsV2", "HeadObject", "GetObject", "HeadObject"];
-    assert_eq!(ops(&server), [&sent[..3], &front].concat());
+    let front: &[&[&str]] = &[
+        OPEN,
+        END_FOUND,
+        &["ListObjectsV2"],
+        &["HeadObject"],
+        &["GetObject"],
+        &["HeadObject"],
+    ];
+    assert_rounds(&ops(&server), front);
 
     // A writer finds its tail the same way, then continues it.
     let mut writer = handle(&bucket);
-    ops(&server);
     writer.write_all(b"more").unwrap();
     writer.close().unwrap();
-    assert_eq!(
-        ops(&server),
-        [
-            "GetObject",
-            "ListObjectsV2",
-            "HeadObject",
-            "GetObject",
-            "PutObject"
-        ]
-    );
+    let tail: &[&[&str]] = &[OPEN, END_FOUND, &["GetObject"], &["PutObject"]];
+    assert_rounds(&ops(&server), tail);
     assert_eq!(handle(&bucket).len().unwrap(), END + MORE);
     assert!(
         handle(&bucket)
@@ -135,6 +134,85 @@ fn a_new_handle_finds_the_end_of_a_long_stream_in_three_requests() {
             .iter()
             .all(|s| s.key != HINT)
     );
+}
+
+#[test]
+fn the_ends_and_the_first_offset_take_five_requests() {
+    let server = Server::start();
+    let bucket = long_stream(&server);
+    // Trimmed by hand: the stream starts at object 5.
+    for seq in 0..5 {
+        bucket.raw_delete(&key(seq));
+    }
+    ops(&server);
+
+    // What `s3-syncr stat` shows: the end found as `len()` finds it, then the first object's
+    // HEAD (the open's LIST named it).
+    let ends = handle(&bucket).ends().unwrap().unwrap();
+    let expected = Ends {
+        first: 5 * SIZE,
+        end: END,
+        first_seq: 5,
+        last_seq: OBJECTS,
+        last_key: key(OBJECTS),
+        last_size: SIZE,
+    };
+    assert_eq!(ends, expected);
+    assert_rounds(&ops(&server), &[OPEN, END_FOUND, &["HeadObject"]]);
+
+    // No read-ahead: its requests would go on beside those counted.
+    let options = Options::builder().with_read_ahead(0).build().unwrap();
+    let mut reader = Storage::new(bucket.clone(), "long/log.bin", options).unwrap();
+    assert_eq!(reader.first_offset().unwrap(), 5 * SIZE);
+    assert_rounds(&ops(&server), &[OPEN, END_FOUND, &["HeadObject"]]);
+    // Once more: the first key listed again, the object known.
+    assert_eq!(reader.first_offset().unwrap(), 5 * SIZE);
+    assert_eq!(ops(&server), ["ListObjectsV2"]);
+    // It reads from there, the next objects listed a page after the first.
+    let mut some = vec![0; 2 * SIZE as usize];
+    reader.read_exact(&mut some).unwrap();
+    assert_eq!(some, [body(5), body(6)].concat());
+
+    // A trim since: the new first object is asked where it starts.
+    bucket.raw_delete(&key(5));
+    ops(&server);
+    assert_eq!(reader.first_offset().unwrap(), 6 * SIZE);
+    assert_eq!(ops(&server), ["ListObjectsV2"], "object 6 was listed");
+    // Opened before another trim, asked after it: the object its open listed first is gone
+    // (one HEAD), the first key is listed again, and the new first object asked.
+    let mut early = handle(&bucket);
+    assert_eq!(early.len().unwrap(), END);
+    bucket.raw_delete(&key(6));
+    bucket.raw_delete(&key(7));
+    ops(&server);
+    assert_eq!(early.first_offset().unwrap(), 8 * SIZE);
+    assert_eq!(ops(&server), ["HeadObject", "ListObjectsV2", "HeadObject"]);
+    assert_eq!(handle(&bucket).ends().unwrap().unwrap().first, 8 * SIZE);
+}
+
+#[test]
+fn requests_that_need_nothing_of_each_other_go_at_once() {
+    let server = Server::start();
+    let bucket = long_stream(&server);
+    let proxy = Proxy::start(&server);
+    let relayed = proxy.bucket(&server, &bucket.name());
+    // Each pair is held until both arrived: sent one after the other, they never would.
+    for _ in 0..4 {
+        proxy.inject(None, Fault::Hold);
+    }
+    let reader = std::thread::spawn(move || {
+        let mut reader = handle(&relayed);
+        reader.len().unwrap()
+    });
+    for pair in [OPEN, END_FOUND] {
+        assert!(proxy.wait_holding(2), "{pair:?} at once");
+        proxy.release();
+        proxy.release();
+        while proxy.holding() > 0 {
+            std::thread::yield_now();
+        }
+    }
+    assert_eq!(reader.join().unwrap(), END);
 }
 
 /// Reads the whole stream with a new handle, and its length with another: both right.

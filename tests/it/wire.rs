@@ -185,7 +185,9 @@ fn new_connections_resume_the_tls_session() {
     eprintln!("{connections} connections: {full} full handshakes, {resumed} resumed");
     assert!(connections >= 6, "{connections} connections");
     assert_eq!(full + resumed, connections, "a handshake per connection");
-    assert_eq!(full, 1, "{resumed} of {connections} handshakes resumed");
+    // The open's two requests go at once, on two connections that may both start before
+    // either has a session to resume.
+    assert!(full <= 2, "{resumed} of {connections} handshakes resumed");
 }
 
 /// `AWS_CA_BUNDLE`, as the AWS CLI reads it, is trusted; it is read once per process, so the

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use indicatif::HumanBytes;
-use s3_syncr::{Error, Gap, Listing, Object, PendingUpload};
+use s3_syncr::{Ends, Error, Gap, Listing, Object, PendingUpload};
 use unicode_width::UnicodeWidthStr;
 
 const MIB: u64 = 1024 * 1024;
@@ -115,7 +115,8 @@ fn offsets(objects: &[Object]) -> (u64, u64) {
     (first, objects.last().map_or(first, |s| s.start + s.size))
 }
 
-/// The stream's length and objects, and whether its tail object is still open for appending.
+/// `stat --full`: the stream's length and objects, and whether its tail object is still open
+/// for appending.
 pub fn stat(
     out: &mut impl Write,
     location: &str,
@@ -124,13 +125,7 @@ pub fn stat(
 ) -> io::Result<()> {
     let objects = &listing.objects;
     let (first, end) = offsets(objects);
-    writeln!(out, "stream:   {location}")?;
-    writeln!(out, "length:   {end} bytes ({})", HumanBytes(end))?;
-    let trimmed = match first {
-        0 => String::new(),
-        _ => format!(" (the {first} bytes before it were trimmed)"),
-    };
-    writeln!(out, "first:    offset {first}{trimmed}")?;
+    stat_offsets(out, location, first, end)?;
     match (objects.first(), objects.last()) {
         (Some(first), Some(last)) => {
             writeln!(
@@ -146,22 +141,72 @@ pub fn stat(
             if let Some(last) = listing.gaps.last() {
                 writeln!(out, "repair:   {}", repair(listing, last))?;
             }
-            let min_bytes = u64::from(seal_size) * MIB;
-            let state = if last.size < min_bytes {
-                format!("open (below --seal-size {seal_size} MiB: the next append continues it)")
-            } else {
-                format!(
-                    "sealed (at least --seal-size {seal_size} MiB: the next append starts sequence {})",
-                    last.seq + 1
-                )
-            };
-            writeln!(out, "tail:     {}, {} bytes: {state}", last.key, last.size)
+            stat_tail(out, &last.key, last.seq, last.size, seal_size)
         }
-        _ => {
-            writeln!(out, "objects:  0")?;
-            writeln!(out, "tail:     none (the stream is empty)")
-        }
+        _ => stat_empty(out),
     }
+}
+
+/// `stat`: what the stream's two ends tell, `None` for a stream with no object.
+pub fn stat_ends(
+    out: &mut impl Write,
+    location: &str,
+    ends: Option<&Ends>,
+    seal_size: u32,
+) -> io::Result<()> {
+    let Some(ends) = ends else {
+        stat_offsets(out, location, 0, 0)?;
+        return stat_empty(out);
+    };
+    stat_offsets(out, location, ends.first, ends.end)?;
+    writeln!(
+        out,
+        "objects:  sequence {} to {} (stat --full counts them, and shows gaps and pending uploads)",
+        ends.first_seq, ends.last_seq
+    )?;
+    stat_tail(
+        out,
+        &ends.last_key,
+        ends.last_seq,
+        ends.last_size,
+        seal_size,
+    )
+}
+
+/// `stat`'s first lines: the location, the length and the first offset.
+fn stat_offsets(out: &mut impl Write, location: &str, first: u64, end: u64) -> io::Result<()> {
+    writeln!(out, "stream:   {location}")?;
+    writeln!(out, "length:   {end} bytes ({})", HumanBytes(end))?;
+    let trimmed = match first {
+        0 => String::new(),
+        _ => format!(" (the {first} bytes before it were trimmed)"),
+    };
+    writeln!(out, "first:    offset {first}{trimmed}")
+}
+
+/// `stat`'s line on the tail object, `key`, and whether the next append continues it.
+fn stat_tail(
+    out: &mut impl Write,
+    key: &str,
+    seq: u64,
+    size: u64,
+    seal_size: u32,
+) -> io::Result<()> {
+    let seal_bytes = u64::from(seal_size) * MIB;
+    let state = if size < seal_bytes {
+        format!("open (below --seal-size {seal_size} MiB: the next append continues it)")
+    } else {
+        format!(
+            "sealed (at least --seal-size {seal_size} MiB: the next append starts sequence {})",
+            seq + 1
+        )
+    };
+    writeln!(out, "tail:     {key}, {size} bytes: {state}")
+}
+
+fn stat_empty(out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "objects:  0")?;
+    writeln!(out, "tail:     none (the stream is empty)")
 }
 
 /// `stat`'s last line: the multipart uploads to the stream's objects that were neither completed
@@ -337,6 +382,36 @@ mod tests {
         let mut out = Vec::new();
         stat(&mut out, "b/log.txt", &listed(&[]), 8).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("objects:  0"));
+    }
+
+    #[test]
+    fn stat_without_full_tells_the_ends_and_where_the_rest_is() {
+        let text = |ends: Option<&Ends>| {
+            let mut out = Vec::new();
+            stat_ends(&mut out, "b/log.txt", ends, 1).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let ends = Ends {
+            first: MIB,
+            end: 3 * MIB + 12,
+            first_seq: 1,
+            last_seq: 3,
+            last_key: object(3, 12).key,
+            last_size: 12,
+        };
+        assert_eq!(
+            text(Some(&ends)),
+            "stream:   b/log.txt\n\
+             length:   3145740 bytes (3.00 MiB)\n\
+             first:    offset 1048576 (the 1048576 bytes before it were trimmed)\n\
+             objects:  sequence 1 to 3 (stat --full counts them, and shows gaps and pending \
+             uploads)\n\
+             tail:     log-00000000000000000003.txt, 12 bytes: open (below --seal-size 1 MiB: \
+             the next append continues it)\n"
+        );
+        let empty = text(None);
+        assert!(empty.contains("length:   0 bytes"), "{empty}");
+        assert!(empty.ends_with("objects:  0\ntail:     none (the stream is empty)\n"));
     }
 
     #[test]

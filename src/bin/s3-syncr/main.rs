@@ -147,13 +147,21 @@ enum Command {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
     },
-    /// Show the stream's first offset, length, object count and tail object
+    /// Show the stream's length, first offset and tail object; with --full, also its object
+    /// count, gaps and pending uploads
+    ///
+    /// Without --full it sends a few requests at any object count: the end is found through the
+    /// hint object writers keep, the front by the first key listed.
     Stat {
         /// s3://bucket/dir/name.ext or bucket/dir/name.ext
         location: String,
         /// The --seal-size the writers use, to tell whether the tail object is still open
         #[arg(long, alias = "min-size", value_name = "MiB", default_value = "8", value_parser = units::parse_seal_size)]
         seal_size: u32,
+        /// Also count the objects and show the gaps between them and the multipart uploads left
+        /// pending: lists every object (a request per 1,000) and the uploads
+        #[arg(long)]
+        full: bool,
     },
     /// Delete the stream's oldest objects, moving no offset
     ///
@@ -300,8 +308,9 @@ fn main() -> ExitCode {
         Command::Stat {
             location,
             seal_size,
+            full,
         } => {
-            let result = run_info(&store, &location, Some(seal_size));
+            let result = run_info(&store, &location, Some((seal_size, full)));
             ("stat", location, result)
         }
         Command::Trim {
@@ -379,14 +388,20 @@ fn run_cat(
     Ok(cat::run(&mut session.storage, from, follow)?)
 }
 
-fn run_info(store: &Store, location: &str, stat_seal_size: Option<u32>) -> Result<(), Exit> {
-    let session = store.open(location, Options::default(), Purpose::Read)?;
+/// `ls` (`stat` `None`), or `stat` with its --seal-size and --full.
+fn run_info(store: &Store, location: &str, stat: Option<(u32, bool)>) -> Result<(), Exit> {
+    let mut session = store.open(location, Options::default(), Purpose::Read)?;
+    if let Some((seal_size, false)) = stat {
+        let ends = session.storage.ends()?;
+        let out = &mut ClosableOutput::new(io::stdout().lock());
+        return Ok(info::stat_ends(out, location, ends.as_ref(), seal_size)?);
+    }
     // A gap is shown, not refused: these are the commands to look at it with.
     let listing = session.storage.listing()?;
     let out = &mut ClosableOutput::new(io::stdout().lock());
-    match stat_seal_size {
+    match stat {
         None => info::ls(out, &listing),
-        Some(seal_size) => info::stat(out, location, &listing, seal_size)
+        Some((seal_size, _)) => info::stat(out, location, &listing, seal_size)
             .and_then(|()| info::uploads(out, &session.storage.pending_uploads())),
     }?;
     Ok(())

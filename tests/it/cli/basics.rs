@@ -60,9 +60,32 @@ fn append_then_cat_ls_and_stat() {
         format!("total {0} bytes in 4 objects, offsets 0 to {0}", data.len())
     );
 
+    // By default stat tells the ends, and where the rest is.
     let stat = text(&ok(
         against(&server),
         &["stat", &location, "--seal-size", "1"],
+        b"",
+    ));
+    let lines: Vec<&str> = stat.lines().collect();
+    assert_eq!(lines.len(), 5, "{stat}");
+    assert_eq!(lines[0], format!("stream:   {location}"));
+    assert!(
+        lines[1].starts_with(&format!("length:   {} bytes", data.len())),
+        "{stat}"
+    );
+    assert_eq!(lines[2], "first:    offset 0");
+    assert_eq!(
+        lines[3],
+        "objects:  sequence 0 to 3 (stat --full counts them, and shows gaps and pending uploads)"
+    );
+    assert_eq!(
+        lines[4],
+        "tail:     dir/data-00000000000000000003.bin, 12345 bytes: open (below --seal-size 1 \
+         MiB: the next append continues it)"
+    );
+    let stat = text(&ok(
+        against(&server),
+        &["stat", &location, "--seal-size", "1", "--full"],
         b"",
     ));
     assert!(
@@ -324,7 +347,7 @@ fn small_ones_missing_streams_closed_outputs_and_explicit_s3() {
     // The local server cannot list multipart uploads (501): said at once, never retried.
     let mut logged = local(&store);
     logged.env("RUST_LOG", "warn");
-    let output = run(logged, &["stat", "b/here.log"], b"");
+    let output = run(logged, &["stat", "b/here.log", "--full"], b"");
     assert!(
         output.status.success() && output.stderr.is_empty(),
         "{}",
@@ -347,7 +370,7 @@ fn small_ones_missing_streams_closed_outputs_and_explicit_s3() {
     drop(trim.stdout.take());
     let output = trim.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let stat = text(&ok(local(&store), &["stat", "b/big.log"], b""));
+    let stat = text(&ok(local(&store), &["stat", "b/big.log", "--full"], b""));
     assert!(stat.contains("objects:  1 "), "{stat}");
 
     // cat --follow stops once its reader has gone, though the stream stays idle.

@@ -150,11 +150,18 @@ fn a_gap_is_shown_by_ls_and_stat_and_trim_before_gap_reads_on_after_it() {
         ls.contains("trim --before-gap deletes the 1 object"),
         "{ls}"
     );
-    let stat = text(&ok(against(&server), &["stat", &location], b""));
+    let stat = text(&ok(against(&server), &["stat", &location, "--full"], b""));
     assert!(
         stat.contains(&format!("gap:      {} missing", key(1))),
         "{stat}"
     );
+    assert!(
+        stat.contains(&format!("length:   {} bytes", data.len())),
+        "{stat}"
+    );
+    // Without --full, stat looks at the ends only: no gap, the same length.
+    let stat = text(&ok(against(&server), &["stat", &location], b""));
+    assert!(!stat.contains("gap:"), "{stat}");
     assert!(
         stat.contains(&format!("length:   {} bytes", data.len())),
         "{stat}"

@@ -76,6 +76,31 @@ pub fn ops(server: &Server) -> Vec<&'static str> {
     server.take_requests().into_iter().map(|r| r.op).collect()
 }
 
+/// Asserts that `sent` is these `rounds` of requests, in order, each round's in any order:
+/// they go at once (`long::requests_that_need_nothing_of_each_other_go_at_once` shows it).
+pub fn assert_rounds(sent: &[&str], rounds: &[&[&str]]) {
+    let mut at = 0;
+    for round in rounds {
+        let mut got = sent.get(at..at + round.len()).unwrap_or_default().to_vec();
+        let mut expected = round.to_vec();
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected, "{sent:?}");
+        at += round.len();
+    }
+    assert_eq!(at, sent.len(), "{sent:?}");
+}
+
+/// A handle's open: the bucket's check (a LIST of the stream's first key) and the GET of the
+/// stream's hint, at once.
+pub const OPEN: &[&str] = &["ListObjectsV2", "GetObject"];
+
+/// `sent` after the requests of a handle's open ([`OPEN`], in either order), which it checks.
+pub fn after_open<'a>(sent: &'a [&'static str]) -> &'a [&'static str] {
+    assert_rounds(sent.get(..OPEN.len()).unwrap_or_default(), &[OPEN]);
+    &sent[OPEN.len()..]
+}
+
 /// [`ops`], without the requests for streams' hints (an object each writer rewrites as it
 /// creates objects, which each new handle reads).
 pub fn object_ops(server: &Server) -> Vec<&'static str> {
